@@ -1,0 +1,100 @@
+"""`python -m components validate|synth|schema`: the offline tooling around the Pulumi program.
+
+Input problems print one per line and exit 1 with no traceback; nothing is rendered from invalid input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from . import catalogue, settings
+from .problems import InvalidInput
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SCHEMA_FILE = "tenants.schema.json"
+
+
+def load_inputs(project_dir: Path, stack: str, tenants: Optional[Path]):
+    """Settings and the stack's tenants, or InvalidInput listing settings and catalogue problems together."""
+    problems = []
+    stack_settings = None
+    stacks = settings.known_stacks(project_dir)
+    try:
+        stack_settings = settings.load_stack(project_dir, stack)
+    except InvalidInput as invalid:
+        problems.extend(invalid.problems)
+    path = tenants or project_dir / (stack_settings.catalogue if stack_settings else "tenants.yaml")
+    try:
+        cat = catalogue.load(path, stacks=stacks)
+        if stack_settings is not None:
+            return stack_settings, cat.for_stack(stack_settings)
+    except InvalidInput as invalid:
+        problems.extend(invalid.problems)
+    raise InvalidInput(problems)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    stack_settings, tenants = load_inputs(args.project, args.stack, args.tenants)
+    print(f"{args.stack}: {len(tenants)} tenant(s) valid: {', '.join(s.name for s, _ in tenants) or '-'}")
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from . import synth
+
+    load_inputs(args.project, args.stack, args.tenants)
+    result = synth.run(args.project, args.stack, args.tenants)
+    if args.out:
+        synth.write(result, args.out)
+    print(synth.format_table(synth.tenant_summary(result)))
+    print(f"\n{len(result.resources)} resources registered for stack {args.stack}"
+          + (f"; written to {args.out}" if args.out else ""))
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    text = json.dumps(catalogue.json_schema(settings.known_stacks(args.project)), indent=2) + "\n"
+    if args.check:
+        current = (args.project / SCHEMA_FILE).read_text() if (args.project / SCHEMA_FILE).exists() else ""
+        if current != text:
+            print(f"{SCHEMA_FILE} is out of date; run `python -m components schema`", file=sys.stderr)
+            return 1
+        return 0
+    (args.project / SCHEMA_FILE).write_text(text)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m components", description=__doc__)
+    root.add_argument("--project", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    def stack_command(name: str, help_text: str):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("--stack", required=True, help="stack name (Pulumi.<stack>.yaml)")
+        command.add_argument("--tenants", type=Path, help="catalogue file (default: the stack's, tenants.yaml)")
+        return command
+
+    stack_command("validate", "check the catalogue and stack config").set_defaults(run=_validate)
+    synth = stack_command("synth", "render every resource of a stack offline under Pulumi mocks")
+    synth.add_argument("--out", type=Path, help="write resources.json, outputs.json and manifests/ here")
+    synth.set_defaults(run=_synth)
+    schema = commands.add_parser("schema", help=f"write {SCHEMA_FILE} (or --check that it is current)")
+    schema.add_argument("--check", action="store_true")
+    schema.set_defaults(run=_schema)
+    return root
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except InvalidInput as invalid:
+        for problem in invalid.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(invalid.problems)} problem(s); nothing was rendered.", file=sys.stderr)
+        return 1

@@ -1,0 +1,265 @@
+"""Stack settings: everything that differs between dev, staging and prod, read once into a typed model.
+
+Values live in `Pulumi.<stack>.yaml` (or an ESC environment) under the `tenancy:` namespace, plus
+`aws:region`. `from_config` takes the flat config map Pulumi hands a program, so the Pulumi program and the
+offline tooling read settings the same way. Components receive `StackSettings`, never config.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal, Mapping, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from . import naming, safe_yaml
+from .problems import InvalidInput, Problem, join_path
+
+AWS_REGIONS = frozenset({
+    "af-south-1", "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1",
+    "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-southeast-5",
+    "ap-southeast-6", "ap-southeast-7", "ca-central-1", "ca-west-1", "cn-north-1", "cn-northwest-1",
+    "eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1", "eu-south-2", "eu-west-1", "eu-west-2",
+    "eu-west-3", "il-central-1", "me-central-1", "me-south-1", "mx-central-1", "sa-east-1", "us-east-1",
+    "us-east-2", "us-gov-east-1", "us-gov-west-1", "us-west-1", "us-west-2",
+})
+
+NAMESPACE = "tenancy"
+SECRET_PLACEHOLDER = "[secret]"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class KubernetesSettings(_Model):
+    context: Optional[str] = Field(None, description="kubeconfig context of the target cluster.")
+    cluster_name: str = Field("in-cluster", description="Argo CD destination cluster name for tenant apps.")
+    dns_namespace: str = "kube-system"
+
+
+class VaultMountSettings(_Model):
+    path: str = "kv"
+    create: bool = Field(True, description="false adopts an existing mount at `path`.")
+
+
+class VaultKubernetesAuthSettings(_Model):
+    path: str = "kubernetes"
+    create: bool = True
+    host: str = "https://kubernetes.default.svc"
+    ca_cert_file: Optional[str] = None
+    audience: str = "vault"
+
+
+class VaultSettings(_Model):
+    address: str = Field(description="Vault (or OpenBao) address, e.g. https://vault.example.com:8200.")
+    namespace: Optional[str] = None
+    kv_mount: VaultMountSettings = Field(default_factory=VaultMountSettings)
+    kubernetes_auth: VaultKubernetesAuthSettings = Field(default_factory=VaultKubernetesAuthSettings)
+    token_ttl_seconds: int = Field(900, ge=60, le=86400)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError("must be an https:// address (plain http only for loopback)")
+        return value
+
+
+class RegistrySettings(_Model):
+    enabled: bool = True
+    keyspace: str = "tenant_ops"
+    table: str = "tenant_configs"
+    region: Optional[str] = Field(None, description="Keyspaces region; default aws:region.")
+    auth: Literal["sigv4", "service-specific"] = "sigv4"
+    username: Optional[str] = None
+    target_cluster: str = "https://kubernetes.default.svc"
+
+    @field_validator("keyspace", "table")
+    @classmethod
+    def _cql_identifier(cls, value: str) -> str:
+        import re
+
+        if not re.match(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$", value):
+            raise ValueError(f"{value!r} is not a Keyspaces name (letter first, letters, digits, '_', at most 48)")
+        return value
+
+
+class ArtifactSettings(_Model):
+    credentials: Literal["static", "irsa"] = "static"
+    versioning: bool = True
+    noncurrent_version_expire_days: int = Field(30, ge=1, le=3650)
+    force_destroy: bool = Field(False, description="Lets `pulumi destroy` empty buckets; never in stacks that protect data.")
+
+
+class IrsaSettings(_Model):
+    oidc_provider_arn: str = Field(description="arn:aws:iam::<account>:oidc-provider/<issuer host/path>")
+
+    @field_validator("oidc_provider_arn")
+    @classmethod
+    def _arn(cls, value: str) -> str:
+        if not value.startswith("arn:aws") or ":oidc-provider/" not in value:
+            raise ValueError("must be an IAM OIDC provider ARN")
+        return value
+
+    @property
+    def issuer(self) -> str:
+        """The issuer host/path, the prefix of the `:sub`/`:aud` condition keys."""
+        return self.oidc_provider_arn.split(":oidc-provider/", 1)[1]
+
+
+class MiniClusterSettings(_Model):
+    api_version: Literal["v1alpha2", "v1alpha1"] = "v1alpha2"
+
+
+class ArgoCdSettings(_Model):
+    enabled: bool = False
+    namespace: str = "argocd"
+    generator_image: str = "ghcr.io/calypr/tenancy-generator:0.1.0"
+    requeue_after_seconds: int = Field(180, ge=10, le=86400)
+    project: str = "default"
+
+
+class StackSettings(_Model):
+    """The typed form of one stack's configuration."""
+
+    stack: str
+    environment: str
+    org: str
+    region: str = Field(description="aws:region: the default region for tenants and platform resources.")
+    protect_data: bool = False
+    quota_scale: float = Field(1.0, gt=0, le=100)
+    cluster_admin_group: str = "platform-admins"
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    vault: VaultSettings
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
+    irsa: Optional[IrsaSettings] = None
+    minicluster: MiniClusterSettings = Field(default_factory=MiniClusterSettings)
+    argocd: ArgoCdSettings = Field(default_factory=ArgoCdSettings)
+    catalogue: str = Field("tenants.yaml", description="Catalogue path, relative to the project.")
+    secret_keys: frozenset[str] = Field(frozenset(), description="Config keys Pulumi holds as secrets.")
+
+    @field_validator("org")
+    @classmethod
+    def _org(cls, value: str) -> str:
+        if not naming.is_dns1123_label(value) or len(value) > 20:
+            raise ValueError("must be a DNS-1123 label of at most 20 characters")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if value not in AWS_REGIONS:
+            raise ValueError(f"{value!r} is not an AWS region")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "StackSettings":
+        if self.environment != self.stack:
+            raise ValueError(f"tenancy:environment {self.environment!r} must equal the stack name {self.stack!r}")
+        if self.protect_data and self.artifacts.force_destroy:
+            raise ValueError("tenancy:artifacts.forceDestroy cannot be on in a stack with tenancy:protectData")
+        if self.registry.auth == "service-specific" and not self.registry.username:
+            raise ValueError("tenancy:registry.username is required with service-specific credentials")
+        return self
+
+
+# Config keys outside the tenancy namespace that the program reads.
+_FOREIGN_KEYS = {"aws:region": "region"}
+# Config keys of other namespaces that are allowed and ignored (provider plugins read them themselves).
+_IGNORED_NAMESPACES = ("aws:", "kubernetes:", "vault:", "random:", "pulumi:")
+
+
+def from_config(config: Mapping[str, Any], *, stack: str, secret_keys: frozenset[str] = frozenset(),
+                source: Optional[str] = None) -> StackSettings:
+    """Settings from a flat Pulumi config map ({"tenancy:org": "calypr", ...}); InvalidInput on any problem."""
+    source = source or f"Pulumi.{stack}.yaml"
+    data: dict[str, Any] = {"stack": stack, "secretKeys": secret_keys}
+    problems: list[Problem] = []
+    for key, value in config.items():
+        if key in _FOREIGN_KEYS:
+            data[_FOREIGN_KEYS[key]] = value
+            continue
+        namespace, _, field = key.partition(":")
+        if namespace != NAMESPACE:
+            if not key.startswith(_IGNORED_NAMESPACES):
+                problems.append(Problem(source, key, "unknown config key"))
+            continue
+        if field in ("stack", "secretKeys", "region"):
+            problems.append(Problem(source, key, "unknown config key"))
+            continue
+        data[field] = _decode(value)
+    try:
+        settings = StackSettings.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = error["loc"]
+            key = ("aws:region" if loc and loc[0] == "region" else f"{NAMESPACE}:{loc[0]}") if loc else ""
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "unknown config key" if len(loc) == 1 else "unknown field"
+            problems.append(Problem(source, join_path(key, *loc[1:]), message))
+        raise InvalidInput(problems) from None
+    if problems:
+        raise InvalidInput(problems)
+    return settings
+
+
+def _decode(value: Any) -> Any:
+    # Pulumi hands object and list config values to programs as JSON strings.
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def read_stack_file(project_dir: Path, stack: str) -> tuple[dict[str, str], frozenset[str]]:
+    """The flat config map of `Pulumi.<stack>.yaml`, as Pulumi would give it to the program.
+
+    Encrypted `secure:` values cannot be read offline; they become "[secret]" and their keys are secret.
+    """
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    try:
+        doc = safe_yaml.load(path)
+    except FileNotFoundError:
+        raise InvalidInput([Problem(path.name, "", f"no stack {stack!r}: {path.name} does not exist")]) from None
+    except safe_yaml.YamlRefused as exc:
+        raise InvalidInput([Problem(path.name, "", str(exc))]) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("config", {}), dict):
+        raise InvalidInput([Problem(path.name, "config", "must be a mapping of config keys")])
+    config: dict[str, str] = {}
+    secret: set[str] = set()
+    for key, value in (doc.get("config") or {}).items():
+        full_key = key if ":" in key else f"{NAMESPACE}:{key}"
+        masked, is_secret = _mask_secure(value)
+        if is_secret:
+            secret.add(full_key)
+        config[full_key] = masked if isinstance(masked, str) else json.dumps(masked)
+    return config, frozenset(secret)
+
+
+def _mask_secure(value: Any) -> tuple[Any, bool]:
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return SECRET_PLACEHOLDER, True
+        items = {k: _mask_secure(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in items.items()}, any(s for _, s in items.values())
+    if isinstance(value, list):
+        items = [_mask_secure(v) for v in value]
+        return [v for v, _ in items], any(s for _, s in items)
+    return value, False
+
+
+def known_stacks(project_dir: Path) -> tuple[str, ...]:
+    """The stacks of this project: one `Pulumi.<stack>.yaml` each."""
+    return tuple(sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml")))
+
+
+def load_stack(project_dir: Path, stack: str) -> StackSettings:
+    config, secret_keys = read_stack_file(project_dir, stack)
+    return from_config(config, stack=stack, secret_keys=secret_keys)

@@ -1,0 +1,315 @@
+"""Offline synth: run the real Pulumi program under mocks and record every resource it registers.
+
+There is no Pulumi engine here, so a recording resource monitor stands in for it. It sees exactly what the
+engine would be sent (type, name, parent, provider, inputs, protect, retainOnDelete) and answers with
+realistic computed outputs (ids, ARNs, generated names), so policies and manifests rendered from outputs
+carry concrete values. Secret values are recorded only as "[secret]": synth output is safe to share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.sync_await import _sync_await
+
+from . import settings as stack_settings_module
+
+SECRET = "[secret]"
+MOCK_ACCOUNT = "123456789012"
+_SECRET_SIG = rpc._special_secret_sig  # noqa: SLF001 - the wire format has no public name
+_SIG_KEY = rpc._special_sig_key  # noqa: SLF001
+_RESOURCE_SIG = rpc._special_resource_sig  # noqa: SLF001
+
+
+def _digest(*parts: str, length: int = 16) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+def _mask(value: Any) -> Any:
+    """Plain JSON of a wire value: secrets become "[secret]", resource references their URN."""
+    if isinstance(value, dict):
+        sig = value.get(_SIG_KEY)
+        if sig == _SECRET_SIG:
+            return SECRET
+        if sig == _RESOURCE_SIG:
+            return value.get("urn")
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    if value == rpc.UNKNOWN:
+        return None
+    return value
+
+
+def _provider_urn(reference: str) -> Optional[str]:
+    # A provider reference is "<urn>::<id>"; URNs themselves contain "::".
+    return reference.rsplit("::", 1)[0] if reference else None
+
+
+class SynthMocks(pulumi.runtime.Mocks):
+    """Computed outputs shaped like the real providers', derived deterministically from the inputs."""
+
+    def __init__(self) -> None:
+        self.provider_regions: dict[str, str] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[Optional[str], dict]:
+        inputs = dict(args.inputs)
+        typ, name = args.typ, args.name
+        region = self.provider_regions.get(_provider_urn(args.provider or "") or "", "us-west-2")
+        if typ.startswith("pulumi:providers:"):
+            return f"{name}-provider-id", inputs
+        if typ.startswith("kubernetes:"):
+            meta = inputs.get("metadata") or {}
+            ident = "/".join(p for p in (meta.get("namespace"), meta.get("name")) if p)
+            return ident or name, inputs
+        computed = _COMPUTED.get(typ)
+        if computed is None:
+            return f"{name}-id", inputs
+        ident, outputs = computed(name, inputs, region)
+        return ident, {**inputs, **outputs}
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, Optional[list[tuple[str, str]]]]:
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": MOCK_ACCOUNT, "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/synth", "userId": "SYNTH"}, None
+        if args.token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, None
+        return {}, None
+
+
+def _arn(service: str, region: str, resource: str) -> str:
+    return f"arn:aws:{service}:{region}:{MOCK_ACCOUNT}:{resource}"
+
+
+def _bucket(name, inputs, region):
+    bucket = inputs.get("bucket") or f"{name}-{_digest(name, length=7)}"
+    return bucket, {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}", "region": region,
+                    "bucketDomainName": f"{bucket}.s3.amazonaws.com",
+                    "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com"}
+
+
+def _iam(kind):
+    def computed(name, inputs, region):
+        iam_name = inputs.get("name") or f"{name}-{_digest(name, length=7)}"
+        path = inputs.get("path", "/")
+        return iam_name, {"name": iam_name, "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:{kind}{path}{iam_name}",
+                          "uniqueId": f"AID{_digest(kind, iam_name, length=17).upper()}"}
+    return computed
+
+
+def _access_key(name, inputs, region):
+    key_id = f"AKIA{_digest('key', name).upper()}"
+    return key_id, {"user": inputs.get("user"), "status": inputs.get("status", "Active"),
+                    "secret": f"mock-secret-{_digest('secret', name, length=32)}"}
+
+
+def _kms_key(name, inputs, region):
+    key_id = f"{_digest('kms', name, length=8)}-{_digest('kms2', name, length=4)}-4{_digest('k3', name, length=3)}-" \
+             f"8{_digest('k4', name, length=3)}-{_digest('k5', name, length=12)}"
+    return key_id, {"keyId": key_id, "arn": _arn("kms", region, f"key/{key_id}")}
+
+
+def _kms_alias(name, inputs, region):
+    alias = inputs.get("name") or f"alias/{name}"
+    return alias, {"name": alias, "arn": _arn("kms", region, alias), "targetKeyArn": inputs.get("targetKeyId")}
+
+
+def _keyspace(name, inputs, region):
+    ks = inputs.get("name") or name
+    return ks, {"name": ks, "arn": f"arn:aws:cassandra:{region}:{MOCK_ACCOUNT}:/keyspace/{ks}/"}
+
+
+def _table(name, inputs, region):
+    ks, table = inputs.get("keyspaceName"), inputs.get("tableName")
+    return f"{ks}/{table}", {"arn": f"arn:aws:cassandra:{region}:{MOCK_ACCOUNT}:/keyspace/{ks}/table/{table}"}
+
+
+def _random_password(name, inputs, region):
+    length = int(inputs.get("length", 32))
+    value = (_digest("password", name, length=64) * 4)[:length]
+    return "none", {"result": value, "bcryptHash": f"$2a$10${_digest('bcrypt', name, length=53)}"}
+
+
+def _vault_path(name, inputs, region):
+    return inputs.get("path") or inputs.get("name") or name, {"accessor": f"auth_{_digest('acc', name, length=8)}"}
+
+
+_COMPUTED = {
+    "aws:s3/bucket:Bucket": _bucket,
+    "aws:iam/user:User": _iam("user"),
+    "aws:iam/role:Role": _iam("role"),
+    "aws:iam/policy:Policy": _iam("policy"),
+    "aws:iam/accessKey:AccessKey": _access_key,
+    "aws:kms/key:Key": _kms_key,
+    "aws:kms/alias:Alias": _kms_alias,
+    "aws:keyspaces/keyspace:Keyspace": _keyspace,
+    "aws:keyspaces/table:Table": _table,
+    "random:index/randomPassword:RandomPassword": _random_password,
+    "vault:index/mount:Mount": _vault_path,
+    "vault:index/authBackend:AuthBackend": _vault_path,
+}
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """A mock monitor that records each registration as the engine would receive it."""
+
+    def __init__(self, mocks: SynthMocks):
+        super().__init__(mocks)
+        self.synth_mocks = mocks
+        self.records: list[dict[str, Any]] = []
+
+    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+        if request.type == "pulumi:pulumi:Stack":
+            return super().RegisterResource(request)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        wire_inputs = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
+        if request.type == "pulumi:providers:aws":
+            self.synth_mocks.provider_regions[urn] = wire_inputs.get("region", "us-west-2")
+        self.records.append({
+            "urn": urn,
+            "type": request.type,
+            "name": request.name,
+            "parent": request.parent or None,
+            "custom": bool(request.custom),
+            "provider": _provider_urn(request.provider),
+            "inputs": _mask(wire_inputs),
+            "protect": bool(request.protect),
+            "retainOnDelete": bool(request.retainOnDelete),
+        })
+        pulumi_mocks._ensure_event_loop()  # noqa: SLF001 - needed to deserialize resource references
+        inputs = rpc.deserialize_properties(request.object)
+        resource_args = pulumi.runtime.MockResourceArgs(
+            typ=request.type, name=request.name, inputs=inputs, provider=request.provider,
+            resource_id=request.importId, custom=request.custom or False)
+        id_, state = self.mocks.new_resource(resource_args)
+        # The engine marks provider-declared secret outputs (access key secrets, generated passwords);
+        # the stock mock monitor does not, so do it here or they would leak as plain values.
+        for key in request.additionalSecretOutputs:
+            if key in state:
+                state[key] = {_SIG_KEY: _SECRET_SIG, "value": state[key]}
+        obj_proto = _sync_await(rpc.serialize_properties(state, {}))
+        self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, id_, state)
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=obj_proto)
+
+
+@dataclass
+class SynthResult:
+    stack: str
+    resources: list[dict[str, Any]]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def manifests(self) -> list[tuple[str, dict[str, Any]]]:
+        """(relative path, manifest) for every Kubernetes object, as `manifests/<ns|_cluster>/<kind>-<name>.yaml`."""
+        found = []
+        for record in self.resources:
+            if not record["custom"] or not record["type"].startswith("kubernetes:") \
+                    or record["type"].startswith("kubernetes:helm") or "apiVersion" not in record["inputs"]:
+                continue
+            manifest = record["inputs"]
+            meta = manifest.get("metadata") or {}
+            folder = meta.get("namespace") or "_cluster"
+            found.append((f"{folder}/{manifest['kind'].lower()}-{meta.get('name', record['name'])}.yaml", manifest))
+        return found
+
+
+def run(project_dir: Path, stack: str, tenants_file: Optional[Path] = None) -> SynthResult:
+    """Run the program in `project_dir` for `stack` under mocks; the caller validates inputs first."""
+    config, secret_keys = stack_settings_module.read_stack_file(project_dir, stack)
+    if tenants_file is not None:
+        config["tenancy:catalogue"] = str(tenants_file.resolve())
+    mocks = SynthMocks()
+    monitor = RecordingMonitor(mocks)
+    runtime_settings.ROOT.set(None)
+    pulumi.runtime.set_all_config(config, sorted(secret_keys))
+    pulumi.runtime.set_mocks(mocks, project="tenancy", stack=stack, preview=False, monitor=monitor)
+    program = str(project_dir / "__main__.py")
+    sys.path.insert(0, str(project_dir))
+    try:
+        _sync_await(pulumi.runtime.stack.run_pulumi_func(lambda: runpy.run_path(program, run_name="__main__")))
+        outputs = _resolve_outputs(runtime_settings.get_root_resource())
+    finally:
+        sys.path.remove(str(project_dir))
+    return SynthResult(stack=stack, resources=monitor.records, outputs=outputs)
+
+
+def _resolve_outputs(root: Any) -> dict[str, Any]:
+    resolved = {}
+    for key, value in (getattr(root, "outputs", None) or {}).items():
+        output = pulumi.Output.from_input(value)
+        is_secret = _sync_await(output.is_secret())
+        resolved[key] = SECRET if is_secret else _sync_await(output.future())
+    return resolved
+
+
+def write(result: SynthResult, out_dir: Path) -> None:
+    import shutil
+
+    import yaml
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "resources.json").write_text(json.dumps(result.resources, indent=2, sort_keys=False) + "\n")
+    (out_dir / "outputs.json").write_text(json.dumps(result.outputs, indent=2, sort_keys=True, default=str) + "\n")
+    manifests_dir = out_dir / "manifests"
+    if manifests_dir.exists():
+        shutil.rmtree(manifests_dir)
+    for relative, manifest in result.manifests():
+        path = manifests_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+
+
+def tenant_summary(result: SynthResult) -> list[dict[str, Any]]:
+    """One row per Tenant component: its namespace, region, bucket and how many resources it owns."""
+    children: dict[str, list[dict]] = {}
+    for record in result.resources:
+        children.setdefault(record["parent"], []).append(record)
+
+    def descendants(urn: str) -> list[dict]:
+        out = []
+        for record in children.get(urn, []):
+            out.append(record)
+            out.extend(descendants(record["urn"]))
+        return out
+
+    rows = []
+    for record in result.resources:
+        if record["type"] != "tenancy:index:Tenant":
+            continue
+        owned = descendants(record["urn"])
+        by_type = {}
+        for item in owned:
+            by_type.setdefault(item["type"], []).append(item)
+        namespace = next((r["inputs"]["metadata"]["name"] for r in by_type.get("kubernetes:core/v1:Namespace", [])), "-")
+        buckets = by_type.get("aws:s3/bucket:Bucket", [])
+        region = "-"
+        if buckets and buckets[0]["provider"]:
+            region = buckets[0]["provider"].rsplit("::", 1)[-1].removeprefix("aws-")
+        rows.append({
+            "tenant": record["name"],
+            "namespace": namespace,
+            "region": region,
+            "bucket": buckets[0]["inputs"].get("bucket", "-") if buckets else "-",
+            "resources": len(owned),
+        })
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(no tenants in this stack)"
+    headers = list(rows[0])
+    widths = {h: max(len(h), *(len(str(r[h])) for r in rows)) for h in headers}
+    lines = ["  ".join(h.upper().ljust(widths[h]) for h in headers)]
+    lines += ["  ".join(str(r[h]).ljust(widths[h]) for h in headers) for r in rows]
+    return "\n".join(lines)
