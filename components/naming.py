@@ -29,6 +29,10 @@ ARTIFACT_REPOSITORIES_CONFIGMAP = "artifact-repositories"
 ARTIFACT_REPOSITORY_KEY = "default-v1"
 WORKFLOW_TEMPLATE = "nextflow-repo-runner"
 RATIFY_POLICY = "ratify-policy"
+# Keys of the Secrets External Secrets writes; the artifact ConfigMap and the MiniCluster read the same keys.
+S3_ACCESS_KEY_ID_KEY = "AWS_ACCESS_KEY_ID"
+S3_SECRET_ACCESS_KEY_KEY = "AWS_SECRET_ACCESS_KEY"
+FLUX_SECRET_KEY_KEY = "flux-secret-key"
 TENANT_LABEL = "tenancy.io/tenant"
 ENVIRONMENT_LABEL = "tenancy.io/environment"
 ORG_LABEL = "tenancy.io/org"
@@ -180,6 +184,11 @@ def derive(org: str, environment: str, tenant: str, bucket: str | None = None) -
         minicluster_secret=f"flux-credentials-{tenant}",
         minicluster=f"flux-{tenant}",
     )
+
+
+def minicluster_password_key(user: str) -> str:
+    """Key of a MiniCluster user's password in the tenant's Flux credentials Secret (and its Vault entry)."""
+    return f"password-{user}"
 
 
 NAME_FIELDS = tuple(f.name for f in fields(TenantNames))

@@ -176,6 +176,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         wire_inputs = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
         if request.type == "pulumi:providers:aws":
             self.synth_mocks.provider_regions[urn] = wire_inputs.get("region", "us-west-2")
+        if "__provider" in wire_inputs:
+            # A dynamic resource carries its pickled provider; it is code, not configuration worth reviewing.
+            wire_inputs["__provider"] = "[dynamic provider]"
         self.records.append({
             "urn": urn,
             "type": request.type,
@@ -209,6 +212,27 @@ class SynthResult:
     resources: list[dict[str, Any]]
     outputs: dict[str, Any] = field(default_factory=dict)
 
+    def of_type(self, type_token: str) -> list[dict[str, Any]]:
+        return [r for r in self.resources if r["type"] == type_token]
+
+    def descendants(self, urn: str) -> list[dict[str, Any]]:
+        """Every resource parented (transitively) under `urn`, in registration order."""
+        inside = {urn}
+        found = []
+        for record in self.resources:  # registration order puts parents before their children
+            if record["parent"] in inside:
+                inside.add(record["urn"])
+                found.append(record)
+        return found
+
+    def tenant(self, name: str) -> list[dict[str, Any]]:
+        """The resources of one Tenant component."""
+        urn = next(r["urn"] for r in self.of_type("tenancy:index:Tenant") if r["name"] == name)
+        return self.descendants(urn)
+
+    def tenant_names(self) -> list[str]:
+        return [r["name"] for r in self.of_type("tenancy:index:Tenant")]
+
     def manifests(self) -> list[tuple[str, dict[str, Any]]]:
         """(relative path, manifest) for every Kubernetes object, as `manifests/<ns|_cluster>/<kind>-<name>.yaml`."""
         found = []
@@ -216,11 +240,17 @@ class SynthResult:
             if not record["custom"] or not record["type"].startswith("kubernetes:") \
                     or record["type"].startswith("kubernetes:helm") or "apiVersion" not in record["inputs"]:
                 continue
-            manifest = record["inputs"]
+            manifest = _ordered_manifest(record["inputs"])
             meta = manifest.get("metadata") or {}
             folder = meta.get("namespace") or "_cluster"
             found.append((f"{folder}/{manifest['kind'].lower()}-{meta.get('name', record['name'])}.yaml", manifest))
         return found
+
+
+def _ordered_manifest(inputs: dict[str, Any]) -> dict[str, Any]:
+    # Wire inputs arrive unordered; manifests read best in the conventional order.
+    first = ("apiVersion", "kind", "metadata")
+    return {**{k: inputs[k] for k in first if k in inputs}, **{k: v for k, v in inputs.items() if k not in first}}
 
 
 def run(project_dir: Path, stack: str, tenants_file: Optional[Path] = None) -> SynthResult:
@@ -271,34 +301,15 @@ def write(result: SynthResult, out_dir: Path) -> None:
 
 def tenant_summary(result: SynthResult) -> list[dict[str, Any]]:
     """One row per Tenant component: its namespace, region, bucket and how many resources it owns."""
-    children: dict[str, list[dict]] = {}
-    for record in result.resources:
-        children.setdefault(record["parent"], []).append(record)
-
-    def descendants(urn: str) -> list[dict]:
-        out = []
-        for record in children.get(urn, []):
-            out.append(record)
-            out.extend(descendants(record["urn"]))
-        return out
-
     rows = []
-    for record in result.resources:
-        if record["type"] != "tenancy:index:Tenant":
-            continue
-        owned = descendants(record["urn"])
-        by_type = {}
-        for item in owned:
-            by_type.setdefault(item["type"], []).append(item)
-        namespace = next((r["inputs"]["metadata"]["name"] for r in by_type.get("kubernetes:core/v1:Namespace", [])), "-")
-        buckets = by_type.get("aws:s3/bucket:Bucket", [])
-        region = "-"
-        if buckets and buckets[0]["provider"]:
-            region = buckets[0]["provider"].rsplit("::", 1)[-1].removeprefix("aws-")
+    for name in result.tenant_names():
+        owned = result.tenant(name)
+        namespaces = [r for r in owned if r["type"] == "kubernetes:core/v1:Namespace"]
+        buckets = [r for r in owned if r["type"] == "aws:s3/bucket:Bucket"]
         rows.append({
-            "tenant": record["name"],
-            "namespace": namespace,
-            "region": region,
+            "tenant": name,
+            "namespace": namespaces[0]["inputs"]["metadata"]["name"] if namespaces else "-",
+            "region": buckets[0]["provider"].rsplit("::", 1)[-1].removeprefix("aws-") if buckets else "-",
             "bucket": buckets[0]["inputs"].get("bucket", "-") if buckets else "-",
             "resources": len(owned),
         })
