@@ -48,6 +48,13 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
+def _quantities_as_text(value: Any) -> Any:
+    # YAML reads `pods: 10` as a number; quantities are strings to Kubernetes, so accept both spellings.
+    if isinstance(value, dict):
+        return {k: str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for k, v in value.items()}
+    return value
+
+
 def _check_labels(value: dict[str, str]) -> dict[str, str]:
     for key, item in value.items():
         why = naming.label_key_problem(key) or naming.label_value_problem(item)
@@ -117,6 +124,8 @@ class Limits(_Model):
     default_request: dict[str, str] = Field(default_factory=lambda: {"cpu": "100m", "memory": "128Mi"})
     default: dict[str, str] = Field(default_factory=lambda: {"cpu": "1", "memory": "1Gi"})
     max: dict[str, str] = Field(default_factory=dict)
+
+    _as_text = field_validator("default_request", "default", "max", mode="before")(_quantities_as_text)
 
     @field_validator("default_request", "default", "max")
     @classmethod
@@ -255,6 +264,8 @@ class TenantSpec(_Model):
             if key in _RESERVED_PARAMS:
                 raise ValueError(f"param key {key!r} is reserved by the Argo CD generator")
         return value
+
+    _quota_as_text = field_validator("quota", mode="before")(_quantities_as_text)
 
     @field_validator("quota")
     @classmethod
