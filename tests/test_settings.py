@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+
+from components import settings
+from components.problems import InvalidInput
+from tests.conftest import PROJECT
+
+BASE = {"tenancy:environment": "dev", "tenancy:org": "calypr", "aws:region": "us-west-2",
+        "tenancy:vault": '{"address": "https://vault.example:8200"}'}
+
+
+def messages(config: dict) -> list[str]:
+    with pytest.raises(InvalidInput) as caught:
+        settings.from_config(config, stack="dev")
+    return [str(p) for p in caught.value.problems]
+
+
+def test_shipped_stacks_load_and_differ_only_in_settings():
+    loaded = {s: settings.load_stack(PROJECT, s) for s in ("dev", "staging", "prod")}
+    assert not loaded["dev"].protect_data and loaded["staging"].protect_data and loaded["prod"].protect_data
+    assert loaded["prod"].artifacts.credentials == "irsa" and loaded["prod"].irsa is not None
+    assert not loaded["prod"].artifacts.force_destroy
+
+
+def test_minimal_config_gets_defaults():
+    s = settings.from_config(BASE, stack="dev")
+    assert (s.registry.keyspace, s.vault.kv_mount.path, s.quota_scale) == ("tenant_ops", "kv", 1.0)
+
+
+def test_misspelt_key_is_an_error_not_a_silent_default():
+    assert messages({**BASE, "tenancy:protecData": "true"}) == ["Pulumi.dev.yaml: tenancy:protecData: unknown config key"]
+
+
+def test_nested_problems_carry_the_path():
+    found = messages({**BASE, "tenancy:registry": '{"keyspace": "bad-name", "colour": 1}'})
+    assert any(m.startswith("Pulumi.dev.yaml: tenancy:registry.keyspace: 'bad-name' is not a Keyspaces name") for m in found)
+    assert "Pulumi.dev.yaml: tenancy:registry.colour: unknown field" in found
+
+
+def test_environment_must_match_stack_and_region_must_exist():
+    assert any("must equal the stack name" in m for m in messages({**BASE, "tenancy:environment": "prod"}))
+    assert messages({**BASE, "aws:region": "moon-1"}) == ["Pulumi.dev.yaml: aws:region: 'moon-1' is not an AWS region"]
+
+
+def test_protected_stack_cannot_force_destroy_buckets():
+    found = messages({**BASE, "tenancy:protectData": "true", "tenancy:artifacts": '{"forceDestroy": true}'})
+    assert any("forceDestroy cannot be on" in m for m in found)
+
+
+def test_secure_values_are_masked_when_read_offline(tmp_path):
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        "config:\n  tenancy:registryPassword:\n    secure: v1:abc\n  tenancy:org: x\n")
+    config, secret = settings.read_stack_file(tmp_path, "dev")
+    assert config["tenancy:registryPassword"] == "[secret]" and secret == {"tenancy:registryPassword"}
