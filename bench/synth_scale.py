@@ -1,0 +1,127 @@
+"""Benchmark: synth cost per tenant against the bare Pulumi-SDK floor, at 10, 100 and 1000 tenants.
+
+For each size N it generates a catalogue of N tenants with every feature on, renders the dev stack offline in a
+fresh process (wall time of the run, peak RSS of the process), then, also in a fresh process, registers the same
+number of plain resources under the same recording mocks: the floor no program can beat. Prints a table with
+the ratio and the per-tenant cost, so linearity can be read off. Not a test: run `make bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+
+TENANT = """  - name: t{i:04d}
+    displayName: Tenant {i}
+    team: team-{i}
+    region: {region}
+    repo: {{url: https://github.com/bench/t{i:04d}.git, defaultBranch: main, path: deploy}}
+    owners: {{admins: [t{i:04d}-admins], developers: [t{i:04d}-devs]}}
+    labels: {{tier: bench}}
+    params: {{profile: k8s}}
+    artifacts: {{keyPrefix: runs/, encryption: kms, storageClass: archive, garbageCollection: true}}
+    isolation: {{nodes: dedicated}}
+    network:
+      ingress: {{podLabels: {{app.kubernetes.io/name: traefik}}, namespaceLabels: {{kubernetes.io/metadata.name: traefik}}}}
+      loadBalancerCidrs: [203.0.113.0/24]
+      allowEgressToInternet: true
+    minicluster: {{enabled: true, size: 2, users: [alice, bob]}}
+    supplyChain: {{enabled: true, certificateFile: certs/compliance-notation.pem}}
+"""
+
+
+def catalogue(n: int) -> str:
+    regions = ["us-west-2", "eu-west-1", "us-east-1"]
+    return "tenants:\n" + "".join(TENANT.format(i=i, region=regions[i % 3]) for i in range(n))
+
+
+def _import_sdks() -> None:
+    # Import cost is paid once per process whatever the size; keep it out of both timings.
+    import pulumi_aws  # noqa: F401
+    import pulumi_kubernetes  # noqa: F401
+    import pulumi_random  # noqa: F401
+    import pulumi_vault  # noqa: F401
+
+
+def child_synth(tenants_file: str) -> dict:
+    from components import cli, synth
+
+    _import_sdks()
+
+    started = time.perf_counter()
+    cli.load_inputs(PROJECT, "dev", Path(tenants_file))
+    result = synth.run(PROJECT, "dev", Path(tenants_file))
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "resources": len(result.resources)}
+
+
+def child_floor(count: int) -> dict:
+    import pulumi
+    from pulumi.runtime import settings as runtime_settings
+    from pulumi.runtime.sync_await import _sync_await
+
+    from components import synth
+
+    _import_sdks()
+
+    class Plain(pulumi.CustomResource):
+        def __init__(self, name: str, value: str):
+            super().__init__("bench:index:Plain", name, {"value": value, "labels": {"a": "b"}})
+
+    def register(n: int) -> tuple[float, int]:
+        mocks = synth.SynthMocks()
+        monitor = synth.RecordingMonitor(mocks)
+        runtime_settings.ROOT.set(None)
+        started = time.perf_counter()
+        pulumi.runtime.set_mocks(mocks, project="bench", stack="dev", preview=False, monitor=monitor)
+        _sync_await(pulumi.runtime.stack.run_pulumi_func(lambda: [Plain(f"plain-{i}", str(i)) for i in range(n)]))
+        return time.perf_counter() - started, len(monitor.records)
+
+    register(10)  # the same warm-up as the synth side
+    seconds, registered = register(count)
+    return {"seconds": seconds, "resources": registered}
+
+
+def run_child(*args: str) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, value = args.child
+        result = child_synth(value) if kind == "synth" else child_floor(int(value))
+        result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+        return
+
+    print(f"{'tenants':>8} {'resources':>9} {'synth s':>8} {'floor s':>8} {'ratio':>6} {'ms/tenant':>9} "
+          f"{'synth MB':>8} {'floor MB':>8}")
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(PROJECT / "certs", Path(tmp) / "certs")
+        for n in args.sizes:
+            path = Path(tmp) / f"tenants-{n}.yaml"
+            path.write_text(catalogue(n))
+            synth = run_child("synth", str(path))
+            floor = run_child("floor", str(synth["resources"]))
+            print(f"{n:>8} {synth['resources']:>9} {synth['seconds']:>8.2f} {floor['seconds']:>8.2f} "
+                  f"{synth['seconds'] / floor['seconds']:>6.2f} {1000 * synth['seconds'] / n:>9.1f} "
+                  f"{synth['peak_mb']:>8.0f} {floor['peak_mb']:>8.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
