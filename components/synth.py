@@ -168,6 +168,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.synth_mocks = mocks
         self.records: list[dict[str, Any]] = []
+        # Secret values the mocks generated (passwords, key secrets): kept in memory so tests can prove that
+        # none of them reaches resources.json, outputs.json or a manifest. Never written anywhere.
+        self.generated_secrets: list[str] = []
 
     def RegisterResource(self, request):  # noqa: N802 - gRPC method name
         if request.type == "pulumi:pulumi:Stack":
@@ -200,6 +203,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         # the stock mock monitor does not, so do it here or they would leak as plain values.
         for key in request.additionalSecretOutputs:
             if key in state:
+                if isinstance(state[key], str):
+                    self.generated_secrets.append(state[key])
                 state[key] = {_SIG_KEY: _SECRET_SIG, "value": state[key]}
         obj_proto = _sync_await(rpc.serialize_properties(state, {}))
         self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, id_, state)
@@ -211,6 +216,7 @@ class SynthResult:
     stack: str
     resources: list[dict[str, Any]]
     outputs: dict[str, Any] = field(default_factory=dict)
+    generated_secrets: list[str] = field(default_factory=list, repr=False)
 
     def of_type(self, type_token: str) -> list[dict[str, Any]]:
         return [r for r in self.resources if r["type"] == type_token]
@@ -270,7 +276,8 @@ def run(project_dir: Path, stack: str, tenants_file: Optional[Path] = None) -> S
         outputs = _resolve_outputs(runtime_settings.get_root_resource())
     finally:
         sys.path.remove(str(project_dir))
-    return SynthResult(stack=stack, resources=monitor.records, outputs=outputs)
+    return SynthResult(stack=stack, resources=monitor.records, outputs=outputs,
+                       generated_secrets=monitor.generated_secrets)
 
 
 def _resolve_outputs(root: Any) -> dict[str, Any]:
