@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Optional
 
 import pulumi
+import pulumi_aws as aws
+
+from . import iam_policies, naming
+from .catalogue import TenantSpec
+from .naming import TenantNames
+from .providers import Providers, child
+from .settings import StackSettings
 
 
 @dataclass(frozen=True)
@@ -22,3 +30,105 @@ class ArtifactAccess:
     role_arn: Optional[pulumi.Output[str]]
     access_key_id: Optional[pulumi.Output[str]]
     secret_access_key: Optional[pulumi.Output[str]]
+
+
+# A scheduled key deletion can be cancelled until the window ends; data stacks get AWS's longest window.
+KMS_DELETION_WINDOW_PROTECTED_DAYS = 30
+KMS_DELETION_WINDOW_DAYS = 7
+
+
+def resource_tags(spec: TenantSpec, settings: StackSettings) -> dict[str, str]:
+    """Tags on every taggable tenant resource, so cost reports and audits can be cut per tenant and team."""
+    return {"tenant": spec.name, "team": spec.team, "environment": settings.environment, "org": settings.org,
+            "managed-by": naming.MANAGED_BY}
+
+
+@dataclass(frozen=True)
+class TenantStorageArgs:
+    spec: TenantSpec
+    names: TenantNames
+    settings: StackSettings
+    providers: Providers
+
+
+class TenantStorage(pulumi.ComponentResource):
+    """The tenant's artifact bucket with its hardening, the optional KMS key, and the identity Argo uses."""
+
+    access: ArtifactAccess
+
+    def __init__(self, name: str, args: TenantStorageArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("tenancy:storage:TenantStorage", name, None, opts)
+        spec, names, settings = args.spec, args.names, args.settings
+        artifacts = spec.artifacts
+        provider = args.providers.aws(spec.region)
+        tags = resource_tags(spec, settings)
+        opts_ = child(self, provider)
+        data_opts = child(self, provider, protect=settings.protect_data, retain_on_delete=settings.protect_data)
+
+        bucket = aws.s3.Bucket(f"{name}-bucket", bucket=names.bucket, force_destroy=settings.artifacts.force_destroy,
+                               tags=tags, opts=data_opts)
+        aws.s3.BucketOwnershipControls(f"{name}-ownership", bucket=bucket.id,
+                                       rule={"object_ownership": "BucketOwnerEnforced"}, opts=opts_)
+        aws.s3.BucketPublicAccessBlock(f"{name}-public-access-block", bucket=bucket.id, block_public_acls=True,
+                                       block_public_policy=True, ignore_public_acls=True,
+                                       restrict_public_buckets=True, opts=opts_)
+
+        kms_key = None
+        sse_default: dict = {"sse_algorithm": "AES256"}
+        if spec.uses_kms:
+            kms_key = aws.kms.Key(
+                f"{name}-kms-key", description=f"Artifacts of tenant {spec.name} ({settings.environment})",
+                enable_key_rotation=True, tags=tags,
+                deletion_window_in_days=(KMS_DELETION_WINDOW_PROTECTED_DAYS if settings.protect_data
+                                         else KMS_DELETION_WINDOW_DAYS),
+                opts=data_opts)
+            aws.kms.Alias(f"{name}-kms-alias", name=names.kms_alias, target_key_id=kms_key.key_id, opts=opts_)
+            sse_default = {"sse_algorithm": "aws:kms", "kms_master_key_id": kms_key.arn}
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-sse", bucket=bucket.id,
+            # The bucket key cuts KMS requests (and their cost and throttling) by orders of magnitude.
+            rules=[{"apply_server_side_encryption_by_default": sse_default, "bucket_key_enabled": spec.uses_kms}],
+            opts=opts_)
+        aws.s3.BucketVersioning(
+            f"{name}-versioning", bucket=bucket.id,
+            # "Suspended", not "Disabled": only Suspended is accepted once a bucket has ever been versioned.
+            versioning_configuration={"status": "Enabled" if artifacts.versioning else "Suspended"}, opts=opts_)
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle", bucket=bucket.id,
+            rules=iam_policies.lifecycle_rules(
+                artifacts.storage_class, noncurrent_expire_days=settings.artifacts.noncurrent_version_expire_days,
+                archive_after_days=artifacts.archive_after_days, expire_after_days=artifacts.expire_after_days),
+            opts=opts_)
+        aws.s3.BucketPolicy(f"{name}-tls-only", bucket=bucket.id,
+                            policy=bucket.arn.apply(lambda arn: json.dumps(iam_policies.tls_only_bucket_policy(arn))),
+                            opts=opts_)
+
+        kms_arn = kms_key.arn if kms_key is not None else None
+        document = pulumi.Output.all(bucket.arn, kms_arn).apply(lambda values: json.dumps(
+            iam_policies.artifact_access_policy(values[0], artifacts.key_prefix,
+                                                allow_delete=artifacts.garbage_collection, kms_key_arn=values[1])))
+        policy = aws.iam.Policy(f"{name}-policy", name=names.iam_policy, policy=document, tags=tags,
+                                description=f"Artifact access of tenant {spec.name}", opts=opts_)
+
+        role_arn = access_key_id = secret_access_key = None
+        if artifacts.credentials == "irsa":
+            irsa = settings.irsa
+            if irsa is None:
+                raise ValueError("IRSA credentials need tenancy:irsa; the catalogue check should have refused this")
+            trust = iam_policies.irsa_trust_policy(irsa.oidc_provider_arn, irsa.issuer, names.namespace,
+                                                   naming.RUNNER_SERVICE_ACCOUNT)
+            role = aws.iam.Role(f"{name}-role", name=names.iam_role, assume_role_policy=json.dumps(trust),
+                                tags=tags, opts=opts_)
+            aws.iam.RolePolicyAttachment(f"{name}-role-policy", role=role.name, policy_arn=policy.arn, opts=opts_)
+            role_arn = role.arn
+        else:
+            user = aws.iam.User(f"{name}-user", name=names.iam_user, tags=tags, opts=opts_)
+            aws.iam.UserPolicyAttachment(f"{name}-user-policy", user=user.name, policy_arn=policy.arn, opts=opts_)
+            key = aws.iam.AccessKey(f"{name}-access-key", user=user.name, opts=opts_)
+            access_key_id = pulumi.Output.secret(key.id)
+            secret_access_key = pulumi.Output.secret(key.secret)
+
+        self.access = ArtifactAccess(bucket=bucket.bucket, region=spec.region, kms_key_arn=kms_arn,
+                                     role_arn=role_arn, access_key_id=access_key_id,
+                                     secret_access_key=secret_access_key)
+        self.register_outputs({"bucket": bucket.bucket, "roleArn": role_arn, "kmsKeyArn": kms_arn})

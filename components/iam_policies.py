@@ -1,0 +1,102 @@
+"""Pure builders for the AWS documents a tenant's storage needs: IAM, bucket policy, trust policy, lifecycle.
+
+Builders take concrete strings (components call them inside `Output.all(...).apply(...)`) and return plain,
+JSON-serialisable dicts, so the same documents are asserted in unit tests and loaded into moto for the
+isolation tests. No document here grants a `*` action or a `*` resource.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+VERSION = "2012-10-17"
+STS_AUDIENCE = "sts.amazonaws.com"
+# Multipart uploads that never complete keep billing for their parts and are invisible to listings.
+ABORT_INCOMPLETE_UPLOAD_DAYS = 7
+
+
+def object_arn(bucket_arn: str, key_prefix: str) -> str:
+    """ARN pattern of every object under `key_prefix` (which ends with '/', so siblings never match)."""
+    return f"{bucket_arn}/{key_prefix}*"
+
+
+def artifact_access_policy(bucket_arn: str, key_prefix: str, *, allow_delete: bool,
+                           kms_key_arn: Optional[str] = None) -> dict[str, Any]:
+    """The one least-privilege identity policy for a tenant's artifacts, for an IAM user or an IRSA role.
+
+    `allow_delete` is the tenant's `artifacts.garbageCollection`: only Argo's artifact GC needs DeleteObject.
+    """
+    object_actions = ["s3:GetObject", "s3:PutObject", *(["s3:DeleteObject"] if allow_delete else [])]
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "ListOwnPrefix",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": bucket_arn,
+            # Without the prefix condition a tenant could enumerate every key other workloads wrote to the bucket.
+            "Condition": {"StringLike": {"s3:prefix": [f"{key_prefix}*"]}},
+        },
+        {"Sid": "LocateBucket", "Effect": "Allow", "Action": "s3:GetBucketLocation", "Resource": bucket_arn},
+        {"Sid": "ReadWriteOwnPrefix", "Effect": "Allow", "Action": object_actions,
+         "Resource": object_arn(bucket_arn, key_prefix)},
+    ]
+    if kms_key_arn:
+        statements.append({"Sid": "UseOwnKey", "Effect": "Allow",
+                           "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"], "Resource": kms_key_arn})
+    return {"Version": VERSION, "Statement": statements}
+
+
+def tls_only_bucket_policy(bucket_arn: str) -> dict[str, Any]:
+    """Deny every request that does not use TLS, on the bucket and its objects; grants nothing."""
+    return {
+        "Version": VERSION,
+        "Statement": [{
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [bucket_arn, f"{bucket_arn}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }],
+    }
+
+
+def irsa_trust_policy(oidc_provider_arn: str, issuer: str, namespace: str, service_account: str) -> dict[str, Any]:
+    """Trust for exactly one service account of one namespace, with tokens minted for STS only."""
+    return {
+        "Version": VERSION,
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Federated": oidc_provider_arn},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {
+                f"{issuer}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                f"{issuer}:aud": STS_AUDIENCE,
+            }},
+        }],
+    }
+
+
+def lifecycle_rules(storage_class: str, *, noncurrent_expire_days: int, archive_after_days: int,
+                    expire_after_days: int) -> list[dict[str, Any]]:
+    """`BucketLifecycleConfiguration` rules (Pulumi input shape) for a tenant's `artifacts.storageClass`.
+
+    Noncurrent versions expire in every class, not only `standard`: overwritten archive objects and the
+    delete markers temporary expiry leaves behind would otherwise be kept (and billed) forever.
+    """
+    whole_bucket = {"prefix": ""}
+    rules: list[dict[str, Any]] = [
+        {"id": "abort-incomplete-uploads", "status": "Enabled", "filter": whole_bucket,
+         "abort_incomplete_multipart_upload": {"days_after_initiation": ABORT_INCOMPLETE_UPLOAD_DAYS}},
+        {"id": "expire-noncurrent-versions", "status": "Enabled", "filter": whole_bucket,
+         "noncurrent_version_expiration": {"noncurrent_days": noncurrent_expire_days}},
+    ]
+    if storage_class == "archive":
+        rules.append({"id": "archive", "status": "Enabled", "filter": whole_bucket,
+                      "transitions": [{"days": archive_after_days, "storage_class": "GLACIER"}]})
+    elif storage_class == "temporary":
+        rules.append({"id": "expire", "status": "Enabled", "filter": whole_bucket,
+                      "expiration": {"days": expire_after_days}})
+    elif storage_class != "standard":
+        raise ValueError(f"unknown storage class {storage_class!r}")
+    return rules

@@ -1,0 +1,93 @@
+"""The tenant registry in Amazon Keyspaces: the platform's keyspace and table, and one row per tenant.
+
+The Argo CD plugin generator reads this table, so a row is how a tenant's repository reaches the cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import pulumi
+import pulumi.dynamic as dynamic
+import pulumi_aws as aws
+
+from .catalogue import TenantSpec
+from .naming import TenantNames
+from .providers import Providers, child
+from .registry_provider import COLUMN_TYPES, PARTITION_KEY, RegistryProvider
+from .settings import StackSettings
+
+
+def registry_region(settings: StackSettings) -> str:
+    return settings.registry.region or settings.region
+
+
+def schema_definition() -> dict[str, Any]:
+    return {"columns": [{"name": n, "type": t} for n, t in COLUMN_TYPES], "partition_keys": [{"name": PARTITION_KEY}]}
+
+
+def record_row(spec: TenantSpec, names: TenantNames, settings: StackSettings) -> dict[str, Any]:
+    """The row values of one tenant, as the generator will read them."""
+    return {
+        "tenant_id": names.registry_key,
+        "enabled": spec.lifecycle == "active",
+        "namespace": names.namespace,
+        "target_cluster": settings.registry.target_cluster,
+        "repo_url": spec.repo.url,
+        "repo_path": spec.repo.path,
+        "labels": dict(spec.labels),
+        "params": dict(spec.params),
+    }
+
+
+@dataclass(frozen=True)
+class RegistryArgs:
+    settings: StackSettings
+    providers: Providers
+    # Service-specific credential password, a secret read from config by the composition root.
+    password: Optional[pulumi.Output[str]] = None
+
+
+class Registry(pulumi.ComponentResource):
+    """Keyspace and table; `target` is what each tenant's RegistryRecord needs to reach them."""
+
+    def __init__(self, name: str, args: RegistryArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("tenancy:registry:Registry", name, None, opts)
+        settings = args.settings
+        region = registry_region(settings)
+        # Platform resources carry environment/org/managed-by through the provider's default tags.
+        data_opts = child(self, args.providers.aws(region), protect=settings.protect_data,
+                          retain_on_delete=settings.protect_data)
+        keyspace = aws.keyspaces.Keyspace(f"{name}-keyspace", name=settings.registry.keyspace, opts=data_opts)
+        table = aws.keyspaces.Table(
+            f"{name}-table", keyspace_name=keyspace.name, table_name=settings.registry.table,
+            schema_definition=schema_definition(),
+            capacity_specification={"throughput_mode": "PAY_PER_REQUEST"},
+            encryption_specification={"type": "AWS_OWNED_KMS_KEY"},
+            point_in_time_recovery={"status": "ENABLED"},
+            opts=data_opts)
+        self.target: dict[str, Any] = {
+            "region": region,
+            # Taken from the table so every record waits for it to exist.
+            "keyspace": table.keyspace_name,
+            "table": table.table_name,
+            "auth": settings.registry.auth,
+            "username": settings.registry.username,
+        }
+        if settings.registry.auth == "service-specific":
+            self.target["password"] = pulumi.Output.secret(args.password)
+        # Default providers are disabled for every package but `pulumi`, the dynamic provider's included, so the
+        # records get an explicit one (the same plugin the engine would otherwise start as a default).
+        self.record_provider = pulumi.ProviderResource("pulumi-python", f"{name}-records", {}, child(self))
+        self.register_outputs({"keyspace": table.keyspace_name, "table": table.table_name})
+
+
+class RegistryRecord(dynamic.Resource):
+    """One tenant's row; removed on delete, or only disabled where the stack protects data."""
+
+    def __init__(self, name: str, registry: Registry, row: dict[str, Any], disable_on_delete: bool,
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        props = {**registry.target, **row, "disable_on_delete": disable_on_delete}
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=registry.record_provider))
+        super().__init__(RegistryProvider(), name, props, opts)

@@ -1,0 +1,169 @@
+"""Dynamic provider that keeps one tenant's row in the Amazon Keyspaces registry table.
+
+No Pulumi resource writes a Keyspaces row, so this provider speaks CQL itself: TLS to
+`cassandra.<region>.amazonaws.com:9142`, SigV4 or service-specific credentials, LOCAL_QUORUM (the only write
+consistency Keyspaces accepts), prepared statements only, so no catalogue value is ever parsed as CQL.
+Create and update are the same upsert (a CQL INSERT overwrites), so retries and re-runs are harmless.
+The session factory is injectable: tests pass a fake session, the engine uses `connect`.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, ContextManager, Iterator, Mapping, Optional
+
+import pulumi.dynamic as dynamic
+from cassandra import (AuthenticationFailed, ConsistencyLevel, DriverException, OperationTimedOut,
+                       UnresolvableContactPoints)
+from cassandra.cluster import NoHostAvailable
+
+PORT = 9142
+CONNECT_TIMEOUT_SECONDS = 10
+# The registry table's columns in order, with their CQL types; `tenant_id` is the partition key.
+COLUMN_TYPES = (("tenant_id", "text"), ("enabled", "boolean"), ("namespace", "text"), ("target_cluster", "text"),
+                ("repo_url", "text"), ("repo_path", "text"), ("labels", "map<text, text>"),
+                ("params", "map<text, text>"))
+COLUMNS = tuple(name for name, _ in COLUMN_TYPES)
+PARTITION_KEY = "tenant_id"
+# Changing any of these moves the row to another table or key, so the old row must be removed.
+_REPLACING = ("tenant_id", "region", "keyspace", "table")
+_IDENTIFIER = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$")
+
+
+class RegistryError(Exception):
+    """A registry write failed; the message says what and where, without a driver traceback to decode."""
+
+
+class RegistryUnavailable(RegistryError):
+    """Keyspaces could not be reached or refused the credentials."""
+
+
+def endpoint(region: str) -> str:
+    return f"cassandra.{region}.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class Target:
+    region: str
+    keyspace: str
+    table: str
+    auth: str
+    username: Optional[str] = None
+    # Kept out of repr so a logged or printed Target never shows it.
+    password: Optional[str] = field(default=None, repr=False)
+
+    @property
+    def host(self) -> str:
+        return endpoint(self.region)
+
+    def qualified_table(self) -> str:
+        # Identifiers cannot be bound parameters, so they are checked here rather than trusted from props.
+        for identifier in (self.keyspace, self.table):
+            if not _IDENTIFIER.match(identifier):
+                raise RegistryError(f"{identifier!r} is not a Keyspaces identifier")
+        return f'"{self.keyspace}"."{self.table}"'
+
+
+def upsert_cql(target: Target) -> str:
+    return f"INSERT INTO {target.qualified_table()} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+
+
+def delete_cql(target: Target) -> str:
+    return f"DELETE FROM {target.qualified_table()} WHERE {PARTITION_KEY} = ?"
+
+
+def disable_cql(target: Target) -> str:
+    return f"UPDATE {target.qualified_table()} SET enabled = ? WHERE {PARTITION_KEY} = ?"
+
+
+SessionFactory = Callable[[Target], ContextManager[Any]]
+
+
+@contextmanager
+def connect(target: Target) -> Iterator[Any]:
+    """A driver session to Keyspaces in `target.region`, closed on exit."""
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import DCAwareRoundRobinPolicy
+
+    context = ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if target.auth == "sigv4":
+        import boto3
+        from cassandra_sigv4.auth import SigV4AuthProvider
+
+        auth = SigV4AuthProvider(boto3.Session(region_name=target.region))
+    else:
+        auth = PlainTextAuthProvider(username=target.username, password=target.password)
+    profile = ExecutionProfile(load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=target.region),
+                               consistency_level=ConsistencyLevel.LOCAL_QUORUM)
+    cluster = Cluster(
+        [target.host], port=PORT, ssl_context=context, auth_provider=auth,
+        # Peers are advertised by IP; every Keyspaces node presents the regional endpoint's certificate.
+        ssl_options={"server_hostname": target.host},
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile}, connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        protocol_version=4)
+    try:
+        yield cluster.connect()
+    finally:
+        cluster.shutdown()
+
+
+def _target(props: Mapping[str, Any]) -> Target:
+    return Target(region=props["region"], keyspace=props["keyspace"], table=props["table"], auth=props["auth"],
+                  username=props.get("username"), password=props.get("password"))
+
+
+def row_values(props: Mapping[str, Any]) -> list[Any]:
+    return [props["tenant_id"], bool(props["enabled"]), props["namespace"], props["target_cluster"],
+            props["repo_url"], props["repo_path"], dict(props.get("labels") or {}), dict(props.get("params") or {})]
+
+
+class RegistryProvider(dynamic.ResourceProvider):
+    """Upserts a tenant's row; on delete removes it, or only disables it when `disable_on_delete` is set."""
+
+    def __init__(self, session_factory: Optional[SessionFactory] = None):
+        self._session_factory = session_factory
+
+    def _execute(self, target: Target, statements: list[tuple[str, list[Any]]]) -> None:
+        factory = self._session_factory or connect
+        where = f"{target.keyspace}.{target.table} at {target.host}:{PORT}"
+        try:
+            with factory(target) as session:
+                for cql, values in statements:
+                    prepared = session.prepare(cql)
+                    prepared.consistency_level = ConsistencyLevel.LOCAL_QUORUM
+                    session.execute(prepared, values)
+        except (NoHostAvailable, UnresolvableContactPoints, OperationTimedOut, AuthenticationFailed, OSError) as exc:
+            raise RegistryUnavailable(
+                f"tenant registry unreachable: {where} ({type(exc).__name__}: {exc}). Check network access to "
+                f"port {PORT} and the {target.auth} credentials; nothing was written.") from None
+        except DriverException as exc:
+            raise RegistryError(f"tenant registry write to {where} failed: {type(exc).__name__}: {exc}") from None
+
+    def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
+        target = _target(props)
+        self._execute(target, [(upsert_cql(target), row_values(props))])
+        return dynamic.CreateResult(id_=props["tenant_id"], outs=props)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
+        keys = (set(olds) | set(news)) - {"__provider"}
+        changed = sorted(k for k in keys if olds.get(k) != news.get(k))
+        return dynamic.DiffResult(changes=bool(changed), replaces=[k for k in changed if k in _REPLACING],
+                                  delete_before_replace=False)
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
+        target = _target(news)
+        self._execute(target, [(upsert_cql(target), row_values(news))])
+        return dynamic.UpdateResult(outs=news)
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        target = _target(props)
+        if props.get("disable_on_delete"):
+            self._execute(target, [(disable_cql(target), [False, props["tenant_id"]])])
+        else:
+            self._execute(target, [(delete_cql(target), [props["tenant_id"]])])
+

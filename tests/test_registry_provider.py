@@ -1,0 +1,201 @@
+"""The Keyspaces registry provider against a fake CQL session: bound values only, idempotent, delete vs disable."""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+
+import pytest
+from cassandra import ConsistencyLevel
+from cassandra.cluster import NoHostAvailable
+
+from components import registry_provider
+from components.registry_provider import RegistryError, RegistryProvider, RegistryUnavailable
+
+HOSTILE = "x'); DROP TABLE tenant_configs; --"
+
+
+def props(**overrides):
+    base = {
+        "region": "us-west-2", "keyspace": "tenant_ops", "table": "tenant_configs", "auth": "sigv4",
+        "tenant_id": "calypr-research", "enabled": True, "namespace": "wf-calypr-research",
+        "target_cluster": "https://kubernetes.default.svc",
+        "repo_url": "https://github.com/calypr/research-workflows.git", "repo_path": "deploy",
+        "labels": {"tier": "standard"}, "params": {"nextflowProfile": "k8s"}, "disable_on_delete": False,
+    }
+    return {**base, **overrides}
+
+
+class FakePrepared:
+    def __init__(self, cql):
+        self.cql = cql
+        self.consistency_level = None
+
+
+class FakeKeyspaces:
+    """A table that applies statements by their shape, never by reading values out of the CQL text."""
+
+    _INSERT = re.compile(r'^INSERT INTO "(\w+)"\."(\w+)" \(([\w, ]+)\) VALUES \(([?, ]+)\)$')
+    _DELETE = re.compile(r'^DELETE FROM "(\w+)"\."(\w+)" WHERE tenant_id = \?$')
+    _DISABLE = re.compile(r'^UPDATE "(\w+)"\."(\w+)" SET enabled = \? WHERE tenant_id = \?$')
+
+    def __init__(self):
+        self.rows: dict[str, dict] = {}
+        self.executed: list[tuple[str, list, object]] = []
+        self.targets = []
+
+    def prepare(self, cql):
+        return FakePrepared(cql)
+
+    def execute(self, prepared, values):
+        cql = prepared.cql
+        assert cql.count("?") == len(values), cql
+        self.executed.append((cql, list(values), prepared.consistency_level))
+        if match := self._INSERT.match(cql):
+            self.rows[values[0]] = dict(zip([c.strip() for c in match.group(3).split(",")], values))
+        elif self._DELETE.match(cql):
+            self.rows.pop(values[0], None)
+        elif self._DISABLE.match(cql):
+            self.rows.setdefault(values[1], {"tenant_id": values[1]})["enabled"] = values[0]
+        else:
+            raise AssertionError(f"unexpected statement {cql!r}")
+
+    def factory(self, target):
+        @contextmanager
+        def session():
+            self.targets.append(target)
+            yield self
+        return session()
+
+
+@pytest.fixture
+def keyspaces():
+    return FakeKeyspaces()
+
+
+@pytest.fixture
+def provider(keyspaces):
+    return RegistryProvider(session_factory=keyspaces.factory)
+
+
+def test_create_writes_the_row(provider, keyspaces):
+    result = provider.create(props())
+    assert result.id == "calypr-research"
+    assert keyspaces.rows["calypr-research"] == {
+        "tenant_id": "calypr-research", "enabled": True, "namespace": "wf-calypr-research",
+        "target_cluster": "https://kubernetes.default.svc",
+        "repo_url": "https://github.com/calypr/research-workflows.git", "repo_path": "deploy",
+        "labels": {"tier": "standard"}, "params": {"nextflowProfile": "k8s"}}
+    (target,) = keyspaces.targets
+    assert target.host == "cassandra.us-west-2.amazonaws.com"
+
+
+def test_every_statement_is_parameterised_at_local_quorum(provider, keyspaces):
+    provider.create(props())
+    provider.update("calypr-research", props(), props(enabled=False))
+    provider.delete("calypr-research", props())
+    provider.delete("calypr-research", props(disable_on_delete=True))
+    assert len(keyspaces.executed) == 4
+    for cql, values, consistency in keyspaces.executed:
+        assert consistency == ConsistencyLevel.LOCAL_QUORUM
+        for value in values:
+            if isinstance(value, str):
+                assert value not in cql, f"{value!r} was formatted into {cql!r}"
+
+
+def test_upsert_is_idempotent(provider, keyspaces):
+    provider.create(props())
+    first = dict(keyspaces.rows)
+    provider.create(props())
+    provider.update("calypr-research", props(), props())
+    assert keyspaces.rows == first
+    assert len(keyspaces.rows) == 1
+
+
+def test_update_changes_the_row(provider, keyspaces):
+    provider.create(props())
+    provider.update("calypr-research", props(), props(repo_path="argo", enabled=False))
+    assert keyspaces.rows["calypr-research"]["repo_path"] == "argo"
+    assert keyspaces.rows["calypr-research"]["enabled"] is False
+
+
+def test_delete_removes_the_row_and_is_idempotent(provider, keyspaces):
+    provider.create(props())
+    provider.create(props(tenant_id="calypr-other"))
+    provider.delete("calypr-research", props())
+    provider.delete("calypr-research", props())
+    assert set(keyspaces.rows) == {"calypr-other"}
+
+
+def test_protected_delete_only_disables(provider, keyspaces):
+    provider.create(props(disable_on_delete=True))
+    provider.delete("calypr-research", props(disable_on_delete=True))
+    row = keyspaces.rows["calypr-research"]
+    assert row["enabled"] is False
+    assert row["repo_url"] == "https://github.com/calypr/research-workflows.git"
+    assert not any(cql.startswith("DELETE") for cql, _, _ in keyspaces.executed)
+
+
+def test_hostile_values_stay_data(provider, keyspaces):
+    hostile = props(repo_path=HOSTILE, labels={"note": HOSTILE}, params={"q": "it's \"quoted\""})
+    provider.create(hostile)
+    row = keyspaces.rows["calypr-research"]
+    assert row["repo_path"] == HOSTILE
+    assert row["labels"] == {"note": HOSTILE}
+    assert row["params"] == {"q": "it's \"quoted\""}
+    assert all("DROP" not in cql for cql, _, _ in keyspaces.executed)
+
+
+def test_identifiers_are_checked_not_trusted(provider, keyspaces):
+    with pytest.raises(RegistryError, match="not a Keyspaces identifier"):
+        provider.create(props(table='tenant_configs"; DROP TABLE x; --'))
+    assert keyspaces.executed == []
+
+
+def test_diff_replaces_only_on_row_identity(provider):
+    assert provider.diff("id", props(), props()).changes is False
+    changed = provider.diff("id", props(), props(repo_path="argo"))
+    assert changed.changes is True and changed.replaces == []
+    moved = provider.diff("id", props(), props(tenant_id="calypr-renamed", keyspace="other"))
+    assert sorted(moved.replaces) == ["keyspace", "tenant_id"]
+
+
+def test_unreachable_registry_gives_a_clear_error():
+    def unreachable(target):
+        raise NoHostAvailable("Unable to connect to any servers",
+                              {"3.4.5.6:9142": ConnectionRefusedError(111, "Connection refused")})
+
+    with pytest.raises(RegistryUnavailable) as raised:
+        RegistryProvider(session_factory=unreachable).create(props())
+    message = str(raised.value)
+    assert "cassandra.us-west-2.amazonaws.com:9142" in message
+    assert "tenant_ops.tenant_configs" in message
+    assert "nothing was written" in message
+    assert raised.value.__suppress_context__  # the driver's traceback is not chained onto the report
+
+
+def test_real_driver_path_reports_unresolvable_endpoint(monkeypatch):
+    # The shipped factory with an endpoint that cannot resolve: the user sees RegistryUnavailable, not a driver trace.
+    monkeypatch.setattr(registry_provider, "endpoint", lambda region: f"cassandra.{region}.invalid")
+    with pytest.raises(RegistryUnavailable, match=r"cassandra\.us-west-2\.invalid:9142"):
+        RegistryProvider().create(props(auth="service-specific", username="svc", password="pw"))
+
+
+
+def test_provider_survives_the_engine_round_trip(keyspaces):
+    # The engine runs the provider from its dill pickle in another process; it must unpickle to a working one.
+    import base64
+
+    import dill
+    from pulumi.dynamic.dynamic import serialize_provider
+
+    restored = dill.loads(base64.b64decode(serialize_provider(RegistryProvider())))
+    assert isinstance(restored, RegistryProvider)
+    restored._session_factory = keyspaces.factory  # noqa: SLF001 - inject the fake after the round trip
+    restored.create(props())
+    assert "calypr-research" in keyspaces.rows
+
+
+def test_password_not_in_target_repr():
+    target = registry_provider.Target("us-west-2", "tenant_ops", "tenant_configs", "service-specific", "svc", "pw-123")
+    assert "pw-123" not in repr(target)
