@@ -1,0 +1,273 @@
+"""The HTTP service: the plugin endpoint, health probes and Prometheus metrics."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from .params import BadRequest, LabelFilter, generate, parse_request
+from .registry import Registry, RegistryUnavailable
+
+PLUGIN_PATH = "/api/v1/getparams.execute"
+MAX_BODY_BYTES = 64 * 1024
+log = logging.getLogger("tenancy_generator")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Environment configuration (names as in the Deployment and the README)."""
+
+    token_file: Path
+    port: int = 4355
+    host: str = "0.0.0.0"
+    backend: str = "keyspaces"
+    registry_file: Optional[Path] = None
+    region: Optional[str] = None
+    root_cert: Optional[str] = None
+    username: Optional[str] = None
+    password: Optional[str] = None
+    keyspace: str = "tenant_ops"
+    table: str = "tenant_configs"
+    cache_ttl_seconds: float = 30.0
+    fetch_size: int = 500
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "Config":
+        def need(key: str) -> str:
+            if not env.get(key):
+                raise SystemExit(f"tenancy-generator: {key} must be set")
+            return env[key]
+
+        backend = env.get("REGISTRY_BACKEND", "keyspaces")
+        if backend not in ("keyspaces", "memory"):
+            raise SystemExit("tenancy-generator: REGISTRY_BACKEND must be keyspaces or memory")
+        return cls(
+            token_file=Path(need("PLUGIN_TOKEN_FILE")),
+            port=int(env.get("PORT", "4355")),
+            host=env.get("HOST", "0.0.0.0"),
+            backend=backend,
+            registry_file=Path(need("REGISTRY_FILE")) if backend == "memory" else None,
+            region=need("AWS_REGION") if backend == "keyspaces" else env.get("AWS_REGION"),
+            root_cert=env.get("KEYSPACES_ROOT_CERT") or None,
+            username=env.get("KEYSPACES_USERNAME") or None,
+            password=env.get("KEYSPACES_PASSWORD") or None,
+            keyspace=env.get("KEYSPACE", "tenant_ops"),
+            table=env.get("TABLE", "tenant_configs"),
+            cache_ttl_seconds=float(env.get("CACHE_TTL_SECONDS", "30")),
+            fetch_size=int(env.get("FETCH_SIZE", "500")),
+        )
+
+
+class TokenFile:
+    """The shared token, re-read when the file changes so a rotated Secret takes effect without a restart."""
+
+    def __init__(self, path: Path):
+        self._path = path
+        self._stamp: Optional[tuple[int, int, int]] = None
+        self._token = b""
+
+    def current(self) -> bytes:
+        """The token; OSError or ValueError when it cannot be read or is empty (then nobody is let in)."""
+        st = self._path.stat()
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp != self._stamp:
+            token = self._path.read_bytes().strip()
+            if not token:
+                raise ValueError("token file is empty")
+            self._token, self._stamp = token, stamp
+        return self._token
+
+
+class Metrics:
+    def __init__(self) -> None:
+        # A registry per app keeps two apps in one process (tests) from colliding on metric names.
+        self.registry = CollectorRegistry()
+        self.requests = Counter("generator_requests_total", "HTTP requests by path and status code.",
+                                ["path", "status"], registry=self.registry)
+        self.latency = Histogram("generator_request_duration_seconds", "HTTP request latency by path.",
+                                 ["path"], registry=self.registry,
+                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+        self.parameters = Counter("generator_parameter_sets_returned_total",
+                                  "Tenant parameter maps returned to Argo CD.", registry=self.registry)
+        self.registry_rows = Gauge("generator_registry_rows", "Rows read from the registry at the last refresh.",
+                                   registry=self.registry)
+        self.backend_errors = Counter("generator_backend_errors_total", "Failed registry reads.",
+                                      registry=self.registry)
+
+
+class _MetricsMiddleware:
+    """Counts and times every request; unknown paths share one label so scanners cannot explode cardinality."""
+
+    def __init__(self, app: Any, metrics: Metrics, known_paths: frozenset[str]):
+        self.app, self.metrics, self.known = app, metrics, known_paths
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"] if scope["path"] in self.known else "other"
+        status = {"code": 500}
+        start = time.perf_counter()
+
+        async def capture(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            self.metrics.latency.labels(path).observe(time.perf_counter() - start)
+            self.metrics.requests.labels(path, str(status["code"])).inc()
+
+
+class _Replies:
+    """Encoded replies per filter for one snapshot of rows.
+
+    Argo asks the same question on every poll. Building and encoding a thousand maps costs ~6 ms of CPU; a
+    cached reply costs the server ~0.5 ms a request (bench/generator_load.py). The bytes are dropped as soon
+    as the cache hands out a new snapshot of rows.
+    """
+
+    MAX_ENTRIES = 64  # distinct filters per snapshot; an ApplicationSet author picks them, a caller could vary them
+
+    def __init__(self) -> None:
+        self._snapshot: Optional[list] = None
+        self._encoded: dict[LabelFilter, tuple[bytes, int]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, rows: list, label_filter: LabelFilter) -> tuple[bytes, int]:
+        with self._lock:
+            if rows is not self._snapshot or len(self._encoded) >= self.MAX_ENTRIES:
+                self._snapshot, self._encoded = rows, {}
+            hit = self._encoded.get(label_filter)
+        if hit is None:
+            parameters = generate(rows, label_filter)
+            hit = (json.dumps({"output": {"parameters": parameters}}, separators=(",", ":")).encode(), len(parameters))
+            with self._lock:
+                if rows is self._snapshot:
+                    self._encoded[label_filter] = hit
+        return hit
+
+
+def _error(status: int, message: str, headers: Optional[dict[str, str]] = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def create_app(registry: Registry, token: TokenFile, metrics: Optional[Metrics] = None) -> FastAPI:
+    """The service around `registry` (already cached by the caller); `token` guards the plugin endpoint."""
+    metrics = metrics or Metrics()
+    replies = _Replies()
+    app = FastAPI(title="tenancy ApplicationSet plugin generator", docs_url=None, redoc_url=None,
+                  openapi_url=None)
+
+    def read_rows() -> list:
+        try:
+            return registry.rows()
+        except RegistryUnavailable:
+            metrics.backend_errors.inc()
+            raise
+        except Exception as exc:
+            metrics.backend_errors.inc()
+            log.exception("registry read failed")
+            raise RegistryUnavailable(f"registry read failed: {type(exc).__name__}") from exc
+
+    def unauthorized(request: Request) -> Optional[JSONResponse]:
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            return _error(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
+        try:
+            expected = token.current()
+        except (OSError, ValueError):
+            log.error("plugin token file unreadable or empty; refusing every request")
+            return _error(503, "service token not configured")
+        if not hmac.compare_digest(presented.strip().encode(), expected):
+            return _error(403, "invalid token")
+        return None
+
+    @app.post(PLUGIN_PATH)
+    async def getparams(request: Request) -> Response:
+        refused = unauthorized(request)
+        if refused is not None:
+            return refused
+        raw = await request.body()
+        if len(raw) > MAX_BODY_BYTES:
+            return _error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+        try:
+            appset, label_filter = parse_request(json.loads(raw))
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _error(400, str(exc) if isinstance(exc, BadRequest) else "request body is not valid JSON")
+        try:
+            rows = await run_in_threadpool(read_rows)
+        except RegistryUnavailable as exc:
+            log.warning("applicationset %s: %s", appset, exc)
+            return _error(503, f"tenant registry unavailable ({exc})")
+        encoded, count = replies.get(rows, label_filter)
+        metrics.parameters.inc(count)
+        return Response(encoded, media_type="application/json")
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        # Through the cache: proves the table is readable with our credentials at no extra Keyspaces cost.
+        try:
+            rows = await run_in_threadpool(read_rows)
+        except RegistryUnavailable as exc:
+            return _error(503, f"tenant registry unavailable ({exc})")
+        return JSONResponse({"status": "ready", "rows": len(rows)})
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s", request.url.path)
+        return _error(500, "internal error")
+
+    app.add_middleware(_MetricsMiddleware, metrics=metrics,
+                       known_paths=frozenset({PLUGIN_PATH, "/healthz", "/readyz", "/metrics"}))
+    app.state.metrics = metrics
+    return app
+
+
+def build(config: Config, connect: Optional[Callable[[], Any]] = None) -> FastAPI:
+    """The app as configured by the environment; `connect` replaces the Keyspaces connection (tests)."""
+    from .registry import CachedRegistry, LazyKeyspacesRegistry, MemoryRegistry, keyspaces_session
+
+    metrics = Metrics()
+    if config.backend == "memory":
+        inner: Registry = MemoryRegistry.from_file(config.registry_file)
+    else:
+        inner = LazyKeyspacesRegistry(
+            connect or (lambda: keyspaces_session(config.region, config.root_cert, config.username, config.password)),
+            config.keyspace, config.table, config.fetch_size)
+    cached = CachedRegistry(inner, config.cache_ttl_seconds, on_refresh=metrics.registry_rows.set)
+    return create_app(cached, TokenFile(config.token_file), metrics)
+
+
+def main() -> None:
+    import uvicorn
+
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(message)s")
+    config = Config.from_env(os.environ)
+    try:
+        TokenFile(config.token_file).current()  # fail fast at start rather than refuse every request later
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"tenancy-generator: PLUGIN_TOKEN_FILE {config.token_file}: {exc}") from None
+    uvicorn.run(build(config), host=config.host, port=config.port, access_log=False, server_header=False,
+                proxy_headers=False, log_config=None)

@@ -1,0 +1,145 @@
+"""Where tenant rows come from: a JSON file (local runs, tests), Amazon Keyspaces, and a TTL cache over either."""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Protocol
+
+from .params import TenantRow
+
+COLUMNS = ("tenant_id", "enabled", "namespace", "target_cluster", "repo_url", "repo_path", "labels", "params")
+_IDENTIFIER = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$")
+
+
+class RegistryUnavailable(RuntimeError):
+    """The registry could not be read; the message names the cause without credentials or internals."""
+
+
+class Registry(Protocol):
+    def rows(self) -> list[TenantRow]: ...
+
+
+class MemoryRegistry:
+    """Rows held in memory, e.g. loaded from a JSON list of row objects."""
+
+    def __init__(self, rows: list[TenantRow]):
+        self._rows = list(rows)
+
+    @classmethod
+    def from_file(cls, path: Path) -> "MemoryRegistry":
+        return cls([TenantRow.from_mapping(r) for r in json.loads(path.read_text())])
+
+    def rows(self) -> list[TenantRow]:
+        return list(self._rows)
+
+
+class KeyspacesRegistry:
+    """Reads the whole registry table in pages.
+
+    The table is keyed by tenant id and holds one small row per tenant, so a paged full read is cheap and
+    needs no ALLOW FILTERING (which Keyspaces bills as a scan anyway); `enabled` is filtered in the service.
+    """
+
+    def __init__(self, session: Any, keyspace: str, table: str, fetch_size: int = 500):
+        for what, name in (("keyspace", keyspace), ("table", table)):
+            if not _IDENTIFIER.match(name):
+                raise ValueError(f"{what} {name!r} is not a Keyspaces identifier")
+        from cassandra.query import dict_factory
+
+        session.row_factory = dict_factory
+        self._session = session
+        self._query = f"SELECT {', '.join(COLUMNS)} FROM {keyspace}.{table}"
+        self._fetch_size = fetch_size
+
+    def rows(self) -> list[TenantRow]:
+        from cassandra import ConsistencyLevel
+        from cassandra.query import SimpleStatement
+
+        # Keyspaces serves reads at LOCAL_ONE or LOCAL_QUORUM only; QUORUM makes a just-written row visible.
+        statement = SimpleStatement(self._query, fetch_size=self._fetch_size,
+                                    consistency_level=ConsistencyLevel.LOCAL_QUORUM)
+        try:
+            # Iterating the result set fetches the following pages as it goes.
+            return [TenantRow.from_mapping(r) for r in self._session.execute(statement)]
+        except Exception as exc:  # the driver raises many unrelated types for one condition: unreachable
+            raise RegistryUnavailable(f"registry read failed: {type(exc).__name__}") from exc
+
+
+def keyspaces_session(region: str, root_cert: Optional[str], username: Optional[str],
+                     password: Optional[str]) -> Any:
+    """A driver session to Amazon Keyspaces in `region` over TLS (port 9142).
+
+    Service-specific credentials when a username is given, otherwise SigV4 with the default AWS credential
+    chain (IRSA web identity in the cluster).
+    """
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import Cluster
+    from cassandra.policies import DCAwareRoundRobinPolicy
+
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=root_cert)
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    if username:
+        auth = PlainTextAuthProvider(username=username, password=password or "")
+    else:
+        import boto3
+        from cassandra_sigv4.auth import SigV4AuthProvider
+
+        auth = SigV4AuthProvider(boto3.Session(region_name=region))
+    host = f"cassandra.{region}.amazonaws.com"
+    cluster = None
+    try:
+        # The constructor already resolves the contact point, so a DNS failure surfaces here.
+        cluster = Cluster([host], port=9142, ssl_context=context, auth_provider=auth,
+                          load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=region),
+                          protocol_version=4, connect_timeout=10)
+        return cluster.connect()
+    except Exception as exc:
+        if cluster is not None:
+            cluster.shutdown()
+        raise RegistryUnavailable(f"cannot connect to {host}:9142: {type(exc).__name__}") from exc
+
+
+class LazyKeyspacesRegistry:
+    """Connects on first use and reconnects after a failed connect, so the pod starts (and reports not
+    ready) while Keyspaces is unreachable instead of crash-looping."""
+
+    def __init__(self, connect: Callable[[], Any], keyspace: str, table: str, fetch_size: int = 500):
+        self._connect, self._keyspace, self._table, self._fetch_size = connect, keyspace, table, fetch_size
+        self._inner: Optional[KeyspacesRegistry] = None
+        self._lock = threading.Lock()
+
+    def rows(self) -> list[TenantRow]:
+        with self._lock:
+            if self._inner is None:
+                self._inner = KeyspacesRegistry(self._connect(), self._keyspace, self._table, self._fetch_size)
+        return self._inner.rows()
+
+
+class CachedRegistry:
+    """Serves rows from memory for `ttl` seconds, so Argo's polling (every replica, every requeue) does not
+    turn into Keyspaces reads. One caller refreshes at a time; the others wait for its result. Failures are
+    not cached and never serve stale rows: a tenant disabled in the registry must not keep being generated."""
+
+    def __init__(self, inner: Registry, ttl: float, clock: Callable[[], float] = time.monotonic,
+                 on_refresh: Optional[Callable[[int], None]] = None):
+        self._inner, self._ttl, self._clock = inner, ttl, clock
+        self._on_refresh = on_refresh
+        self._rows: Optional[list[TenantRow]] = None
+        self._expires = 0.0
+        self._lock = threading.Lock()
+
+    def rows(self) -> list[TenantRow]:
+        with self._lock:
+            if self._rows is None or self._clock() >= self._expires:
+                self._rows = None
+                rows = self._inner.rows()
+                self._rows, self._expires = rows, self._clock() + self._ttl
+                if self._on_refresh is not None:
+                    self._on_refresh(len(rows))
+            return self._rows
