@@ -1,0 +1,131 @@
+"""The GitHub workflows: they parse, run the steps the delivery flow relies on, and hold no credentials."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / ".github" / "workflows"
+SETUP_ACTION = ROOT / ".github" / "actions" / "stack-setup" / "action.yml"
+PULUMI_ACTION = "pulumi/actions@"
+
+
+def load(name: str) -> dict[str, Any]:
+    doc = yaml.safe_load((WORKFLOWS / name).read_text())
+    doc["on"] = doc.pop(True, doc.get("on"))  # YAML 1.1 reads the bare key `on` as true
+    return doc
+
+
+def steps_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in job["steps"] if s.get("uses", "").startswith(action)]
+
+
+def run_text(job: dict[str, Any]) -> str:
+    return "\n".join(s.get("run", "") for s in job["steps"])
+
+
+ALL = sorted(p.name for p in WORKFLOWS.glob("*.yml"))
+
+
+def test_expected_workflows_exist():
+    assert {"pull-request.yml", "deploy-dev.yml", "promote.yml"} <= set(ALL)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_default_token_is_read_only(name):
+    doc = load(name)
+    assert doc["permissions"] == {"contents": "read"}
+    for job_name, job in doc["jobs"].items():
+        permissions = job.get("permissions", {})
+        assert permissions != "write-all"
+        writes = {k for k, v in permissions.items() if v == "write"}
+        # OIDC only where AWS is used; PR writes only where a comment is posted.
+        assert ("id-token" in writes) == bool(steps_using(job, "./.github/actions/stack-setup")), job_name
+        if "pull-requests" in writes:
+            assert doc["on"].keys() == {"pull_request"}
+        assert writes <= {"id-token", "pull-requests"}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_no_plaintext_credentials(name):
+    text = (WORKFLOWS / name).read_text()
+    assert not re.search(r"AKIA[0-9A-Z]{16}|pul-[0-9a-f]{20,}|hvs\.[A-Za-z0-9]{20,}", text)
+    doc = load(name)
+    for job in doc["jobs"].values():
+        for step in job["steps"]:
+            for key, value in (step.get("env") or {}).items():
+                if re.search(r"TOKEN|SECRET|PASSWORD|KEY", key):
+                    assert re.fullmatch(r"\$\{\{ secrets\.[A-Z_]+ \}\}", value), (key, value)
+            assert "aws-access-key-id" not in (step.get("with") or {})
+
+
+def test_aws_credentials_come_from_oidc():
+    action = yaml.safe_load(SETUP_ACTION.read_text())
+    (aws,) = [s for s in action["runs"]["steps"] if s.get("uses", "").startswith("aws-actions/configure-aws-credentials")]
+    assert aws["with"]["role-to-assume"] == "${{ inputs.aws-role-arn }}"
+    assert set(aws["with"]) == {"role-to-assume", "role-session-name", "aws-region"}
+
+
+def test_setup_installs_program_and_policy_dependencies():
+    # pulumi/actions installs no Python dependencies; the program and the pack each need their venv.
+    runs = "\n".join(s.get("run", "") for s in yaml.safe_load(SETUP_ACTION.read_text())["runs"]["steps"])
+    assert "make venv/.runtime" in runs
+    assert "policy/venv/bin/pip install -q -r policy/requirements.txt" in runs
+
+
+def test_pull_request_tests_validates_comments_and_previews_affected_stacks():
+    doc = load("pull-request.yml")
+    jobs = doc["jobs"]
+    assert "pull_request" in doc["on"]
+    assert "make test" in run_text(jobs["test"]) and "make validate" in run_text(jobs["test"])
+    diff = jobs["diff"]
+    assert diff["needs"] == "test"
+    assert 'components diff --stack "$stack" --base "$BASE"' in run_text(diff)
+    assert diff["steps"][0]["with"]["fetch-depth"] == 0
+    (comment,) = steps_using(diff, "marocchino/sticky-pull-request-comment@")
+    assert comment["with"]["path"] == "diff.md"
+    assert diff["permissions"]["pull-requests"] == "write"
+    preview = jobs["preview"]
+    assert preview["needs"] == "diff"
+    assert preview["strategy"]["matrix"]["stack"] == "${{ fromJSON(needs.diff.outputs.stacks) }}"
+    (pulumi,) = steps_using(preview, PULUMI_ACTION)
+    assert pulumi["with"]["command"] == "preview"
+    assert pulumi["with"]["stack-name"].endswith("/${{ matrix.stack }}")
+    # Setup (dependencies) happens before the preview.
+    names = [s.get("uses", "") for s in preview["steps"]]
+    assert names.index("./.github/actions/stack-setup") < names.index(pulumi["uses"])
+
+
+def test_deploy_dev_runs_up_on_push_to_main_with_policies():
+    doc = load("deploy-dev.yml")
+    assert doc["on"]["push"]["branches"] == ["main"]
+    (job,) = doc["jobs"].values()
+    (pulumi,) = steps_using(job, PULUMI_ACTION)
+    assert pulumi["with"]["command"] == "up" and pulumi["with"]["stack-name"].endswith("/dev")
+    assert pulumi["with"]["policyPacks"] == "policy"
+    assert job["concurrency"] == {"group": "pulumi-dev", "cancel-in-progress": False}
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_promotion_is_gated_and_runs_preview_then_up_with_the_policy_pack(stack):
+    doc = load("promote.yml")
+    assert "workflow_dispatch" in doc["on"]
+    job = doc["jobs"][stack]
+    assert job["environment"] == stack  # required reviewers are configured on the GitHub environment
+    assert job["concurrency"]["group"] == f"pulumi-{stack}" and job["concurrency"]["cancel-in-progress"] is False
+    commands = [(s["with"]["command"], s["with"]) for s in steps_using(job, PULUMI_ACTION)]
+    assert [c for c, _ in commands] == ["preview", "up"]
+    for _, options in commands:
+        assert options["stack-name"].endswith(f"/{stack}")
+        assert options["policyPacks"] == "policy"
+        assert options["policyPackConfigs"] == f"policy/config.{stack}.json"
+        assert (ROOT / options["policyPackConfigs"]).exists()
+
+
+def test_prod_waits_for_staging():
+    assert load("promote.yml")["jobs"]["prod"]["needs"] == "staging"
