@@ -1,0 +1,117 @@
+"""Argo Workflows in a tenant namespace: the namespace's artifact repository and the repo-runner template.
+
+Follows Argo's multi-tenant artifact storage design: each namespace carries its own `artifact-repositories`
+ConfigMap, so a workflow writes to its tenant's bucket and prefix with its tenant's credentials, and the
+Secrets it names live in the same namespace.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import yaml
+
+from . import naming
+from .catalogue import TenantSpec
+from .namespace import node_placement
+from .naming import TenantNames
+
+ARGO_API = "argoproj.io/v1alpha1"
+DEFAULT_REPOSITORY_ANNOTATION = "workflows.argoproj.io/default-artifact-repository"
+NEXTFLOW_IMAGE = "docker.io/nextflow/nextflow:24.10.4"
+# Any non-root identity works for the restricted Pod Security level; 1000 matches the image's home layout.
+RUNNER_UID = 1000
+SOURCE_PATH = "/src"
+WORK_PATH = "/work"
+
+
+def s3_endpoint(region: str) -> str:
+    return f"s3.{region}.amazonaws.com"
+
+
+def artifact_repository(spec: TenantSpec, names: TenantNames, bucket: str, region: str,
+                        kms_key_arn: Optional[str]) -> dict[str, Any]:
+    """The repository Argo reads from the ConfigMap key: the tenant's bucket and prefix, and how to reach them."""
+    s3: dict[str, Any] = {
+        "bucket": bucket,
+        "endpoint": s3_endpoint(region),
+        "region": region,
+        "keyPrefix": spec.artifacts.key_prefix,
+        "insecure": False,
+    }
+    if spec.artifacts.credentials == "irsa":
+        # The pod's service account carries the IRSA annotation; the SDK finds the web-identity token itself.
+        s3["useSDKCreds"] = True
+    else:
+        s3["accessKeySecret"] = {"name": names.s3_credentials_secret, "key": naming.S3_ACCESS_KEY_ID_KEY}
+        s3["secretKeySecret"] = {"name": names.s3_credentials_secret, "key": naming.S3_SECRET_ACCESS_KEY_KEY}
+    if kms_key_arn is not None:
+        s3["encryptionOptions"] = {"enableEncryption": True, "kmsKeyId": kms_key_arn}
+    return {"archiveLogs": spec.artifacts.archive_logs, "s3": s3}
+
+
+def artifact_repositories_configmap(names: TenantNames, repository_yaml: Any) -> dict[str, Any]:
+    """`repository_yaml` is the YAML text of `artifact_repository` (an Output while the bucket is unknown)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": naming.ARTIFACT_REPOSITORIES_CONFIGMAP,
+            "namespace": names.namespace,
+            "annotations": {DEFAULT_REPOSITORY_ANNOTATION: naming.ARTIFACT_REPOSITORY_KEY},
+        },
+        "data": {naming.ARTIFACT_REPOSITORY_KEY: repository_yaml},
+    }
+
+
+def repository_yaml(repository: dict[str, Any]) -> str:
+    return yaml.safe_dump(repository, sort_keys=False)
+
+
+def pod_security_context() -> dict[str, Any]:
+    """Pod fields the restricted Pod Security level requires (and so every weaker level accepts)."""
+    return {"runAsNonRoot": True, "runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID, "fsGroup": RUNNER_UID,
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def container_security_context() -> dict[str, Any]:
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True}
+
+
+def workflow_template(spec: TenantSpec, names: TenantNames) -> dict[str, Any]:
+    """`nextflow-repo-runner`: clone the tenant's repository at a revision and run its pipeline in the pod."""
+    workflow_spec: dict[str, Any] = {
+        "entrypoint": "run",
+        "serviceAccountName": naming.RUNNER_SERVICE_ACCOUNT,
+        "arguments": {"parameters": [
+            {"name": "repo-url", "value": spec.repo.url},
+            {"name": "revision", "value": spec.repo.default_branch},
+        ]},
+        "securityContext": pod_security_context(),
+        "volumes": [{"name": "work", "emptyDir": {}}],
+        **node_placement(spec),
+        "templates": [{
+            "name": "run",
+            "inputs": {"artifacts": [{
+                "name": "source",
+                "path": SOURCE_PATH,
+                "git": {"repo": "{{workflow.parameters.repo-url}}",
+                        "revision": "{{workflow.parameters.revision}}", "depth": 1},
+            }]},
+            "container": {
+                "image": NEXTFLOW_IMAGE,
+                "command": ["nextflow"],
+                "args": ["run", SOURCE_PATH, "-ansi-log", "false"],
+                "workingDir": WORK_PATH,
+                "env": [{"name": "NXF_HOME", "value": f"{WORK_PATH}/.nextflow"}],
+                "volumeMounts": [{"name": "work", "mountPath": WORK_PATH}],
+                "securityContext": container_security_context(),
+            },
+        }],
+    }
+    return {
+        "apiVersion": ARGO_API,
+        "kind": "WorkflowTemplate",
+        "metadata": {"name": naming.WORKFLOW_TEMPLATE, "namespace": names.namespace},
+        "spec": workflow_spec,
+    }
