@@ -7,6 +7,7 @@ import pulumi
 from components import catalogue, providers, settings
 from components.platform import Platform, PlatformArgs
 from components.problems import InvalidInput
+from components.registry import registry_region
 from components.tenant import Tenant, TenantArgs
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -35,8 +36,12 @@ except InvalidInput as invalid:
     # RunError is reported without a traceback: the user sees only the list of problems.
     raise pulumi.RunError(f"invalid input, nothing was changed:\n{invalid}") from None
 
-stack_providers = providers.build(stack_settings, {spec.region for spec, _ in tenants})
-platform = Platform("platform", PlatformArgs(stack_settings, stack_providers))
+stack_providers = providers.build(stack_settings, {registry_region(stack_settings), *(spec.region for spec, _ in tenants)})
+ca_cert_file = stack_settings.vault.kubernetes_auth.ca_cert_file
+platform = Platform("platform", PlatformArgs(
+    stack_settings, stack_providers,
+    vault_kubernetes_ca_cert=(PROJECT_DIR / ca_cert_file).read_text() if ca_cert_file else None,
+    registry_password=pulumi.Config(settings.NAMESPACE).get_secret(settings.REGISTRY_PASSWORD_KEY.partition(":")[2])))
 for spec, names in tenants:
     Tenant(spec.name, TenantArgs(spec, names, stack_settings, stack_providers, platform))
 

@@ -235,6 +235,21 @@ class TenantSpec(_Model):
     environments: Optional[list[str]] = Field(None, description="Stacks the tenant exists in; default all.")
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per-environment values.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _minicluster_pod_security(cls, data: Any) -> Any:
+        # The Flux Operator's MiniCluster pods start as root (the entrypoint sets up the flux user, munge and
+        # curve keys) and set no restricted securityContext, so `restricted` would reject every pod. Such a
+        # namespace is raised to `baseline`: still no privileged pods, host namespaces, hostPath or added caps.
+        if not isinstance(data, dict):
+            return data
+        key = "pod_security" if "pod_security" in data else "podSecurity"
+        minicluster = data.get("minicluster")
+        if isinstance(minicluster, dict) and minicluster.get("enabled") is True \
+                and data.get(key, "restricted") == "restricted":
+            return {**data, key: "baseline"}
+        return data
+
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
@@ -404,6 +419,9 @@ class Catalogue:
             if spec is None:
                 continue
             spec = _with_stack_defaults(spec, settings)
+            if spec.artifacts.credentials == "irsa" and settings.irsa is None:
+                problems.append(Problem(self.source, self._locate(index, entry, environment, ("artifacts", "credentials")),
+                                        f"irsa credentials need tenancy:irsa.oidcProviderArn in stack {environment!r}"))
             names = naming.derive(org, environment, spec.name, spec.artifacts.bucket)
             for field, why in names.problems().items():
                 loc = ("artifacts", "bucket") if field == "bucket" and spec.artifacts.bucket else ("name",)

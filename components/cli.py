@@ -1,4 +1,4 @@
-"""`python -m components validate|synth|schema`: the offline tooling around the Pulumi program.
+"""`python -m components validate|synth|diff|schema`: the offline tooling around the Pulumi program.
 
 Input problems print one per line and exit 1 with no traceback; nothing is rendered from invalid input.
 """
@@ -56,6 +56,21 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diff(args: argparse.Namespace) -> int:
+    """Exit 0 when the renders match, 2 when they differ (CI gates on it), 1 on invalid input."""
+    from . import diff
+
+    if (args.to is None) == (args.base is None):
+        print("diff needs exactly one of --to <stack> or --base <git-rev>", file=sys.stderr)
+        return 1
+    if args.to is not None:
+        result = diff.between_stacks(args.project, args.stack, args.to, args.tenants)
+    else:
+        result = diff.against_base(args.project, args.stack, args.base)
+    print(diff.format_json(result) if args.format == "json" else diff.format_text(result))
+    return 2 if result.different else 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     text = json.dumps(catalogue.json_schema(settings.known_stacks(args.project)), indent=2) + "\n"
     if args.check:
@@ -83,6 +98,11 @@ def parser() -> argparse.ArgumentParser:
     synth = stack_command("synth", "render every resource of a stack offline under Pulumi mocks")
     synth.add_argument("--out", type=Path, help="write resources.json, outputs.json and manifests/ here")
     synth.set_defaults(run=_synth)
+    diff = stack_command("diff", "compare two offline renders per tenant (exit 0 same, 2 different, 1 error)")
+    diff.add_argument("--to", help="the other stack, e.g. staging (names of the two stacks are normalised)")
+    diff.add_argument("--base", help="git revision whose catalogue and stack config to compare with the working tree")
+    diff.add_argument("--format", choices=("text", "json"), default="text")
+    diff.set_defaults(run=_diff)
     schema = commands.add_parser("schema", help=f"write {SCHEMA_FILE} (or --check that it is current)")
     schema.add_argument("--check", action="store_true")
     schema.set_defaults(run=_schema)

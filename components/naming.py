@@ -29,6 +29,18 @@ ARTIFACT_REPOSITORIES_CONFIGMAP = "artifact-repositories"
 ARTIFACT_REPOSITORY_KEY = "default-v1"
 WORKFLOW_TEMPLATE = "nextflow-repo-runner"
 RATIFY_POLICY = "ratify-policy"
+# Ratify objects in a tenant namespace; the verifier names the key provider as "<namespace>/<RATIFY_KEY_PROVIDER>".
+RATIFY_KEY_PROVIDER = "notation-signing-cert"
+RATIFY_VERIFIER = "verifier-notation"
+RATIFY_STORE = "store-oras"
+EXECUTOR_ROLE = "wf-runner-executor"
+TENANT_ADMIN_ROLE = "tenant-admin"
+TENANT_DEVELOPER_ROLE = "tenant-developer"
+PLATFORM_ADMIN_BINDING = "platform-admin"
+QUOTA = "tenant-quota"
+LIMIT_RANGE = "tenant-limits"
+# Environment variables through which the MiniCluster containers receive the Flux RESTful credentials.
+FLUX_SECRET_KEY_ENV = "FLUX_SECRET_KEY"
 # Keys of the Secrets External Secrets writes; the artifact ConfigMap and the MiniCluster read the same keys.
 S3_ACCESS_KEY_ID_KEY = "AWS_ACCESS_KEY_ID"
 S3_SECRET_ACCESS_KEY_KEY = "AWS_SECRET_ACCESS_KEY"
@@ -37,14 +49,26 @@ TENANT_LABEL = "tenancy.io/tenant"
 ENVIRONMENT_LABEL = "tenancy.io/environment"
 ORG_LABEL = "tenancy.io/org"
 MANAGED_BY = "tenancy"
+# Argo CD plugin generator objects in the Argo CD namespace; the plugin ConfigMap names the token Secret and key.
+GENERATOR = "tenancy-generator"
+GENERATOR_TOKEN_SECRET = "tenancy-generator-token"
+GENERATOR_TOKEN_KEY = "token"
+GENERATOR_REGISTRY_SECRET = "tenancy-generator-keyspaces"
+GENERATOR_REGISTRY_PASSWORD_KEY = "password"
+APPLICATION_SET = "tenancy-tenants"
+
+
+def service_host(service: str, namespace: str) -> str:
+    """The cluster DNS name of a Service."""
+    return f"{service}.{namespace}.svc.cluster.local"
 
 
 def is_dns1123_label(value: str) -> bool:
-    return len(value) <= 63 and bool(DNS1123_LABEL.match(value))
+    return len(value) <= 63 and bool(DNS1123_LABEL.fullmatch(value))
 
 
 def is_dns1123_subdomain(value: str) -> bool:
-    return len(value) <= 253 and bool(DNS1123_SUBDOMAIN.match(value))
+    return len(value) <= 253 and bool(DNS1123_SUBDOMAIN.fullmatch(value))
 
 
 def label_key_problem(key: str) -> str | None:
@@ -54,7 +78,7 @@ def label_key_problem(key: str) -> str | None:
         return f"label key {key!r} has more than one '/'"
     if prefix and not is_dns1123_subdomain(prefix):
         return f"label key prefix {prefix!r} is not a DNS-1123 subdomain"
-    if not name or len(name) > 63 or not _LABEL_NAME.match(name):
+    if not name or len(name) > 63 or not _LABEL_NAME.fullmatch(name):
         return (f"label key name {name!r} must be 1-63 characters of letters, digits, '-', '_' or '.', "
                 "starting and ending with a letter or digit")
     return None
@@ -63,7 +87,7 @@ def label_key_problem(key: str) -> str | None:
 def label_value_problem(value: str) -> str | None:
     if value == "":
         return None
-    if len(value) > 63 or not _LABEL_NAME.match(value):
+    if len(value) > 63 or not _LABEL_NAME.fullmatch(value):
         return (f"label value {value!r} must be at most 63 characters of letters, digits, '-', '_' or '.', "
                 "starting and ending with a letter or digit")
     return None
@@ -73,7 +97,7 @@ def s3_bucket_problem(name: str) -> str | None:
     """S3 general-purpose bucket naming rules."""
     if not 3 <= len(name) <= 63:
         return f"bucket name {name!r} is {len(name)} characters; S3 allows 3 to 63"
-    if not _S3_BUCKET.match(name):
+    if not _S3_BUCKET.fullmatch(name):
         return f"bucket name {name!r} must be lowercase letters, digits, '.' and '-', starting and ending with a letter or digit"
     if ".." in name or ".-" in name or "-." in name:
         return f"bucket name {name!r} must not contain '..', '.-' or '-.'"
@@ -94,7 +118,7 @@ def s3_bucket_problem(name: str) -> str | None:
 def _iam_problem(kind: str, name: str, limit: int) -> str | None:
     if len(name) > limit:
         return f"IAM {kind} name {name!r} is {len(name)} characters; IAM allows {limit}"
-    if not _IAM_NAME.match(name):
+    if not _IAM_NAME.fullmatch(name):
         return f"IAM {kind} name {name!r} has characters IAM does not allow"
     return None
 
@@ -102,7 +126,7 @@ def _iam_problem(kind: str, name: str, limit: int) -> str | None:
 def _limit_problem(system: str, name: str, limit: int, pattern: re.Pattern[str]) -> str | None:
     if len(name) > limit:
         return f"{system} name {name!r} is {len(name)} characters; the limit is {limit}"
-    if not pattern.match(name):
+    if not pattern.fullmatch(name):
         return f"{system} name {name!r} has characters {system} does not allow"
     return None
 
@@ -184,6 +208,21 @@ def derive(org: str, environment: str, tenant: str, bucket: str | None = None) -
         minicluster_secret=f"flux-credentials-{tenant}",
         minicluster=f"flux-{tenant}",
     )
+
+
+def vault_path_problem(path: str) -> str | None:
+    """Why `path` is not a Vault path made only of plain name segments (no globs, '+', '..', empty parts)."""
+    # fullmatch: "$" alone would accept a trailing newline, which would end the HCL string early.
+    bad = [segment for segment in path.split("/") if not _VAULT_SEGMENT.fullmatch(segment)]
+    if bad:
+        return (f"Vault path {path!r} must be '/'-separated segments of lowercase letters, digits and '-' "
+                f"(refused: {', '.join(repr(s) for s in bad)})")
+    return None
+
+
+def minicluster_password_env(user: str) -> str:
+    """Environment variable carrying a MiniCluster user's password into the Flux containers."""
+    return f"FLUX_PASSWORD_{user.upper().replace('-', '_')}"
 
 
 def minicluster_password_key(user: str) -> str:

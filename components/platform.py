@@ -3,21 +3,40 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import pulumi
 
-from .providers import Providers
+from .argocd import ArgoCdGenerator, ArgoCdGeneratorArgs
+from .providers import Providers, child
+from .registry import Registry, RegistryArgs
 from .settings import StackSettings
+from .vault_platform import VaultPlatform, VaultPlatformArgs
 
 
 @dataclass(frozen=True)
 class PlatformArgs:
     settings: StackSettings
     providers: Providers
+    # PEM named by `tenancy:vault.kubernetesAuth.caCertFile`, read by the composition root.
+    vault_kubernetes_ca_cert: Optional[str] = None
+    # Secret `tenancy:registryPassword`, read by the composition root (service-specific registry credentials).
+    registry_password: Optional[pulumi.Output[str]] = None
 
 
 class Platform(pulumi.ComponentResource):
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("tenancy:index:Platform", name, None, opts)
         self.settings = args.settings
+        self.vault = VaultPlatform(
+            f"{name}-vault",
+            VaultPlatformArgs(args.settings.vault, args.providers, args.settings.protect_data,
+                              args.vault_kubernetes_ca_cert),
+            child(self),
+        )
+        self.registry = Registry(f"{name}-registry", RegistryArgs(args.settings, args.providers, args.registry_password),
+                                 child(self))
+        if args.settings.argocd.enabled:
+            ArgoCdGenerator(f"{name}-argocd", ArgoCdGeneratorArgs(args.settings, args.providers, args.registry_password),
+                            child(self, depends_on=[self.registry]))
         self.register_outputs({})

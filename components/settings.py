@@ -38,11 +38,41 @@ class KubernetesSettings(_Model):
     context: Optional[str] = Field(None, description="kubeconfig context of the target cluster.")
     cluster_name: str = Field("in-cluster", description="Argo CD destination cluster name for tenant apps.")
     dns_namespace: str = "kube-system"
+    api_server_cidrs: list[str] = Field(
+        default_factory=list,
+        description="Where the API server's endpoints live (EKS: the control-plane ENI subnets). Network policies "
+                    "apply after the Service is translated, so the Argo executor's egress names these, not the Service IP.")
+    api_server_port: int = Field(443, ge=1, le=65535)
+    artifact_store_cidrs: list[str] = Field(
+        default_factory=lambda: ["0.0.0.0/0"],
+        description="HTTPS egress for workflow pods to the artifact store. S3 publishes no small stable range, so "
+                    "the default is every public address on 443 (private ranges and metadata stay excluded).")
+
+    @field_validator("api_server_cidrs", "artifact_store_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"{cidr!r} is not a CIDR block ({exc})") from None
+        return value
 
 
 class VaultMountSettings(_Model):
     path: str = "kv"
     create: bool = Field(True, description="false adopts an existing mount at `path`.")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        # The mount is part of every tenant policy's path: a glob here would widen all of them.
+        problem = naming.vault_path_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class VaultKubernetesAuthSettings(_Model):
@@ -114,12 +144,33 @@ class MiniClusterSettings(_Model):
     api_version: Literal["v1alpha2", "v1alpha1"] = "v1alpha2"
 
 
+class GeneratorResources(_Model):
+    cpu_request: str = "50m"
+    memory_request: str = "128Mi"
+    cpu_limit: str = "500m"
+    memory_limit: str = "256Mi"
+
+
 class ArgoCdSettings(_Model):
     enabled: bool = False
     namespace: str = "argocd"
     generator_image: str = "ghcr.io/calypr/tenancy-generator:0.1.0"
     requeue_after_seconds: int = Field(180, ge=10, le=86400)
     project: str = "default"
+    generator_replicas: int = Field(2, ge=1, le=10)
+    generator_resources: GeneratorResources = Field(default_factory=GeneratorResources)
+    cache_ttl_seconds: int = Field(30, ge=0, le=3600, description="How long the generator reuses a registry read.")
+    request_timeout_seconds: int = Field(30, ge=1, le=300, description="Argo CD's timeout for one generator call.")
+    prune: bool = Field(False, description="Let tenant Applications delete objects that left their repo path.")
+    generator_role_arn: Optional[str] = Field(
+        None, description="IAM role (IRSA) with cassandra:Select on the registry table, for SigV4 reads.")
+
+    @field_validator("generator_role_arn")
+    @classmethod
+    def _role_arn(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and (not value.startswith("arn:aws") or ":role/" not in value):
+            raise ValueError("must be an IAM role ARN")
+        return value
 
 
 class StackSettings(_Model):
@@ -164,6 +215,8 @@ class StackSettings(_Model):
             raise ValueError("tenancy:artifacts.forceDestroy cannot be on in a stack with tenancy:protectData")
         if self.registry.auth == "service-specific" and not self.registry.username:
             raise ValueError("tenancy:registry.username is required with service-specific credentials")
+        if self.argocd.enabled and not self.registry.enabled:
+            raise ValueError("tenancy:argocd.enabled needs tenancy:registry.enabled: the generator reads the registry")
         return self
 
 
@@ -171,6 +224,8 @@ class StackSettings(_Model):
 _FOREIGN_KEYS = {"aws:region": "region"}
 # Config keys of other namespaces that are allowed and ignored (provider plugins read them themselves).
 _IGNORED_NAMESPACES = ("aws:", "kubernetes:", "vault:", "random:", "pulumi:")
+# Secret config the composition root reads as an Output secret; it never enters the settings model.
+REGISTRY_PASSWORD_KEY = f"{NAMESPACE}:registryPassword"
 
 
 def from_config(config: Mapping[str, Any], *, stack: str, secret_keys: frozenset[str] = frozenset(),
@@ -182,6 +237,10 @@ def from_config(config: Mapping[str, Any], *, stack: str, secret_keys: frozenset
     for key, value in config.items():
         if key in _FOREIGN_KEYS:
             data[_FOREIGN_KEYS[key]] = value
+            continue
+        if key == REGISTRY_PASSWORD_KEY:
+            if key not in secret_keys:
+                problems.append(Problem(source, key, "must be set with `pulumi config set --secret`"))
             continue
         namespace, _, field = key.partition(":")
         if namespace != NAMESPACE:
@@ -203,6 +262,8 @@ def from_config(config: Mapping[str, Any], *, stack: str, secret_keys: frozenset
                 message = "unknown config key" if len(loc) == 1 else "unknown field"
             problems.append(Problem(source, join_path(key, *loc[1:]), message))
         raise InvalidInput(problems) from None
+    if settings.registry.enabled and settings.registry.auth == "service-specific" and REGISTRY_PASSWORD_KEY not in config:
+        problems.append(Problem(source, REGISTRY_PASSWORD_KEY, "required with service-specific registry credentials"))
     if problems:
         raise InvalidInput(problems)
     return settings

@@ -253,9 +253,21 @@ class SynthResult:
         return found
 
 
+def _whole_numbers(value: Any) -> Any:
+    # The wire carries every number as a double; Kubernetes integer fields (ports, sizes) must read as integers.
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _ordered_manifest(inputs: dict[str, Any]) -> dict[str, Any]:
     # Wire inputs arrive unordered; manifests read best in the conventional order.
     first = ("apiVersion", "kind", "metadata")
+    inputs = _whole_numbers(inputs)
     return {**{k: inputs[k] for k in first if k in inputs}, **{k: v for k, v in inputs.items() if k not in first}}
 
 
@@ -307,17 +319,22 @@ def write(result: SynthResult, out_dir: Path) -> None:
 
 
 def tenant_summary(result: SynthResult) -> list[dict[str, Any]]:
-    """One row per Tenant component: its namespace, region, bucket and how many resources it owns."""
+    """One row per Tenant component: namespace, region, bucket, Vault policy, KV entries/ExternalSecrets, size."""
     rows = []
     for name in result.tenant_names():
         owned = result.tenant(name)
         namespaces = [r for r in owned if r["type"] == "kubernetes:core/v1:Namespace"]
         buckets = [r for r in owned if r["type"] == "aws:s3/bucket:Bucket"]
+        policies = [r["inputs"].get("name", "-") for r in owned if r["type"] == "vault:index/policy:Policy"]
+        kv = sum(r["type"] == "vault:kv/secretV2:SecretV2" for r in owned)
+        delivered = sum(r["type"].endswith(":ExternalSecret") for r in owned)
         rows.append({
             "tenant": name,
             "namespace": namespaces[0]["inputs"]["metadata"]["name"] if namespaces else "-",
             "region": buckets[0]["provider"].rsplit("::", 1)[-1].removeprefix("aws-") if buckets else "-",
             "bucket": buckets[0]["inputs"].get("bucket", "-") if buckets else "-",
+            "vault_policy": policies[0] if policies else "-",
+            "kv/externalsecrets": f"{kv}/{delivered}",
             "resources": len(owned),
         })
     return rows

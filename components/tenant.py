@@ -8,11 +8,15 @@ import pulumi
 
 from . import kube
 from .catalogue import TenantSpec
+from .cluster import TenantCluster, TenantClusterArgs
 from .naming import TenantNames
 from .namespace import namespace_manifest
 from .platform import Platform
 from .providers import Providers, child
+from .registry import RegistryRecord, record_row
+from .secrets import TenantSecrets, TenantSecretsArgs
 from .settings import StackSettings
+from .storage import TenantStorage, TenantStorageArgs
 
 
 @dataclass(frozen=True)
@@ -32,5 +36,18 @@ class Tenant(pulumi.ComponentResource):
 
         self.namespace = kube.apply(
             name, namespace_manifest(spec, names, settings.environment, settings.org), k8s_opts)
+        self.storage = TenantStorage(f"{name}-storage", TenantStorageArgs(spec, names, settings, providers),
+                                     child(self))
+        self.secrets = TenantSecrets(
+            f"{name}-secrets",
+            TenantSecretsArgs(spec, names, settings, providers, args.platform.vault, self.storage.access,
+                              self.namespace),
+            child(self))
+        self.cluster = TenantCluster(
+            f"{name}-cluster",
+            TenantClusterArgs(spec, names, settings, providers, self.storage.access, self.namespace), child(self))
+        if settings.registry.enabled:
+            RegistryRecord(f"{name}-registry-record", args.platform.registry, record_row(spec, names, settings),
+                           disable_on_delete=settings.protect_data, opts=child(self))
 
         self.register_outputs({"namespace": names.namespace})
