@@ -299,6 +299,18 @@ class TenantSpec(_Model):
     def uses_kms(self) -> bool:
         return self.artifacts.encryption == "kms"
 
+    # Lifecycle, decided here once so every component reads the same rule:
+    # active     - everything exists and works;
+    # suspended  - credentials revoked, no pods; identities, namespace objects, data and secrets kept for resuming;
+    # offboarded - identities and access objects removed; data, the namespace and its fences kept.
+    @property
+    def is_active(self) -> bool:
+        return self.lifecycle == "active"
+
+    @property
+    def keeps_identities(self) -> bool:
+        return self.lifecycle != "offboarded"
+
 
 _TOP_LEVEL_KEYS = ("defaults", "tenants")
 # Field names the catalogue accepts anywhere a tenant field may stand (defaults, tenant, overrides).

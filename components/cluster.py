@@ -40,10 +40,16 @@ def _repository_yaml(spec: TenantSpec, names: TenantNames, access: ArtifactAcces
 def tenant_manifests(args: TenantClusterArgs) -> list[dict[str, Any]]:
     """Every in-namespace object of the tenant, in the order they are registered."""
     spec, names, settings, access = args.spec, args.names, args.settings, args.access
-    manifests = [
+    fences = [
         quota.resource_quota(spec, names, settings.quota_scale),
         quota.limit_range(spec, names),
         *network.network_policies(spec, names, settings.kubernetes),
+    ]
+    if not spec.keeps_identities:
+        # Offboarded: no one may act in the namespace any more, but it stays fenced while its data is kept.
+        return fences
+    manifests = [
+        *fences,
         *rbac.rbac_manifests(names, spec.owners.admins, spec.owners.developers, settings.cluster_admin_group,
                              access.role_arn if spec.artifacts.credentials == "irsa" else None),
         argo.artifact_repositories_configmap(names, _repository_yaml(spec, names, access)),

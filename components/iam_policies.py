@@ -77,6 +77,22 @@ def irsa_trust_policy(oidc_provider_arn: str, issuer: str, namespace: str, servi
     }
 
 
+def suspended_trust_policy(oidc_provider_arn: str) -> dict[str, Any]:
+    """Trust for a suspended tenant's role: its service account can no longer assume it.
+
+    An explicit Deny rather than deleting the role keeps the role (and the ARN its ServiceAccount names) for
+    resumption, while no token from the cluster's OIDC provider can assume it.
+    """
+    return {
+        "Version": VERSION,
+        "Statement": [{
+            "Effect": "Deny",
+            "Principal": {"Federated": oidc_provider_arn},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+        }],
+    }
+
+
 def lifecycle_rules(storage_class: str, *, noncurrent_expire_days: int, archive_after_days: int,
                     expire_after_days: int) -> list[dict[str, Any]]:
     """`BucketLifecycleConfiguration` rules (Pulumi input shape) for a tenant's `artifacts.storageClass`.

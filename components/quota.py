@@ -27,6 +27,9 @@ def quota_hard(spec: TenantSpec, scale: float) -> dict[str, str]:
     hard = dict(DEFAULT_OBJECT_COUNTS)
     for key, value in spec.quota.items():
         hard[key] = value if is_object_count(key) else quantity.scale(value, scale)
+    if not spec.is_active:
+        # Suspended and offboarded namespaces keep their objects but may run nothing.
+        hard["pods"] = "0"
     return dict(sorted(hard.items()))
 
 

@@ -128,8 +128,10 @@ class TenantSecrets(pulumi.ComponentResource):
         spec, names, settings, providers = args.spec, args.names, args.settings, args.providers
         kv_mount = args.vault.kv_mount_path
         labels = tenancy_labels(spec, names, settings.environment, settings.org)
-        # Generated values exist nowhere else: losing their state would lock users out of a running cluster.
-        keep = {"protect": settings.protect_data, "retain_on_delete": settings.protect_data}
+        # Generated values exist nowhere else, so stacks that protect data leave them in Vault when tenancy stops
+        # managing them. Not `protect`: offboarding must be able to remove them from the program, and once the
+        # tenant's policy and role are gone nobody but Vault's operators can read what is left.
+        keep = {"retain_on_delete": settings.protect_data}
 
         def kv_secret(suffix: str, path: str, values: dict[str, pulumi.Output[str]],
                       opts: pulumi.ResourceOptions) -> vault.kv.SecretV2:
@@ -161,9 +163,12 @@ class TenantSecrets(pulumi.ComponentResource):
         policy = vault.Policy(f"{name}-policy", name=names.vault_policy,
                               policy=kv_mount.apply(lambda mount: tenant_policy(mount, names.vault_base_path)),
                               opts=child(self, providers.vault))
-        vault.kubernetes.AuthBackendRole(
-            f"{name}-role", backend=args.vault.kubernetes_auth_path, role_name=names.vault_role,
-            **role_fields(names, settings.vault), opts=child(self, providers.vault, depends_on=[policy]))
+        if spec.is_active:
+            # Removing the role is what suspension revokes: External Secrets can no longer log in, while the
+            # paths, values and delivery objects stay for resuming.
+            vault.kubernetes.AuthBackendRole(
+                f"{name}-role", backend=args.vault.kubernetes_auth_path, role_name=names.vault_role,
+                **role_fields(names, settings.vault), opts=child(self, providers.vault, depends_on=[policy]))
 
         # The objects live in the tenant's namespace, so they must wait for it.
         k8s_opts = child(self, providers.kubernetes, depends_on=[args.namespace])

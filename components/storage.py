@@ -104,31 +104,42 @@ class TenantStorage(pulumi.ComponentResource):
                             opts=opts_)
 
         kms_arn = kms_key.arn if kms_key is not None else None
-        document = pulumi.Output.all(bucket.arn, kms_arn).apply(lambda values: json.dumps(
-            iam_policies.artifact_access_policy(values[0], artifacts.key_prefix,
-                                                allow_delete=artifacts.garbage_collection, kms_key_arn=values[1])))
-        policy = aws.iam.Policy(f"{name}-policy", name=names.iam_policy, policy=document, tags=tags,
-                                description=f"Artifact access of tenant {spec.name}", opts=opts_)
-
         role_arn = access_key_id = secret_access_key = None
-        if artifacts.credentials == "irsa":
-            irsa = settings.irsa
-            if irsa is None:
-                raise ValueError("IRSA credentials need tenancy:irsa; the catalogue check should have refused this")
-            trust = iam_policies.irsa_trust_policy(irsa.oidc_provider_arn, irsa.issuer, names.namespace,
-                                                   naming.RUNNER_SERVICE_ACCOUNT)
-            role = aws.iam.Role(f"{name}-role", name=names.iam_role, assume_role_policy=json.dumps(trust),
-                                tags=tags, opts=opts_)
-            aws.iam.RolePolicyAttachment(f"{name}-role-policy", role=role.name, policy_arn=policy.arn, opts=opts_)
-            role_arn = role.arn
-        else:
-            user = aws.iam.User(f"{name}-user", name=names.iam_user, tags=tags, opts=opts_)
-            aws.iam.UserPolicyAttachment(f"{name}-user-policy", user=user.name, policy_arn=policy.arn, opts=opts_)
-            key = aws.iam.AccessKey(f"{name}-access-key", user=user.name, opts=opts_)
-            access_key_id = pulumi.Output.secret(key.id)
-            secret_access_key = pulumi.Output.secret(key.secret)
+        if spec.keeps_identities:
+            role_arn, access_key_id, secret_access_key = self._identity(name, args, bucket, kms_arn, tags, opts_)
 
         self.access = ArtifactAccess(bucket=bucket.bucket, region=spec.region, kms_key_arn=kms_arn,
                                      role_arn=role_arn, access_key_id=access_key_id,
                                      secret_access_key=secret_access_key)
         self.register_outputs({"bucket": bucket.bucket, "roleArn": role_arn, "kmsKeyArn": kms_arn})
+
+    def _identity(self, name: str, args: TenantStorageArgs, bucket: aws.s3.Bucket,
+                  kms_arn: Optional[pulumi.Output[str]], tags: dict[str, str], opts_: pulumi.ResourceOptions):
+        """The principal Argo uses and its one policy; a suspended tenant's principal stays but cannot act."""
+        spec, names, settings = args.spec, args.names, args.settings
+        artifacts = spec.artifacts
+        document = pulumi.Output.all(bucket.arn, kms_arn).apply(lambda values: json.dumps(
+            iam_policies.artifact_access_policy(values[0], artifacts.key_prefix,
+                                                allow_delete=artifacts.garbage_collection, kms_key_arn=values[1])))
+        policy = aws.iam.Policy(f"{name}-policy", name=names.iam_policy, policy=document, tags=tags,
+                                description=f"Artifact access of tenant {spec.name}", opts=opts_)
+        if artifacts.credentials == "irsa":
+            irsa = settings.irsa
+            if irsa is None:
+                raise ValueError("IRSA credentials need tenancy:irsa; the catalogue check should have refused this")
+            trust = (iam_policies.irsa_trust_policy(irsa.oidc_provider_arn, irsa.issuer, names.namespace,
+                                                    naming.RUNNER_SERVICE_ACCOUNT)
+                     if spec.is_active else iam_policies.suspended_trust_policy(irsa.oidc_provider_arn))
+            role = aws.iam.Role(f"{name}-role", name=names.iam_role, assume_role_policy=json.dumps(trust),
+                                tags=tags, opts=opts_)
+            if spec.is_active:
+                aws.iam.RolePolicyAttachment(f"{name}-role-policy", role=role.name, policy_arn=policy.arn,
+                                             opts=opts_)
+            return role.arn, None, None
+        user = aws.iam.User(f"{name}-user", name=names.iam_user, tags=tags, opts=opts_)
+        if spec.is_active:
+            aws.iam.UserPolicyAttachment(f"{name}-user-policy", user=user.name, policy_arn=policy.arn, opts=opts_)
+        # Suspension disables the key instead of deleting it, so resuming does not rotate it under the tenant.
+        key = aws.iam.AccessKey(f"{name}-access-key", user=user.name,
+                                status="Active" if spec.is_active else "Inactive", opts=opts_)
+        return None, pulumi.Output.secret(key.id), pulumi.Output.secret(key.secret)

@@ -32,17 +32,20 @@ class Tenant(pulumi.ComponentResource):
     def __init__(self, name: str, args: TenantArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("tenancy:index:Tenant", name, None, opts)
         spec, names, settings, providers = args.spec, args.names, args.settings, args.providers
-        k8s_opts = child(self, providers.kubernetes)
 
+        # Deleting a namespace deletes every volume and object in it, so it counts as data: stacks that protect
+        # data refuse to delete it and leave it in the cluster if tenancy ever stops managing it.
         self.namespace = kube.apply(
-            name, namespace_manifest(spec, names, settings.environment, settings.org), k8s_opts)
+            name, namespace_manifest(spec, names, settings.environment, settings.org),
+            child(self, providers.kubernetes, protect=settings.protect_data, retain_on_delete=settings.protect_data))
         self.storage = TenantStorage(f"{name}-storage", TenantStorageArgs(spec, names, settings, providers),
                                      child(self))
-        self.secrets = TenantSecrets(
-            f"{name}-secrets",
-            TenantSecretsArgs(spec, names, settings, providers, args.platform.vault, self.storage.access,
-                              self.namespace),
-            child(self))
+        if spec.keeps_identities:
+            TenantSecrets(
+                f"{name}-secrets",
+                TenantSecretsArgs(spec, names, settings, providers, args.platform.vault, self.storage.access,
+                                  self.namespace),
+                child(self))
         self.cluster = TenantCluster(
             f"{name}-cluster",
             TenantClusterArgs(spec, names, settings, providers, self.storage.access, self.namespace), child(self))

@@ -157,10 +157,12 @@ def test_irsa_stack_stores_no_s3_key_and_delivers_no_s3_secret(staging):
     assert names.s3_credentials_secret not in _manifests(staging, names.namespace, "ExternalSecret")
 
 
-def test_protected_stack_keeps_generated_values_and_the_mount(staging):
-    for record in staging.tenant("research"):
-        if record["type"] == PASSWORD or (record["type"] == KV and "minicluster" in record["inputs"]["name"]):
-            assert record["protect"] and record["retainOnDelete"], record["name"]
+def test_protected_stack_keeps_generated_values_and_the_mount(staging, dev):
+    for result, retained in ((staging, True), (dev, False)):
+        for record in result.tenant("research"):
+            if record["type"] == PASSWORD or (record["type"] == KV and "minicluster" in record["inputs"]["name"]):
+                # Retained, never protected: offboarding has to be able to drop them from the program.
+                assert record["retainOnDelete"] is retained and not record["protect"], record["name"]
     (mount,) = staging.of_type(MOUNT)
     assert mount["protect"] and mount["retainOnDelete"]
 
