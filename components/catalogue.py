@@ -9,7 +9,6 @@ raised together as `InvalidInput` before the program registers a single resource
 from __future__ import annotations
 
 import copy
-import ipaddress
 import re
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Optional
@@ -20,7 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from . import naming, quantity, safe_yaml
 from .problems import InvalidInput, Problem, join_path
-from .settings import AWS_REGIONS, StackSettings
+from .settings import AWS_REGIONS, StackSettings, check_cidrs
 
 
 # ResourceQuota keys that count objects: they stay integers and are never scaled per stack.
@@ -153,15 +152,7 @@ class Network(_Model):
     load_balancer_cidrs: list[str] = Field(default_factory=list)
     allow_egress_to_internet: bool = False
 
-    @field_validator("load_balancer_cidrs")
-    @classmethod
-    def _cidrs(cls, value: list[str]) -> list[str]:
-        for cidr in value:
-            try:
-                ipaddress.ip_network(cidr, strict=True)
-            except ValueError as exc:
-                raise ValueError(f"{cidr!r} is not a CIDR block ({exc})") from None
-        return value
+    _cidrs = field_validator("load_balancer_cidrs")(classmethod(lambda cls, v: check_cidrs(v)))
 
 
 class Isolation(_Model):

@@ -26,6 +26,18 @@ AWS_REGIONS = frozenset({
     "us-east-2", "us-gov-east-1", "us-gov-west-1", "us-west-1", "us-west-2",
 })
 
+def check_cidrs(value: list[str]) -> list[str]:
+    """Validator for CIDR lists, in stack settings and the catalogue alike: host bits set is a typo, not a range."""
+    import ipaddress
+
+    for cidr in value:
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"{cidr!r} is not a CIDR block ({exc})") from None
+    return value
+
+
 NAMESPACE = "tenancy"
 SECRET_PLACEHOLDER = "[secret]"
 
@@ -48,17 +60,7 @@ class KubernetesSettings(_Model):
         description="HTTPS egress for workflow pods to the artifact store. S3 publishes no small stable range, so "
                     "the default is every public address on 443 (private ranges and metadata stay excluded).")
 
-    @field_validator("api_server_cidrs", "artifact_store_cidrs")
-    @classmethod
-    def _cidrs(cls, value: list[str]) -> list[str]:
-        import ipaddress
-
-        for cidr in value:
-            try:
-                ipaddress.ip_network(cidr, strict=True)
-            except ValueError as exc:
-                raise ValueError(f"{cidr!r} is not a CIDR block ({exc})") from None
-        return value
+    _cidrs = field_validator("api_server_cidrs", "artifact_store_cidrs")(classmethod(lambda cls, v: check_cidrs(v)))
 
 
 class VaultMountSettings(_Model):
