@@ -5,6 +5,7 @@ The Argo CD plugin generator reads this table, so a row is how a tenant's reposi
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -90,4 +91,11 @@ class RegistryRecord(dynamic.Resource):
                  opts: Optional[pulumi.ResourceOptions] = None):
         props = {**registry.target, **row, "disable_on_delete": disable_on_delete}
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=registry.record_provider))
-        super().__init__(RegistryProvider(), name, props, opts)
+        # The SDK's provider serialisation wraps pickle's `_batch_setitems` in a sorting shim on every call and
+        # never unwraps it, so each dynamic resource adds a stack frame to every later pickle: around a thousand
+        # records in one program hit RecursionError (seen at 1,000 tenants). Put the original back each time.
+        batch_setitems = pickle._Pickler._batch_setitems  # noqa: SLF001 - the attribute the SDK leaks
+        try:
+            super().__init__(RegistryProvider(), name, props, opts)
+        finally:
+            pickle._Pickler._batch_setitems = batch_setitems  # noqa: SLF001

@@ -46,3 +46,17 @@ def test_password_reaches_records_only_as_a_secret(monkeypatch):
     assert records and all(r["inputs"]["password"] == "[secret]" for r in records)
     assert all(r["inputs"]["username"] == "svc-dev" for r in records)
     assert PLAINTEXT not in json.dumps(result.resources) + json.dumps(result.outputs)
+
+
+def test_many_records_do_not_exhaust_the_stack(tmp_path):
+    # The SDK leaks a pickle shim per dynamic resource; without the reset in RegistryRecord each record added
+    # a frame to every later pickle and 1,000 tenants raised RecursionError (a real `pulumi up` runs this code).
+    import pickle
+
+    from tests.conftest import render
+
+    entries = "".join(f"  - {{name: t{i}, team: t, repo: {{url: https://github.com/x/t{i}.git}}, "
+                      f"environments: [dev]}}\n" for i in range(3))
+    before = pickle._Pickler._batch_setitems
+    render("dev", "tenants:\n" + entries, tmp_path)
+    assert pickle._Pickler._batch_setitems is before
