@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pulumi
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as runtime_settings
@@ -50,6 +50,24 @@ def _mask(value: Any) -> Any:
         return [_mask(v) for v in value]
     if value == rpc.UNKNOWN:
         return None
+    return value
+
+
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(_SIG_KEY) == _SECRET_SIG
+
+
+def _unwrap(value: Any) -> Any:
+    """Plain values for the mocks' computations: secrets unwrapped, resource references as their URN."""
+    if isinstance(value, dict):
+        sig = value.get(_SIG_KEY)
+        if sig == _SECRET_SIG:
+            return _unwrap(value.get("value"))
+        if sig == _RESOURCE_SIG:
+            return value.get("urn")
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
     return value
 
 
@@ -179,9 +197,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         wire_inputs = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
         if request.type == "pulumi:providers:aws":
             self.synth_mocks.provider_regions[urn] = wire_inputs.get("region", "us-west-2")
-        if "__provider" in wire_inputs:
+        recorded = _mask(wire_inputs)
+        if "__provider" in recorded:
             # A dynamic resource carries its pickled provider; it is code, not configuration worth reviewing.
-            wire_inputs["__provider"] = "[dynamic provider]"
+            recorded["__provider"] = "[dynamic provider]"
         self.records.append({
             "urn": urn,
             "type": request.type,
@@ -189,24 +208,26 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             "parent": request.parent or None,
             "custom": bool(request.custom),
             "provider": _provider_urn(request.provider),
-            "inputs": _mask(wire_inputs),
+            "inputs": recorded,
             "protect": bool(request.protect),
             "retainOnDelete": bool(request.retainOnDelete),
         })
-        pulumi_mocks._ensure_event_loop()  # noqa: SLF001 - needed to deserialize resource references
-        inputs = rpc.deserialize_properties(request.object)
         resource_args = pulumi.runtime.MockResourceArgs(
-            typ=request.type, name=request.name, inputs=inputs, provider=request.provider,
+            typ=request.type, name=request.name, inputs=_unwrap(wire_inputs), provider=request.provider,
             resource_id=request.importId, custom=request.custom or False)
         id_, state = self.mocks.new_resource(resource_args)
+        # Inputs go back in their wire form, so a secret input stays secret as an output, as with the engine;
+        # only computed outputs are added. This skips the SDK's deserialise/serialise round trip per resource.
+        response = {**wire_inputs, **{k: v for k, v in state.items() if k not in wire_inputs}}
         # The engine marks provider-declared secret outputs (access key secrets, generated passwords);
         # the stock mock monitor does not, so do it here or they would leak as plain values.
         for key in request.additionalSecretOutputs:
-            if key in state:
-                if isinstance(state[key], str):
-                    self.generated_secrets.append(state[key])
-                state[key] = {_SIG_KEY: _SECRET_SIG, "value": state[key]}
-        obj_proto = _sync_await(rpc.serialize_properties(state, {}))
+            if key in response and not _is_secret(response[key]):
+                if isinstance(response[key], str):
+                    self.generated_secrets.append(response[key])
+                response[key] = {_SIG_KEY: _SECRET_SIG, "value": response[key]}
+        obj_proto = struct_pb2.Struct()
+        obj_proto.update(response)
         self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, id_, state)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=obj_proto)
 
