@@ -37,7 +37,8 @@ from .synth import SynthResult
 SHARED = "(shared)"
 ENV_TOKEN = "<env>"
 TENANT_TYPE = "tenancy:index:Tenant"
-DATA_TYPES = ("aws:s3/bucket:Bucket", "aws:kms/key:Key", "aws:keyspaces/table:Table")
+DATA_TYPES = ("aws:s3/bucket:Bucket", "aws:kms/key:Key", "aws:keyspaces/table:Table",
+              "kubernetes:core/v1:Namespace")
 # Local state and installs are not part of the program; copying them would be slow and pointless.
 _NOT_COPIED = shutil.ignore_patterns(".git", "venv", ".venv", "out", ".hypothesis", ".pytest_cache", "__pycache__",
                                      "node_modules")

@@ -43,7 +43,7 @@ NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 RESOURCE_QUOTA = "kubernetes:core/v1:ResourceQuota"
 ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
 CLUSTER_ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"
-DATA_TYPES = (BUCKET, "aws:kms/key:Key", "aws:keyspaces/table:Table")
+DATA_TYPES = (BUCKET, "aws:kms/key:Key", "aws:keyspaces/table:Table", "kubernetes:core/v1:Namespace")
 
 TENANT_LABEL = "tenancy.io/tenant"
 PUBLIC_ACCESS_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")

@@ -79,7 +79,8 @@ REFERENCE = [
     _rec("aws:iam/policy:Policy", "ref-iam", {"policy": json.dumps({"Statement": [{
         "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": f"arn:aws:s3:::{BUCKET_NAME}/ref/*"}]})}),
     _rec(rules.NAMESPACE, "ref-ns", {"metadata": {"name": NS, "labels": {
-        rules.TENANT_LABEL: "ref", **{f"pod-security.kubernetes.io/{m}": "restricted" for m in rules.POD_SECURITY_MODES}}}}),
+        rules.TENANT_LABEL: "ref", **{f"pod-security.kubernetes.io/{m}": "restricted" for m in rules.POD_SECURITY_MODES}}}},
+         protect=True),
     _rec(rules.NETWORK_POLICY, "ref-deny", {"metadata": {"name": "default-deny", "namespace": NS},
                                             "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}),
     _rec(rules.RESOURCE_QUOTA, "ref-quota", {"metadata": {"name": "tenant-quota", "namespace": NS},
@@ -268,3 +269,10 @@ def test_unprotected_data_is_fine_in_dev(dev):
     for record in records:
         record["protect"] = False
     assert violations(rules.DATA_PROTECTED, records, pack_config("dev")["data-resources-protected"]) == []
+
+
+def test_pack_and_diff_agree_on_what_counts_as_data():
+    # The pack runs in its own virtualenv without components/, so the list is kept twice; they must not drift.
+    from components import diff
+
+    assert set(rules.DATA_TYPES) == set(diff.DATA_TYPES)
