@@ -25,6 +25,7 @@ def load_inputs(project_dir: Path, stack: str, tenants: Optional[Path]):
     stacks = settings.known_stacks(project_dir)
     try:
         stack_settings = settings.load_stack(project_dir, stack)
+        settings.read_vault_ca_cert(project_dir, stack_settings)
     except InvalidInput as invalid:
         problems.extend(invalid.problems)
     path = tenants or project_dir / (stack_settings.catalogue if stack_settings else "tenants.yaml")

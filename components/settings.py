@@ -318,6 +318,25 @@ def _mask_secure(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
+def read_vault_ca_cert(project_dir: Path, settings: StackSettings) -> Optional[str]:
+    """The PEM named by `tenancy:vault.kubernetesAuth.caCertFile`, checked like any other input."""
+    name = settings.vault.kubernetes_auth.ca_cert_file
+    if name is None:
+        return None
+    where = (f"Pulumi.{settings.stack}.yaml", "tenancy:vault.kubernetesAuth.caCertFile")
+    try:
+        pem = (project_dir / name).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput([Problem(*where, f"cannot read {name!r}: {exc.strerror}")]) from None
+    from cryptography import x509
+
+    try:
+        x509.load_pem_x509_certificates(pem.encode())
+    except ValueError as exc:
+        raise InvalidInput([Problem(*where, f"{name!r} is not a PEM certificate ({exc})")]) from None
+    return pem
+
+
 def known_stacks(project_dir: Path) -> tuple[str, ...]:
     """The stacks of this project: one `Pulumi.<stack>.yaml` each."""
     return tuple(sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml")))

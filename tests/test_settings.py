@@ -53,3 +53,15 @@ def test_secure_values_are_masked_when_read_offline(tmp_path):
         "config:\n  tenancy:registryPassword:\n    secure: v1:abc\n  tenancy:org: x\n")
     config, secret = settings.read_stack_file(tmp_path, "dev")
     assert config["tenancy:registryPassword"] == "[secret]" and secret == {"tenancy:registryPassword"}
+
+
+def test_vault_ca_cert_file_must_exist_and_be_a_certificate(tmp_path):
+    stack = settings.from_config({**BASE, "tenancy:vault": '{"address": "https://v:8200", '
+                                  '"kubernetesAuth": {"caCertFile": "ca.pem"}}'}, stack="dev")
+    with pytest.raises(InvalidInput, match="tenancy:vault.kubernetesAuth.caCertFile: cannot read 'ca.pem'"):
+        settings.read_vault_ca_cert(tmp_path, stack)
+    (tmp_path / "ca.pem").write_text("not a certificate")
+    with pytest.raises(InvalidInput, match="'ca.pem' is not a PEM certificate"):
+        settings.read_vault_ca_cert(tmp_path, stack)
+    (tmp_path / "ca.pem").write_text((PROJECT / "certs" / "compliance-notation.pem").read_text())
+    assert settings.read_vault_ca_cert(tmp_path, stack).startswith("-----BEGIN CERTIFICATE-----")
