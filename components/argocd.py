@@ -2,8 +2,9 @@
 
 The generator reads the Keyspaces registry that the Registry component writes, so every enabled tenant row
 becomes one Argo CD Application deploying the tenant's repository path into the tenant's namespace.
-Credentials for the registry: SigV4 through IRSA (`tenancy:argocd.generatorRoleArn`, a role allowed
-`cassandra:Select` on the registry table, trusted for `system:serviceaccount:<argocd ns>:tenancy-generator`),
+Credentials for the registry: SigV4 through IRSA, with a role tenancy creates (trusted only for
+`system:serviceaccount:<argocd ns>:tenancy-generator`, allowed only `cassandra:Select` on the registry table and
+the system keyspaces) or an existing one named by `tenancy:argocd.generatorRoleArn`;
 or with `tenancy:registry.auth: service-specific` the username from settings and the password from
 `tenancy:registryPassword`, handed to the pod through a Secret.
 """
@@ -13,10 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+import json
+
 import pulumi
+import pulumi_aws as aws
 import pulumi_random as random
 
-from . import kube, naming
+from . import iam_policies, kube, naming
 from .providers import Providers, child
 from .registry import registry_region
 from .settings import StackSettings
@@ -38,10 +42,11 @@ def _metadata(name: str, namespace: str, labels: Optional[dict[str, str]] = None
     return {"name": name, "namespace": namespace, "labels": {**_labels(), **(labels or {})}}
 
 
-def service_account(settings: StackSettings) -> dict[str, Any]:
+def service_account(settings: StackSettings, role_arn: Any = None) -> dict[str, Any]:
+    """`role_arn` (IRSA) is an Output in the program, a string in tests; None with service-specific credentials."""
     meta = _metadata(naming.GENERATOR, settings.argocd.namespace)
-    if settings.argocd.generator_role_arn:
-        meta["annotations"] = {"eks.amazonaws.com/role-arn": settings.argocd.generator_role_arn}
+    if role_arn is not None:
+        meta["annotations"] = {"eks.amazonaws.com/role-arn": role_arn}
     # The generator never calls the Kubernetes API; IRSA's web-identity token is projected by the EKS webhook
     # regardless of this setting.
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": False}
@@ -190,6 +195,8 @@ class ArgoCdGeneratorArgs:
     providers: Providers
     # Service-specific registry password (secret config), only with `tenancy:registry.auth: service-specific`.
     registry_password: Optional[pulumi.Output[str]] = None
+    # The registry table, for the read policy of the generator's own role (SigV4 without generatorRoleArn).
+    registry_table_arn: Optional[pulumi.Output[str]] = None
 
 
 class ArgoCdGenerator(pulumi.ComponentResource):
@@ -203,7 +210,7 @@ class ArgoCdGenerator(pulumi.ComponentResource):
 
         token = random.RandomPassword(f"{name}-token", length=48, special=False,
                                       opts=child(self, providers.random))
-        objects = [service_account(settings), token_secret(namespace, pulumi.Output.secret(token.result))]
+        objects = [service_account(settings, self._registry_identity(name, args)), token_secret(namespace, pulumi.Output.secret(token.result))]
         if settings.registry.auth == "service-specific":
             objects.append(registry_secret(namespace, pulumi.Output.secret(args.registry_password)))
         configmap = plugin_configmap(settings)
@@ -212,3 +219,25 @@ class ArgoCdGenerator(pulumi.ComponentResource):
         # The ApplicationSet calls the generator as soon as it exists; create it after the service is in place.
         kube.apply(name, application_set(settings), child(self, providers.kubernetes, depends_on=applied))
         self.register_outputs({"baseUrl": configmap["data"]["baseUrl"]})
+
+    def _registry_identity(self, name: str, args: ArgoCdGeneratorArgs) -> Any:
+        """The IRSA role the generator reads Keyspaces with: the configured one, or one made for it here."""
+        settings = args.settings
+        if settings.registry.auth != "sigv4":
+            return None
+        if settings.argocd.generator_role_arn:
+            return settings.argocd.generator_role_arn
+        irsa = settings.irsa
+        if irsa is None or args.registry_table_arn is None:
+            raise ValueError("SigV4 registry reads need tenancy:irsa; settings validation should have refused this")
+        opts = child(self, args.providers.aws(registry_region(settings)))
+        trust = iam_policies.irsa_trust_policy(irsa.oidc_provider_arn, irsa.issuer, settings.argocd.namespace,
+                                               naming.GENERATOR)
+        role = aws.iam.Role(f"{name}-role", name=naming.generator_iam_role(settings.org, settings.environment),
+                            assume_role_policy=json.dumps(trust), opts=opts)
+        policy = aws.iam.Policy(
+            f"{name}-registry-read", name=f"{naming.generator_iam_role(settings.org, settings.environment)}-read",
+            policy=args.registry_table_arn.apply(lambda arn: json.dumps(iam_policies.registry_read_policy(arn))),
+            opts=opts)
+        aws.iam.RolePolicyAttachment(f"{name}-registry-read", role=role.name, policy_arn=policy.arn, opts=opts)
+        return role.arn

@@ -77,6 +77,21 @@ def irsa_trust_policy(oidc_provider_arn: str, issuer: str, namespace: str, servi
     }
 
 
+def registry_read_policy(table_arn: str) -> dict[str, Any]:
+    """What the Argo CD generator may do: read the registry table, and the system keyspaces the Cassandra
+    driver reads while connecting (AWS's documented pattern for Keyspaces clients)."""
+    account_scope = table_arn.split("/keyspace/", 1)[0]
+    return {
+        "Version": VERSION,
+        "Statement": [{
+            "Sid": "ReadTenantRegistry",
+            "Effect": "Allow",
+            "Action": ["cassandra:Select"],
+            "Resource": [table_arn, f"{account_scope}/keyspace/system*"],
+        }],
+    }
+
+
 def suspended_trust_policy(oidc_provider_arn: str) -> dict[str, Any]:
     """Trust for a suspended tenant's role: its service account can no longer assume it.
 

@@ -225,6 +225,11 @@ def minicluster_password_env(user: str) -> str:
     return f"FLUX_PASSWORD_{user.upper().replace('-', '_')}"
 
 
+def generator_iam_role(org: str, environment: str) -> str:
+    """The IRSA role of the Argo CD generator, one per stack."""
+    return f"tenancy-{org}-{environment}-argocd-generator"
+
+
 def minicluster_password_key(user: str) -> str:
     """Key of a MiniCluster user's password in the tenant's Flux credentials Secret (and its Vault entry)."""
     return f"password-{user}"

@@ -37,6 +37,7 @@ class Platform(pulumi.ComponentResource):
         self.registry = Registry(f"{name}-registry", RegistryArgs(args.settings, args.providers, args.registry_password),
                                  child(self))
         if args.settings.argocd.enabled:
-            ArgoCdGenerator(f"{name}-argocd", ArgoCdGeneratorArgs(args.settings, args.providers, args.registry_password),
+            ArgoCdGenerator(f"{name}-argocd", ArgoCdGeneratorArgs(args.settings, args.providers, args.registry_password,
+                                                                self.registry.table_arn),
                             child(self, depends_on=[self.registry]))
         self.register_outputs({})

@@ -81,7 +81,8 @@ class Registry(pulumi.ComponentResource):
         # Default providers are disabled for every package but `pulumi`, the dynamic provider's included, so the
         # records get an explicit one (the same plugin the engine would otherwise start as a default).
         self.record_provider = pulumi.ProviderResource("pulumi-python", f"{name}-records", {}, child(self))
-        self.register_outputs({"keyspace": table.keyspace_name, "table": table.table_name})
+        self.table_arn = table.arn
+        self.register_outputs({"keyspace": table.keyspace_name, "table": table.table_name, "tableArn": table.arn})
 
 
 class RegistryRecord(dynamic.Resource):

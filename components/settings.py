@@ -219,6 +219,9 @@ class StackSettings(_Model):
             raise ValueError("tenancy:registry.username is required with service-specific credentials")
         if self.argocd.enabled and not self.registry.enabled:
             raise ValueError("tenancy:argocd.enabled needs tenancy:registry.enabled: the generator reads the registry")
+        if self.argocd.enabled and self.registry.auth == "sigv4" and not (self.irsa or self.argocd.generator_role_arn):
+            raise ValueError("the generator reads the registry with SigV4 and needs an AWS identity: set tenancy:irsa "
+                             "(tenancy creates its role) or tenancy:argocd.generatorRoleArn")
         return self
 
 

@@ -195,9 +195,35 @@ def test_disabled_stack_renders_none_of_it(tmp_path, monkeypatch):
 # --- settings-dependent shapes ------------------------------------------------------------------------------------
 
 def test_irsa_role_annotates_the_service_account():
-    sa = argocd.service_account(stack_settings(generator_role_arn="arn:aws:iam::444455556666:role/gen"))
+    sa = argocd.service_account(stack_settings(), "arn:aws:iam::444455556666:role/gen")
     assert sa["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:aws:iam::444455556666:role/gen"}
     assert "annotations" not in argocd.service_account(stack_settings())["metadata"]
+
+
+def test_generator_gets_its_own_read_only_registry_role(dev):
+    (component,) = dev.of_type(GENERATOR_TYPE)
+    owned = dev.descendants(component["urn"])
+    (role,) = [r for r in owned if r["type"] == "aws:iam/role:Role"]
+    trust = json.loads(role["inputs"]["assumeRolePolicy"])["Statement"][0]["Condition"]["StringEquals"]
+    assert [v for k, v in trust.items() if k.endswith(":sub")] == ["system:serviceaccount:argocd:tenancy-generator"]
+    (policy,) = [r for r in owned if r["type"] == "aws:iam/policy:Policy"]
+    [statement] = json.loads(policy["inputs"]["policy"])["Statement"]
+    (table,) = dev.of_type("aws:keyspaces/table:Table")
+    assert statement["Action"] == ["cassandra:Select"]
+    assert statement["Resource"][0].endswith("/keyspace/tenant_ops_dev/table/tenant_configs")
+    assert statement["Resource"][1].endswith("/keyspace/system*")
+    sa = generator_objects(dev)["ServiceAccount"]["inputs"]
+    assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith(
+        ":role/tenancy-calypr-dev-argocd-generator")
+
+
+def test_sigv4_generator_without_an_identity_is_refused():
+    from components.problems import InvalidInput
+
+    config, secret = settings_module.read_stack_file(PROJECT, "dev")
+    config = {k: v for k, v in config.items() if k != "tenancy:irsa"}
+    with pytest.raises(InvalidInput, match="needs an AWS identity"):
+        settings_module.from_config(config, stack="dev", secret_keys=secret)
 
 
 def test_service_specific_credentials_come_from_a_secret_never_inline():

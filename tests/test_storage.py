@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from components import cli, naming
+from components import naming
 from components.problems import InvalidInput
 
 from .conftest import PROJECT, SAMPLE, render
@@ -206,16 +206,17 @@ def test_registry_platform_and_records(prod, dev):
 
 
 def test_irsa_without_oidc_provider_is_refused(tmp_path):
-    # dev has no tenancy:irsa; a tenant asking for irsa there must fail validation at artifacts.credentials.
-    catalogue = SAMPLE.read_text().replace("      keyPrefix: tmp/\n", "      keyPrefix: tmp/\n      credentials: irsa\n")
-    assert "credentials: irsa" in catalogue
-    path = tmp_path / "tenants.yaml"
-    path.write_text(catalogue)
-    (tmp_path / "certs").mkdir()
-    for cert in (PROJECT / "certs").glob("*.pem"):
-        (tmp_path / "certs" / cert.name).write_text(cert.read_text())
+    # A stack without tenancy:irsa: a tenant asking for irsa there must fail validation at artifacts.credentials.
+    from components import catalogue, settings
+
+    dev = settings.load_stack(PROJECT, "dev")
+    no_oidc = dev.model_copy(update={"irsa": None})
+    text = SAMPLE.read_text().replace("      keyPrefix: tmp/\n", "      keyPrefix: tmp/\n      credentials: irsa\n")
+    assert "credentials: irsa" in text
+    parsed = catalogue.parse(text, source="tenants.yaml", base_dir=PROJECT, stacks=settings.known_stacks(PROJECT))
+    assert parsed.for_stack(dev)  # with the dev cluster's OIDC provider it is fine
     with pytest.raises(InvalidInput) as raised:
-        cli.load_inputs(PROJECT, "dev", path)
+        parsed.for_stack(no_oidc)
     text = str(raised.value)
     assert "name=scratch).artifacts.credentials" in text
     assert "tenancy:irsa" in text
