@@ -1,37 +1,29 @@
 """Registering Kubernetes manifests built by the pure builders.
 
 Builders return plain manifest dicts (testable without Pulumi, checkable against schemas); this module is the
-single place that turns one into a Pulumi resource: the typed class for core kinds, `CustomResource`
-for everything else.
+single place that turns one into a Pulumi resource.
+
+Manifests are registered as resources of the Kubernetes provider's own type token
+(`kubernetes:core/v1:ConfigMap`, `kubernetes:argoproj.io/v1alpha1:WorkflowTemplate`, ...) with the manifest as
+inputs: exactly what the engine receives from the SDK's typed classes, without their per-resource cost of
+declaring and resolving dozens of typed outputs tenancy never reads (measured under mocks: ConfigMap 1.4 ms vs
+0.7 ms, Deployment 3.1 ms vs 0.7 ms per resource; Kubernetes objects are over half of a tenant's resources).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping
 
 import pulumi
-import pulumi_kubernetes as k8s
 
-_TYPED = {
-    ("v1", "Namespace"): k8s.core.v1.Namespace,
-    ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,
-    ("v1", "ConfigMap"): k8s.core.v1.ConfigMap,
-    ("v1", "Secret"): k8s.core.v1.Secret,
-    ("v1", "Service"): k8s.core.v1.Service,
-    ("v1", "ResourceQuota"): k8s.core.v1.ResourceQuota,
-    ("v1", "LimitRange"): k8s.core.v1.LimitRange,
-    ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
-    ("rbac.authorization.k8s.io/v1", "Role"): k8s.rbac.v1.Role,
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"): k8s.rbac.v1.RoleBinding,
-    ("rbac.authorization.k8s.io/v1", "ClusterRole"): k8s.rbac.v1.ClusterRole,
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): k8s.rbac.v1.ClusterRoleBinding,
-    ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
-}
+# Fields that are secret inputs and outputs, as the typed `Secret` class treats them.
+_SECRET_OUTPUTS = {("v1", "Secret"): ["data", "stringData"]}
 
 
-def _snake(key: str) -> str:
-    return re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
+def type_token(api_version: str, kind: str) -> str:
+    """The provider's token for a kind: the core group is spelt `core`, every other group as written."""
+    group_version = f"core/{api_version}" if "/" not in api_version else api_version
+    return f"kubernetes:{group_version}:{kind}"
 
 
 def resource_name(prefix: str, manifest: Mapping[str, Any]) -> str:
@@ -41,11 +33,13 @@ def resource_name(prefix: str, manifest: Mapping[str, Any]) -> str:
 
 def apply(prefix: str, manifest: Mapping[str, Any], opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
     """Register one manifest as a resource named after `prefix`; `opts` carries parent and provider."""
-    body = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind")}
-    typed = _TYPED.get((manifest["apiVersion"], manifest["kind"]))
-    name = resource_name(prefix, manifest)
-    if typed is not None:
-        # Typed constructors take top-level fields in snake_case; nested dicts pass through as written.
-        return typed(name, opts=opts, **{_snake(k): v for k, v in body.items()})
-    return k8s.apiextensions.CustomResource(
-        name, api_version=manifest["apiVersion"], kind=manifest["kind"], opts=opts, **body)
+    key = (manifest["apiVersion"], manifest["kind"])
+    props = dict(manifest)
+    secret = _SECRET_OUTPUTS.get(key, [])
+    for field in secret:
+        # Whole fields, as the typed class does: a Secret's key names are not for the state file either.
+        if field in props:
+            props[field] = pulumi.Output.secret(props[field])
+    if secret:
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=secret))
+    return pulumi.CustomResource(type_token(*key), resource_name(prefix, manifest), props, opts)
