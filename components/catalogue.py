@@ -340,6 +340,9 @@ class Catalogue:
         self.defaults = defaults
         self.entries = entries
         self.stacks = stacks
+        # Each (tenant, environment) is merged and validated once: loading checks every environment, and
+        # `for_stack` then reuses the result instead of merging and validating the same tenant again.
+        self._specs: dict[tuple[int, str], tuple[Optional[TenantSpec], list[Problem]]] = {}
 
     @staticmethod
     def _where(index: int, entry: Mapping[str, Any]) -> str:
@@ -377,6 +380,11 @@ class Catalogue:
         return join_path(where, *loc)
 
     def _spec(self, index: int, entry: Mapping[str, Any], env: str) -> tuple[Optional[TenantSpec], list[Problem]]:
+        if (index, env) not in self._specs:
+            self._specs[index, env] = self._validate(index, entry, env)
+        return self._specs[index, env]
+
+    def _validate(self, index: int, entry: Mapping[str, Any], env: str) -> tuple[Optional[TenantSpec], list[Problem]]:
         merged = self._merged(entry, env)
         supply = merged.get("supplyChain")
         problems: list[Problem] = []
