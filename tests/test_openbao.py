@@ -6,9 +6,11 @@ tenant's paths for read, list and write. Policies come from the same builder and
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import time
+from typing import Iterator
 
 import hvac
 import hvac.exceptions
@@ -33,8 +35,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def bao(tmp_path_factory) -> hvac.Client:
+@contextlib.contextmanager
+def bao_server(tmp_path_factory) -> Iterator[hvac.Client]:
+    """A fresh dev-mode OpenBao on a free loopback port, root token `root`; stopped by PID on exit."""
     port = _free_port()
     log = (tmp_path_factory.mktemp("openbao") / "server.log").open("wb")
     process = subprocess.Popen(
@@ -58,6 +61,12 @@ def bao(tmp_path_factory) -> hvac.Client:
     finally:
         stop(process, group=True)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def bao(tmp_path_factory) -> Iterator[hvac.Client]:
+    with bao_server(tmp_path_factory) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

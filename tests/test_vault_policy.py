@@ -22,11 +22,14 @@ def rules(hcl: str) -> dict[str, list[str]]:
     return parsed
 
 
-def test_policy_grants_read_on_data_and_list_read_on_metadata_only():
+def test_policy_grants_read_on_data_list_read_on_metadata_and_the_token_self_calls_only():
     names = naming.derive("calypr", "dev", "research")
     assert rules(tenant_policy("kv-dev", names.vault_base_path)) == {
         "kv-dev/data/argo/apps/research/*": ["read"],
         "kv-dev/metadata/argo/apps/research/*": ["list", "read"],
+        # External Secrets' store validation and token revocation (tests/test_eso_vault_contract.py).
+        "auth/token/lookup-self": ["read"],
+        "auth/token/revoke-self": ["update"],
     }
 
 
