@@ -7,6 +7,7 @@ Secrets it names live in the same namespace.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Optional
 
 import yaml
@@ -23,6 +24,12 @@ NEXTFLOW_IMAGE = "docker.io/nextflow/nextflow:24.10.4"
 RUNNER_UID = 1000
 SOURCE_PATH = "/src"
 WORK_PATH = "/work"
+# Argo's own containers in every pod of a container template (argo-workflows `workflow/common/common.go`:
+# InitContainerName, WaitContainerName, MainContainerName), v3.4 through v3.7.
+EXECUTOR_INIT, EXECUTOR_WAIT, MAIN = "init", "wait", "main"
+# Argo's default archive key (`DefaultArchivePattern`, pkg/apis/workflow/v1alpha1/artifact_repository_types.go);
+# `keyPrefix` (deprecated) means `path.Join(keyPrefix, DefaultArchivePattern)`.
+ARCHIVE_PATTERN = "{{workflow.name}}/{{pod.name}}"
 
 
 def s3_endpoint(region: str) -> str:
@@ -36,7 +43,9 @@ def artifact_repository(spec: TenantSpec, names: TenantNames, bucket: str, regio
         "bucket": bucket,
         "endpoint": s3_endpoint(region),
         "region": region,
-        "keyPrefix": spec.artifacts.key_prefix,
+        # The current field, in v3.4 through v3.7, for exactly the keys the deprecated `keyPrefix` produced; the
+        # catalogue refuses `{` in the prefix, so it cannot smuggle in other workflow variables.
+        "keyFormat": spec.artifacts.key_prefix + ARCHIVE_PATTERN,
         "insecure": False,
     }
     if spec.artifacts.credentials == "irsa":
@@ -75,7 +84,35 @@ def pod_security_context() -> dict[str, Any]:
 
 
 def container_security_context() -> dict[str, Any]:
-    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True}
+    """Every field a Pod Security check reads on a container, set to what `restricted` accepts.
+
+    Stated in full because it is merged, not substituted: Argo merges the controller's `mainContainer` defaults
+    under `main`, and a strategic-merge `podSpecPatch` only overwrites the fields it names, so each field the
+    controller's configuration could set must be named here (`add: []` replaces any added capability).
+    """
+    return {"allowPrivilegeEscalation": False, "privileged": False,
+            "capabilities": {"drop": ["ALL"], "add": []},
+            "runAsNonRoot": True, "runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID,
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def executor_pod_spec_patch() -> str:
+    """The template's `podSpecPatch`: the restricted security context on Argo's `init` and `wait` containers too.
+
+    Argo gives those two the controller's `executor.securityContext` (empty by default), not the template's
+    (argo-workflows `workflow/controller/workflowpod.go`, `newExecContainer`), so a template hardened only in
+    `main` is refused by a `restricted` namespace. Argo applies this string to the finished pod spec as a
+    Kubernetes strategic merge patch (v3.4: `util.PodSpecPatchMerge` then `strategicpatch.StrategicMergePatch`;
+    v3.5-v3.7: `util.ApplyPodSpecPatch`), where `containers` and `initContainers` merge by `name`. `main` is
+    named too, over the controller's `mainContainer` defaults. JSON, which every version reads (v3.4 only
+    converts YAML that is not already JSON) and which never contains Argo's `{{` variable marker.
+    """
+    hardened = container_security_context()
+    return json.dumps({
+        "initContainers": [{"name": EXECUTOR_INIT, "securityContext": hardened}],
+        "containers": [{"name": EXECUTOR_WAIT, "securityContext": hardened},
+                       {"name": MAIN, "securityContext": hardened}],
+    }, separators=(",", ":"), sort_keys=True)
 
 
 def workflow_template(spec: TenantSpec, names: TenantNames) -> dict[str, Any]:
@@ -92,6 +129,9 @@ def workflow_template(spec: TenantSpec, names: TenantNames) -> dict[str, Any]:
         **node_placement(spec),
         "templates": [{
             "name": "run",
+            # On the template, not the spec: it then also applies when a Workflow reaches this template through
+            # `templateRef` instead of `workflowTemplateRef`.
+            "podSpecPatch": executor_pod_spec_patch(),
             "inputs": {"artifacts": [{
                 "name": "source",
                 "path": SOURCE_PATH,

@@ -28,7 +28,8 @@ def test_namespace_and_its_artifact_repository():
             "bucket": "calypr-research-dev-artifacts",
             "endpoint": "s3.us-west-2.amazonaws.com",
             "region": "us-west-2",
-            "keyPrefix": "research/",
+            # keyFormat replaces the deprecated keyPrefix: same keys, path.Join(prefix, DefaultArchivePattern).
+            "keyFormat": "research/{{workflow.name}}/{{pod.name}}",
             "insecure": False,
             "accessKeySecret": {"name": "s3-credentials-research", "key": "AWS_ACCESS_KEY_ID"},
             "secretKeySecret": {"name": "s3-credentials-research", "key": "AWS_SECRET_ACCESS_KEY"},

@@ -121,7 +121,7 @@ def test_artifact_repository_irsa_uses_sdk_credentials_and_names_no_secret():
     s3 = argo.artifact_repository(spec, names, "bkt", "us-west-2", None)["s3"]
     assert s3["useSDKCreds"] is True
     assert "accessKeySecret" not in s3 and "secretKeySecret" not in s3 and "encryptionOptions" not in s3
-    assert s3["keyPrefix"] == "research/"
+    assert s3["keyFormat"] == "research/{{workflow.name}}/{{pod.name}}" and "keyPrefix" not in s3
 
 
 def test_workflow_template_defaults_and_restricted_pod_security():
