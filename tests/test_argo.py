@@ -83,3 +83,15 @@ def test_the_minicluster_namespace_runs_at_baseline():
     labels = _objects()[("Namespace", NAMESPACE)]["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
     assert ("MiniCluster", "flux-research") in _objects()
+
+
+def test_schema_knows_argos_priority_field_names():
+    """argo-workflows v3.4-v3.7 `pkg/apis/workflow/v1alpha1/workflow_types.go`: WorkflowSpec has
+    `podPriorityClassName`; `priorityClassName` exists only on a template, so strict validation refuses it on
+    the spec."""
+    from tests import schema_check
+
+    template = _objects()[("WorkflowTemplate", naming.WORKFLOW_TEMPLATE)]
+    assert schema_check.problems(template) == []
+    assert schema_check.problems({**template, "spec": {**template["spec"], "podPriorityClassName": "x"}}) == []
+    assert schema_check.problems({**template, "spec": {**template["spec"], "priorityClassName": "x"}}) != []
