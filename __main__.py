@@ -21,17 +21,17 @@ def _config_map() -> dict:
     return {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
 
 
-def _load() -> tuple[settings.StackSettings, list, "str | None"]:
+def _load() -> tuple[settings.StackSettings, list, tuple["str | None", "str | None"]]:
     stack = pulumi.get_stack()
     config = _config_map()
     secret_keys = frozenset(k for k in config if pulumi.runtime.is_config_secret(k))
     stack_settings = settings.from_config(config, stack=stack, secret_keys=secret_keys)
     cat = catalogue.load(PROJECT_DIR / stack_settings.catalogue, stacks=settings.known_stacks(PROJECT_DIR))
-    return stack_settings, cat.for_stack(stack_settings), settings.read_vault_ca_cert(PROJECT_DIR, stack_settings)
+    return stack_settings, cat.for_stack(stack_settings), settings.read_vault_pems(PROJECT_DIR, stack_settings)
 
 
 try:
-    stack_settings, tenants, vault_ca_cert = _load()
+    stack_settings, tenants, (vault_kubernetes_ca_cert, vault_server_ca_cert) = _load()
 except InvalidInput as invalid:
     # RunError is reported without a traceback: the user sees only the list of problems.
     raise pulumi.RunError(f"invalid input, nothing was changed:\n{invalid}") from None
@@ -39,7 +39,7 @@ except InvalidInput as invalid:
 stack_providers = providers.build(stack_settings, {registry_region(stack_settings), *(spec.region for spec, _ in tenants)})
 platform = Platform("platform", PlatformArgs(
     stack_settings, stack_providers,
-    vault_kubernetes_ca_cert=vault_ca_cert,
+    vault_kubernetes_ca_cert=vault_kubernetes_ca_cert, vault_server_ca_cert=vault_server_ca_cert,
     registry_password=pulumi.Config(settings.NAMESPACE).get_secret(settings.REGISTRY_PASSWORD_KEY.partition(":")[2])))
 for spec, names in tenants:
     Tenant(spec.name, TenantArgs(spec, names, stack_settings, stack_providers, platform))

@@ -20,6 +20,8 @@ class PlatformArgs:
     providers: Providers
     # PEM named by `tenancy:vault.kubernetesAuth.caCertFile`, read by the composition root.
     vault_kubernetes_ca_cert: Optional[str] = None
+    # PEM named by `tenancy:vault.caCertFile` (Vault's server CA), read by the composition root.
+    vault_server_ca_cert: Optional[str] = None
     # Secret `tenancy:registryPassword`, read by the composition root (service-specific registry credentials).
     registry_password: Optional[pulumi.Output[str]] = None
 
@@ -31,7 +33,7 @@ class Platform(pulumi.ComponentResource):
         self.vault = VaultPlatform(
             f"{name}-vault",
             VaultPlatformArgs(args.settings.vault, args.providers, args.settings.protect_data,
-                              args.vault_kubernetes_ca_cert),
+                              args.vault_kubernetes_ca_cert, args.vault_server_ca_cert),
             child(self),
         )
         self.registry = Registry(f"{name}-registry", RegistryArgs(args.settings, args.providers, args.registry_password),

@@ -8,6 +8,7 @@ artifact ConfigMap and the MiniCluster reference. Values exist only as Pulumi se
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -49,8 +50,15 @@ def service_account_manifest(names: TenantNames, labels: dict[str, str]) -> dict
 
 
 def secret_store_manifest(names: TenantNames, labels: dict[str, str], vault_settings: VaultSettings,
-                          kv_mount: pulumi.Input[str], auth_path: pulumi.Input[str]) -> dict[str, Any]:
-    """A namespaced SecretStore: tenants cannot point it at another tenant's role, unlike a ClusterSecretStore."""
+                          kv_mount: pulumi.Input[str], auth_path: pulumi.Input[str],
+                          server_ca_cert: Optional[str] = None) -> dict[str, Any]:
+    """A namespaced SecretStore: tenants cannot point it at another tenant's role, unlike a ClusterSecretStore.
+
+    `server_ca_cert` (PEM) becomes `caBundle`, which External Secrets' Vault client uses as its only root CAs
+    (external-secrets `providers/v1/vault/client.go`, `newConfig`; `VaultProvider.CABundle []byte` in
+    `apis/externalsecrets/v1/secretstore_vault_types.go`, base64 in JSON), v0.17 through v2.x. Inline rather than
+    `caProvider`: a CA certificate is public, and one field needs no extra Secret or ConfigMap per namespace.
+    """
     provider: dict[str, Any] = {
         "server": vault_settings.address,
         "path": kv_mount,
@@ -64,6 +72,8 @@ def secret_store_manifest(names: TenantNames, labels: dict[str, str], vault_sett
     }
     if vault_settings.namespace:
         provider["namespace"] = vault_settings.namespace
+    if server_ca_cert is not None:
+        provider["caBundle"] = base64.b64encode(server_ca_cert.encode()).decode()
     return {
         "apiVersion": ESO_API_VERSION,
         "kind": "SecretStore",
@@ -174,7 +184,7 @@ class TenantSecrets(pulumi.ComponentResource):
         k8s_opts = child(self, providers.kubernetes, depends_on=[args.namespace])
         kube.apply(name, service_account_manifest(names, labels), k8s_opts)
         kube.apply(name, secret_store_manifest(names, labels, settings.vault, kv_mount,
-                                               args.vault.kubernetes_auth_path), k8s_opts)
+                                               args.vault.kubernetes_auth_path, args.vault.server_ca_cert), k8s_opts)
         for target, path, keys in deliveries:
             kube.apply(name, external_secret_manifest(names, labels, target, path, keys), k8s_opts)
 

@@ -87,6 +87,9 @@ class VaultKubernetesAuthSettings(_Model):
 
 class VaultSettings(_Model):
     address: str = Field(description="Vault (or OpenBao) address, e.g. https://vault.example.com:8200.")
+    ca_cert_file: Optional[str] = Field(
+        None, description="PEM of the CA(s) that issued Vault's TLS certificate, relative to the project; External "
+                          "Secrets trusts it (SecretStore caBundle) instead of only the system roots.")
     namespace: Optional[str] = None
     kv_mount: VaultMountSettings = Field(default_factory=VaultMountSettings)
     kubernetes_auth: VaultKubernetesAuthSettings = Field(default_factory=VaultKubernetesAuthSettings)
@@ -321,12 +324,11 @@ def _mask_secure(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
-def read_vault_ca_cert(project_dir: Path, settings: StackSettings) -> Optional[str]:
-    """The PEM named by `tenancy:vault.kubernetesAuth.caCertFile`, checked like any other input."""
-    name = settings.vault.kubernetes_auth.ca_cert_file
+def _read_pem(project_dir: Path, settings: StackSettings, name: Optional[str], key: str) -> Optional[str]:
+    """The PEM certificate(s) in `name` (relative to the project), checked like any other input."""
     if name is None:
         return None
-    where = (f"Pulumi.{settings.stack}.yaml", "tenancy:vault.kubernetesAuth.caCertFile")
+    where = (f"Pulumi.{settings.stack}.yaml", key)
     try:
         pem = (project_dir / name).read_text(encoding="utf-8")
     except OSError as exc:
@@ -338,6 +340,31 @@ def read_vault_ca_cert(project_dir: Path, settings: StackSettings) -> Optional[s
     except ValueError as exc:
         raise InvalidInput([Problem(*where, f"{name!r} is not a PEM certificate ({exc})")]) from None
     return pem
+
+
+def read_vault_ca_cert(project_dir: Path, settings: StackSettings) -> Optional[str]:
+    """The PEM named by `tenancy:vault.kubernetesAuth.caCertFile` (the cluster's CA, for Vault to call it)."""
+    return _read_pem(project_dir, settings, settings.vault.kubernetes_auth.ca_cert_file,
+                     "tenancy:vault.kubernetesAuth.caCertFile")
+
+
+def read_vault_server_ca(project_dir: Path, settings: StackSettings) -> Optional[str]:
+    """The PEM named by `tenancy:vault.caCertFile` (the CA of Vault's own TLS certificate)."""
+    return _read_pem(project_dir, settings, settings.vault.ca_cert_file, "tenancy:vault.caCertFile")
+
+
+def read_vault_pems(project_dir: Path, settings: StackSettings) -> tuple[Optional[str], Optional[str]]:
+    """(cluster CA for Vault, Vault's server CA), InvalidInput listing the problems of both files together."""
+    pems: list[Optional[str]] = []
+    problems: list[Problem] = []
+    for read in (read_vault_ca_cert, read_vault_server_ca):
+        try:
+            pems.append(read(project_dir, settings))
+        except InvalidInput as invalid:
+            problems.extend(invalid.problems)
+    if problems:
+        raise InvalidInput(problems)
+    return pems[0], pems[1]
 
 
 def known_stacks(project_dir: Path) -> tuple[str, ...]:

@@ -24,15 +24,20 @@ class VaultPlatformArgs:
     # PEM of the cluster CA, read by the composition root from `kubernetesAuth.caCertFile`; None lets Vault
     # use the CA of the service-account token it runs with (Vault inside the cluster).
     kubernetes_ca_cert: Optional[str] = None
+    # PEM of the CA behind Vault's TLS certificate (`tenancy:vault.caCertFile`); None: the system roots.
+    server_ca_cert: Optional[str] = None
 
 
 class VaultPlatform(pulumi.ComponentResource):
     kv_mount_path: pulumi.Output[str]
     kubernetes_auth_path: pulumi.Output[str]
+    server_ca_cert: Optional[str]
 
     def __init__(self, name: str, args: VaultPlatformArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("tenancy:vault:VaultPlatform", name, None, opts)
         settings, provider = args.vault, args.providers.vault
+        # Handed to every tenant's SecretStore, whose External Secrets client calls Vault with it.
+        self.server_ca_cert = args.server_ca_cert
 
         mount_settings = settings.kv_mount
         if mount_settings.create:

@@ -222,3 +222,77 @@ def test_schema_accepts_every_creation_policy_of_external_secrets_v1(dev):
         assert schema_check.problems(changed) == [], policy
     bad = {**es, "spec": {**es["spec"], "target": {**es["spec"]["target"], "creationPolicy": "Replace"}}}
     assert schema_check.problems(bad) != []
+
+
+def _ca_pem(common_name: str = "vault test CA") -> str:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _with_vault_setting(monkeypatch, **vault_fields):
+    """Synth inputs as if Pulumi.dev.yaml's tenancy:vault also carried `vault_fields`."""
+    import json
+
+    read = settings.read_stack_file
+
+    def patched(project_dir, stack):
+        config, secret = read(project_dir, stack)
+        config["tenancy:vault"] = json.dumps({**json.loads(config["tenancy:vault"]), **vault_fields})
+        return config, secret
+
+    monkeypatch.setattr(settings, "read_stack_file", patched)
+
+
+def test_vault_server_ca_becomes_every_secret_stores_ca_bundle(monkeypatch, tmp_path):
+    import base64
+
+    from .conftest import render
+
+    pem = _ca_pem()
+    (tmp_path / "vault-ca.pem").write_text(pem)
+    _with_vault_setting(monkeypatch, caCertFile=str(tmp_path / "vault-ca.pem"))
+    result = render("dev")
+    stores = [m for _, m in result.manifests() if m["kind"] == "SecretStore"]
+    assert len(stores) == len(result.tenant_names())
+    for store in stores:
+        assert base64.b64decode(store["spec"]["provider"]["vault"]["caBundle"]).decode() == pem
+    from tests import schema_check
+
+    assert schema_check.problems(stores[0]) == []
+
+
+def test_without_the_setting_the_store_trusts_the_system_roots(dev):
+    for _, store in dev.manifests():
+        if store["kind"] == "SecretStore":
+            assert "caBundle" not in store["spec"]["provider"]["vault"]
+            assert "caProvider" not in store["spec"]["provider"]["vault"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "tenancy:vault.caCertFile: cannot read"),
+    ("not a certificate", "tenancy:vault.caCertFile: .* is not a PEM certificate"),
+])
+def test_a_bad_vault_ca_file_stops_validation_with_both_files_problems(monkeypatch, tmp_path, content, message):
+    from components import cli
+    from components.problems import InvalidInput
+
+    if content is not None:
+        (tmp_path / "vault-ca.pem").write_text(content)
+    _with_vault_setting(monkeypatch, caCertFile=str(tmp_path / "vault-ca.pem"),
+                        kubernetesAuth={"path": "kubernetes-dev", "caCertFile": str(tmp_path / "missing.pem")})
+    with pytest.raises(InvalidInput, match=message) as raised:
+        cli.load_inputs(PROJECT, "dev", None)
+    assert "tenancy:vault.kubernetesAuth.caCertFile: cannot read" in str(raised.value)
