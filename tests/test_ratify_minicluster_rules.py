@@ -135,3 +135,18 @@ def test_rendered_minicluster_fields_exist_at_the_operator_tag():
         assert set(body) <= keys["spec"] and set(body["pod"]) <= keys["pod"]
         assert set(body["containers"][0]) <= keys["container"]
         assert "tolerations" not in body["pod"] and "securityContext" not in body["pod"]
+
+
+def test_both_minicluster_shapes_pass_their_schema():
+    """schemas/minicluster-v1alpha1.json follows tag 0.1.1 (pod.nodeSelector, containers[].secrets; no fields
+    removed before 0.1.0) and minicluster-v1alpha2.json tag 0.2.1 (no pod.tolerations or pod.securityContext)."""
+    from tests import schema_check
+    from tests.test_k8s_builders import _spec
+    from components import catalogue
+    spec, names = _spec("compliance", minicluster=catalogue.MiniClusterSpec(enabled=True, users=["carol"],
+                                                                              command="flux run hostname"))
+    for version in ("v1alpha1", "v1alpha2"):
+        assert schema_check.problems(minicluster.minicluster(spec, names, version)) == [], version
+    tolerating = minicluster.minicluster(spec, names, "v1alpha2")
+    tolerating["spec"]["pod"]["tolerations"] = [{"key": "tenancy.io/tenant", "operator": "Exists"}]
+    assert schema_check.problems(tolerating)
