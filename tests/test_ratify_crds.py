@@ -79,3 +79,12 @@ def test_the_check_rejects_the_store_type_tenancy_used_to_render(crds):
     store = {"apiVersion": ratify.RATIFY_API, "kind": "NamespacedStore",
              "spec": {"name": "oras", "type": "oras", "parameters": {}}}
     assert strict_problems(crds["NamespacedStore"], store) == ['.spec.type: unknown field "type"']
+
+
+def test_hand_kept_schemas_agree_with_the_crd_on_the_store_type(crds):
+    """schemas/ratify-namespacedstore.json (used by `make test` without Go) refuses what the CRD refuses."""
+    from tests import schema_check
+    store = {"apiVersion": ratify.RATIFY_API, "kind": "NamespacedStore",
+             "metadata": {"name": "store-oras", "namespace": "wf-x"},
+             "spec": {"name": "oras", "type": "oras", "parameters": {}}}
+    assert any("'type' was unexpected" in p for p in schema_check.problems(store))
