@@ -213,9 +213,12 @@ class SupplyChain(_Model):
     def _identities(cls, value: list[str]) -> list[str]:
         problems = []
         for index, dn in enumerate(value):
-            if dn.strip() == "*" or dn.startswith(f"{notation.X509_SUBJECT}:"):
-                problems.append(f"[{index}] {dn!r}: give the signing certificate's subject DN itself; a wildcard "
-                                "would trust every leaf of the CA")
+            if dn.strip() == "*":
+                problems.append(f"[{index}] '*': a wildcard would trust every leaf of the CA; name the signers")
+                continue
+            if dn.startswith(f"{notation.X509_SUBJECT}:"):
+                problems.append(f"[{index}] {dn!r}: give the signing certificate's subject DN itself; tenancy "
+                                f"adds the '{notation.X509_SUBJECT}:' prefix")
                 continue
             try:
                 notation.parse_dn(dn)
