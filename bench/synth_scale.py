@@ -1,6 +1,7 @@
 """Benchmark: synth cost per tenant against the bare Pulumi-SDK floor, at 10, 100 and 1000 tenants.
 
-For each size N it generates a catalogue of N tenants with every feature on, renders the dev stack offline in a
+For each size N it generates a catalogue of N tenants with every feature on (dedicated nodes and a MiniCluster on
+alternate tenants, which the catalogue refuses together), renders the dev stack offline in a
 fresh process (wall time of the run, peak RSS of the process), then, also in a fresh process, registers the same
 number of plain resources under the same recording mocks: the floor no program can beat. A second floor registers
 plain resources carrying exactly the inputs synth recorded, which separates the program's own overhead
