@@ -13,11 +13,10 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Optional
 
-from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from . import naming, quantity, safe_yaml
+from . import naming, notation, quantity, safe_yaml
 from .problems import InvalidInput, Problem, join_path
 from .settings import AWS_REGIONS, StackSettings, check_cidrs
 
@@ -164,7 +163,8 @@ class MiniClusterSpec(_Model):
     size: int = Field(2, ge=1, le=1024)
     image: str = "ghcr.io/flux-framework/flux-restful-api:latest"
     command: str = ""
-    users: list[str] = Field(default_factory=list, description="Flux RESTful users; each gets a generated password.")
+    users: list[str] = Field(default_factory=list, description="The flux-restful-api account (at most one; v1alpha2 "
+                                                               "only); its password is generated in Vault.")
 
     @field_validator("image")
     @classmethod
@@ -185,9 +185,50 @@ class MiniClusterSpec(_Model):
 
 
 class SupplyChain(_Model):
+    """Ratify's notation verifier: images run only when signed by a leaf the tenant's root CA issued.
+
+    Notation's model (components/notation.py): the trust store holds the CA, the trust policy names the signing
+    leaves by subject. Identities are given, not read from leaf certificates, because leaves rotate while the
+    identity a tenant trusts does not, and a leaf file would have to be re-committed at every rotation.
+    """
+
     enabled: bool = False
-    certificate: Optional[str] = Field(None, description="PEM certificate that signs the tenant's images.")
+    certificate: Optional[str] = Field(None, description="PEM root (or intermediate) CA that issues the tenant's "
+                                                         "signing certificates: the trust store.")
     certificate_file: Optional[str] = Field(None, description="Path to that PEM, relative to tenants.yaml.")
+    trusted_identities: list[str] = Field(
+        default_factory=list, description="Subjects (RFC 4514 DNs with at least C, ST and O) of the signing leaf "
+                                          "certificates whose signatures are accepted.")
+
+    @field_validator("certificate")
+    @classmethod
+    def _anchor(cls, value: Optional[str]) -> Optional[str]:
+        problems = notation.trust_anchor_problems(value) if value else []
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @field_validator("trusted_identities")
+    @classmethod
+    def _identities(cls, value: list[str]) -> list[str]:
+        problems = []
+        for index, dn in enumerate(value):
+            if dn.strip() == "*":
+                problems.append(f"[{index}] '*': a wildcard would trust every leaf of the CA; name the signers")
+                continue
+            if dn.startswith(f"{notation.X509_SUBJECT}:"):
+                problems.append(f"[{index}] {dn!r}: give the signing certificate's subject DN itself; tenancy "
+                                f"adds the '{notation.X509_SUBJECT}:' prefix")
+                continue
+            try:
+                notation.parse_dn(dn)
+            except ValueError as exc:
+                problems.append(f"[{index}] {exc}")
+        if not problems:
+            problems = notation.overlap_problems(value)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
 
     @model_validator(mode="after")
     def _certificate(self) -> "SupplyChain":
@@ -195,11 +236,16 @@ class SupplyChain(_Model):
             raise ValueError("give certificate or certificateFile, not both")
         if self.enabled and not (self.certificate or self.certificate_file):
             raise ValueError("enabled supply-chain verification needs a certificate or certificateFile")
+        if self.enabled and not self.trusted_identities:
+            raise ValueError("enabled supply-chain verification needs trustedIdentities: the subjects of the "
+                             "signing certificates (notation trusts no signer of a CA by default)")
         if self.certificate:
-            try:
-                x509.load_pem_x509_certificate(self.certificate.encode())
-            except ValueError as exc:
-                raise ValueError(f"certificate is not a PEM X.509 certificate ({exc})") from None
+            anchors = notation.anchor_subjects(self.certificate)
+            for index, dn in enumerate(self.trusted_identities):
+                if notation.parse_dn(dn) in anchors:
+                    raise ValueError(f"trustedIdentities[{index}] {dn!r} is the subject of the CA certificate "
+                                     "itself; notation refuses a CA as a signing certificate, so name the "
+                                     "subjects of the leaves it issued")
         return self
 
 
@@ -388,12 +434,14 @@ class Catalogue:
         merged = self._merged(entry, env)
         supply = merged.get("supplyChain")
         problems: list[Problem] = []
+        file_read = False
         if isinstance(supply, dict) and isinstance(supply.get("certificateFile"), str):
             # The model checks the PEM itself, so the file is read here and handed over as `certificate`.
             cert_path = (self.base_dir / supply["certificateFile"]).resolve()
             try:
                 merged["supplyChain"] = {**{k: v for k, v in supply.items() if k != "certificateFile"},
                                          "certificate": cert_path.read_text(encoding="utf-8")[:65536]}
+                file_read = True
             except OSError as exc:
                 loc = ("supplyChain", "certificateFile")
                 problems.append(Problem(self.source, self._locate(index, entry, env, loc),
@@ -403,6 +451,8 @@ class Catalogue:
         except ValidationError as exc:
             for error in exc.errors():
                 loc = tuple(p for p in error["loc"] if p not in ("function-after",) and not str(p).startswith("function"))
+                if loc == ("supplyChain", "certificate") and file_read:
+                    loc = ("supplyChain", "certificateFile")  # the user wrote a path; point at it
                 message = error["msg"].removeprefix("Value error, ")
                 if error["type"] == "extra_forbidden":
                     message = "unknown field"
@@ -433,6 +483,8 @@ class Catalogue:
             if spec.artifacts.credentials == "irsa" and settings.irsa is None:
                 problems.append(Problem(self.source, self._locate(index, entry, environment, ("artifacts", "credentials")),
                                         f"irsa credentials need tenancy:irsa.oidcProviderArn in stack {environment!r}"))
+            for loc, why in minicluster_problems(spec, settings):
+                problems.append(Problem(self.source, self._locate(index, entry, environment, loc), why))
             names = naming.derive(org, environment, spec.name, spec.artifacts.bucket)
             for field, why in names.problems().items():
                 loc = ("artifacts", "bucket") if field == "bucket" and spec.artifacts.bucket else ("name",)
@@ -457,6 +509,42 @@ class Catalogue:
                                             f"derived {field.replace('_', ' ')} {value!r} collides with "
                                             f"tenants[{owner[0]}] (name={owner[1]}) in stack {environment!r}"))
         return problems
+
+
+def minicluster_problems(spec: TenantSpec, settings: StackSettings) -> list[tuple[tuple[str, ...], str]]:
+    """What the stack's Flux Operator cannot honour for this tenant's MiniCluster, as (location, why).
+
+    Read at flux-framework/flux-operator tags 0.1.1 (v1alpha1) and 0.2.1 (v1alpha2): api/*/minicluster_types.go
+    has no pod tolerations in either; 0.1.1 inlines user passwords in the entrypoint ConfigMap and prints them to
+    the pod log (controllers/flux/configmap.go, templates/wait.sh), generating and printing the flux-restful
+    token when no command is given; 0.2.1 does not run flux-restful-api at all, which then reads one account from
+    FLUX_USER / FLUX_TOKEN and keeps any other in its own database (flux-restful-api app/core/config.py,
+    app/db/init_db.py), which nothing fills from a Secret.
+    """
+    mc, version = spec.minicluster, settings.minicluster.api_version
+    if not mc.enabled:
+        return []
+    problems: list[tuple[tuple[str, ...], str]] = []
+    if spec.isolation.nodes == "dedicated" and not settings.minicluster.pod_toleration_restriction:
+        problems.append((("isolation", "nodes"), (
+            "a dedicated tenant's MiniCluster pods would select its tainted nodes without tolerating the taint "
+            f"(no Flux Operator release gives MiniCluster pods tolerations; stack {settings.environment!r} uses "
+            f"{version}): set tenancy:minicluster.podTolerationRestriction when the API server runs the "
+            "PodTolerationRestriction admission plugin, or leave minicluster disabled for this tenant")))
+    if version == "v1alpha1":
+        if mc.users:
+            problems.append((("minicluster", "users"), (
+                "Flux Operator 0.1.x (tenancy:minicluster.apiVersion v1alpha1) writes user passwords into a "
+                "ConfigMap and prints them to the pod log, generating one when empty; use v1alpha2 or no users")))
+        if not mc.command:
+            problems.append((("minicluster", "command"), (
+                "without a command Flux Operator 0.1.x (tenancy:minicluster.apiVersion v1alpha1) runs "
+                "flux-restful-api with a generated token it prints to the pod log; give a command or use v1alpha2")))
+    elif len(mc.users) > 1:
+        problems.append((("minicluster", "users"), (
+            "flux-restful-api logs in one account from its environment (FLUX_USER/FLUX_TOKEN, from Vault); further "
+            "users live in its own database, which Flux Operator 0.2.x never fills: list one user")))
+    return problems
 
 
 def _with_stack_defaults(spec: TenantSpec, settings: StackSettings) -> TenantSpec:

@@ -1,8 +1,10 @@
 """The tenant's Flux Operator MiniCluster: one per tenant, on the tenant's nodes, credentials by reference.
 
-The Flux Operator recommends separate MiniClusters for isolation; this one lives in the tenant namespace
-and its RESTful credentials (user passwords, secret key) come from the Vault-synced Secret, so neither the
-Pulumi state nor the MiniCluster object ever holds them.
+The Flux Operator recommends separate MiniClusters for isolation; this one lives in the tenant namespace.
+Every field rendered exists in the operator release the API version stands for (flux-framework/flux-operator,
+api/<version>/minicluster_types.go): v1alpha1 is Flux Operator 0.1.x (checked at tag 0.1.1), v1alpha2 is 0.2.x
+(checked at tag 0.2.1). Neither release gives the pod tolerations, so what placement and login each can
+honour is decided in the catalogue (`minicluster_problems` in components/catalogue.py), not silently dropped.
 """
 
 from __future__ import annotations
@@ -11,19 +13,25 @@ from typing import Any
 
 from . import naming
 from .catalogue import TenantSpec
-from .namespace import node_placement
 from .naming import TenantNames
 
 MINICLUSTER_GROUP = "flux-framework.org"
 FLUX_RESTFUL_PORT = 5000
+# What flux-restful-api reads from its environment (app/core/config.py): the one account it creates at start
+# (app/db/init_db.py `init`), whether login is required, and the key that signs its access tokens.
+FLUX_USER_ENV = "FLUX_USER"
+FLUX_TOKEN_ENV = "FLUX_TOKEN"
+FLUX_REQUIRE_AUTH_ENV = "FLUX_REQUIRE_AUTH"
 
 
 def credential_refs(spec: TenantSpec, names: TenantNames) -> dict[str, dict[str, str]]:
-    """Container `secrets`: environment variable -> {name, key} in the tenant's Flux credentials Secret."""
+    """Container `secrets` (environment variable -> {name, key} of the Vault-synced Secret) of v1alpha2.
+
+    The catalogue allows at most one user here: its password is flux-restful-api's FLUX_TOKEN.
+    """
     refs = {naming.FLUX_SECRET_KEY_ENV: {"name": names.minicluster_secret, "key": naming.FLUX_SECRET_KEY_KEY}}
     for user in spec.minicluster.users:
-        refs[naming.minicluster_password_env(user)] = {"name": names.minicluster_secret,
-                                                      "key": naming.minicluster_password_key(user)}
+        refs[FLUX_TOKEN_ENV] = {"name": names.minicluster_secret, "key": naming.minicluster_password_key(user)}
     return refs
 
 
@@ -31,44 +39,47 @@ def _metadata(spec: TenantSpec, names: TenantNames) -> dict[str, Any]:
     return {"name": names.minicluster, "namespace": names.namespace, "labels": {naming.TENANT_LABEL: spec.name}}
 
 
+def _pod(spec: TenantSpec) -> dict[str, Any]:
+    """Pod labels and, for a dedicated tenant, its node selector: the placement both operator releases carry.
+
+    The toleration of the dedicated nodes' taint has no field in either release; the catalogue only lets such a
+    tenant run a MiniCluster where PodTolerationRestriction admission adds it from the Namespace annotation.
+    """
+    pod: dict[str, Any] = {"labels": {naming.TENANT_LABEL: spec.name}}
+    if spec.isolation.nodes == "dedicated":
+        pod["nodeSelector"] = {naming.TENANT_LABEL: spec.name}
+    return pod
+
+
 def minicluster_v1alpha2(spec: TenantSpec, names: TenantNames) -> dict[str, Any]:
     container: dict[str, Any] = {"image": spec.minicluster.image, "secrets": credential_refs(spec, names)}
+    if spec.minicluster.users:
+        container["environment"] = {FLUX_USER_ENV: spec.minicluster.users[0], FLUX_REQUIRE_AUTH_ENV: "true"}
     if spec.minicluster.command:
         container["command"] = spec.minicluster.command
-    pod: dict[str, Any] = {"labels": {naming.TENANT_LABEL: spec.name}, **node_placement(spec)}
     return {
         "apiVersion": f"{MINICLUSTER_GROUP}/v1alpha2",
         "kind": "MiniCluster",
         "metadata": _metadata(spec, names),
-        "spec": {"size": spec.minicluster.size, "pod": pod, "containers": [container]},
+        "spec": {"size": spec.minicluster.size, "pod": _pod(spec), "containers": [container]},
     }
 
 
 def minicluster_v1alpha1(spec: TenantSpec, names: TenantNames) -> dict[str, Any]:
-    """The 2023 multi-user shape for clusters still on that operator.
+    """The 2023 shape for clusters still on Flux Operator 0.1.x.
 
-    v1alpha1 takes `users[].password` and `fluxRestful.secretKey` only as literal strings and has no way to
-    reference a Secret, so both are left out rather than inlined: users are listed by name and the operator's
-    own defaults apply to the empty password and secret key. The Vault-held values are then unused by this shape;
-    moving the stack to v1alpha2 (`tenancy:minicluster.apiVersion`) makes them authoritative. That shape has
-    no pod nodeSelector either; a dedicated tenant's pods are still pinned by its Namespace's admission
-    annotations.
+    That operator writes `users[].password` and `fluxRestful.secretKey` into the entrypoint ConfigMap and prints
+    each user's password to the pod log, generating one when empty (controllers/flux/configmap.go,
+    templates/wait.sh at 0.1.1), so `users` is never rendered: the catalogue refuses it for this shape.
     """
-    container: dict[str, Any] = {"image": spec.minicluster.image, "runFlux": True}
-    if spec.minicluster.command:
-        container["command"] = spec.minicluster.command
-    body: dict[str, Any] = {
-        "size": spec.minicluster.size,
-        "containers": [container],
-        "fluxRestful": {"port": FLUX_RESTFUL_PORT},
-    }
-    if spec.minicluster.users:
-        body["users"] = [{"name": user} for user in spec.minicluster.users]
+    container: dict[str, Any] = {"image": spec.minicluster.image, "runFlux": True,
+                                 "command": spec.minicluster.command}
     return {
         "apiVersion": f"{MINICLUSTER_GROUP}/v1alpha1",
         "kind": "MiniCluster",
         "metadata": _metadata(spec, names),
-        "spec": body,
+        "spec": {"size": spec.minicluster.size, "pod": _pod(spec), "containers": [container],
+                 "fluxRestful": {"port": FLUX_RESTFUL_PORT}},
     }
 
 

@@ -220,11 +220,6 @@ def vault_path_problem(path: str) -> str | None:
     return None
 
 
-def minicluster_password_env(user: str) -> str:
-    """Environment variable carrying a MiniCluster user's password into the Flux containers."""
-    return f"FLUX_PASSWORD_{user.upper().replace('-', '_')}"
-
-
 def generator_iam_role(org: str, environment: str) -> str:
     """The IRSA role of the Argo CD generator, one per stack."""
     return f"tenancy-{org}-{environment}-argocd-generator"

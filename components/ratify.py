@@ -1,17 +1,18 @@
 """Ratify (v1 line) image verification scoped to one tenant namespace: only images its own key signed run.
 
 Every kind here is a Namespaced* Ratify resource, so a tenant's trust decisions never leak into another
-namespace; the verifier trusts exactly the certificate in the tenant's key-management provider.
+namespace. As notation models trust, the tenant's key-management provider holds its CA (the trust store) and
+the verifier's trust policy names the signing leaves that CA issued (components/notation.py). Every field is
+one the v1beta1 CRDs of Ratify v1.2-v1.4 define (config/crd/bases, api/v1beta1/namespaced*_types.go).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from cryptography import x509
-
 from . import naming
 from .catalogue import TenantSpec
+from .notation import trusted_identity
 from .naming import TenantNames
 
 RATIFY_API = "config.ratify.deislabs.io/v1beta1"
@@ -24,12 +25,6 @@ def _object(kind: str, name: str, names: TenantNames, spec: dict[str, Any]) -> d
             "spec": spec}
 
 
-def signer_identity(certificate_pem: str) -> str:
-    """Notation's trusted-identity form of the certificate's subject."""
-    subject = x509.load_pem_x509_certificate(certificate_pem.encode()).subject
-    return f"x509.subject: {subject.rfc4514_string()}"
-
-
 def key_management_provider(names: TenantNames, certificate_pem: str) -> dict[str, Any]:
     return _object("NamespacedKeyManagementProvider", naming.RATIFY_KEY_PROVIDER, names, {
         "type": "inline",
@@ -37,7 +32,7 @@ def key_management_provider(names: TenantNames, certificate_pem: str) -> dict[st
     })
 
 
-def verifier(spec: TenantSpec, names: TenantNames, certificate_pem: str) -> dict[str, Any]:
+def verifier(spec: TenantSpec, names: TenantNames) -> dict[str, Any]:
     return _object("NamespacedVerifier", naming.RATIFY_VERIFIER, names, {
         "name": "notation",
         "type": "notation",
@@ -51,8 +46,8 @@ def verifier(spec: TenantSpec, names: TenantNames, certificate_pem: str) -> dict
                     "registryScopes": ["*"],
                     "signatureVerification": {"level": "strict"},
                     "trustStores": [f"ca:{TRUST_STORE}"],
-                    # Only the tenant's own signing identity: a certificate another tenant trusts does not pass.
-                    "trustedIdentities": [signer_identity(certificate_pem)],
+                    # Only the tenant's own signing leaves: another leaf of the same CA does not pass.
+                    "trustedIdentities": [trusted_identity(dn) for dn in spec.supply_chain.trusted_identities],
                 }],
             },
         },
@@ -60,7 +55,7 @@ def verifier(spec: TenantSpec, names: TenantNames, certificate_pem: str) -> dict
 
 
 def store(names: TenantNames) -> dict[str, Any]:
-    return _object("NamespacedStore", naming.RATIFY_STORE, names, {"name": "oras", "type": "oras", "parameters": {}})
+    return _object("NamespacedStore", naming.RATIFY_STORE, names, {"name": "oras", "parameters": {}})
 
 
 def policy(names: TenantNames) -> dict[str, Any]:
@@ -76,5 +71,5 @@ def ratify_manifests(spec: TenantSpec, names: TenantNames) -> list[dict[str, Any
     certificate = spec.supply_chain.certificate
     if not spec.supply_chain.enabled or certificate is None:
         return []
-    return [key_management_provider(names, certificate), verifier(spec, names, certificate), store(names),
+    return [key_management_provider(names, certificate), verifier(spec, names), store(names),
             policy(names)]

@@ -146,7 +146,12 @@ class IrsaSettings(_Model):
 
 
 class MiniClusterSettings(_Model):
-    api_version: Literal["v1alpha2", "v1alpha1"] = "v1alpha2"
+    api_version: Literal["v1alpha2", "v1alpha1"] = Field(
+        "v1alpha2", description="The installed Flux Operator's API: v1alpha2 (0.2.x) or v1alpha1 (0.1.x).")
+    pod_toleration_restriction: bool = Field(
+        False, description="The API server runs the PodTolerationRestriction admission plugin, which gives pods the "
+                           "toleration a dedicated tenant's Namespace annotation names; MiniCluster pods have no "
+                           "tolerations field of their own.")
 
 
 class GeneratorResources(_Model):

@@ -81,7 +81,7 @@ def test_sample_catalogue_is_valid_in_every_stack(tmp_path):
     (with_tenant(artifacts="{keyPrefix: '*/'}"), "tenants.yaml: tenants[2] (name=gamma).artifacts.keyPrefix: must"),
     (with_tenant(artifacts="{keyPrefix: no-trailing-slash}"), "tenants.yaml: tenants[2] (name=gamma).artifacts.keyPrefix: must"),
     (with_tenant(supplyChain="{enabled: true, certificate: not-a-pem}"),
-     "tenants.yaml: tenants[2] (name=gamma).supplyChain: certificate is not a PEM X.509 certificate"),
+     "tenants.yaml: tenants[2] (name=gamma).supplyChain.certificate: is not a PEM X.509 certificate"),
     (with_tenant(supplyChain="{enabled: true, certificateFile: missing.pem}"),
      "tenants.yaml: tenants[2] (name=gamma).supplyChain.certificateFile: cannot read 'missing.pem'"),
     (with_tenant(supplyChain="{enabled: true}"),

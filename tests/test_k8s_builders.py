@@ -138,27 +138,33 @@ def test_workflow_template_defaults_and_restricted_pod_security():
 
 
 def test_dedicated_tenant_pins_workflow_and_minicluster_pods():
+    """MiniCluster pods of Flux Operator 0.1.1 and 0.2.1 carry a nodeSelector but no tolerations field
+    (flux-operator api/v1alpha1 and api/v1alpha2 minicluster_types.go at those tags): only the selector is rendered."""
     spec, names = _spec("compliance", minicluster=catalogue.MiniClusterSpec(enabled=True, users=["carol"]))
     wf = argo.workflow_template(spec, names)["spec"]
     assert wf["nodeSelector"] == {"tenancy.io/tenant": "compliance"}
     assert wf["tolerations"][0]["value"] == "compliance"
-    pod = minicluster.minicluster(spec, names, "v1alpha2")["spec"]["pod"]
-    assert pod["nodeSelector"] == wf["nodeSelector"] and pod["tolerations"] == wf["tolerations"]
+    for version in ("v1alpha2", "v1alpha1"):
+        pod = minicluster.minicluster(spec, names, version)["spec"]["pod"]
+        assert pod == {"labels": {"tenancy.io/tenant": "compliance"}, "nodeSelector": wf["nodeSelector"]}
 
 
 def test_minicluster_credentials_are_references_never_values():
+    """v1alpha2 hands flux-restful-api the variables it reads (app/core/config.py): FLUX_USER, FLUX_TOKEN,
+    FLUX_SECRET_KEY, FLUX_REQUIRE_AUTH; the secret ones by reference to the Vault-synced Secret. v1alpha1 never
+    carries users: Flux Operator 0.1.1 prints their passwords to the pod log."""
     spec, names = _spec("research")
     mc = minicluster.minicluster(spec, names, "v1alpha2")
-    secrets = mc["spec"]["containers"][0]["secrets"]
-    assert secrets == {
+    container = mc["spec"]["containers"][0]
+    assert container["secrets"] == {
         "FLUX_SECRET_KEY": {"name": "flux-credentials-research", "key": "flux-secret-key"},
-        "FLUX_PASSWORD_ALICE": {"name": "flux-credentials-research", "key": "password-alice"},
-        "FLUX_PASSWORD_BOB": {"name": "flux-credentials-research", "key": "password-bob"},
+        "FLUX_TOKEN": {"name": "flux-credentials-research", "key": "password-alice"},
     }
+    assert container["environment"] == {"FLUX_USER": "alice", "FLUX_REQUIRE_AUTH": "true"}
+    assert not any(key.startswith("FLUX_PASSWORD") for key in container["secrets"])
     assert mc["metadata"]["name"] == "flux-research" and mc["spec"]["size"] == 2
     old = minicluster.minicluster(spec, names, "v1alpha1")["spec"]
-    assert old["users"] == [{"name": "alice"}, {"name": "bob"}]
-    assert "secretKey" not in old["fluxRestful"]
+    assert "users" not in old and "secretKey" not in old["fluxRestful"]
     off, _ = _spec("scratch")
     assert minicluster.minicluster(off, names, "v1alpha2") is None
 
@@ -171,6 +177,8 @@ def test_minicluster_namespace_is_raised_to_baseline_not_further():
 
 
 def test_ratify_trusts_only_the_tenants_certificate():
+    """The four objects carry only fields of Ratify v1.4.0's v1beta1 CRDs (config/crd/bases); NamespacedStore has
+    no `type`. The trust store is the tenant's CA; the identities are its signing leaves, not the CA."""
     spec, names = _spec("compliance")
     kmp, verifier, store, policy = ratify.ratify_manifests(spec, names)
     assert kmp["spec"] == {"type": "inline", "parameters": {"contentType": "certificate",
@@ -178,8 +186,9 @@ def test_ratify_trusts_only_the_tenants_certificate():
     params = verifier["spec"]["parameters"]
     assert params["verificationCertStores"] == {"ca": {"ca-certs": [f"{names.namespace}/{kmp['metadata']['name']}"]}}
     trust = params["trustPolicyDoc"]["trustPolicies"][0]
-    assert trust["trustedIdentities"] == ["x509.subject: O=calypr,CN=compliance image signing"]
-    assert store["spec"]["name"] == "oras" and policy["metadata"]["name"] == "ratify-policy"
+    assert trust["trustedIdentities"] == ["x509.subject: C=US, ST=Oregon, O=calypr, CN=compliance image signer"]
+    assert store["spec"] == {"name": "oras", "parameters": {}}
+    assert policy["metadata"]["name"] == "ratify-policy"
     research, rnames = _spec("research")
     assert ratify.ratify_manifests(research, rnames) == []
 

@@ -39,10 +39,10 @@ def test_the_older_minicluster_shape_validates_against_its_own_schema():
     spec, names = sample_tenants("dev")["research"]
     old = minicluster.minicluster(spec, names, "v1alpha1")
     assert schema_check.problems(old) == []
-    # The v1alpha2 container `secrets` field does not exist in v1alpha1: the schemas tell the shapes apart.
+    # `preCommand` was removed from v1alpha1 before release 0.1.0 (api/v1alpha1 at tag 0.1.1 has no such field).
     mixed = copy.deepcopy(old)
-    mixed["spec"]["containers"][0]["secrets"] = {"X": {"name": "a", "key": "b"}}
-    assert any("secrets" in p for p in schema_check.problems(mixed))
+    mixed["spec"]["containers"][0]["preCommand"] = "echo"
+    assert any("preCommand" in p for p in schema_check.problems(mixed))
 
 
 def _manifest(stack: str, kind: str, name: str | None = None) -> dict:

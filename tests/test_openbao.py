@@ -169,7 +169,7 @@ def test_kubernetes_auth_backend_and_rendered_roles_read_back(bao, stack, tenant
     auth = stack.vault.kubernetes_auth
     bao.sys.enable_auth_method("kubernetes", path=auth.path)
     # Outside a pod Vault has no CA of its own to fall back on, which is why the setting caCertFile exists.
-    ca_cert = (PROJECT / "certs" / "compliance-notation.pem").read_text()
+    ca_cert = (PROJECT / "certs" / "compliance-root-ca.pem").read_text()
     bao.auth.kubernetes.configure(kubernetes_host=auth.host, kubernetes_ca_cert=ca_cert, mount_point=auth.path)
     assert bao.auth.kubernetes.read_config(mount_point=auth.path)["kubernetes_host"] == auth.host
     for names in tenant_names:

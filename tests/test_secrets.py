@@ -109,7 +109,7 @@ def test_minicluster_reads_keys_external_secrets_write(dev):
     (minicluster,) = _manifests(dev, names.namespace, "MiniCluster").values()
     refs = [ref for c in minicluster["spec"]["containers"] for ref in (c.get("secrets") or {}).values()]
     assert {(r["name"], r["key"]) for r in refs} == {
-        (names.minicluster_secret, key) for key in minicluster_keys(["alice", "bob"])}
+        (names.minicluster_secret, key) for key in minicluster_keys(["alice"])}
     for ref in refs:
         assert delivered[(ref["name"], ref["key"])] == (names.vault_minicluster_path, ref["key"])
 
@@ -123,7 +123,7 @@ def test_tenant_without_minicluster_gets_no_passwords(dev):
 def test_passwords_have_fixed_names_and_no_keepers(dev):
     owned = dev.tenant("research")
     passwords = {r["name"]: r["inputs"] for r in owned if r["type"] == PASSWORD}
-    assert set(passwords) == {f"research-secrets-{key}" for key in minicluster_keys(["alice", "bob"])}
+    assert set(passwords) == {f"research-secrets-{key}" for key in minicluster_keys(["alice"])}
     assert all("keepers" not in inputs and inputs["length"] >= 32 for inputs in passwords.values())
 
 

@@ -63,5 +63,5 @@ def test_vault_ca_cert_file_must_exist_and_be_a_certificate(tmp_path):
     (tmp_path / "ca.pem").write_text("not a certificate")
     with pytest.raises(InvalidInput, match="'ca.pem' is not a PEM certificate"):
         settings.read_vault_ca_cert(tmp_path, stack)
-    (tmp_path / "ca.pem").write_text((PROJECT / "certs" / "compliance-notation.pem").read_text())
+    (tmp_path / "ca.pem").write_text((PROJECT / "certs" / "compliance-root-ca.pem").read_text())
     assert settings.read_vault_ca_cert(tmp_path, stack).startswith("-----BEGIN CERTIFICATE-----")
