@@ -166,7 +166,7 @@ def _load_stack(bao: hvac.Client, api: FakeApiServer, stack: str):
     # required by OpenBao but never used).
     bao.write(f"auth/{auth.path}/config", kubernetes_host=api.url, pem_keys=[api.public_pem], issuer=ISSUER,
               disable_local_ca_jwt=True,
-              kubernetes_ca_cert=(PROJECT / "certs" / "compliance-notation.pem").read_text())
+              kubernetes_ca_cert=(PROJECT / "certs" / "compliance-root-ca.pem").read_text())
     tenants: dict[str, dict[str, Any]] = {}
     for tenant in result.tenant_names():
         objects = _tenant_objects(result, naming.derive(stack_settings.org, stack, tenant))
