@@ -218,3 +218,53 @@ def test_unknown_revision_and_missing_mode_exit_1(repo: Path, capsys):
     assert cli.main(["--project", str(repo), "diff", "--stack", "dev", "--base", "no-such-rev"]) == 1
     assert "Pulumi.dev.yaml: cannot read it at --base no-such-rev" in capsys.readouterr().err
     assert cli.main(["diff", "--stack", "dev"]) == 1
+
+
+@pytest.mark.parametrize("typ,path,replaced", [
+    # terraform-provider-aws internal/service/s3/bucket.go: `bucket` ForceNew
+    ("aws:s3/bucket:Bucket", "bucket", True),
+    ("aws:s3/bucket:Bucket", "tags.team", False),
+    # terraform-provider-aws internal/service/kms/key.go: key_usage ForceNew; description, policy updated in place
+    ("aws:kms/key:Key", "keyUsage", True),
+    ("aws:kms/key:Key", "description", False),
+    # terraform-provider-aws internal/service/keyspaces/table.go: keyspace_name, table_name ForceNew
+    ("aws:keyspaces/table:Table", "tableName", True),
+    ("aws:keyspaces/table:Table", "keyspaceName", True),
+    ("aws:keyspaces/keyspace:Keyspace", "name", True),
+    # pulumi-kubernetes provider/pkg/provider/forcenew.go: .metadata.name / .metadata.namespace for every kind
+    ("kubernetes:core/v1:Namespace", "metadata.name", True),
+    ("kubernetes:core/v1:Namespace", "metadata.labels.tier", False),
+    ("kubernetes:core/v1:ConfigMap", "metadata.namespace", True),
+    # terraform-provider-vault vault/resource_mount.go: `path` is remounted in place, `type` is ForceNew
+    ("vault:index/mount:Mount", "path", False),
+    ("vault:index/mount:Mount", "type", True),
+    # terraform-provider-vault vault/resource_kv_secret_v2.go: mount, name ForceNew; data_json updated
+    ("vault:kv/secretV2:SecretV2", "mount", True),
+    ("vault:kv/secretV2:SecretV2", "name", True),
+    ("vault:kv/secretV2:SecretV2", "dataJson", False),
+    # components/registry_provider.py RegistryProvider.diff
+    ("pulumi-python:dynamic:Resource", "tenant_id", True),
+    ("pulumi-python:dynamic:Resource", "enabled", False),
+])
+def test_what_forces_replacement(typ, path, replaced):
+    assert bool(diff.replacement_reasons(typ, True, {path: ["a", "b"]})) is replaced
+
+
+def test_a_changed_provider_replaces_any_custom_resource_but_not_a_component():
+    moved = {"[provider]": ["urn:pulumi:p::tenancy::pulumi:providers:aws::aws-eu-west-1",
+                            "urn:pulumi:p::tenancy::pulumi:providers:aws::aws-us-west-2"]}
+    assert diff.replacement_reasons("aws:iam/role:Role", True, moved) == [
+        "provider changes from aws-eu-west-1 to aws-us-west-2"]
+    assert diff.replacement_reasons("tenancy:index:Tenant", False, moved) == []
+
+
+def test_the_only_dynamic_resources_are_registry_rows(dev):
+    # DATA_KINDS labels every dynamic resource "registry row"; a new dynamic resource needs its own entry.
+    assert {r["name"].removeprefix(r["parent"].rsplit("::", 1)[1]) for r in dev.of_type(
+        "pulumi-python:dynamic:Resource")} == {"-registry-record"}
+
+
+def test_across_stacks_nothing_is_destructive(capsys):
+    # staging lacks scratch and has other settings; that is promotion, not deletion.
+    assert cli.main(["diff", "--stack", "dev", "--to", "staging", "--format", "json"]) == 2
+    assert json.loads(capsys.readouterr().out)["destructive"] == []
