@@ -86,7 +86,8 @@ DATA_KINDS: dict[str, DataKind] = {
         "terraform-provider-vault vault/resource_kv_secret_v2.go: mount, name ForceNew"),
     "random:index/randomPassword:RandomPassword": DataKind(
         "generated password", ("",),
-        "terraform-provider-random internal/provider/resource_password.go: every argument RequiresReplace"),
+        "terraform-provider-random internal/provider/resource_password.go passwordSchemaV3: every argument "
+        "RequiresReplace"),
     # tenancy's only dynamic resource is the tenant's registry row (tests/test_diff.py holds it to that).
     "pulumi-python:dynamic:Resource": DataKind(
         "registry row", _REGISTRY_ROW_REPLACING,
