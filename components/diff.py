@@ -8,8 +8,9 @@ Two comparisons share one engine:
   What still differs after that is a setting: `kv-<env>` against `kv`, versioning, quotas, protection.
 - `--stack prod --base <rev>` renders the same stack with the catalogue and `Pulumi.<stack>.yaml` as they were
   at `<rev>` (program code from the working tree, so only input changes show), against the working tree: what a
-  pull request changes. A tenant that exists at `<rev>` and is gone now is flagged loudly: `pulumi up` would
-  delete everything it owns.
+  pull request changes. Data resources that would be deleted or replaced (DATA_KINDS says what counts as data
+  and which input changes force a replacement) are listed first as destructive, and make the exit code 3; a
+  tenant that exists at `<rev>` and is gone now is flagged loudly with advice that fits its lifecycle.
 
 Resources match by URN without its stack part (the type chain and logical name), and belong to the Tenant
 component they are parented under; everything else (providers, platform) is grouped as `(shared)`.
@@ -256,7 +257,7 @@ def replacement_reasons(typ: str, custom: bool, fields: dict[str, list[Any]]) ->
     return reasons
 
 
-def _deletion_reason(entry: TenantDiff, key: str, typ: str, added_types: set[str]) -> str:
+def _deletion_reason(entry: TenantDiff, typ: str, added_types: set[str]) -> str:
     if entry.status == "removed":
         return "its tenant is no longer in the catalogue"
     if typ in added_types:
@@ -301,7 +302,7 @@ def compare(left: SynthResult, right: SynthResult, left_names: set[str], right_n
                 old = ours[key]
                 if old.type in DATA_KINDS:
                     destructive.append(_destructive(old, tenant, "delete", key, _deletion_reason(
-                        entry, key, old.type, added_types)))
+                        entry, old.type, added_types)))
             for key, reasons in entry.replaced.items():
                 old = ours[key]
                 if old.type in DATA_KINDS:
@@ -449,9 +450,9 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def format_markdown(diff: Diff, heading: str = "") -> str:
+def format_markdown(diff: Diff) -> str:
     """A pull-request comment: destructive changes first, then one collapsible section per tenant."""
-    lines = [f"### {heading or diff.right}: `{diff.left}` → `{diff.right}`", ""]
+    lines = [f"### `{diff.left}` → `{diff.right}`", ""]
     if not diff.different:
         return "\n".join(lines + ["No differences."])
     if diff.destructive:

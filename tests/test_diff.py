@@ -172,7 +172,8 @@ def test_region_and_encryption_changes_are_destructive(repo: Path):
            "changes from aws-eu-west-1 to aws-us-west-2)" in text
     assert re.search(r"compliance \(active\): \d+ added, \d+ changed, [1-9]\d* replaced, [1-9]\d* deleted", text)
 
-    markdown = diff.format_markdown(result, heading="prod")
+    markdown = diff.format_markdown(result)
+    assert markdown.startswith("### `prod@HEAD` → `prod@working-tree`")
     caution = markdown.index("[!CAUTION]")
     assert caution < markdown.index("<details")  # destructive changes first
     assert "| **replace** | `Bucket compliance-storage-bucket` | compliance |" in markdown
