@@ -69,8 +69,10 @@ def _diff(args: argparse.Namespace) -> int:
         result = diff.between_stacks(args.project, args.stack, args.to, args.tenants, progress=True)
     else:
         result = diff.against_base(args.project, args.stack, args.base, progress=True)
-    formats = {"text": diff.format_text, "json": diff.format_json, "markdown": diff.format_markdown}
-    print(formats[args.format](result))
+    if args.format == "markdown":
+        print(diff.format_markdown(result, args.max_chars))
+    else:
+        print(diff.format_json(result) if args.format == "json" else diff.format_text(result))
     return diff.exit_code(result)
 
 
@@ -107,6 +109,7 @@ def parser() -> argparse.ArgumentParser:
     diff.add_argument("--base", help="git revision whose catalogue and stack config to compare with the working tree")
     diff.add_argument("--format", choices=("text", "json", "markdown"), default="text",
                       help="markdown: a pull-request comment (destructive changes first, a section per tenant)")
+    diff.add_argument("--max-chars", type=int, help="markdown only: leave out resource lines beyond this size")
     diff.set_defaults(run=_diff)
     schema = commands.add_parser("schema", help=f"write {SCHEMA_FILE} (or --check that it is current)")
     schema.add_argument("--check", action="store_true")

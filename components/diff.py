@@ -450,8 +450,12 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def format_markdown(diff: Diff) -> str:
-    """A pull-request comment: destructive changes first, then one collapsible section per tenant."""
+def format_markdown(diff: Diff, max_chars: Optional[int] = None) -> str:
+    """A pull-request comment: destructive changes first, then one collapsible section per tenant.
+
+    GitHub refuses comments over 65,536 characters, so with `max_chars` a tenant's resource lines are left out
+    once they would not fit; its summary line, the destructive table and the counts always stay.
+    """
     lines = [f"### `{diff.left}` → `{diff.right}`", ""]
     if not diff.different:
         return "\n".join(lines + ["No differences."])
@@ -469,14 +473,25 @@ def format_markdown(diff: Diff) -> str:
     for entry in changed:
         lines.append(f"| {entry.tenant} | {_lifecycle(entry, '→') or '-'} | "
                      + " | ".join(str(n) for n in entry.counts().values()) + " |")
+    sections = []
     for entry in changed:
         removed = entry.status == "removed" and entry.tenant != SHARED and diff.removal_is_deletion
         lifecycle = f" ({_lifecycle(entry, '→')})" if _lifecycle(entry) else ""
-        lines += ["", f"<details{' open' if removed else ''}><summary><b>{entry.tenant}</b>{lifecycle}: "
-                      f"{'REMOVED, ' if removed else ''}{entry.summary()}</summary>", ""]
+        head = ["", f"<details{' open' if removed else ''}><summary><b>{entry.tenant}</b>{lifecycle}: "
+                    f"{'REMOVED, ' if removed else ''}{entry.summary()}</summary>", ""]
         if removed:
-            lines += [f"> [!WARNING]\n> {' '.join(_removed_tenant_advice(diff, entry))}", ""]
-        lines += ["```diff", *_resource_lines(entry, "    ", short=True), "```", "</details>"]
+            head += [f"> [!WARNING]\n> {' '.join(_removed_tenant_advice(diff, entry))}", ""]
+        sections.append((head, ["```diff", *_resource_lines(entry, "    ", short=True), "```"]))
+    cut = ["_Resource lines left out to fit a pull-request comment; run the same `diff` locally for them._"]
+    # Room for every section's head and the note, so that summaries are never what gets cut.
+    budget = None if max_chars is None else max_chars - len("\n".join(
+        lines + [line for head, _ in sections for line in head + cut + ["</details>"]]))
+    for head, body in sections:
+        size = len("\n".join(body)) + 1 - len(cut[0]) - 1
+        fits = budget is None or size <= budget
+        if budget is not None and fits:
+            budget -= size
+        lines += head + (body if fits else cut) + ["</details>"]
     return "\n".join(lines)
 
 

@@ -269,3 +269,21 @@ def test_across_stacks_nothing_is_destructive(capsys):
     # staging lacks scratch and has other settings; that is promotion, not deletion.
     assert cli.main(["diff", "--stack", "dev", "--to", "staging", "--format", "json"]) == 2
     assert json.loads(capsys.readouterr().out)["destructive"] == []
+
+
+def test_markdown_fits_a_comment_without_losing_summaries():
+    """GitHub rejects comments over 65,536 characters; a big change must still post its destructive table."""
+    many = [_record("dev", "research", "tenancy:index:Tenant", {})]
+    many += [_record("dev", f"research-cm-{i}", "kubernetes:core/v1:ConfigMap", {"data": {"k": "x" * 200}},
+                     parent=many[0]["urn"]) for i in range(300)]
+    changed = [dict(r, inputs={"data": {"k": "y" * 200}}) if r["type"] != "tenancy:index:Tenant" else r for r in many]
+    bucket = _record("dev", "research-bucket", "aws:s3/bucket:Bucket", {"bucket": "a"}, parent=many[0]["urn"])
+    result = diff.compare(SynthResult("dev", many + [bucket]), SynthResult("dev", changed), set(), set(), False,
+                          over_time=True)
+    full = diff.format_markdown(result)
+    assert len(full) > 20_000
+    short = diff.format_markdown(result, max_chars=20_000)
+    assert len(short) <= 20_000
+    assert "| **delete** | `Bucket research-bucket` | research |" in short
+    assert "<summary><b>research</b>: 0 added, 300 changed, 0 replaced, 1 deleted</summary>" in short
+    assert "Resource lines left out" in short and "Resource lines left out" not in full

@@ -160,7 +160,7 @@ def test_pull_request_diff_step_flags_exit_3_for_an_extra_approval(tmp_path, cod
     stub.write_text('#!/bin/sh\necho "### $5"\necho "progress" >&2\nexit $(printenv "CODE_$5")\n')
     stub.chmod(0o755)
     step = _pull_request_diff_step()
-    assert "--format markdown" in step["run"]
+    assert "--format markdown --max-chars 20000" in step["run"]
     env = {**os.environ, "BASE": "main", "GITHUB_OUTPUT": str(tmp_path / "out"),
            "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"), **{f"CODE_{k}": str(v) for k, v in codes.items()}}
     run = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]], cwd=tmp_path, env=env, capture_output=True, text=True)
