@@ -287,3 +287,15 @@ def test_markdown_fits_a_comment_without_losing_summaries():
     assert "| **delete** | `Bucket research-bucket` | research |" in short
     assert "<summary><b>research</b>: 0 added, 300 changed, 0 replaced, 1 deleted</summary>" in short
     assert "Resource lines left out" in short and "Resource lines left out" not in full
+
+
+def test_cli_markdown_exit_3_on_a_destructive_change(monkeypatch, capsys):
+    base = _render("dev", False, True)
+    head = SynthResult("dev", [r for r in base.resources if r["type"] == "tenancy:index:Tenant"])
+    monkeypatch.setattr(diff, "against_base", lambda *a, **k: diff.compare(base, head, set(), set(), True,
+                                                                           over_time=True))
+    assert cli.main(["diff", "--stack", "dev", "--base", "HEAD", "--format", "markdown"]) == 3
+    out = capsys.readouterr().out
+    assert out.index("[!CAUTION]") < out.index("<details")
+    assert "| **delete** | `Bucket research-dev` | research | S3 bucket: no longer declared" in out
+    assert "| yes | yes |" in out  # protected and retained, shown for every deleted resource
