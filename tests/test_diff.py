@@ -299,3 +299,15 @@ def test_cli_markdown_exit_3_on_a_destructive_change(monkeypatch, capsys):
     assert out.index("[!CAUTION]") < out.index("<details")
     assert "| **delete** | `Bucket research-dev` | research | S3 bucket: no longer declared" in out
     assert "| yes | yes |" in out  # protected and retained, shown for every deleted resource
+
+
+def test_offboarding_in_one_change_names_the_lifecycle_and_the_lost_vault_data():
+    tenant = _record("dev", "research", "tenancy:index:Tenant", {})
+    kv = _record("dev", "research-secrets-kv-s3", "vault:kv/secretV2:SecretV2", {"mount": "kv", "name": "x"},
+                 parent=tenant["urn"])
+    result = diff.compare(SynthResult("dev", [tenant, kv]), SynthResult("dev", [tenant]), set(), set(), False,
+                          over_time=True, lifecycles=({"research": "active"}, {"research": "offboarded"}))
+    (lost,) = result.destructive
+    assert lost.action == "delete" and lost.reason == "Vault KV data: no longer declared: the tenant is offboarded"
+    assert "research (active -> offboarded): 0 added, 0 changed, 0 replaced, 1 deleted" in diff.format_text(result)
+    assert "| research | active → offboarded | 0 | 0 | 0 | 1 |" in diff.format_markdown(result)
