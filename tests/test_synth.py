@@ -199,7 +199,8 @@ def test_progress_waits_two_seconds_then_prints_plain_lines_in_ci():
     clock.now = 3.0
     progress.registered({"type": "x"})  # within the interval: no new line, a CI log is not flooded
     progress.done()
-    assert stream.getvalue().splitlines() == ["dev: 2/2 tenants, 3 resources, 2.5s", "dev: done, 2/2 tenants, 4 resources, 3.0s"]
+    assert stream.getvalue().splitlines() == ["dev: 2/2 tenants, 3 resources, 2.5s",
+                                              "dev: done, 2/2 tenants, 4 resources, 3.0s"]
     assert "\r" not in stream.getvalue()
 
 

@@ -157,7 +157,10 @@ def test_pull_request_diff_step_flags_exit_3_for_an_extra_approval(tmp_path, cod
     stub = tmp_path / "venv" / "bin" / "python"
     stub.parent.mkdir(parents=True)
     # `python -m components diff --stack S --base B --format markdown`: $5 is the stack.
-    stub.write_text('#!/bin/sh\necho "### $5"\necho "progress" >&2\nexit $(printenv "CODE_$5")\n')
+    stub.write_text('#!/bin/sh\n'
+                    'echo "### $5"\n'
+                    'echo "progress" >&2\n'
+                    'exit $(printenv "CODE_$5")\n')
     stub.chmod(0o755)
     step = _pull_request_diff_step()
     assert "--format markdown --max-chars 20000" in step["run"]
@@ -169,7 +172,8 @@ def test_pull_request_diff_step_flags_exit_3_for_an_extra_approval(tmp_path, cod
     assert outputs["destructive"] == destructive
     assert json.loads(outputs["stacks"]) == stacks
     comment = (tmp_path / "diff.md").read_text()
-    assert [line for line in comment.splitlines() if line.startswith("### ")] == ["### dev", "### staging", "### prod"]
+    headings = [line for line in comment.splitlines() if line.startswith("### ")]
+    assert headings == ["### dev", "### staging", "### prod"]
     assert "progress" not in comment  # stderr stays out of the pull-request comment
     assert ("[!CAUTION]" in comment) == (destructive == "true")
 
