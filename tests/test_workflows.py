@@ -134,6 +134,10 @@ def test_prod_waits_for_staging():
     assert load("promote.yml")["jobs"]["prod"]["needs"] == "staging"
 
 
+# How GitHub runs a `run:` step on Linux (shell: bash, the default).
+RUNNER_BASH = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"]
+
+
 def _pull_request_diff_step() -> dict[str, Any]:
     (step,) = [s for s in load("pull-request.yml")["jobs"]["diff"]["steps"] if s.get("id") == "diff"]
     return step
@@ -166,7 +170,7 @@ def test_pull_request_diff_step_flags_exit_3_for_an_extra_approval(tmp_path, cod
     assert "--format markdown --max-chars 20000" in step["run"]
     env = {**os.environ, "BASE": "main", "GITHUB_OUTPUT": str(tmp_path / "out"),
            "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"), **{f"CODE_{k}": str(v) for k, v in codes.items()}}
-    run = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]], cwd=tmp_path, env=env, capture_output=True, text=True)
+    run = subprocess.run(RUNNER_BASH + [step["run"]], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     outputs = dict(line.split("=", 1) for line in (tmp_path / "out").read_text().splitlines())
     assert outputs["destructive"] == destructive
@@ -188,7 +192,7 @@ def test_pull_request_diff_step_stops_on_invalid_input(tmp_path):
     stub.chmod(0o755)
     env = {**os.environ, "BASE": "main", "GITHUB_OUTPUT": str(tmp_path / "out"),
            "GITHUB_STEP_SUMMARY": str(tmp_path / "summary")}
-    run = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", _pull_request_diff_step()["run"]], cwd=tmp_path, env=env,
+    run = subprocess.run(RUNNER_BASH + [_pull_request_diff_step()["run"]], cwd=tmp_path, env=env,
                          capture_output=True, text=True)
     assert run.returncode == 1 and "tenants[0]: bad" in run.stdout
 
