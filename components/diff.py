@@ -131,6 +131,8 @@ class TenantDiff:
     changed: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     # resource key -> why Pulumi would replace it rather than update it in place
     replaced: dict[str, list[str]] = field(default_factory=dict)
+    # deleted resource key -> its current (protect, retainOnDelete)
+    deleted_options: dict[str, tuple[bool, bool]] = field(default_factory=dict)
     lifecycle: tuple[Optional[str], Optional[str]] = (None, None)  # left, right; None for (shared) or absent
     data_resources: int = 0
     protected_data_resources: int = 0
@@ -285,6 +287,8 @@ def compare(left: SynthResult, right: SynthResult, left_names: set[str], right_n
         status = "removed" if not theirs else "added" if not ours else "changed"
         entry = TenantDiff(tenant, status, sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours)),
                            lifecycle=(lifecycles[0].get(tenant), lifecycles[1].get(tenant)))
+        entry.deleted_options = {key: (bool(ours[key].flat["[protect]"]), bool(ours[key].flat["[retainOnDelete]"]))
+                                 for key in entry.only_left}
         for key in sorted(set(ours) & set(theirs)):
             a, b = ours[key].flat, theirs[key].flat
             fields = {p: [a.get(p), b.get(p)] for p in sorted(set(a) | set(b)) if a.get(p) != b.get(p)}
@@ -406,9 +410,13 @@ def _tenant_title(entry: TenantDiff) -> str:
     return entry.tenant + (f" ({_lifecycle(entry)})" if _lifecycle(entry) else "")
 
 
+def _options(protected: bool, retained: bool) -> str:
+    return f"{'' if protected else 'not '}protected, {'' if retained else 'not '}retained"
+
+
 def _resource_lines(entry: TenantDiff, indent: str, short: bool) -> list[str]:
     name = short_name if short else (lambda key: key)
-    lines = [f"- {name(key)}" for key in entry.only_left]
+    lines = [f"- {name(key)}  ({_options(*entry.deleted_options[key])})" for key in entry.only_left]
     lines += [f"+ {name(key)}" for key in entry.only_right]
     for key, fields in entry.changed.items():
         lines.append(f"{'+-' if key in entry.replaced else '~'} {name(key)}"
@@ -503,5 +511,7 @@ def format_json(diff: Diff) -> str:
                            if diff.removal_is_deletion and t.status == "removed" and t.tenant != SHARED],
         "tenants": [{"tenant": t.tenant, "status": t.status, "lifecycle": dict(zip(("left", "right"), t.lifecycle)),
                      "summary": t.counts(), "onlyLeft": t.only_left, "onlyRight": t.only_right,
+                     "deleted": [{"resource": key, "protected": protect, "retained": retain}
+                                 for key, (protect, retain) in t.deleted_options.items()],
                      "changed": t.changed, "replaced": t.replaced} for t in diff.tenants if not t.empty()],
     }, indent=2, sort_keys=False, default=str)

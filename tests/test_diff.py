@@ -144,6 +144,9 @@ def test_removed_tenant_in_json(repo: Path, capsys):
     assert any(d["reason"].startswith("Vault KV data") for d in report["destructive"])
     (entry,) = report["tenants"]
     assert entry["summary"]["deleted"] == len(entry["onlyLeft"]) and entry["summary"]["added"] == 0
+    # Every deleted resource, data or not, says whether it is protected or retained.
+    assert [d["resource"] for d in entry["deleted"]] == entry["onlyLeft"]
+    assert all(d["protected"] is False and d["retained"] is False for d in entry["deleted"])
 
 
 def test_region_and_encryption_changes_are_destructive(repo: Path):
@@ -299,6 +302,7 @@ def test_cli_markdown_exit_3_on_a_destructive_change(monkeypatch, capsys):
     assert out.index("[!CAUTION]") < out.index("<details")
     assert "| **delete** | `Bucket research-dev` | research | S3 bucket: no longer declared" in out
     assert "| yes | yes |" in out  # protected and retained, shown for every deleted resource
+    assert "- Bucket research-dev  (protected, retained)" in out
 
 
 def test_offboarding_in_one_change_names_the_lifecycle_and_the_lost_vault_data():
