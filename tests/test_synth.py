@@ -102,10 +102,12 @@ def test_catalogue_references_its_schema():
     assert (PROJECT / "tenants.yaml").read_text().startswith("# yaml-language-server: $schema=./tenants.schema.json")
 
 
-def test_resources_are_in_the_order_the_program_constructs_them(dev):
+def test_resources_are_in_the_order_the_program_constructs_them(dev, prod):
     """The README promises registration order. The SDK sends RegisterResource from a thread pool as inputs
     resolve (pulumi/runtime/resource.py, `run_in_executor(None, do_rpc_call)`), so arrival order varies from run
     to run; a tenant's resources must all come before the next tenant's component, as the program builds them."""
+    for result in (dev, prod):  # synth restores construction order by type and name: they must identify
+        assert len({(r["type"], r["name"]) for r in result.resources}) == len(result.resources)
     tenants = [i for i, r in enumerate(dev.resources) if r["type"] == "tenancy:index:Tenant"]
     for start, end in zip(tenants, tenants[1:] + [len(dev.resources)]):
         name = dev.resources[start]["name"]
