@@ -54,29 +54,33 @@ def _validate(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from . import synth
 
-    load_inputs(args.project, args.stack, args.tenants)
-    result = synth.run(args.project, args.stack, args.tenants)
+    _, tenants = load_inputs(args.project, args.stack, args.tenants)
+    result = synth.run(args.project, args.stack, args.tenants, progress=synth.Progress(args.stack, len(tenants)))
     if args.out:
         synth.write(result, args.out)
-    print(synth.format_table(synth.tenant_summary(result)))
+    print(synth.format_table(synth.tenant_summary(result, {spec.name: spec.lifecycle for spec, _ in tenants})))
     print(f"\n{len(result.resources)} resources registered for stack {args.stack}"
           + (f"; written to {args.out}" if args.out else ""))
     return 0
 
 
 def _diff(args: argparse.Namespace) -> int:
-    """Exit 0 when the renders match, 2 when they differ (CI gates on it), 1 on invalid input."""
+    """Exit 0 when the renders match, 2 when they differ, 3 when data would be deleted or replaced (CI asks for
+    an extra approval), 1 on invalid input."""
     from . import diff
 
     if (args.to is None) == (args.base is None):
         print("diff needs exactly one of --to <stack> or --base <git-rev>", file=sys.stderr)
         return 1
     if args.to is not None:
-        result = diff.between_stacks(args.project, args.stack, args.to, args.tenants)
+        result = diff.between_stacks(args.project, args.stack, args.to, args.tenants, progress=True)
     else:
-        result = diff.against_base(args.project, args.stack, args.base)
-    print(diff.format_json(result) if args.format == "json" else diff.format_text(result))
-    return 2 if result.different else 0
+        result = diff.against_base(args.project, args.stack, args.base, progress=True)
+    if args.format == "markdown":
+        print(diff.format_markdown(result, args.max_chars))
+    else:
+        print(diff.format_json(result) if args.format == "json" else diff.format_text(result))
+    return diff.exit_code(result)
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -106,10 +110,13 @@ def parser() -> argparse.ArgumentParser:
     synth = stack_command("synth", "render every resource of a stack offline under Pulumi mocks")
     synth.add_argument("--out", type=Path, help="write resources.json, outputs.json and manifests/ here")
     synth.set_defaults(run=_synth)
-    diff = stack_command("diff", "compare two offline renders per tenant (exit 0 same, 2 different, 1 error)")
+    diff = stack_command("diff", "compare two offline renders per tenant "
+                                 "(exit 0 same, 2 different, 3 destructive, 1 invalid input)")
     diff.add_argument("--to", help="the other stack, e.g. staging (names of the two stacks are normalised)")
     diff.add_argument("--base", help="git revision whose catalogue and stack config to compare with the working tree")
-    diff.add_argument("--format", choices=("text", "json"), default="text")
+    diff.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+                      help="markdown: a pull-request comment (destructive changes first, a section per tenant)")
+    diff.add_argument("--max-chars", type=int, help="markdown only: leave out resource lines beyond this size")
     diff.set_defaults(run=_diff)
     schema = commands.add_parser("schema", help=f"write {SCHEMA_FILE} (or --check that it is current)")
     schema.add_argument("--check", action="store_true")

@@ -8,8 +8,9 @@ Two comparisons share one engine:
   What still differs after that is a setting: `kv-<env>` against `kv`, versioning, quotas, protection.
 - `--stack prod --base <rev>` renders the same stack with the catalogue and `Pulumi.<stack>.yaml` as they were
   at `<rev>` (program code from the working tree, so only input changes show), against the working tree: what a
-  pull request changes. A tenant that exists at `<rev>` and is gone now is flagged loudly: `pulumi up` would
-  delete everything it owns.
+  pull request changes. Data resources that would be deleted or replaced (DATA_KINDS says what counts as data
+  and which input changes force a replacement) are listed first as destructive, and make the exit code 3; a
+  tenant that exists at `<rev>` and is gone now is flagged loudly with advice that fits its lifecycle.
 
 Resources match by URN without its stack part (the type chain and logical name), and belong to the Tenant
 component they are parented under; everything else (providers, platform) is grouped as `(shared)`.
@@ -32,16 +33,93 @@ from typing import Any, Optional
 
 from . import settings as settings_module
 from .problems import InvalidInput, Problem
+from .registry_provider import _REPLACING as _REGISTRY_ROW_REPLACING
 from .synth import SynthResult
 
 SHARED = "(shared)"
 ENV_TOKEN = "<env>"
 TENANT_TYPE = "tenancy:index:Tenant"
-DATA_TYPES = ("aws:s3/bucket:Bucket", "aws:kms/key:Key", "aws:keyspaces/table:Table",
-              "kubernetes:core/v1:Namespace")
 # Local state and installs are not part of the program; copying them would be slow and pointless.
 _NOT_COPIED = shutil.ignore_patterns(".git", "venv", ".venv", "out", ".hypothesis", ".pytest_cache", "__pycache__",
                                      "node_modules")
+
+
+@dataclass(frozen=True)
+class DataKind:
+    """A resource type that holds data, and the inputs whose change makes Pulumi replace it (delete + create).
+
+    `replaced_when` are input paths as they appear in resources.json (camelCase, nested with dots); a change at
+    or below one of them forces replacement. `source` is where that was read upstream.
+    """
+
+    label: str
+    replaced_when: tuple[str, ...]
+    source: str
+
+
+# Every type whose deletion or replacement loses data. Besides the fields below, two rules hold for every custom
+# resource: a changed provider (a tenant's `region` moves its bucket and key to another regional AWS provider)
+# replaces it (pulumi/pulumi pkg/resource/deploy/step_generator.go, `providerChanged` -> ReplaceKeys
+# ["provider"]), and a changed `metadata.name` or `metadata.namespace` replaces any Kubernetes object
+# (pulumi-kubernetes provider/pkg/provider/forcenew.go, `metadataForceNewProperties`).
+DATA_KINDS: dict[str, DataKind] = {
+    "aws:s3/bucket:Bucket": DataKind(
+        "S3 bucket", ("bucket", "bucketPrefix", "objectLockEnabled"),
+        "terraform-provider-aws internal/service/s3/bucket.go: bucket, bucket_prefix, object_lock_enabled ForceNew"),
+    "aws:kms/key:Key": DataKind(
+        "KMS key", ("customerMasterKeySpec", "keyUsage", "multiRegion", "customKeyStoreId", "xksKeyId"),
+        "terraform-provider-aws internal/service/kms/key.go: customer_master_key_spec, key_usage, multi_region, "
+        "custom_key_store_id, xks_key_id ForceNew"),
+    "aws:keyspaces/keyspace:Keyspace": DataKind(
+        "registry keyspace", ("name",), "terraform-provider-aws internal/service/keyspaces/keyspace.go: name ForceNew"),
+    "aws:keyspaces/table:Table": DataKind(
+        "registry table", ("keyspaceName", "tableName"),
+        "terraform-provider-aws internal/service/keyspaces/table.go: keyspace_name, table_name ForceNew"),
+    "kubernetes:core/v1:Namespace": DataKind(
+        "namespace", ("metadata.name",),
+        "pulumi-kubernetes provider/pkg/provider/forcenew.go: .metadata.name (every kind)"),
+    # `path` is not here: terraform-provider-vault vault/resource_mount.go updates it in place (sys/remount moves
+    # the data along); `type` is ForceNew there.
+    "vault:index/mount:Mount": DataKind(
+        "Vault KV mount", ("type",), "terraform-provider-vault vault/resource_mount.go: type ForceNew"),
+    "vault:kv/secretV2:SecretV2": DataKind(
+        "Vault KV data", ("mount", "name"),
+        "terraform-provider-vault vault/resource_kv_secret_v2.go: mount, name ForceNew"),
+    "random:index/randomPassword:RandomPassword": DataKind(
+        "generated password", ("",),
+        "terraform-provider-random internal/provider/resource_password.go passwordSchemaV3: every argument "
+        "RequiresReplace"),
+    # tenancy's only dynamic resource is the tenant's registry row (tests/test_diff.py holds it to that).
+    "pulumi-python:dynamic:Resource": DataKind(
+        "registry row", _REGISTRY_ROW_REPLACING,
+        "components/registry_provider.py: RegistryProvider.diff replaces on these fields"),
+}
+PROVIDER_FIELD = "[provider]"
+_KUBERNETES_REPLACED_WHEN = ("metadata.name", "metadata.namespace")
+
+
+@dataclass
+class Destructive:
+    """A data resource that the change deletes or replaces; `protected`/`retained` are its current options."""
+
+    urn: str
+    tenant: str
+    action: str  # "delete" | "replace"
+    reason: str
+    protected: bool
+    retained: bool
+    key: str = field(repr=False, default="")
+
+    def consequence(self) -> str:
+        if self.protected:
+            return "protected: `pulumi up` stops before touching it until it is unprotected"
+        if self.retained:
+            return "retained: left in place, no longer managed"
+        return "DESTROYED with its contents"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"urn": self.urn, "tenant": self.tenant, "action": self.action, "reason": self.reason,
+                "protected": self.protected, "retained": self.retained}
 
 
 @dataclass
@@ -51,11 +129,23 @@ class TenantDiff:
     only_left: list[str] = field(default_factory=list)
     only_right: list[str] = field(default_factory=list)
     changed: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    # resource key -> why Pulumi would replace it rather than update it in place
+    replaced: dict[str, list[str]] = field(default_factory=dict)
+    # deleted resource key -> its current (protect, retainOnDelete)
+    deleted_options: dict[str, tuple[bool, bool]] = field(default_factory=dict)
+    lifecycle: tuple[Optional[str], Optional[str]] = (None, None)  # left, right; None for (shared) or absent
     data_resources: int = 0
     protected_data_resources: int = 0
 
     def empty(self) -> bool:
         return self.status == "changed" and not (self.only_left or self.only_right or self.changed)
+
+    def counts(self) -> dict[str, int]:
+        return {"added": len(self.only_right), "changed": len(self.changed) - len(self.replaced),
+                "replaced": len(self.replaced), "deleted": len(self.only_left)}
+
+    def summary(self) -> str:
+        return ", ".join(f"{n} {what}" for what, n in self.counts().items())
 
 
 @dataclass
@@ -65,12 +155,21 @@ class Diff:
     normalised: bool
     right_protects_data: bool
     tenants: list[TenantDiff]
-    # Only across revisions of one stack is a missing tenant a deletion; across stacks it is just not promoted.
+    # Only across revisions of one stack is a missing resource a deletion; across stacks it is just not promoted.
     removal_is_deletion: bool = False
+    destructive: list[Destructive] = field(default_factory=list)
 
     @property
     def different(self) -> bool:
         return any(not t.empty() for t in self.tenants)
+
+
+@dataclass
+class _Entry:
+    urn: str
+    type: str
+    custom: bool
+    flat: dict[str, Any]
 
 
 def _normaliser(names: set[str]):
@@ -103,8 +202,6 @@ def _flatten(value: Any, path: str, into: dict[str, Any]) -> None:
     elif isinstance(value, list) and value:
         for index, item in enumerate(value):
             _flatten(item, f"{path}[{index}]", into)
-    elif isinstance(value, float) and value.is_integer():
-        into[path] = int(value)  # the wire format carries every number as a double; 443.0 reads as noise
     else:
         into[path] = value
 
@@ -114,56 +211,132 @@ def _key(urn: str) -> str:
     return urn.split("::", 2)[2]
 
 
-def _index(result: SynthResult, normalise) -> dict[str, dict[str, tuple[str, dict[str, Any]]]]:
-    """tenant -> resource key -> (type, flattened comparable fields)."""
+def short_name(key: str) -> str:
+    """`Bucket research-storage-bucket` for `tenancy:index:Tenant$...$aws:s3/bucket:Bucket::research-storage-bucket`."""
+    chain, _, name = key.rpartition("::")
+    return f"{chain.rsplit('$', 1)[-1].rsplit(':', 1)[-1]} {name}"
+
+
+def _index(result: SynthResult, normalise) -> dict[str, dict[str, _Entry]]:
+    """tenant -> resource key -> entry with its flattened comparable fields."""
     owner: dict[str, str] = {}
-    grouped: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
+    grouped: dict[str, dict[str, _Entry]] = {}
     for record in result.resources:  # parents are registered before their children
         tenant = record["name"] if record["type"] == TENANT_TYPE else owner.get(record["parent"] or "", SHARED)
         owner[record["urn"]] = tenant
         flat: dict[str, Any] = {}
         _flatten(normalise(record["inputs"]), "", flat)
-        flat["[provider]"] = normalise(record["provider"])
+        flat[PROVIDER_FIELD] = normalise(record["provider"])
         flat["[protect]"] = record["protect"]
         flat["[retainOnDelete]"] = record["retainOnDelete"]
-        grouped.setdefault(tenant, {})[normalise(_key(record["urn"]))] = (record["type"], flat)
+        grouped.setdefault(tenant, {})[normalise(_key(record["urn"]))] = _Entry(
+            record["urn"], record["type"], record["custom"], flat)
     return grouped
 
 
+def _under(path: str, field_path: str) -> bool:
+    return field_path == "" or path == field_path or path.startswith((field_path + ".", field_path + "["))
+
+
+def _provider_name(urn: Optional[str]) -> str:
+    return (urn or "none").rsplit("::", 1)[-1]
+
+
+def replacement_reasons(typ: str, custom: bool, fields: dict[str, list[Any]]) -> list[str]:
+    """Why Pulumi would replace a resource whose comparable fields changed as `fields` (empty: in place)."""
+    if not custom:
+        return []
+    reasons = []
+    if PROVIDER_FIELD in fields:
+        old, new = fields[PROVIDER_FIELD]
+        reasons.append(f"provider changes from {_provider_name(old)} to {_provider_name(new)}")
+    replaced_when = DATA_KINDS[typ].replaced_when if typ in DATA_KINDS else ()
+    if typ.startswith("kubernetes:"):
+        replaced_when += _KUBERNETES_REPLACED_WHEN
+    for path, (old, new) in fields.items():
+        if any(_under(path, f) for f in replaced_when):
+            reasons.append(f"{path or '(value)'} changes from {_show(old)} to {_show(new)}")
+    return reasons
+
+
+def _deletion_reason(entry: TenantDiff, typ: str, added_types: set[str]) -> str:
+    if entry.status == "removed":
+        return "its tenant is no longer in the catalogue"
+    if typ in added_types:
+        return "no longer declared under this name; a new one is declared in its place (its logical name changed)"
+    left, right = entry.lifecycle
+    if left != right and right == "offboarded":
+        return "no longer declared: the tenant is offboarded"
+    return "no longer declared by the program (a setting that needed it changed)"
+
+
 def compare(left: SynthResult, right: SynthResult, left_names: set[str], right_names: set[str],
-            right_protects_data: bool) -> Diff:
-    """Diff two renders; `*_names` are the stack/environment names replaced by `<env>` on each side."""
+            right_protects_data: bool, over_time: bool = False,
+            lifecycles: tuple[dict[str, str], dict[str, str]] = ({}, {})) -> Diff:
+    """Diff two renders; `*_names` are the stack/environment names replaced by `<env>` on each side.
+
+    `over_time`: both sides are the same stack (a revision and the working tree), so what is only on the left
+    would be deleted and data resources deleted or replaced are listed as destructive.
+    """
     left_index = _index(left, _normaliser(left_names))
     right_index = _index(right, _normaliser(right_names))
     tenants = []
+    destructive: list[Destructive] = []
     for tenant in sorted(set(left_index) | set(right_index), key=lambda t: (t == SHARED, t)):
         ours, theirs = left_index.get(tenant, {}), right_index.get(tenant, {})
         status = "removed" if not theirs else "added" if not ours else "changed"
-        entry = TenantDiff(tenant, status, sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours)))
+        entry = TenantDiff(tenant, status, sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours)),
+                           lifecycle=(lifecycles[0].get(tenant), lifecycles[1].get(tenant)))
+        entry.deleted_options = {key: (bool(ours[key].flat["[protect]"]), bool(ours[key].flat["[retainOnDelete]"]))
+                                 for key in entry.only_left}
         for key in sorted(set(ours) & set(theirs)):
-            a, b = ours[key][1], theirs[key][1]
+            a, b = ours[key].flat, theirs[key].flat
             fields = {p: [a.get(p), b.get(p)] for p in sorted(set(a) | set(b)) if a.get(p) != b.get(p)}
             if fields:
                 entry.changed[key] = fields
-        data = [fields for typ, fields in ours.values() if typ in DATA_TYPES]
+                reasons = replacement_reasons(ours[key].type, ours[key].custom, fields)
+                if reasons:
+                    entry.replaced[key] = reasons
+        data = [e for e in ours.values() if e.type in DATA_KINDS]
         entry.data_resources = len(data)
-        entry.protected_data_resources = sum(1 for fields in data if fields["[protect]"])
+        entry.protected_data_resources = sum(1 for e in data if e.flat["[protect]"])
+        if over_time:
+            added_types = {theirs[k].type for k in entry.only_right}
+            for key in entry.only_left:
+                old = ours[key]
+                if old.type in DATA_KINDS:
+                    destructive.append(_destructive(old, tenant, "delete", key, _deletion_reason(
+                        entry, old.type, added_types)))
+            for key, reasons in entry.replaced.items():
+                old = ours[key]
+                if old.type in DATA_KINDS:
+                    destructive.append(_destructive(old, tenant, "replace", key, "; ".join(reasons)))
         tenants.append(entry)
-    return Diff(left.stack, right.stack, bool(left_names or right_names), right_protects_data, tenants)
+    return Diff(left.stack, right.stack, bool(left_names or right_names), right_protects_data, tenants,
+                removal_is_deletion=over_time, destructive=destructive)
 
 
-def _render(project_dir: Path, stack: str, tenants: Optional[Path]) -> tuple[settings_module.StackSettings, SynthResult]:
+def _destructive(old: _Entry, tenant: str, action: str, key: str, reason: str) -> Destructive:
+    return Destructive(old.urn, tenant, action, f"{DATA_KINDS[old.type].label}: {reason}",
+                       bool(old.flat["[protect]"]), bool(old.flat["[retainOnDelete]"]), key)
+
+
+def _render(project_dir: Path, stack: str, tenants: Optional[Path], progress_label: Optional[str] = None
+            ) -> tuple[settings_module.StackSettings, SynthResult, dict[str, str]]:
     from . import cli, synth
 
-    stack_settings, _ = cli.load_inputs(project_dir, stack, tenants)
-    return stack_settings, synth.run(project_dir, stack, tenants)
+    stack_settings, specs = cli.load_inputs(project_dir, stack, tenants)
+    result = synth.run(project_dir, stack, tenants,
+                       progress=synth.Progress(progress_label or stack, len(specs)) if progress_label else None)
+    return stack_settings, result, {spec.name: spec.lifecycle for spec, _ in specs}
 
 
-def between_stacks(project_dir: Path, stack: str, other: str, tenants: Optional[Path] = None) -> Diff:
-    left_settings, left = _render(project_dir, stack, tenants)
-    right_settings, right = _render(project_dir, other, tenants)
+def between_stacks(project_dir: Path, stack: str, other: str, tenants: Optional[Path] = None,
+                   progress: bool = False) -> Diff:
+    left_settings, left, left_lifecycles = _render(project_dir, stack, tenants, stack if progress else None)
+    right_settings, right, right_lifecycles = _render(project_dir, other, tenants, other if progress else None)
     return compare(left, right, {stack, left_settings.environment}, {other, right_settings.environment},
-                   right_settings.protect_data)
+                   right_settings.protect_data, lifecycles=(left_lifecycles, right_lifecycles))
 
 
 def _git_show(project_dir: Path, rev: str, relative: str) -> str:
@@ -175,9 +348,10 @@ def _git_show(project_dir: Path, rev: str, relative: str) -> str:
     return shown.stdout
 
 
-def against_base(project_dir: Path, stack: str, rev: str) -> Diff:
+def against_base(project_dir: Path, stack: str, rev: str, progress: bool = False) -> Diff:
     """The stack rendered from `rev`'s catalogue and stack config (working-tree code) against the working tree."""
-    head_settings, head = _render(project_dir, stack, None)
+    head_label, base_label = f"{stack}@working-tree", f"{stack}@{rev}"
+    head_settings, head, head_lifecycles = _render(project_dir, stack, None, head_label if progress else None)
     with tempfile.TemporaryDirectory(prefix="tenancy-base-") as tmp:
         base_dir = Path(tmp) / "project"
         shutil.copytree(project_dir, base_dir, ignore=_NOT_COPIED)
@@ -185,64 +359,159 @@ def against_base(project_dir: Path, stack: str, rev: str) -> Diff:
         (base_dir / stack_file).write_text(_git_show(project_dir, rev, stack_file))
         base_catalogue = settings_module.load_stack(base_dir, stack).catalogue
         (base_dir / base_catalogue).write_text(_git_show(project_dir, rev, base_catalogue))
-        _, base = _render(base_dir, stack, None)
-    base.stack = f"{stack}@{rev}"
-    head.stack = f"{stack}@working-tree"
-    diff = compare(base, head, set(), set(), head_settings.protect_data)
-    diff.removal_is_deletion = True
-    return diff
+        _, base, base_lifecycles = _render(base_dir, stack, None, base_label if progress else None)
+    base.stack, head.stack = base_label, head_label
+    return compare(base, head, set(), set(), head_settings.protect_data, over_time=True,
+                   lifecycles=(base_lifecycles, head_lifecycles))
+
+
+def exit_code(diff: Diff) -> int:
+    """0 no change, 2 changes, 3 destructive changes (CI asks for an extra approval); 1 is invalid input."""
+    return 3 if diff.destructive else 2 if diff.different else 0
 
 
 def _show(value: Any) -> str:
     return json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
 
 
-def _field_lines(path: str, a: Any, b: Any) -> list[str]:
+def _field_lines(path: str, a: Any, b: Any, indent: str) -> list[str]:
+    if path == PROVIDER_FIELD:
+        a, b = _provider_name(a), _provider_name(b)
     if isinstance(a, str) and isinstance(b, str) and ("\n" in a or "\n" in b):
         # Embedded documents (YAML in ConfigMaps, HCL policies): only the lines that changed.
         changed = difflib.unified_diff(a.splitlines(), b.splitlines(), lineterm="", n=0)
-        return [f"      {path}:"] + [f"        {line}" for line in changed if not line.startswith(("---", "+++", "@@"))]
-    return [f"      {path}: {_show(a)} -> {_show(b)}"]
+        return [f"{indent}{path}:"] + [f"{indent}  {line}" for line in changed
+                                       if not line.startswith(("---", "+++", "@@"))]
+    return [f"{indent}{path}: {_show(a)} -> {_show(b)}"]
+
+
+def _removed_tenant_advice(diff: Diff, entry: TenantDiff) -> list[str]:
+    """What to do about a tenant whose entry was removed; it depends on where its lifecycle had got to."""
+    data = (f"{entry.protected_data_resources} of its {entry.data_resources} data resources are protected"
+            if diff.right_protects_data else f"its {entry.data_resources} data resources are not protected")
+    if entry.lifecycle[0] == "offboarded":
+        return [f"It was offboarded, so only its data and fenced namespace remain; {data}.",
+                "Remove the entry only once the data is archived or handed over"
+                + (", after `pulumi state unprotect` of the bucket, key and namespace (retained ones then stay in "
+                   "AWS and the cluster, unmanaged)." if diff.right_protects_data else
+                   ": this stack destroys it with the entry.")]
+    return [f"It is {entry.lifecycle[0] or 'live'}: {data}"
+            + (", so `pulumi up` stops before deleting anything." if diff.right_protects_data else
+               ", so `pulumi up` destroys them with their contents."),
+            "Offboard it first (`lifecycle: offboarded`), apply, archive its data, and only then remove the entry."]
+
+
+def _lifecycle(entry: TenantDiff, arrow: str = "->") -> str:
+    left, right = entry.lifecycle
+    return (left or right or "") if left == right or not (left and right) else f"{left} {arrow} {right}"
+
+
+def _tenant_title(entry: TenantDiff) -> str:
+    return entry.tenant + (f" ({_lifecycle(entry)})" if _lifecycle(entry) else "")
+
+
+def _options(protected: bool, retained: bool) -> str:
+    return f"{'' if protected else 'not '}protected, {'' if retained else 'not '}retained"
+
+
+def _resource_lines(entry: TenantDiff, indent: str, short: bool) -> list[str]:
+    name = short_name if short else (lambda key: key)
+    lines = [f"- {name(key)}  ({_options(*entry.deleted_options[key])})" for key in entry.only_left]
+    lines += [f"+ {name(key)}" for key in entry.only_right]
+    for key, fields in entry.changed.items():
+        lines.append(f"{'+-' if key in entry.replaced else '~'} {name(key)}"
+                     + (f"  (replaced: {'; '.join(entry.replaced[key])})" if key in entry.replaced else ""))
+        for path, (a, b) in fields.items():
+            lines += _field_lines(path or "(value)", a, b, indent)
+    return lines
 
 
 def format_text(diff: Diff) -> str:
     lines = [f"diff {diff.left} -> {diff.right}"
              + (f" (stack/environment names shown as {ENV_TOKEN})" if diff.normalised else "")]
-    for entry in diff.tenants:
-        if entry.empty():
-            continue
+    if diff.destructive:
+        lines += ["", "!" * 78, f"!!! {len(diff.destructive)} DESTRUCTIVE CHANGE(S): data would be deleted or replaced"]
+        for item in diff.destructive:
+            lines.append(f"!!! {item.action.upper()} {short_name(item.key)} ({item.tenant}): {item.reason}; "
+                         f"{item.consequence()}")
+        lines.append("!" * 78)
+    changed = [t for t in diff.tenants if not t.empty()]
+    if changed:
+        lines += ["", "summary (resources added, changed in place, replaced, deleted):"]
+        lines += [f"  {_tenant_title(t)}: {t.summary()}" for t in changed]
+    for entry in changed:
         lines.append("")
         if entry.status == "removed" and entry.tenant != SHARED and diff.removal_is_deletion:
-            lines.append("!" * 78)
             lines.append(f"!!! REMOVED TENANT {entry.tenant}: in {diff.left}, not in {diff.right}; "
                          f"its {len(entry.only_left)} resources would be DELETED")
-            if diff.right_protects_data:
-                lines.append(f"!!! {diff.right} protects data: {entry.protected_data_resources} of its "
-                             f"{entry.data_resources} data resources are protected, so `pulumi up` stops before "
-                             "deleting anything. Offboard it (lifecycle) instead of deleting the entry.")
-            else:
-                lines.append(f"!!! {diff.right} does not protect data: its {entry.data_resources} data resources "
-                             "(buckets, keys, tables) would be destroyed with their contents.")
-            lines.append("!" * 78)
+            lines += [f"!!! {line}" for line in _removed_tenant_advice(diff, entry)]
             continue
         label = {"added": "ADDED TENANT", "removed": "only in " + diff.left, "changed": "tenant"}[entry.status]
-        lines.append(f"== {label} {entry.tenant} ==")
-        lines += [f"  - {key}" for key in entry.only_left]
-        lines += [f"  + {key}" for key in entry.only_right]
-        for key, fields in entry.changed.items():
-            lines.append(f"  ~ {key}")
-            for path, (a, b) in fields.items():
-                lines += _field_lines(path or "(value)", a, b)
+        lines.append(f"== {label} {_tenant_title(entry)} ==")
+        lines += [f"  {line}" for line in _resource_lines(entry, "      ", short=False)]
     if not diff.different:
         lines.append("no differences")
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def format_markdown(diff: Diff, max_chars: Optional[int] = None) -> str:
+    """A pull-request comment: destructive changes first, then one collapsible section per tenant.
+
+    GitHub refuses comments over 65,536 characters, so with `max_chars` a tenant's resource lines are left out
+    once they would not fit; its summary line, the destructive table and the counts always stay.
+    """
+    lines = [f"### `{diff.left}` → `{diff.right}`", ""]
+    if not diff.different:
+        return "\n".join(lines + ["No differences."])
+    if diff.destructive:
+        lines += ["> [!CAUTION]",
+                  f"> **{len(diff.destructive)} destructive change(s)**: data would be deleted or replaced. "
+                  "Merging needs the extra approval described in docs/delivery.md.", "",
+                  "| action | resource | tenant | why | protected | retained |", "|---|---|---|---|---|---|"]
+        lines += [f"| **{d.action}** | `{_cell(short_name(d.key))}` | {d.tenant} | {_cell(d.reason)} | "
+                  f"{'yes' if d.protected else '**no**'} | {'yes' if d.retained else '**no**'} |"
+                  for d in diff.destructive]
+        lines.append("")
+    changed = [t for t in diff.tenants if not t.empty()]
+    lines += ["| tenant | lifecycle | added | changed | replaced | deleted |", "|---|---|---|---|---|---|"]
+    for entry in changed:
+        lines.append(f"| {entry.tenant} | {_lifecycle(entry, '→') or '-'} | "
+                     + " | ".join(str(n) for n in entry.counts().values()) + " |")
+    sections = []
+    for entry in changed:
+        removed = entry.status == "removed" and entry.tenant != SHARED and diff.removal_is_deletion
+        lifecycle = f" ({_lifecycle(entry, '→')})" if _lifecycle(entry) else ""
+        head = ["", f"<details{' open' if removed else ''}><summary><b>{entry.tenant}</b>{lifecycle}: "
+                    f"{'REMOVED, ' if removed else ''}{entry.summary()}</summary>", ""]
+        if removed:
+            head += [f"> [!WARNING]\n> {' '.join(_removed_tenant_advice(diff, entry))}", ""]
+        sections.append((head, ["```diff", *_resource_lines(entry, "    ", short=True), "```"]))
+    cut = ["_Resource lines left out to fit a pull-request comment; run the same `diff` locally for them._"]
+    # Room for every section's head and the note, so that summaries are never what gets cut.
+    budget = None if max_chars is None else max_chars - len("\n".join(
+        lines + [line for head, _ in sections for line in head + cut + ["</details>"]]))
+    for head, body in sections:
+        size = len("\n".join(body)) + 1 - len(cut[0]) - 1
+        fits = budget is None or size <= budget
+        if budget is not None and fits:
+            budget -= size
+        lines += head + (body if fits else cut) + ["</details>"]
     return "\n".join(lines)
 
 
 def format_json(diff: Diff) -> str:
     return json.dumps({
         "left": diff.left, "right": diff.right, "normalised": diff.normalised, "different": diff.different,
+        "destructive": [d.as_json() for d in diff.destructive],
         "removedTenants": [t.tenant for t in diff.tenants
                            if diff.removal_is_deletion and t.status == "removed" and t.tenant != SHARED],
-        "tenants": [{"tenant": t.tenant, "status": t.status, "onlyLeft": t.only_left, "onlyRight": t.only_right,
-                     "changed": t.changed} for t in diff.tenants if not t.empty()],
+        "tenants": [{"tenant": t.tenant, "status": t.status, "lifecycle": dict(zip(("left", "right"), t.lifecycle)),
+                     "summary": t.counts(), "onlyLeft": t.only_left, "onlyRight": t.only_right,
+                     "deleted": [{"resource": key, "protected": protect, "retained": retain}
+                                 for key, (protect, retain) in t.deleted_options.items()],
+                     "changed": t.changed, "replaced": t.replaced} for t in diff.tenants if not t.empty()],
     }, indent=2, sort_keys=False, default=str)

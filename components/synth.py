@@ -12,9 +12,11 @@ import hashlib
 import json
 import runpy
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional, TextIO
 
 import pulumi
 from google.protobuf import json_format, struct_pb2
@@ -38,11 +40,15 @@ def _digest(*parts: str, length: int = 16) -> str:
 
 
 def _mask(value: Any) -> Any:
-    """Plain JSON of a wire value: secrets become "[secret]", resource references their URN."""
+    """Plain JSON of a wire value: secrets become "[secret]", resource references their URN, whole numbers ints.
+
+    The wire carries every number as a double (google.protobuf Struct), so 443 arrives as 443.0; ports, sizes
+    and counts are integers in every schema tenancy renders to.
+    """
     if isinstance(value, dict):
         sig = value.get(_SIG_KEY)
         if sig == _SECRET_SIG:
-            return SECRET
+            return _masked_secret(value.get("value"))
         if sig == _RESOURCE_SIG:
             return value.get("urn")
         return {k: _mask(v) for k, v in value.items()}
@@ -50,7 +56,17 @@ def _mask(value: Any) -> Any:
         return [_mask(v) for v in value]
     if value == rpc.UNKNOWN:
         return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
+
+
+def _masked_secret(value: Any) -> Any:
+    """A secret's shape without its values: a secret mapping keeps its keys (a Secret's `stringData` stays a
+    valid mapping of key names), every value becomes "[secret]"."""
+    if isinstance(value, dict) and value.get(_SIG_KEY) is None:
+        return {k: _masked_secret(v) for k, v in value.items()}
+    return SECRET
 
 
 def _is_secret(value: Any) -> bool:
@@ -182,10 +198,15 @@ _COMPUTED = {
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     """A mock monitor that records each registration as the engine would receive it."""
 
-    def __init__(self, mocks: SynthMocks):
+    def __init__(self, mocks: SynthMocks, progress: Optional["Progress"] = None):
         super().__init__(mocks)
         self.synth_mocks = mocks
+        self.progress = progress
         self.records: list[dict[str, Any]] = []
+        # The SDK sends RegisterResource from a thread pool once each resource's inputs resolve, so records
+        # arrive in a different order from run to run. The order the program constructed them in is noted
+        # synchronously (by a stack transformation, which runs in every Resource constructor) and restored.
+        self.construction_order: dict[tuple[str, str], int] = {}
         # Secret values the mocks generated (passwords, key secrets): kept in memory so tests can prove that
         # none of them reaches resources.json, outputs.json or a manifest. Never written anywhere.
         self.generated_secrets: list[str] = []
@@ -201,7 +222,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         if "__provider" in recorded:
             # A dynamic resource carries its pickled provider; it is code, not configuration worth reviewing.
             recorded["__provider"] = "[dynamic provider]"
-        self.records.append({
+        record = {
             "urn": urn,
             "type": request.type,
             "name": request.name,
@@ -211,7 +232,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             "inputs": recorded,
             "protect": bool(request.protect),
             "retainOnDelete": bool(request.retainOnDelete),
-        })
+        }
+        self.records.append(record)
+        if self.progress is not None:
+            self.progress.registered(record)
         resource_args = pulumi.runtime.MockResourceArgs(
             typ=request.type, name=request.name, inputs=_unwrap(wire_inputs), provider=request.provider,
             resource_id=request.importId, custom=request.custom or False)
@@ -230,6 +254,63 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         obj_proto.update(response)
         self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, id_, state)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=obj_proto)
+
+    def note_construction(self, args: pulumi.ResourceTransformationArgs) -> None:
+        """Stack transformation: remember when the program constructed each resource; changes nothing."""
+        # A URN is unique per type chain and name; tenancy prefixes every child's name with its parent's, so
+        # type and name alone identify a resource here.
+        self.construction_order.setdefault((args.type_, args.name), len(self.construction_order))
+
+    def ordered_records(self) -> list[dict[str, Any]]:
+        """Records in the order the program constructed the resources (parents before their children)."""
+        last = len(self.construction_order)
+        return sorted(self.records, key=lambda r: self.construction_order.get((r["type"], r["name"]), last))
+
+
+class Progress:
+    """Progress of a long render on stderr, never stdout (stdout carries the tables and JSON machines read).
+
+    Silent for the first `delay` seconds; then a bar redrawn in place on a terminal, or a plain line every
+    `interval` seconds elsewhere (CI logs keep every line, so a redrawn bar would flood them).
+    """
+
+    def __init__(self, label: str, tenants: int, stream: Optional[TextIO] = None, delay: float = 2.0,
+                 interval: float = 5.0, clock: Callable[[], float] = time.monotonic, width: int = 30):
+        self.label, self.tenants, self.width = label, tenants, width
+        self.stream = stream if stream is not None else sys.stderr
+        self.delay, self.interval, self.clock = delay, interval, clock
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.started = clock()
+        self.resources = self.tenants_seen = 0
+        self.shown_at: Optional[float] = None
+        self._lock = threading.Lock()
+
+    def registered(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self.resources += 1
+            self.tenants_seen += record["type"] == "tenancy:index:Tenant"
+            now = self.clock()
+            if now - self.started < self.delay:
+                return
+            if self.shown_at is None or now - self.shown_at >= (0.1 if self.tty else self.interval):
+                self._show(now)
+
+    def done(self) -> None:
+        with self._lock:
+            if self.shown_at is not None:
+                self._show(self.clock(), final=True)
+
+    def _show(self, now: float, final: bool = False) -> None:
+        elapsed = now - self.started
+        counts = f"{self.tenants_seen}/{self.tenants} tenants, {self.resources} resources, {elapsed:.1f}s"
+        if self.tty:
+            filled = self.width if final else self.width * min(self.tenants_seen, self.tenants) // max(self.tenants, 1)
+            bar = "#" * filled + "." * (self.width - filled)
+            self.stream.write(f"\r{self.label} [{bar}] {counts}" + ("\n" if final else ""))
+        else:
+            self.stream.write(f"{self.label}: {'done, ' if final else ''}{counts}\n")
+        self.stream.flush()
+        self.shown_at = now
 
 
 @dataclass
@@ -274,43 +355,39 @@ class SynthResult:
         return found
 
 
-def _whole_numbers(value: Any) -> Any:
-    # The wire carries every number as a double; Kubernetes integer fields (ports, sizes) must read as integers.
-    if isinstance(value, dict):
-        return {k: _whole_numbers(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_whole_numbers(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
 def _ordered_manifest(inputs: dict[str, Any]) -> dict[str, Any]:
     # Wire inputs arrive unordered; manifests read best in the conventional order.
     first = ("apiVersion", "kind", "metadata")
-    inputs = _whole_numbers(inputs)
     return {**{k: inputs[k] for k in first if k in inputs}, **{k: v for k, v in inputs.items() if k not in first}}
 
 
-def run(project_dir: Path, stack: str, tenants_file: Optional[Path] = None) -> SynthResult:
+def run(project_dir: Path, stack: str, tenants_file: Optional[Path] = None,
+        progress: Optional[Progress] = None) -> SynthResult:
     """Run the program in `project_dir` for `stack` under mocks; the caller validates inputs first."""
     config, secret_keys = stack_settings_module.read_stack_file(project_dir, stack)
     if tenants_file is not None:
         config["tenancy:catalogue"] = str(tenants_file.resolve())
     mocks = SynthMocks()
-    monitor = RecordingMonitor(mocks)
+    monitor = RecordingMonitor(mocks, progress)
     runtime_settings.ROOT.set(None)
     pulumi.runtime.set_all_config(config, sorted(secret_keys))
     pulumi.runtime.set_mocks(mocks, project="tenancy", stack=stack, preview=False, monitor=monitor)
     program = str(project_dir / "__main__.py")
     sys.path.insert(0, str(project_dir))
     try:
-        _sync_await(pulumi.runtime.stack.run_pulumi_func(lambda: runpy.run_path(program, run_name="__main__")))
+        _sync_await(pulumi.runtime.stack.run_pulumi_func(lambda: _run_program(program, monitor)))
         outputs = _resolve_outputs(runtime_settings.get_root_resource())
     finally:
         sys.path.remove(str(project_dir))
-    return SynthResult(stack=stack, resources=monitor.records, outputs=outputs,
+        if progress is not None:
+            progress.done()
+    return SynthResult(stack=stack, resources=monitor.ordered_records(), outputs=outputs,
                        generated_secrets=monitor.generated_secrets)
+
+
+def _run_program(program: str, monitor: RecordingMonitor) -> None:
+    pulumi.runtime.register_stack_transformation(monitor.note_construction)
+    runpy.run_path(program, run_name="__main__")
 
 
 def _resolve_outputs(root: Any) -> dict[str, Any]:
@@ -339,8 +416,21 @@ def write(result: SynthResult, out_dir: Path) -> None:
         path.write_text(yaml.safe_dump(manifest, sort_keys=False))
 
 
-def tenant_summary(result: SynthResult) -> list[dict[str, Any]]:
-    """One row per Tenant component: namespace, region, bucket, Vault policy, KV entries/ExternalSecrets, size."""
+# The summary's columns, explained under the table so a first-time reader needs no other document.
+SUMMARY_COLUMNS = {
+    "tenant": "catalogue name",
+    "lifecycle": "active, suspended (no access, data kept) or offboarded (identities gone, data kept)",
+    "namespace": "the tenant's Kubernetes namespace",
+    "region": "AWS region of its bucket and key (the AWS provider it uses)",
+    "bucket": "S3 artifact bucket",
+    "vault_policy": "Vault policy of its External Secrets role (- once offboarded)",
+    "kv/externalsecrets": "Vault KV entries written / ExternalSecrets delivering them into the namespace",
+    "resources": "resources registered under the tenant's component",
+}
+
+
+def tenant_summary(result: SynthResult, lifecycles: Optional[dict[str, str]] = None) -> list[dict[str, Any]]:
+    """One row per Tenant component, with the columns of SUMMARY_COLUMNS; `lifecycles` from the catalogue."""
     rows = []
     for name in result.tenant_names():
         owned = result.tenant(name)
@@ -351,6 +441,7 @@ def tenant_summary(result: SynthResult) -> list[dict[str, Any]]:
         delivered = sum(r["type"].endswith(":ExternalSecret") for r in owned)
         rows.append({
             "tenant": name,
+            "lifecycle": (lifecycles or {}).get(name, "-"),
             "namespace": namespaces[0]["inputs"]["metadata"]["name"] if namespaces else "-",
             "region": buckets[0]["provider"].rsplit("::", 1)[-1].removeprefix("aws-") if buckets else "-",
             "bucket": buckets[0]["inputs"].get("bucket", "-") if buckets else "-",
@@ -368,4 +459,6 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     widths = {h: max(len(h), *(len(str(r[h])) for r in rows)) for h in headers}
     lines = ["  ".join(h.upper().ljust(widths[h]) for h in headers)]
     lines += ["  ".join(str(r[h]).ljust(widths[h]) for h in headers) for r in rows]
+    key_width = max(len(h) for h in headers)
+    lines += [""] + [f"  {h.upper().ljust(key_width)}  {SUMMARY_COLUMNS[h]}" for h in headers]
     return "\n".join(lines)

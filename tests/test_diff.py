@@ -55,7 +55,7 @@ def test_dev_to_staging_on_the_sample_lists_unpromoted_tenant_and_exits_2(capsys
     assert cli.main(["diff", "--stack", "dev", "--to", "staging"]) == 2
     out = capsys.readouterr().out
     # scratch never leaves dev: all its resources are only in dev, and that is not a deletion.
-    assert "== only in dev scratch ==" in out
+    assert "== only in dev scratch (active) ==" in out
     assert "REMOVED TENANT" not in out
     assert "wf-calypr-scratch" in out
 
@@ -97,33 +97,221 @@ def test_base_without_changes_exits_0(repo: Path, capsys):
     assert "no differences" in capsys.readouterr().out
 
 
+def _edit_tenant(project: Path, name: str, **fields) -> None:
+    path = project / "tenants.yaml"
+    doc = yaml.safe_load(path.read_text())
+    (tenant,) = [t for t in doc["tenants"] if t["name"] == name]
+    for key, value in fields.items():
+        if isinstance(value, dict):
+            tenant.setdefault(key, {}).update(value)
+        else:
+            tenant[key] = value
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def _commit(project: Path) -> None:
+    git = ["git", "-C", str(project), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(git + ["commit", "-qam", "next"], check=True)
+
+
 def test_removed_live_tenant_is_flagged_loudly(repo: Path, capsys):
     _drop_tenant(repo, "compliance")
-    assert cli.main(["--project", str(repo), "diff", "--stack", "prod", "--base", "HEAD"]) == 2
+    assert cli.main(["--project", str(repo), "diff", "--stack", "prod", "--base", "HEAD"]) == 3
     out = capsys.readouterr().out
     assert "!!! REMOVED TENANT compliance" in out
-    assert "protects data" in out and "`pulumi up` stops before deleting anything" in out
+    assert "`pulumi up` stops before deleting anything" in out
+    assert "Offboard it first" in out  # it is active: the advice is to offboard, not to delete
     protected, data = map(int, re.search(r"(\d+) of its (\d+) data resources are protected", out).groups())
-    assert data >= 1 and protected == data  # the bucket (and KMS key) would stop `pulumi up`
+    assert 3 <= protected < data  # bucket, KMS key and namespace would stop `pulumi up`; Vault KV data is not protected
+    # Destructive changes come before everything else, one line per data resource, each saying it is protected.
+    destructive = out.index("DESTRUCTIVE CHANGE(S)")
+    assert destructive < out.index("summary (") < out.index("REMOVED TENANT")
+    assert "!!! DELETE Bucket compliance-storage-bucket (compliance)" in out
     assert "research" not in out  # untouched tenants stay out of the report
 
 
 def test_removed_tenant_in_json(repo: Path, capsys):
     _drop_tenant(repo, "research")
-    assert cli.main(["--project", str(repo), "diff", "--stack", "dev", "--base", "HEAD", "--format", "json"]) == 2
-    assert json.loads(capsys.readouterr().out)["removedTenants"] == ["research"]
+    assert cli.main(["--project", str(repo), "diff", "--stack", "dev", "--base", "HEAD", "--format", "json"]) == 3
+    report = json.loads(capsys.readouterr().out)
+    assert report["removedTenants"] == ["research"]
+    destructive = {d["urn"].rsplit("::", 1)[1]: d for d in report["destructive"]}
+    assert set(destructive["research-storage-bucket"]) == {"urn", "tenant", "action", "reason", "protected", "retained"}
+    # dev does not protect data: the namespace, bucket, registry row and Vault values are simply destroyed.
+    for name in ("research-storage-bucket", "research-namespace-wf-calypr-research", "research-registry-record"):
+        assert destructive[name]["action"] == "delete" and destructive[name]["tenant"] == "research"
+        assert destructive[name]["protected"] is False and destructive[name]["retained"] is False
+    assert any(d["reason"].startswith("Vault KV data") for d in report["destructive"])
+    (entry,) = report["tenants"]
+    assert entry["summary"]["deleted"] == len(entry["onlyLeft"]) and entry["summary"]["added"] == 0
+    # Every deleted resource, data or not, says whether it is protected or retained.
+    assert [d["resource"] for d in entry["deleted"]] == entry["onlyLeft"]
+    assert all(d["protected"] is False and d["retained"] is False for d in entry["deleted"])
+
+
+def test_region_and_encryption_changes_are_destructive(repo: Path):
+    """A tenant's `region` moves its bucket to another regional AWS provider, which Pulumi answers with a
+    replacement (pulumi/pulumi pkg/resource/deploy/step_generator.go, `providerChanged`); switching
+    `encryption: kms -> aes256` drops the KMS key. Both used to show as ordinary field lines."""
+    _edit_tenant(repo, "compliance", region="us-west-2", artifacts={"encryption": "aes256"})
+    result = diff.against_base(repo, "prod", "HEAD")
+    assert diff.exit_code(result) == 3
+    by_name = {d.urn.rsplit("::", 1)[1]: d for d in result.destructive}
+    bucket = by_name["compliance-storage-bucket"]
+    assert bucket.action == "replace" and "provider changes from aws-eu-west-1 to aws-us-west-2" in bucket.reason
+    assert bucket.protected and bucket.retained  # prod protects data
+    key = by_name["compliance-storage-kms-key"]
+    assert key.action == "delete" and key.reason.startswith("KMS key")
+    assert {d.tenant for d in result.destructive} == {"compliance"}
+
+    report = json.loads(diff.format_json(result))
+    assert {"urn": bucket.urn, "tenant": "compliance", "action": "replace", "reason": bucket.reason,
+            "protected": True, "retained": True} in report["destructive"]
+    (entry,) = [t for t in report["tenants"] if t["tenant"] == "compliance"]
+    assert entry["summary"]["replaced"] >= 1 and entry["summary"]["deleted"] >= 1
+
+    text = diff.format_text(result)
+    assert "+- tenancy:storage:TenantStorage$aws:s3/bucket:Bucket::compliance-storage-bucket  (replaced: provider " \
+           "changes from aws-eu-west-1 to aws-us-west-2)" in text
+    assert re.search(r"compliance \(active\): \d+ added, \d+ changed, [1-9]\d* replaced, [1-9]\d* deleted", text)
+
+    markdown = diff.format_markdown(result)
+    assert markdown.startswith("### `prod@HEAD` → `prod@working-tree`")
+    caution = markdown.index("[!CAUTION]")
+    assert caution < markdown.index("<details")  # destructive changes first
+    assert "| **replace** | `Bucket compliance-storage-bucket` | compliance |" in markdown
+    assert "| **delete** | `Key compliance-storage-kms-key` | compliance |" in markdown
+    assert markdown.count("<details") == markdown.count("</details>") == len(report["tenants"])
+    assert "<summary><b>compliance</b> (active):" in markdown
+    assert "$" not in markdown  # short resource names, never type chains
+
+
+def test_harmless_change_exits_2_without_destructive(repo: Path, capsys):
+    _edit_tenant(repo, "research", labels={"tier": "gold"})
+    assert cli.main(["--project", str(repo), "diff", "--stack", "prod", "--base", "HEAD", "--format", "json"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["destructive"] == [] and report["different"]
+
+
+def test_removing_an_offboarded_tenant_is_not_told_to_offboard(repo: Path, capsys):
+    _edit_tenant(repo, "compliance", lifecycle="offboarded")
+    _commit(repo)
+    _drop_tenant(repo, "compliance")
+    assert cli.main(["--project", str(repo), "diff", "--stack", "prod", "--base", "HEAD"]) == 3
+    out = capsys.readouterr().out
+    assert "REMOVED TENANT compliance" in out and "It was offboarded" in out
+    assert "Offboard it first" not in out
+    assert "pulumi state unprotect" in out  # prod protects data: the step that actually remains
 
 
 def test_base_reads_the_stack_config_at_the_revision(repo: Path, capsys):
     stack_file = repo / "Pulumi.dev.yaml"
     stack_file.write_text(stack_file.read_text().replace("tenancy:org: calypr", "tenancy:org: acme"))
-    assert cli.main(["--project", str(repo), "diff", "--stack", "dev", "--base", "HEAD"]) == 2
+    # The org is part of every bucket name: each bucket would be replaced, so the change is destructive.
+    assert cli.main(["--project", str(repo), "diff", "--stack", "dev", "--base", "HEAD"]) == 3
     out = capsys.readouterr().out
     assert "  - tenancy:index:Tenant$kubernetes:core/v1:Namespace::research-namespace-wf-calypr-research" in out
     assert "  + tenancy:index:Tenant$kubernetes:core/v1:Namespace::research-namespace-wf-acme-research" in out
+    assert "!!! REPLACE Bucket research-storage-bucket (research): S3 bucket: bucket changes from " \
+           "calypr-research-dev-artifacts to acme-research-dev-artifacts" in out
+    assert "!!! DELETE Namespace research-namespace-wf-calypr-research (research): namespace: no longer declared " \
+           "under this name" in out
 
 
 def test_unknown_revision_and_missing_mode_exit_1(repo: Path, capsys):
     assert cli.main(["--project", str(repo), "diff", "--stack", "dev", "--base", "no-such-rev"]) == 1
     assert "Pulumi.dev.yaml: cannot read it at --base no-such-rev" in capsys.readouterr().err
     assert cli.main(["diff", "--stack", "dev"]) == 1
+
+
+@pytest.mark.parametrize("typ,path,replaced", [
+    # terraform-provider-aws internal/service/s3/bucket.go: `bucket` ForceNew
+    ("aws:s3/bucket:Bucket", "bucket", True),
+    ("aws:s3/bucket:Bucket", "tags.team", False),
+    # terraform-provider-aws internal/service/kms/key.go: key_usage ForceNew; description, policy updated in place
+    ("aws:kms/key:Key", "keyUsage", True),
+    ("aws:kms/key:Key", "description", False),
+    # terraform-provider-aws internal/service/keyspaces/table.go: keyspace_name, table_name ForceNew
+    ("aws:keyspaces/table:Table", "tableName", True),
+    ("aws:keyspaces/table:Table", "keyspaceName", True),
+    ("aws:keyspaces/keyspace:Keyspace", "name", True),
+    # pulumi-kubernetes provider/pkg/provider/forcenew.go: .metadata.name / .metadata.namespace for every kind
+    ("kubernetes:core/v1:Namespace", "metadata.name", True),
+    ("kubernetes:core/v1:Namespace", "metadata.labels.tier", False),
+    ("kubernetes:core/v1:ConfigMap", "metadata.namespace", True),
+    # terraform-provider-vault vault/resource_mount.go: `path` is remounted in place, `type` is ForceNew
+    ("vault:index/mount:Mount", "path", False),
+    ("vault:index/mount:Mount", "type", True),
+    # terraform-provider-vault vault/resource_kv_secret_v2.go: mount, name ForceNew; data_json updated
+    ("vault:kv/secretV2:SecretV2", "mount", True),
+    ("vault:kv/secretV2:SecretV2", "name", True),
+    ("vault:kv/secretV2:SecretV2", "dataJson", False),
+    # components/registry_provider.py RegistryProvider.diff
+    ("pulumi-python:dynamic:Resource", "tenant_id", True),
+    ("pulumi-python:dynamic:Resource", "enabled", False),
+])
+def test_what_forces_replacement(typ, path, replaced):
+    assert bool(diff.replacement_reasons(typ, True, {path: ["a", "b"]})) is replaced
+
+
+def test_a_changed_provider_replaces_any_custom_resource_but_not_a_component():
+    moved = {"[provider]": ["urn:pulumi:p::tenancy::pulumi:providers:aws::aws-eu-west-1",
+                            "urn:pulumi:p::tenancy::pulumi:providers:aws::aws-us-west-2"]}
+    assert diff.replacement_reasons("aws:iam/role:Role", True, moved) == [
+        "provider changes from aws-eu-west-1 to aws-us-west-2"]
+    assert diff.replacement_reasons("tenancy:index:Tenant", False, moved) == []
+
+
+def test_the_only_dynamic_resources_are_registry_rows(dev):
+    # DATA_KINDS labels every dynamic resource "registry row"; a new dynamic resource needs its own entry.
+    assert {r["name"].removeprefix(r["parent"].rsplit("::", 1)[1]) for r in dev.of_type(
+        "pulumi-python:dynamic:Resource")} == {"-registry-record"}
+
+
+def test_across_stacks_nothing_is_destructive(capsys):
+    # staging lacks scratch and has other settings; that is promotion, not deletion.
+    assert cli.main(["diff", "--stack", "dev", "--to", "staging", "--format", "json"]) == 2
+    assert json.loads(capsys.readouterr().out)["destructive"] == []
+
+
+def test_markdown_fits_a_comment_without_losing_summaries():
+    """GitHub rejects comments over 65,536 characters; a big change must still post its destructive table."""
+    many = [_record("dev", "research", "tenancy:index:Tenant", {})]
+    many += [_record("dev", f"research-cm-{i}", "kubernetes:core/v1:ConfigMap", {"data": {"k": "x" * 200}},
+                     parent=many[0]["urn"]) for i in range(300)]
+    changed = [dict(r, inputs={"data": {"k": "y" * 200}}) if r["type"] != "tenancy:index:Tenant" else r for r in many]
+    bucket = _record("dev", "research-bucket", "aws:s3/bucket:Bucket", {"bucket": "a"}, parent=many[0]["urn"])
+    result = diff.compare(SynthResult("dev", many + [bucket]), SynthResult("dev", changed), set(), set(), False,
+                          over_time=True)
+    full = diff.format_markdown(result)
+    assert len(full) > 20_000
+    short = diff.format_markdown(result, max_chars=20_000)
+    assert len(short) <= 20_000
+    assert "| **delete** | `Bucket research-bucket` | research |" in short
+    assert "<summary><b>research</b>: 0 added, 300 changed, 0 replaced, 1 deleted</summary>" in short
+    assert "Resource lines left out" in short and "Resource lines left out" not in full
+
+
+def test_cli_markdown_exit_3_on_a_destructive_change(monkeypatch, capsys):
+    base = _render("dev", False, True)
+    head = SynthResult("dev", [r for r in base.resources if r["type"] == "tenancy:index:Tenant"])
+    monkeypatch.setattr(diff, "against_base", lambda *a, **k: diff.compare(base, head, set(), set(), True,
+                                                                           over_time=True))
+    assert cli.main(["diff", "--stack", "dev", "--base", "HEAD", "--format", "markdown"]) == 3
+    out = capsys.readouterr().out
+    assert out.index("[!CAUTION]") < out.index("<details")
+    assert "| **delete** | `Bucket research-dev` | research | S3 bucket: no longer declared" in out
+    assert "| yes | yes |" in out  # protected and retained, shown for every deleted resource
+    assert "- Bucket research-dev  (protected, retained)" in out
+
+
+def test_offboarding_in_one_change_names_the_lifecycle_and_the_lost_vault_data():
+    tenant = _record("dev", "research", "tenancy:index:Tenant", {})
+    kv = _record("dev", "research-secrets-kv-s3", "vault:kv/secretV2:SecretV2", {"mount": "kv", "name": "x"},
+                 parent=tenant["urn"])
+    result = diff.compare(SynthResult("dev", [tenant, kv]), SynthResult("dev", [tenant]), set(), set(), False,
+                          over_time=True, lifecycles=({"research": "active"}, {"research": "offboarded"}))
+    (lost,) = result.destructive
+    assert lost.action == "delete" and lost.reason == "Vault KV data: no longer declared: the tenant is offboarded"
+    assert "research (active -> offboarded): 0 added, 0 changed, 0 replaced, 1 deleted" in diff.format_text(result)
+    assert "| research | active → offboarded | 0 | 0 | 0 | 1 |" in diff.format_markdown(result)

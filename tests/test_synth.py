@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -99,3 +100,130 @@ def test_sample_catalogue_validates_against_its_json_schema():
 
 def test_catalogue_references_its_schema():
     assert (PROJECT / "tenants.yaml").read_text().startswith("# yaml-language-server: $schema=./tenants.schema.json")
+
+
+def test_resources_are_in_the_order_the_program_constructs_them(dev, prod):
+    """The README promises registration order. The SDK sends RegisterResource from a thread pool as inputs
+    resolve (pulumi/runtime/resource.py, `run_in_executor(None, do_rpc_call)`), so arrival order varies from run
+    to run; a tenant's resources must all come before the next tenant's component, as the program builds them."""
+    for result in (dev, prod):  # synth restores construction order by type and name: they must identify
+        assert len({(r["type"], r["name"]) for r in result.resources}) == len(result.resources)
+    tenants = [i for i, r in enumerate(dev.resources) if r["type"] == "tenancy:index:Tenant"]
+    for start, end in zip(tenants, tenants[1:] + [len(dev.resources)]):
+        name = dev.resources[start]["name"]
+        owned = {r["urn"] for r in dev.tenant(name)}
+        inside = {r["urn"] for r in dev.resources[start + 1:end]}
+        assert owned <= inside, f"{name}: {sorted(owned - inside)[:3]} registered after the next tenant began"
+
+
+def test_synth_output_is_byte_identical_across_runs(tmp_path):
+    for out in ("a", "b"):
+        assert cli.main(["synth", "--stack", "dev", "--out", str(tmp_path / out)]) == 0
+    assert (tmp_path / "a" / "resources.json").read_bytes() == (tmp_path / "b" / "resources.json").read_bytes()
+
+
+def test_whole_numbers_stay_integers(dev):
+    """The wire format is a protobuf Struct, whose numbers are doubles; resources.json must not show 53.0."""
+    policies = [r for r in dev.resources if r["type"] == "kubernetes:networking.k8s.io/v1:NetworkPolicy"]
+    ports = [p["port"] for r in policies for rule in r["inputs"]["spec"].get("egress", [])
+             for p in rule.get("ports", [])]
+    assert ports and all(type(port) is int for port in ports)
+
+    def floats(value):
+        if isinstance(value, dict):
+            return [f for v in value.values() for f in floats(v)]
+        if isinstance(value, list):
+            return [f for v in value for f in floats(v)]
+        return [value] if isinstance(value, float) and value.is_integer() else []
+
+    assert floats([r["inputs"] for r in dev.resources]) == []
+
+
+def test_secret_manifest_keeps_its_keys_with_masked_values(dev):
+    """A Secret whose stringData is secret as a whole must still be a Secret: a map of key -> string."""
+    (token,) = [m for path, m in dev.manifests() if m["kind"] == "Secret" and m["metadata"]["name"] ==
+                "tenancy-generator-token"]
+    assert token["stringData"] == {"token": "[secret]"}
+    assert all(value == "[secret]" for _, m in dev.manifests() if m["kind"] == "Secret"
+               for value in {**m.get("data", {}), **m.get("stringData", {})}.values())
+
+
+def test_summary_shows_lifecycle_and_explains_columns(capsys):
+    from components import synth
+
+    table = synth.format_table(synth.tenant_summary(
+        _dev(), {"research": "suspended", "compliance": "active", "scratch": "offboarded"}))
+    header, *rows = table.splitlines()
+    assert header.split()[:2] == ["TENANT", "LIFECYCLE"]
+    assert [r.split()[:2] for r in rows[:3]] == [["research", "suspended"], ["compliance", "active"],
+                                                 ["scratch", "offboarded"]]
+    for column in synth.SUMMARY_COLUMNS:  # every column is explained under the table
+        assert any(line.split()[:1] == [column.upper()] for line in rows[3:]), column
+    assert cli.main(["synth", "--stack", "dev"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^research\s+active\s+wf-calypr-research", out, re.M)  # the catalogue's lifecycle
+
+
+def _dev():
+    from tests.conftest import sample
+
+    return sample("dev")
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def _progress(tty: bool, clock):
+    import io
+
+    from components import synth
+
+    stream = io.StringIO()
+    stream.isatty = lambda: tty
+    return synth.Progress("dev", 2, stream=stream, clock=clock), stream
+
+
+def test_progress_waits_two_seconds_then_prints_plain_lines_in_ci():
+    clock = _Clock()
+    progress, stream = _progress(False, clock)
+    tenant = {"type": "tenancy:index:Tenant"}
+    progress.registered(tenant)
+    clock.now = 1.9
+    progress.registered({"type": "aws:s3/bucket:Bucket"})
+    assert stream.getvalue() == ""  # short runs stay quiet
+    clock.now = 2.5
+    progress.registered(tenant)
+    clock.now = 3.0
+    progress.registered({"type": "x"})  # within the interval: no new line, a CI log is not flooded
+    progress.done()
+    assert stream.getvalue().splitlines() == ["dev: 2/2 tenants, 3 resources, 2.5s",
+                                              "dev: done, 2/2 tenants, 4 resources, 3.0s"]
+    assert "\r" not in stream.getvalue()
+
+
+def test_progress_draws_a_bar_on_a_terminal():
+    clock = _Clock()
+    progress, stream = _progress(True, clock)
+    clock.now = 2.0
+    progress.registered({"type": "tenancy:index:Tenant"})
+    progress.done()
+    first, final = stream.getvalue().split("\r")[1:]
+    assert first.startswith("dev [" + "#" * 15 + "." * 15 + "] 1/2 tenants")
+    assert final.startswith("dev [" + "#" * 30 + "]") and final.endswith("\n")
+
+
+def test_progress_goes_to_stderr_never_stdout(monkeypatch, capsys):
+    import functools
+
+    from components import synth
+
+    monkeypatch.setattr(synth, "Progress", functools.partial(synth.Progress, delay=0))
+    assert cli.main(["synth", "--stack", "dev"]) == 0
+    captured = capsys.readouterr()
+    assert "dev: done, 3/3 tenants" in captured.err
+    assert "tenants," not in captured.out and captured.out.startswith("TENANT")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +132,81 @@ def test_promotion_is_gated_and_runs_preview_then_up_with_the_policy_pack(stack)
 
 def test_prod_waits_for_staging():
     assert load("promote.yml")["jobs"]["prod"]["needs"] == "staging"
+
+
+# How GitHub runs a `run:` step on Linux (shell: bash, the default).
+RUNNER_BASH = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"]
+
+
+def _pull_request_diff_step() -> dict[str, Any]:
+    (step,) = [s for s in load("pull-request.yml")["jobs"]["diff"]["steps"] if s.get("id") == "diff"]
+    return step
+
+
+@pytest.mark.parametrize("codes,destructive,stacks", [
+    ({"dev": 0, "staging": 0, "prod": 0}, "false", []),
+    ({"dev": 2, "staging": 0, "prod": 0}, "false", ["dev"]),
+    ({"dev": 2, "staging": 3, "prod": 0}, "true", ["dev", "staging"]),
+])
+def test_pull_request_diff_step_flags_exit_3_for_an_extra_approval(tmp_path, codes, destructive, stacks):
+    """Runs the step's script as the runner would, with `components diff` stubbed by its exit-code contract."""
+    git = ["git", "-C", str(tmp_path), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(git + ["init", "-q", "-b", "main"], check=True)
+    (tmp_path / "tenants.yaml").write_text("tenants: []\n")
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", "base"], check=True)
+    subprocess.run(git + ["checkout", "-qb", "pr"], check=True)
+    (tmp_path / "tenants.yaml").write_text("tenants: [x]\n")  # an input change only: no code changed
+    subprocess.run(git + ["commit", "-qam", "pr"], check=True)
+    stub = tmp_path / "venv" / "bin" / "python"
+    stub.parent.mkdir(parents=True)
+    # `python -m components diff --stack S --base B --format markdown`: $5 is the stack.
+    stub.write_text('#!/bin/sh\n'
+                    'echo "### $5"\n'
+                    'echo "progress" >&2\n'
+                    'exit $(printenv "CODE_$5")\n')
+    stub.chmod(0o755)
+    step = _pull_request_diff_step()
+    assert "--format markdown --max-chars 20000" in step["run"]
+    env = {**os.environ, "BASE": "main", "GITHUB_OUTPUT": str(tmp_path / "out"),
+           "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"), **{f"CODE_{k}": str(v) for k, v in codes.items()}}
+    run = subprocess.run(RUNNER_BASH + [step["run"]], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    outputs = dict(line.split("=", 1) for line in (tmp_path / "out").read_text().splitlines())
+    assert outputs["destructive"] == destructive
+    assert json.loads(outputs["stacks"]) == stacks
+    comment = (tmp_path / "diff.md").read_text()
+    headings = [line for line in comment.splitlines() if line.startswith("### ")]
+    assert headings == ["### dev", "### staging", "### prod"]
+    assert "progress" not in comment  # stderr stays out of the pull-request comment
+    assert ("[!CAUTION]" in comment) == (destructive == "true")
+
+
+def test_pull_request_diff_step_stops_on_invalid_input(tmp_path):
+    subprocess.run(["git", "init", "-q", "-b", "main", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.email=t@e", "-c", "user.name=t", "commit", "-q",
+                    "--allow-empty", "-m", "base"], check=True)
+    stub = tmp_path / "venv" / "bin" / "python"
+    stub.parent.mkdir(parents=True)
+    stub.write_text('#!/bin/sh\necho "tenants.yaml: tenants[0]: bad" >&2\nexit 1\n')
+    stub.chmod(0o755)
+    env = {**os.environ, "BASE": "main", "GITHUB_OUTPUT": str(tmp_path / "out"),
+           "GITHUB_STEP_SUMMARY": str(tmp_path / "summary")}
+    run = subprocess.run(RUNNER_BASH + [_pull_request_diff_step()["run"]], cwd=tmp_path, env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 1 and "tenants[0]: bad" in run.stdout
+
+
+def test_destructive_changes_wait_for_the_approval_environment():
+    doc = load("pull-request.yml")
+    assert doc["jobs"]["diff"]["outputs"]["destructive"] == "${{ steps.diff.outputs.destructive }}"
+    approval = doc["jobs"]["destructive-approval"]
+    assert approval["needs"] == "diff"
+    assert approval["if"] == "needs.diff.outputs.destructive == 'true'"
+    assert approval["environment"] == "destructive-change"
+
+
+def test_promotion_summaries_use_the_markdown_format():
+    steps = [s for job in load("promote.yml")["jobs"].values() for s in job["steps"]
+             if "components diff" in s.get("run", "")]
+    assert steps and all("--format markdown" in s["run"] for s in steps)
