@@ -33,6 +33,8 @@ def record_row(spec: TenantSpec, names: TenantNames, settings: StackSettings) ->
     return {
         "tenant_id": names.registry_key,
         "enabled": spec.lifecycle == "active",
+        # The generator keeps a suspended tenant's Application (automated sync off) and drops an offboarded one.
+        "lifecycle": spec.lifecycle,
         "namespace": names.namespace,
         "target_cluster": settings.registry.target_cluster,
         "repo_url": spec.repo.url,

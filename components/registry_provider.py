@@ -23,9 +23,12 @@ from cassandra.cluster import NoHostAvailable
 PORT = 9142
 CONNECT_TIMEOUT_SECONDS = 10
 # The registry table's columns in order, with their CQL types; `tenant_id` is the partition key.
+# `lifecycle` came last and must stay last: Keyspaces (and the AWS provider) add columns in place but replace
+# the table, i.e. empty it, for any other schema change. `enabled` (lifecycle == active) stays for readers
+# that predate `lifecycle`.
 COLUMN_TYPES = (("tenant_id", "text"), ("enabled", "boolean"), ("namespace", "text"), ("target_cluster", "text"),
                 ("repo_url", "text"), ("repo_path", "text"), ("labels", "map<text, text>"),
-                ("params", "map<text, text>"))
+                ("params", "map<text, text>"), ("lifecycle", "text"))
 COLUMNS = tuple(name for name, _ in COLUMN_TYPES)
 PARTITION_KEY = "tenant_id"
 # Changing any of these moves the row to another table or key, so the old row must be removed.
@@ -76,7 +79,8 @@ def delete_cql(target: Target) -> str:
 
 
 def disable_cql(target: Target) -> str:
-    return f"UPDATE {target.qualified_table()} SET enabled = ? WHERE {PARTITION_KEY} = ?"
+    """Marks a row offboarded: the generator stops generating its Application (whose resources Argo keeps)."""
+    return f"UPDATE {target.qualified_table()} SET enabled = ?, lifecycle = ? WHERE {PARTITION_KEY} = ?"
 
 
 SessionFactory = Callable[[Target], ContextManager[Any]]
@@ -119,7 +123,8 @@ def _target(props: Mapping[str, Any]) -> Target:
 
 def row_values(props: Mapping[str, Any]) -> list[Any]:
     return [props["tenant_id"], bool(props["enabled"]), props["namespace"], props["target_cluster"],
-            props["repo_url"], props["repo_path"], dict(props.get("labels") or {}), dict(props.get("params") or {})]
+            props["repo_url"], props["repo_path"], dict(props.get("labels") or {}), dict(props.get("params") or {}),
+            props["lifecycle"]]
 
 
 class RegistryProvider(dynamic.ResourceProvider):
@@ -163,7 +168,7 @@ class RegistryProvider(dynamic.ResourceProvider):
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         target = _target(props)
         if props.get("disable_on_delete"):
-            self._execute(target, [(disable_cql(target), [False, props["tenant_id"]])])
+            self._execute(target, [(disable_cql(target), [False, "offboarded", props["tenant_id"]])])
         else:
             self._execute(target, [(delete_cql(target), [props["tenant_id"]])])
 

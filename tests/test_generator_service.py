@@ -67,6 +67,11 @@ ROWS = [
 ENABLED = ["calypr-compliance", "calypr-paused", "calypr-research", "calypr-scratch"]
 
 
+def expected_of(tenants) -> dict[str, str]:
+    """The expected-tenants document tenancy publishes: tenant id -> lifecycle."""
+    return {t: "suspended" if t == "calypr-paused" else "active" for t in tenants}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -102,7 +107,7 @@ def token_file(tmp_path_factory) -> Path:
 def expected_file(tmp_path_factory) -> Path:
     """What tenancy publishes: every tenant whose Application must exist (active or suspended)."""
     path = tmp_path_factory.mktemp("expected") / "expected-tenants.json"
-    path.write_text(json.dumps(ENABLED))
+    path.write_text(json.dumps(expected_of(ENABLED)))
     return path
 
 
@@ -118,7 +123,7 @@ class Server:
 def server_process(tmp_path: Path, token_file: Path, rows, expected, ttl: str = "30", **env_extra):
     registry_file, expected_file = tmp_path / "rows.json", tmp_path / "expected-tenants.json"
     registry_file.write_text(json.dumps(rows))
-    expected_file.write_text(json.dumps(expected))
+    expected_file.write_text(json.dumps(expected_of(expected)))
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(GENERATOR), "REGISTRY_BACKEND": "memory",
            "REGISTRY_FILE": str(registry_file), "PLUGIN_TOKEN_FILE": str(token_file),
@@ -317,7 +322,7 @@ class ThreadedServer:
 def keyspaces_app(token_file, connect, ttl=60.0, expected_file=None, allow_empty=False):
     if expected_file is None:
         expected_file = token_file.parent / "expected-tenants.json"
-        expected_file.write_text(json.dumps(ENABLED))
+        expected_file.write_text(json.dumps(expected_of(ENABLED)))
     config = service.Config(token_file=token_file, backend="keyspaces", region="us-west-2",
                             keyspace="tenant_ops_dev", table="tenant_configs", cache_ttl_seconds=ttl, fetch_size=100,
                             expected_tenants_file=expected_file, allow_empty=allow_empty)
@@ -530,7 +535,7 @@ def test_missing_tenants_are_named_in_the_refusal(token_file):
 
 def test_empty_platform_only_when_allowed(token_file, tmp_path):
     nothing = tmp_path / "expected-none.json"
-    nothing.write_text("[]")
+    nothing.write_text("{}")
     with ThreadedServer(keyspaces_app(token_file, lambda: FakeSession([]), ttl=0.0, expected_file=nothing)) as srv:
         refused = post(srv.base, body())
         not_ready = httpx.get(srv.base + "/readyz").status_code
@@ -543,7 +548,8 @@ def test_empty_platform_only_when_allowed(token_file, tmp_path):
     assert allowed.status_code == 200 and allowed.json() == {"output": {"parameters": []}} and ready == 200
 
 
-@pytest.mark.parametrize("content", [None, "", "{not json", '{"tenants": []}', '[""]', "[1]"])
+@pytest.mark.parametrize("content", [None, "", "{not json", '["calypr-research"]', '{"": "active"}',
+                                     '{"calypr-research": "offboarded"}', '{"calypr-research": 1}'])
 def test_unreadable_expected_tenants_refuse_everything(token_file, tmp_path, content):
     path = tmp_path / "expected.json"
     if content is not None:
@@ -621,13 +627,21 @@ def test_body_reader_never_holds_more_than_the_cap():
         pulled.append(16384)
         return {"type": "http.request", "body": b" " * 16384, "more_body": len(pulled) < 10_000}
 
+    def run(coroutine):
+        # A private loop: asyncio.run would clear the main thread's loop that Pulumi's tests rely on.
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(coroutine)
+        finally:
+            loop.close()
+
     request = Request({"type": "http", "method": "POST", "path": PLUGIN, "headers": []}, receive)
-    assert asyncio.run(service.read_capped(request, service.MAX_BODY_BYTES)) is None
+    assert run(service.read_capped(request, service.MAX_BODY_BYTES)) is None
     assert sum(pulled) <= service.MAX_BODY_BYTES + 16384
     declared = Request({"type": "http", "method": "POST", "path": PLUGIN,
                         "headers": [(b"content-length", b"70000")]}, receive)
     pulled.clear()
-    assert asyncio.run(service.read_capped(declared, service.MAX_BODY_BYTES)) is None and pulled == []
+    assert run(service.read_capped(declared, service.MAX_BODY_BYTES)) is None and pulled == []
 
 
 def test_no_redirect_echoes_the_host_header(live):

@@ -18,7 +18,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from .params import BadRequest, Incomplete, LabelFilter, check_complete, generate, json_depth_exceeds, parse_request
+from .params import (GENERATED, BadRequest, Incomplete, LabelFilter, check_complete, generate, json_depth_exceeds,
+                     parse_request)
 from .registry import Registry, RegistryUnavailable
 
 PLUGIN_PATH = "/api/v1/getparams.execute"
@@ -123,8 +124,9 @@ class TokenFile:
 class ExpectedTenants:
     """The registry keys tenancy published as generated (active or suspended), re-read when the file changes.
 
-    A JSON list of strings, from a ConfigMap tenancy renders beside the Deployment. It is what makes a new,
-    wrong or truncated table detectable: the registry alone cannot tell "no rows" from "rows lost".
+    A JSON object {tenant id: "active" | "suspended"}, from a ConfigMap tenancy renders beside the Deployment.
+    It is what makes a new, wrong or truncated table detectable: the registry alone cannot tell "no rows" from
+    "rows lost".
     """
 
     def __init__(self, path: Path):
@@ -137,10 +139,11 @@ class ExpectedTenants:
         st = self._path.stat()
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if stamp != self._stamp:
-            keys = json.loads(self._path.read_bytes())
-            if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
-                raise ValueError("expected tenants file is not a JSON list of tenant ids")
-            self._keys, self._stamp = frozenset(keys), stamp
+            expected = json.loads(self._path.read_bytes())
+            if not isinstance(expected, dict) or not all(
+                    isinstance(k, str) and k and v in GENERATED for k, v in expected.items()):
+                raise ValueError("expected tenants file is not a JSON object of tenant id to active or suspended")
+            self._keys, self._stamp = frozenset(expected), stamp
         return self._keys
 
 
