@@ -255,6 +255,10 @@ def create_app(registry: Registry, token: TokenFile, expected: ExpectedTenants, 
     `expected` lists the tenants every answer must contain."""
     metrics = metrics or Metrics()
     replies = _Replies()
+    # The last (rows, expected keys) found complete: the cache hands out the same objects until it refreshes,
+    # so the check runs once per snapshot rather than once per request. References, not ids: holding them means
+    # a new snapshot can never be mistaken for a checked one.
+    checked: list[tuple[object, object]] = [(None, None)]
     app = FastAPI(title="tenancy ApplicationSet plugin generator", docs_url=None, redoc_url=None,
                   openapi_url=None)
     # Starlette answers `/path/` with a redirect to `/path` built from the request's Host header: a caller
@@ -282,10 +286,13 @@ def create_app(registry: Registry, token: TokenFile, expected: ExpectedTenants, 
             keys = expected.current()
         except (OSError, ValueError) as exc:
             raise Refused("expected_unreadable", f"expected tenants unreadable ({type(exc).__name__})") from None
-        try:
-            check_complete(rows, keys, allow_empty)
-        except Incomplete as exc:
-            raise Refused(exc.reason, str(exc)) from None
+        last_rows, last_keys = checked[0]
+        if rows is not last_rows or keys is not last_keys:
+            try:
+                check_complete(rows, keys, allow_empty)
+            except Incomplete as exc:
+                raise Refused(exc.reason, str(exc)) from None
+            checked[0] = (rows, keys)
         return rows
 
     def unauthorized(request: Request) -> Optional[JSONResponse]:
