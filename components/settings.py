@@ -108,6 +108,18 @@ class RegistrySettings(_Model):
     auth: Literal["sigv4", "service-specific"] = "sigv4"
     username: Optional[str] = None
     target_cluster: str = "https://kubernetes.default.svc"
+    migrate_from: Optional[str] = Field(
+        None, description="<keyspace>.<table> the rows live in now: confirms a change of keyspace or table (a new "
+                          "table starts empty). Without it tenancy refuses to move the rows.")
+
+    @field_validator("migrate_from")
+    @classmethod
+    def _migrate_from(cls, value: Optional[str]) -> Optional[str]:
+        import re
+
+        if value is not None and not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9_]{0,47}\.[a-zA-Z][a-zA-Z0-9_]{0,47}", value):
+            raise ValueError(f"{value!r} is not <keyspace>.<table>")
+        return value
 
     @field_validator("keyspace", "table")
     @classmethod

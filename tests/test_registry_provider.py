@@ -227,3 +227,26 @@ def test_generator_reads_what_tenancy_writes(provider, keyspaces, lifecycle, gen
     assert (row.generated, row.auto_sync) == (generated, auto_sync)
     provider.delete("calypr-research", props(disable_on_delete=True))
     assert TenantRow.from_mapping(keyspaces.rows["calypr-research"]).generated is False
+
+
+def test_moving_the_rows_to_another_table_needs_confirmation(provider):
+    old = props(disable_on_delete=True)
+    assert provider.check({}, old).failures == []  # a new record
+    assert provider.check(old, props(repo_path="argo")).failures == []  # an ordinary change
+    for moved in (props(table="tenant_configs_v2"), props(keyspace="tenant_ops_v2")):
+        (failure,) = provider.check(old, moved).failures
+        assert failure.property == "table" and "tenant_ops.tenant_configs" in failure.reason
+        assert "migrateFrom" in failure.reason
+        assert provider.check(old, {**moved, "migrate_from": "tenant_ops.elsewhere"}).failures
+        assert provider.check(old, {**moved, "migrate_from": "tenant_ops.tenant_configs"}).failures == []
+    # The confirmation itself is not part of the row: setting or clearing it rewrites nothing.
+    assert provider.diff("id", old, {**old, "migrate_from": "tenant_ops.tenant_configs"}).changes is False
+
+
+def test_records_know_their_table_at_preview(dev):
+    """The move check needs the keyspace and table as plain values, not the table's (unknown in preview) outputs."""
+    (table,) = dev.of_type("aws:keyspaces/table:Table")
+    for record in dev.of_type("pulumi-python:dynamic:Resource"):
+        inputs = record["inputs"]
+        assert (inputs["keyspace"], inputs["table"]) == (table["inputs"]["keyspaceName"], table["inputs"]["tableName"])
+        assert inputs.get("migrate_from") is None
