@@ -473,19 +473,27 @@ def test_deployer_is_bound_to_exactly_the_tenant_admin_role(dev):
                                                                  "namespace": namespace} for m in records)
 
 
-def test_app_projects_validate_against_the_upstream_crd(dev, prod):
-    """argo-cd v3.5.7 manifests/crds/appproject-crd.yaml from the Go module cache, when it has been downloaded."""
+def test_app_projects_and_application_set_validate_against_the_upstream_crds(dev, prod):
+    """argo-cd v3.5.7 manifests/crds/{appproject,applicationset}-crd.yaml from the Go module cache, when it has
+    been downloaded (`go mod download github.com/argoproj/argo-cd/v3@v3.5.7`)."""
     import os
 
     import yaml
 
-    crd = Path(os.path.expanduser("~/go/pkg/mod/github.com/argoproj/argo-cd/v3@v3.5.7/manifests/crds/appproject-crd.yaml"))
-    if not crd.exists():
-        pytest.skip("argo-cd v3.5.7 not in the Go module cache (go mod download github.com/argoproj/argo-cd/v3@v3.5.7)")
-    schema = yaml.safe_load(crd.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    crds = Path(os.path.expanduser("~/go/pkg/mod/github.com/argoproj/argo-cd/v3@v3.5.7/manifests/crds"))
+    if not crds.exists():
+        pytest.skip("argo-cd v3.5.7 not in the Go module cache")
+
+    def schema(name: str) -> dict:
+        return yaml.safe_load((crds / name).read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+    project_schema, appset_schema = schema("appproject-crd.yaml"), schema("applicationset-crd.yaml")
     for result in (dev, prod):
         for project in projects(result).values():
-            assert list(OAS30Validator(schema).iter_errors(project)) == []
+            assert list(OAS30Validator(project_schema).iter_errors(project)) == []
+        # As synth writes it (the engine's wire format carries numbers as doubles; the manifest has integers).
+        (appset,) = [m for _, m in result.manifests() if m["kind"] == "ApplicationSet"]
+        assert list(OAS30Validator(appset_schema).iter_errors(appset)) == []
 
 
 # --- the generator's own network and image ------------------------------------------------------------------------
