@@ -40,12 +40,16 @@ def rows(n: int) -> list[dict]:
 def start(workdir: Path, tenants: int) -> tuple[subprocess.Popen, str]:
     (workdir / "rows.json").write_text(json.dumps(rows(tenants)))
     (workdir / "token").write_text(TOKEN)
+    # The generator refuses to answer without every tenant tenancy says must be there.
+    (workdir / "expected.json").write_text(json.dumps(
+        {r["tenant_id"]: "active" for r in rows(tenants) if r["enabled"]}))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(PROJECT / "generator"), "REGISTRY_BACKEND": "memory",
            "REGISTRY_FILE": str(workdir / "rows.json"), "PLUGIN_TOKEN_FILE": str(workdir / "token"),
-           "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "WARNING"}
+           "EXPECTED_TENANTS_FILE": str(workdir / "expected.json"), "HOST": "127.0.0.1", "PORT": str(port),
+           "LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen([sys.executable, "-m", "tenancy_generator"], env=env)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20

@@ -56,6 +56,11 @@ GENERATOR_TOKEN_KEY = "token"
 GENERATOR_REGISTRY_SECRET = "tenancy-generator-keyspaces"
 GENERATOR_REGISTRY_PASSWORD_KEY = "password"
 APPLICATION_SET = "tenancy-tenants"
+# The ConfigMap (and its key) through which tenancy tells the generator which tenants every answer must contain.
+GENERATOR_EXPECTED_CONFIGMAP = "tenancy-generator-expected"
+GENERATOR_EXPECTED_KEY = "expected-tenants.json"
+# The ServiceAccount in each tenant namespace that Argo CD impersonates to sync the tenant's Application.
+ARGOCD_DEPLOYER = "tenancy-deployer"
 
 
 def service_host(service: str, namespace: str) -> str:
@@ -148,6 +153,8 @@ class TenantNames:
     vault_policy: str
     vault_role: str
     registry_key: str
+    # The tenant's Argo CD AppProject, and its Application's name (the generator's tenantId is the registry key).
+    argocd_project: str
     s3_credentials_secret: str
     minicluster_secret: str
     minicluster: str
@@ -165,6 +172,8 @@ class TenantNames:
             "vault_policy": _limit_problem("Vault policy", self.vault_policy, 128, _VAULT_SEGMENT),
             "vault_role": _limit_problem("Vault role", self.vault_role, 128, _VAULT_SEGMENT),
             "registry_key": _limit_problem("registry key", self.registry_key, 128, _CQL_TEXT_KEY),
+            "argocd_project": None if is_dns1123_label(self.argocd_project)
+            else f"Argo CD project {self.argocd_project!r} is not a DNS-1123 label of at most 63 characters",
             "s3_credentials_secret": None if is_dns1123_subdomain(self.s3_credentials_secret)
             else f"Secret name {self.s3_credentials_secret!r} is not a DNS-1123 subdomain",
             "minicluster": None if is_dns1123_label(self.minicluster)
@@ -204,6 +213,9 @@ def derive(org: str, environment: str, tenant: str, bucket: str | None = None) -
         vault_policy=f"tenant-{environment}-{tenant}",
         vault_role=f"tenant-{environment}-{tenant}",
         registry_key=f"{org}-{tenant}",
+        # Equal to the registry key on purpose: the ApplicationSet names each Application's project after the
+        # tenantId the generator returns, so the two can never point at different tenants.
+        argocd_project=f"{org}-{tenant}",
         s3_credentials_secret=f"s3-credentials-{tenant}",
         minicluster_secret=f"flux-credentials-{tenant}",
         minicluster=f"flux-{tenant}",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import pulumi
 
-from .argocd import ArgoCdGenerator, ArgoCdGeneratorArgs
+from .argocd import ArgoCdGenerator, ArgoCdGeneratorArgs, expected_tenants
+from .catalogue import TenantSpec
+from .naming import TenantNames
 from .providers import Providers, child
 from .registry import Registry, RegistryArgs
 from .settings import StackSettings
@@ -24,6 +26,8 @@ class PlatformArgs:
     vault_server_ca_cert: Optional[str] = None
     # Secret `tenancy:registryPassword`, read by the composition root (service-specific registry credentials).
     registry_password: Optional[pulumi.Output[str]] = None
+    # The stack's tenants: the generator is told which of them every answer must contain.
+    tenants: Sequence[tuple[TenantSpec, TenantNames]] = ()
 
 
 class Platform(pulumi.ComponentResource):
@@ -40,6 +44,7 @@ class Platform(pulumi.ComponentResource):
                                  child(self))
         if args.settings.argocd.enabled:
             ArgoCdGenerator(f"{name}-argocd", ArgoCdGeneratorArgs(args.settings, args.providers, args.registry_password,
-                                                                self.registry.table_arn),
+                                                                self.registry.table_arn,
+                                                                expected_tenants(args.tenants)),
                             child(self, depends_on=[self.registry]))
         self.register_outputs({})

@@ -33,6 +33,8 @@ def record_row(spec: TenantSpec, names: TenantNames, settings: StackSettings) ->
     return {
         "tenant_id": names.registry_key,
         "enabled": spec.lifecycle == "active",
+        # The generator keeps a suspended tenant's Application (automated sync off) and drops an offboarded one.
+        "lifecycle": spec.lifecycle,
         "namespace": names.namespace,
         "target_cluster": settings.registry.target_cluster,
         "repo_url": spec.repo.url,
@@ -70,9 +72,12 @@ class Registry(pulumi.ComponentResource):
             opts=data_opts)
         self.target: dict[str, Any] = {
             "region": region,
-            # Taken from the table so every record waits for it to exist.
-            "keyspace": table.keyspace_name,
-            "table": table.table_name,
+            # Plain settings rather than the table's outputs, so that `pulumi preview` already knows them and a
+            # record can refuse a move of the rows to another table (RegistryProvider.check) before anything
+            # runs; every record depends on `self.table` instead.
+            "keyspace": settings.registry.keyspace,
+            "table": settings.registry.table,
+            "migrate_from": settings.registry.migrate_from,
             "auth": settings.registry.auth,
             "username": settings.registry.username,
         }
@@ -81,6 +86,7 @@ class Registry(pulumi.ComponentResource):
         # Default providers are disabled for every package but `pulumi`, the dynamic provider's included, so the
         # records get an explicit one (the same plugin the engine would otherwise start as a default).
         self.record_provider = pulumi.ProviderResource("pulumi-python", f"{name}-records", {}, child(self))
+        self.table = table
         self.table_arn = table.arn
         self.register_outputs({"keyspace": table.keyspace_name, "table": table.table_name, "tableArn": table.arn})
 
@@ -91,7 +97,8 @@ class RegistryRecord(dynamic.Resource):
     def __init__(self, name: str, registry: Registry, row: dict[str, Any], disable_on_delete: bool,
                  opts: Optional[pulumi.ResourceOptions] = None):
         props = {**registry.target, **row, "disable_on_delete": disable_on_delete}
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=registry.record_provider))
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=registry.record_provider,
+                                                                         depends_on=[registry.table]))
         # The SDK's provider serialisation wraps pickle's `_batch_setitems` in a sorting shim on every call and
         # never unwraps it, so each dynamic resource adds a stack frame to every later pickle: around a thousand
         # records in one program hit RecursionError (seen at 1,000 tenants). Put the original back each time.

@@ -23,13 +23,18 @@ from cassandra.cluster import NoHostAvailable
 PORT = 9142
 CONNECT_TIMEOUT_SECONDS = 10
 # The registry table's columns in order, with their CQL types; `tenant_id` is the partition key.
+# `lifecycle` came last and must stay last: Keyspaces (and the AWS provider) add columns in place but replace
+# the table, i.e. empty it, for any other schema change. `enabled` (lifecycle == active) stays for readers
+# that predate `lifecycle`.
 COLUMN_TYPES = (("tenant_id", "text"), ("enabled", "boolean"), ("namespace", "text"), ("target_cluster", "text"),
                 ("repo_url", "text"), ("repo_path", "text"), ("labels", "map<text, text>"),
-                ("params", "map<text, text>"))
+                ("params", "map<text, text>"), ("lifecycle", "text"))
 COLUMNS = tuple(name for name, _ in COLUMN_TYPES)
 PARTITION_KEY = "tenant_id"
 # Changing any of these moves the row to another table or key, so the old row must be removed.
 _REPLACING = ("tenant_id", "region", "keyspace", "table")
+# Inputs that steer the provider but are not part of the row.
+_NOT_ROW = {"__provider", "migrate_from"}
 _IDENTIFIER = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$")
 
 
@@ -76,7 +81,8 @@ def delete_cql(target: Target) -> str:
 
 
 def disable_cql(target: Target) -> str:
-    return f"UPDATE {target.qualified_table()} SET enabled = ? WHERE {PARTITION_KEY} = ?"
+    """Marks a row offboarded: the generator stops generating its Application (whose resources Argo keeps)."""
+    return f"UPDATE {target.qualified_table()} SET enabled = ?, lifecycle = ? WHERE {PARTITION_KEY} = ?"
 
 
 SessionFactory = Callable[[Target], ContextManager[Any]]
@@ -119,7 +125,8 @@ def _target(props: Mapping[str, Any]) -> Target:
 
 def row_values(props: Mapping[str, Any]) -> list[Any]:
     return [props["tenant_id"], bool(props["enabled"]), props["namespace"], props["target_cluster"],
-            props["repo_url"], props["repo_path"], dict(props.get("labels") or {}), dict(props.get("params") or {})]
+            props["repo_url"], props["repo_path"], dict(props.get("labels") or {}), dict(props.get("params") or {}),
+            props["lifecycle"]]
 
 
 class RegistryProvider(dynamic.ResourceProvider):
@@ -144,13 +151,28 @@ class RegistryProvider(dynamic.ResourceProvider):
         except DriverException as exc:
             raise RegistryError(f"tenant registry write to {where} failed: {type(exc).__name__}: {exc}") from None
 
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
+        """Refuses to move a row to another keyspace or table unless `migrate_from` names where it lives now.
+
+        A new table starts empty; the generator refuses to answer until it holds every expected tenant, and
+        Argo CD keeps every Application meanwhile, but a move is still a decision, not a side effect of a typo.
+        """
+        if not olds or not news.get("keyspace") or not news.get("table"):
+            return dynamic.CheckResult(news, [])
+        old, new = f"{olds.get('keyspace')}.{olds.get('table')}", f"{news['keyspace']}.{news['table']}"
+        if old != new and news.get("migrate_from") != old:
+            return dynamic.CheckResult(news, [dynamic.CheckFailure(
+                "table", f"the tenant registry would move from {old} to {new}, a table that starts empty; set "
+                         f"tenancy:registry.migrateFrom: {old} to confirm (see docs/argocd.md)")])
+        return dynamic.CheckResult(news, [])
+
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
         target = _target(props)
         self._execute(target, [(upsert_cql(target), row_values(props))])
         return dynamic.CreateResult(id_=props["tenant_id"], outs=props)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
-        keys = (set(olds) | set(news)) - {"__provider"}
+        keys = (set(olds) | set(news)) - _NOT_ROW
         changed = sorted(k for k in keys if olds.get(k) != news.get(k))
         return dynamic.DiffResult(changes=bool(changed), replaces=[k for k in changed if k in _REPLACING],
                                   delete_before_replace=False)
@@ -163,7 +185,7 @@ class RegistryProvider(dynamic.ResourceProvider):
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         target = _target(props)
         if props.get("disable_on_delete"):
-            self._execute(target, [(disable_cql(target), [False, props["tenant_id"]])])
+            self._execute(target, [(disable_cql(target), [False, "offboarded", props["tenant_id"]])])
         else:
             self._execute(target, [(delete_cql(target), [props["tenant_id"]])])
 

@@ -111,6 +111,18 @@ class RegistrySettings(_Model):
     auth: Literal["sigv4", "service-specific"] = "sigv4"
     username: Optional[str] = None
     target_cluster: str = "https://kubernetes.default.svc"
+    migrate_from: Optional[str] = Field(
+        None, description="<keyspace>.<table> the rows live in now: confirms a change of keyspace or table (a new "
+                          "table starts empty). Without it tenancy refuses to move the rows.")
+
+    @field_validator("migrate_from")
+    @classmethod
+    def _migrate_from(cls, value: Optional[str]) -> Optional[str]:
+        import re
+
+        if value is not None and not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9_]{0,47}\.[a-zA-Z][a-zA-Z0-9_]{0,47}", value):
+            raise ValueError(f"{value!r} is not <keyspace>.<table>")
+        return value
 
     @field_validator("keyspace", "table")
     @classmethod
@@ -165,8 +177,9 @@ class ArgoCdSettings(_Model):
     enabled: bool = False
     namespace: str = "argocd"
     generator_image: str = "ghcr.io/calypr/tenancy-generator:0.1.0"
+    generator_image_digest: Optional[str] = Field(
+        None, description="sha256:<64 hex> pins the generator image by digest (the tag then only documents it).")
     requeue_after_seconds: int = Field(180, ge=10, le=86400)
-    project: str = "default"
     generator_replicas: int = Field(2, ge=1, le=10)
     generator_resources: GeneratorResources = Field(default_factory=GeneratorResources)
     cache_ttl_seconds: int = Field(30, ge=0, le=3600, description="How long the generator reuses a registry read.")
@@ -174,6 +187,19 @@ class ArgoCdSettings(_Model):
     prune: bool = Field(False, description="Let tenant Applications delete objects that left their repo path.")
     generator_role_arn: Optional[str] = Field(
         None, description="IAM role (IRSA) with cassandra:Select on the registry table, for SigV4 reads.")
+    allow_empty: bool = Field(
+        False, description="Let the generator answer with no tenant at all (a platform without tenants yet); "
+                           "otherwise an empty registry is refused, so Argo CD keeps every Application.")
+    application_set_controller_labels: dict[str, str] = Field(
+        default_factory=lambda: {"app.kubernetes.io/name": "argocd-applicationset-controller"},
+        description="Pod labels of the ApplicationSet controller: the only pods the generator accepts traffic from.")
+    registry_egress_cidrs: list[str] = Field(
+        default_factory=lambda: ["0.0.0.0/0"],
+        description="Where the generator may connect on 9142 (Keyspaces) and, with SigV4, 443 (STS). Public "
+                    "endpoints publish no small stable range, so the default is every public address; a VPC "
+                    "endpoint's subnets narrow it.")
+
+    _cidrs = field_validator("registry_egress_cidrs")(classmethod(lambda cls, v: check_cidrs(v)))
 
     @field_validator("generator_role_arn")
     @classmethod
@@ -181,6 +207,27 @@ class ArgoCdSettings(_Model):
         if value is not None and (not value.startswith("arn:aws") or ":role/" not in value):
             raise ValueError("must be an IAM role ARN")
         return value
+
+    @field_validator("generator_image_digest")
+    @classmethod
+    def _digest(cls, value: Optional[str]) -> Optional[str]:
+        import re
+
+        if value is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", value):
+            raise ValueError("must be sha256: followed by 64 lowercase hex digits")
+        return value
+
+    @field_validator("generator_image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        if "@" in value:
+            raise ValueError("name the image by repository and tag; pin its digest with generatorImageDigest")
+        return value
+
+    @property
+    def generator_image_ref(self) -> str:
+        """The image as the pod pulls it: by digest when one is pinned."""
+        return f"{self.generator_image}@{self.generator_image_digest}" if self.generator_image_digest else self.generator_image
 
 
 class StackSettings(_Model):

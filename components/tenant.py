@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 
 from . import kube
+from .argocd import TenantArgoCd, TenantArgoCdArgs
 from .catalogue import TenantSpec
 from .cluster import TenantCluster, TenantClusterArgs
 from .naming import TenantNames
@@ -49,6 +50,9 @@ class Tenant(pulumi.ComponentResource):
         self.cluster = TenantCluster(
             f"{name}-cluster",
             TenantClusterArgs(spec, names, settings, providers, self.storage.access, self.namespace), child(self))
+        if settings.argocd.enabled and spec.keeps_identities:
+            TenantArgoCd(f"{name}-argocd", TenantArgoCdArgs(spec, names, settings, providers, self.namespace),
+                         child(self))
         if settings.registry.enabled:
             RegistryRecord(f"{name}-registry-record", args.platform.registry, record_row(spec, names, settings),
                            disable_on_delete=settings.protect_data, opts=child(self))

@@ -44,6 +44,12 @@ RESOURCE_QUOTA = "kubernetes:core/v1:ResourceQuota"
 ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
 CLUSTER_ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"
 DATA_TYPES = (BUCKET, "aws:kms/key:Key", "aws:keyspaces/table:Table", "kubernetes:core/v1:Namespace")
+APPLICATION = "kubernetes:argoproj.io/v1alpha1:Application"
+APPLICATION_SET = "kubernetes:argoproj.io/v1alpha1:ApplicationSet"
+APP_PROJECT = "kubernetes:argoproj.io/v1alpha1:AppProject"
+# Argo CD matches AppProject sources and destinations as globs, and `!` negates (app_project_types.go): any of
+# these characters makes a pattern that can match more than one tenant's repository or namespace.
+GLOB_CHARACTERS = set("*?[]{}!")
 
 TENANT_LABEL = "tenancy.io/tenant"
 PUBLIC_ACCESS_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
@@ -239,6 +245,69 @@ def _data_protected(args: StackValidationArgs, report_violation: ReportViolation
                              "protects data", resource.urn)
 
 
+# ---------------------------------------------------------------------------------------------------- Argo CD
+
+def _no_default_project(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """The stock `default` project lets an Application write any namespace and any cluster-scoped kind."""
+    if args.resource_type == APPLICATION_SET:
+        spec = ((args.props.get("spec") or {}).get("template") or {}).get("spec") or {}
+        what = "ApplicationSet template"
+    elif args.resource_type == APPLICATION:
+        spec, what = args.props.get("spec") or {}, "Application"
+    else:
+        return
+    project = spec.get("project")
+    if isinstance(project, str) and project.strip() in ("", "default"):
+        report_violation(f"{what} uses Argo CD's 'default' project; put each tenant's Application in its own "
+                         "AppProject", None)
+
+
+def _literal(value: Any) -> bool:
+    return isinstance(value, str) and value != "" and not (set(value) & GLOB_CHARACTERS)
+
+
+def _project_confined(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != APP_PROJECT:
+        return
+    spec = args.props.get("spec") or {}
+    name = _meta(args).get("name")
+    problems = []
+    repos = _list(spec.get("sourceRepos"))
+    if len(repos) != 1 or not _literal(repos[0]):
+        problems.append(f"sourceRepos must be exactly one repository without glob characters, got {repos}")
+    destinations = [d for d in _list(spec.get("destinations")) if isinstance(d, Mapping)]
+    namespaces = {d.get("namespace") for d in destinations}
+    if not destinations or len(namespaces) != 1 or not all(
+            _literal(d.get("namespace")) and (_literal(d.get("server")) or _literal(d.get("name")))
+            for d in destinations):
+        problems.append("destinations must name one namespace on named clusters, without glob characters")
+    if _list(spec.get("clusterResourceWhitelist")):
+        problems.append("clusterResourceWhitelist must be empty (no cluster-scoped kinds)")
+    if _list(spec.get("sourceNamespaces")):
+        problems.append("sourceNamespaces must be empty (Applications from other namespaces could use it)")
+    for account in _list(spec.get("destinationServiceAccounts")):
+        # "<namespace>:<name>" names an account in any namespace (util/settings/impersonation.go), e.g. Argo's own.
+        if not isinstance(account, Mapping) or account.get("namespace") not in namespaces or not all(
+                _literal(account.get(k)) for k in ("server", "namespace", "defaultServiceAccount")) \
+                or ":" in account["defaultServiceAccount"]:
+            problems.append("destinationServiceAccounts must impersonate an account in the project's own namespace")
+    for problem in problems:
+        report_violation(f"AppProject {name!r} reaches beyond one tenant: {problem}", None)
+
+
+def _no_cascading_deletion(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Without preserveResourcesOnDeletion every generated Application carries the resources finalizer, so
+    one missing parameter set deletes everything that tenant deployed (applicationset/utils/utils.go)."""
+    if args.resource_type != APPLICATION_SET:
+        return
+    spec = args.props.get("spec") or {}
+    if (spec.get("syncPolicy") or {}).get("preserveResourcesOnDeletion") is not True:
+        report_violation("ApplicationSet must set syncPolicy.preserveResourcesOnDeletion: true", None)
+    finalizers = _list(((spec.get("template") or {}).get("metadata") or {}).get("finalizers"))
+    if any(str(f).startswith("resources-finalizer.argocd.argoproj.io") for f in finalizers):
+        report_violation("ApplicationSet template must not add the resources finalizer", None)
+
+
 def _resource(name: str, description: str, validate) -> ResourceValidationPolicy:
     return ResourceValidationPolicy(name=name, description=description, validate=validate,
                                     enforcement_level=EnforcementLevel.MANDATORY)
@@ -273,5 +342,14 @@ DATA_PROTECTED = _stack(
     PolicyConfigSchema({"protectData": {"type": "boolean", "default": False,
                                         "description": "The stack's tenancy:protectData."}}))
 
+ARGOCD_NO_DEFAULT_PROJECT = _resource("argocd-no-default-project", "No Application or ApplicationSet template "
+                                      "uses Argo CD's 'default' project.", _no_default_project)
+ARGOCD_PROJECT_CONFINED = _resource(
+    "argocd-project-one-tenant", "Every AppProject allows one repository and one namespace, literally (no globs), "
+    "no cluster-scoped kind, and impersonates only inside that namespace.", _project_confined)
+ARGOCD_NO_CASCADE = _resource("argocd-applicationset-never-cascades", "ApplicationSets preserve what their "
+                              "Applications deployed when an Application is deleted.", _no_cascading_deletion)
+
 ALL_POLICIES = [S3_PUBLIC_ACCESS_BLOCK, S3_OWNERSHIP_ENFORCED, S3_ENCRYPTION, S3_TLS_ONLY, IAM_NO_WILDCARDS,
-                S3_BUCKET_GUARDRAILS, TENANT_NAMESPACE_GUARDRAILS, NO_CLUSTER_BINDINGS_TO_TENANTS, DATA_PROTECTED]
+                S3_BUCKET_GUARDRAILS, TENANT_NAMESPACE_GUARDRAILS, NO_CLUSTER_BINDINGS_TO_TENANTS, DATA_PROTECTED,
+                ARGOCD_NO_DEFAULT_PROJECT, ARGOCD_PROJECT_CONFINED, ARGOCD_NO_CASCADE]

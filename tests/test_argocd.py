@@ -24,6 +24,8 @@ K8S_TYPES = {
     "ServiceAccount": "kubernetes:core/v1:ServiceAccount", "Deployment": "kubernetes:apps/v1:Deployment",
     "Service": "kubernetes:core/v1:Service", "ConfigMap": "kubernetes:core/v1:ConfigMap",
     "Secret": "kubernetes:core/v1:Secret", "ApplicationSet": "kubernetes:argoproj.io/v1alpha1:ApplicationSet",
+    "NetworkPolicy": "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+    "ExpectedConfigMap": "kubernetes:core/v1:ConfigMap",
 }
 
 
@@ -33,9 +35,17 @@ def stack_settings(stack: str = "dev", **argocd) -> settings_module.StackSetting
 
 
 def generator_objects(result: synth.SynthResult) -> dict[str, dict]:
-    """kind -> synth record of the generator's Kubernetes objects."""
+    """kind -> synth record of the generator's Kubernetes objects (the expected-tenants ConfigMap as
+    "ExpectedConfigMap")."""
     (component,) = result.of_type(GENERATOR_TYPE)
-    return {r["type"].rsplit(":", 1)[1]: r for r in result.descendants(component["urn"]) if r["type"].startswith("kubernetes:")}
+    found = {}
+    for record in result.descendants(component["urn"]):
+        if record["type"].startswith("kubernetes:"):
+            kind = record["type"].rsplit(":", 1)[1]
+            if record["inputs"]["metadata"]["name"] == naming.GENERATOR_EXPECTED_CONFIGMAP:
+                kind = "ExpectedConfigMap"
+            found[kind] = record
+    return found
 
 
 def builder_manifests(settings: settings_module.StackSettings) -> list[dict]:
@@ -75,7 +85,7 @@ def test_application_set_schema_rejects_broken_specs(mutate, needle):
 
 def test_dev_renders_every_generator_object(dev):
     objects = generator_objects(dev)
-    assert set(objects) == {"ServiceAccount", "Deployment", "Service", "ConfigMap", "Secret", "ApplicationSet"}
+    assert set(objects) == set(K8S_TYPES)
     for kind, record in objects.items():
         assert record["type"] == K8S_TYPES[kind]
         assert record["inputs"]["metadata"]["namespace"] == "argocd"
@@ -98,7 +108,8 @@ def test_token_secret_is_masked_and_readable_by_argo(dev):
 
 
 def test_generator_manifests_validate_as_synth_writes_them(dev):
-    written = {m["kind"]: m for path, m in dev.manifests() if path.startswith("argocd/")}
+    written = {("ExpectedConfigMap" if m["metadata"]["name"] == naming.GENERATOR_EXPECTED_CONFIGMAP else m["kind"]): m
+               for path, m in dev.manifests() if path.startswith("argocd/") and m["kind"] != "AppProject"}
     assert set(written) == set(K8S_TYPES)
     for kind, manifest in written.items():
         if kind == "ApplicationSet":
@@ -122,12 +133,29 @@ def test_argo_reaches_the_service_with_the_token_the_pod_reads(dev):
     # Argo sends the Secret's key; the pod reads the same key from the same Secret at PLUGIN_TOKEN_FILE.
     secret_name, key = config["token"].removeprefix("$").split(":")
     assert (secret_name, key) == (objects["Secret"]["metadata"]["name"], naming.GENERATOR_TOKEN_KEY)
-    (volume,) = pod["spec"]["volumes"]
+    volume = next(v for v in pod["spec"]["volumes"] if "secret" in v)
     assert volume["secret"]["secretName"] == secret_name and volume["secret"]["items"][0]["key"] == key
     mount = next(m for m in container["volumeMounts"] if m["name"] == volume["name"])
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["PLUGIN_TOKEN_FILE"] == f"{mount['mountPath']}/{volume['secret']['items'][0]['path']}"
     assert int(config["requestTimeout"]) == 30
+
+
+def test_generator_reads_the_expected_tenants_tenancy_publishes(dev):
+    objects = {k: r["inputs"] for k, r in generator_objects(dev).items()}
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    expected = objects["ExpectedConfigMap"]
+    volume = next(v for v in pod["volumes"] if "configMap" in v)
+    assert volume["configMap"]["name"] == expected["metadata"]["name"]
+    (item,) = volume["configMap"]["items"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == volume["name"])
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["EXPECTED_TENANTS_FILE"] == f"{mount['mountPath']}/{item['path']}"
+    assert env["ALLOW_EMPTY"] == "false"
+    # Every dev tenant is active or suspended, so every one must be in every answer.
+    published = json.loads(expected["data"][item["key"]])
+    assert published == {f"calypr-{t}": "active" for t in sorted(dev.tenant_names())}
 
 
 def test_generator_reads_the_table_the_registry_creates(dev):
@@ -163,12 +191,13 @@ def test_application_set_templates_one_app_per_tenant_from_generator_keys(dev, p
     assert generator_objects(prod)["ApplicationSet"]["inputs"]["spec"]["generators"][0]["plugin"][
         "requeueAfterSeconds"] == 300
     template = appset["spec"]["template"]
-    assert template["metadata"]["name"] == "{{tenantId}}"
-    assert template["spec"]["destination"]["namespace"] == "{{namespace}}"
-    assert template["spec"]["source"]["repoURL"] == "{{repoURL}}" and template["spec"]["source"]["path"] == "{{path}}"
+    assert template["metadata"]["name"] == "{{ .tenantId }}"
+    assert template["spec"]["destination"]["namespace"] == "{{ .namespace }}"
+    assert template["spec"]["source"]["repoURL"] == "{{ .repoURL }}"
     assert template["spec"]["syncPolicy"]["automated"]["prune"] is False
-    # Every placeholder names a key the generator always returns; a typo would render literally into every app.
-    placeholders = set(re.findall(r"\{\{\s*([^}\s]+)\s*\}\}", json.dumps(template)))
+    # Every placeholder names a key the generator always returns, and a missing one fails instead of rendering.
+    assert appset["spec"]["goTemplate"] is True and appset["spec"]["goTemplateOptions"] == ["missingkey=error"]
+    placeholders = set(re.findall(r"\{\{\s*\.([^}\s]+)\s*\}\}", json.dumps(template) + appset["spec"]["templatePatch"]))
     assert placeholders and placeholders <= set(FIXED_KEYS)
 
 
@@ -246,3 +275,264 @@ def test_settings_refuse_the_generator_without_a_registry():
     config["tenancy:argocd"] = json.dumps({**json.loads(config["tenancy:argocd"]), "generatorRoleArn": "role/x"})
     with pytest.raises(InvalidInput, match="IAM role ARN"):
         settings_module.from_config(config, stack="dev", secret_keys=secret)
+
+
+# --- confinement, replayed the way Argo CD v3.5.7 decides -------------------------------------------------------------
+# Replays (argo-cd v3.5.7): pkg/apis/application/v1alpha1/app_project_types.go `IsGroupKindNamePermitted`,
+# `isDestinationMatched`, `IsSourcePermitted` (+ util/git NormalizeGitURL), util/settings/impersonation.go
+# `DeriveServiceAccountToImpersonate`, applicationset/utils/utils.go `RenderTemplateParams` (the resources
+# finalizer) and applicationset/controllers/template/patch.go (templatePatch, `project` kept).
+
+RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
+APPPROJECT_TYPE = "kubernetes:argoproj.io/v1alpha1:AppProject"
+
+
+def _glob(pattern: str, value: str, separator: str = "") -> bool:
+    """gobwas/glob as Argo uses it: `*` stops at a separator when one is given; `!` negates."""
+    if pattern.startswith("!"):
+        return not _glob(pattern[1:], value, separator)
+    star = f"[^{re.escape(separator)}]*" if separator else ".*"
+    regex = "".join(star if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value) is not None
+
+
+def _normalize_git(url: str) -> str:
+    url = url.strip().lower()
+    if url.startswith("git@"):
+        url = url.replace(":", "/", 1)
+    return url.removesuffix(".git")
+
+
+def kind_permitted(project: dict, group: str, kind: str, namespaced: bool) -> bool:
+    spec = project["spec"]
+    if namespaced:
+        white, black = spec.get("namespaceResourceWhitelist"), spec.get("namespaceResourceBlacklist") or []
+        listed = lambda items: any(_glob(i["kind"], kind) and _glob(i["group"], group) for i in items)  # noqa: E731
+        return (white is None or (bool(white) and listed(white))) and not (black and listed(black))
+    white = spec.get("clusterResourceWhitelist") or []
+    return bool(white) and any(_glob(i["kind"], kind) and _glob(i["group"], group) for i in white)
+
+
+def destination_permitted(project: dict, server: str, namespace: str) -> bool:
+    return any(_glob(d.get("server", ""), server) and _glob(d.get("namespace", ""), namespace)
+               for d in project["spec"].get("destinations", []))
+
+
+def source_permitted(project: dict, repo: str) -> bool:
+    return any(_glob(_normalize_git(r), _normalize_git(repo), "/") for r in project["spec"].get("sourceRepos", []))
+
+
+def impersonated(project: dict, server: str, namespace: str) -> str:
+    for item in project["spec"].get("destinationServiceAccounts", []):
+        if _glob(item["server"], server) and _glob(item["namespace"], namespace):
+            return f"system:serviceaccount:{namespace}:{item['defaultServiceAccount']}"
+    return ""
+
+
+def _substitute(value, params):
+    if isinstance(value, str):
+        # missingkey=error: a placeholder without a parameter fails (KeyError), as the Go template would.
+        return re.sub(r"\{\{\s*\.(\w+)\s*\}\}", lambda m: str(params[m.group(1)]).lower()
+                      if isinstance(params[m.group(1)], bool) else str(params[m.group(1)]), value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, params) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, params) for v in value]
+    return value
+
+
+def _merge(base: dict, patch: dict) -> dict:
+    merged = dict(base)
+    for key, value in patch.items():
+        merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return merged
+
+
+def generated_application(appset: dict, params: dict) -> dict:
+    """The Application the ApplicationSet controller would create for one parameter map."""
+    import yaml
+
+    spec = appset["spec"]
+    app = _substitute(spec["template"], params)
+    policy = spec.get("syncPolicy") or {}
+    if not policy.get("preserveResourcesOnDeletion") and not app["metadata"].get("finalizers"):
+        app["metadata"]["finalizers"] = [RESOURCES_FINALIZER]
+    if spec.get("templatePatch"):
+        patched = _merge(app, yaml.safe_load(_substitute(spec["templatePatch"], params)))
+        patched["spec"]["project"] = app["spec"]["project"]
+        app = patched
+    return app
+
+
+def auto_sync_enabled(app: dict) -> bool:
+    automated = (app["spec"].get("syncPolicy") or {}).get("automated")
+    return automated is not None and automated.get("enabled", True) is not False
+
+
+def generator_params(result: synth.SynthResult) -> dict[str, dict]:
+    """Tenant name -> the parameter map the generator returns for the row tenancy writes."""
+    from tenancy_generator.params import TenantRow, parameter_map
+
+    found = {}
+    for record in result.of_type("pulumi-python:dynamic:Resource"):
+        row = TenantRow.from_mapping(record["inputs"])
+        if row.generated:
+            found[row.tenant_id] = parameter_map(row)
+    return found
+
+
+def projects(result: synth.SynthResult) -> dict[str, dict]:
+    return {r["inputs"]["metadata"]["name"]: r["inputs"] for r in result.of_type(APPPROJECT_TYPE)}
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_each_tenant_application_lands_in_its_own_confined_project(stack, request):
+    result = request.getfixturevalue(stack)
+    appset = generator_objects(result)["ApplicationSet"]["inputs"]
+    params, found = generator_params(result), projects(result)
+    assert params and set(found) == set(params)
+    namespaces = {p["namespace"] for p in params.values()}
+    for tenant_id, p in params.items():
+        app = generated_application(appset, p)
+        project = found[app["spec"]["project"]]
+        assert app["spec"]["project"] == tenant_id != "default"
+        server, namespace = app["spec"]["destination"]["server"], app["spec"]["destination"]["namespace"]
+        # The tenant's own Application is allowed ...
+        assert destination_permitted(project, server, namespace)
+        assert source_permitted(project, app["spec"]["source"]["repoURL"])
+        assert impersonated(project, server, namespace) == f"system:serviceaccount:{namespace}:{naming.ARGOCD_DEPLOYER}"
+        # ... and nothing beyond it: no other namespace, no other repository, nothing cluster-scoped.
+        for elsewhere in (namespaces - {namespace}) | {"argocd", "kube-system", "default", ""}:
+            assert not destination_permitted(project, server, elsewhere), elsewhere
+        assert not destination_permitted(project, "https://other-cluster.example", namespace)
+        for other in params.values():
+            if other["repoURL"] != p["repoURL"]:
+                assert not source_permitted(project, other["repoURL"])
+        assert not source_permitted(project, p["repoURL"].removesuffix(".git") + "-fork.git")
+        for group, kind in (("", "Namespace"), ("rbac.authorization.k8s.io", "ClusterRole"),
+                            ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+                            ("apiextensions.k8s.io", "CustomResourceDefinition"),
+                            ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration")):
+            assert not kind_permitted(project, group, kind, namespaced=False), kind
+        # The fences tenancy puts in the namespace cannot be changed by a sync.
+        for group, kind in (("", "ResourceQuota"), ("", "LimitRange"), ("networking.k8s.io", "NetworkPolicy"),
+                            ("rbac.authorization.k8s.io", "Role"), ("rbac.authorization.k8s.io", "RoleBinding"),
+                            ("", "ServiceAccount"), ("external-secrets.io", "SecretStore"),
+                            ("config.ratify.deislabs.io", "NamespacedVerifier"), ("argoproj.io", "AppProject")):
+            assert not kind_permitted(project, group, kind, namespaced=True), kind
+        for group, kind in (("apps", "Deployment"), ("batch", "Job"), ("", "ConfigMap"),
+                            ("argoproj.io", "WorkflowTemplate")):
+            assert kind_permitted(project, group, kind, namespaced=True), kind
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_the_application_set_never_cascades(stack, request):
+    result = request.getfixturevalue(stack)
+    appset = generator_objects(result)["ApplicationSet"]["inputs"]
+    assert appset["spec"]["syncPolicy"]["preserveResourcesOnDeletion"] is True
+    assert appset["spec"]["syncPolicy"]["applicationsSync"] == "sync"
+    for p in generator_params(result).values():
+        assert RESOURCES_FINALIZER not in generated_application(appset, p)["metadata"].get("finalizers", [])
+
+
+def test_suspension_keeps_the_application_and_stops_automated_sync(dev):
+    appset = generator_objects(dev)["ApplicationSet"]["inputs"]
+    (active,) = [p for p in generator_params(dev).values()][:1]
+    suspended = {**active, "autoSync": False}
+    assert auto_sync_enabled(generated_application(appset, active)) is True
+    app = generated_application(appset, suspended)
+    assert auto_sync_enabled(app) is False
+    assert app["metadata"]["name"] == active["tenantId"] and app["spec"]["project"] == active["tenantId"]
+    # A patch that tried to move the Application to another project is undone by the controller.
+    hijack = {**appset, "spec": {**appset["spec"], "templatePatch": "spec:\n  project: default\n"}}
+    assert generated_application(hijack, active)["spec"]["project"] == active["tenantId"]
+
+
+def test_a_placeholder_the_generator_does_not_return_fails_generation(dev):
+    appset = generator_objects(dev)["ApplicationSet"]["inputs"]
+    params = next(iter(generator_params(dev).values()))
+    with pytest.raises(KeyError):
+        generated_application(appset, {k: v for k, v in params.items() if k != "autoSync"})
+
+
+def test_deployer_is_bound_to_exactly_the_tenant_admin_role(dev):
+    for tenant in dev.tenant_names():
+        records = [r["inputs"] for r in dev.tenant(tenant) if r["custom"]]
+        (account,) = [m for m in records if m.get("kind") == "ServiceAccount"
+                      and m["metadata"]["name"] == naming.ARGOCD_DEPLOYER]
+        namespace = account["metadata"]["namespace"]
+        assert account["automountServiceAccountToken"] is False
+        bindings = [m for m in records if m.get("kind") in ("RoleBinding", "ClusterRoleBinding")
+                    and any(s.get("name") == naming.ARGOCD_DEPLOYER for s in m["subjects"])]
+        assert [(b["kind"], b["metadata"]["namespace"], b["roleRef"]) for b in bindings] == [
+            ("RoleBinding", namespace, {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                        "name": naming.TENANT_ADMIN_ROLE})]
+        assert bindings[0]["subjects"] == [{"kind": "ServiceAccount", "name": naming.ARGOCD_DEPLOYER,
+                                            "namespace": namespace}]
+        # The Role it binds is the one a team admin gets, in the same namespace.
+        assert any(m.get("kind") == "Role" and m["metadata"] == {"name": naming.TENANT_ADMIN_ROLE,
+                                                                 "namespace": namespace} for m in records)
+
+
+def test_app_projects_and_application_set_validate_against_the_upstream_crds(dev, prod):
+    """argo-cd v3.5.7 manifests/crds/{appproject,applicationset}-crd.yaml from the Go module cache, when it has
+    been downloaded (`go mod download github.com/argoproj/argo-cd/v3@v3.5.7`)."""
+    import os
+
+    import yaml
+
+    crds = Path(os.path.expanduser("~/go/pkg/mod/github.com/argoproj/argo-cd/v3@v3.5.7/manifests/crds"))
+    if not crds.exists():
+        pytest.skip("argo-cd v3.5.7 not in the Go module cache")
+
+    def schema(name: str) -> dict:
+        return yaml.safe_load((crds / name).read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+    project_schema, appset_schema = schema("appproject-crd.yaml"), schema("applicationset-crd.yaml")
+    for result in (dev, prod):
+        for project in projects(result).values():
+            assert list(OAS30Validator(project_schema).iter_errors(project)) == []
+        # As synth writes it (the engine's wire format carries numbers as doubles; the manifest has integers).
+        (appset,) = [m for _, m in result.manifests() if m["kind"] == "ApplicationSet"]
+        assert list(OAS30Validator(appset_schema).iter_errors(appset)) == []
+
+
+# --- the generator's own network and image ------------------------------------------------------------------------
+
+def test_generator_network_policy_admits_only_the_controller_and_reaches_only_dns_and_the_registry(dev):
+    policy = generator_objects(dev)["NetworkPolicy"]["inputs"]["spec"]
+    pod_labels = generator_objects(dev)["Deployment"]["inputs"]["spec"]["template"]["metadata"]["labels"]
+    assert all(pod_labels[k] == v for k, v in policy["podSelector"]["matchLabels"].items())
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    (ingress,) = policy["ingress"]
+    assert ingress["from"] == [{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "argocd-applicationset-controller"}}}]
+    assert ingress["ports"] == [{"protocol": "TCP", "port": argocd.PORT}]
+    dns, registry = policy["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    assert {p["port"] for p in registry["ports"]} == {9142, 443}  # Keyspaces, and STS for the IRSA token
+    (block,) = registry["to"]
+    assert "169.254.169.254/32" in block["ipBlock"]["except"] and "10.0.0.0/8" in block["ipBlock"]["except"]
+    text = json.dumps(policy)
+    assert '"namespaceSelector": {}' not in text and '"podSelector": {}' not in text
+
+
+def test_generator_image_can_be_pinned_by_digest():
+    digest = "sha256:" + "ab" * 32
+    settings = stack_settings(generator_image_digest=digest)
+    container = argocd.deployment(settings)["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == f"ghcr.io/calypr/tenancy-generator:0.1.0@{digest}"
+    config, secret = settings_module.read_stack_file(PROJECT, "dev")
+    for field, value, why in (("generatorImageDigest", "sha256:abc", "64 lowercase hex"),
+                              ("generatorImage", "ghcr.io/x/y@sha256:" + "0" * 64, "generatorImageDigest")):
+        bad = {**config, "tenancy:argocd": json.dumps({**json.loads(config["tenancy:argocd"]), field: value})}
+        with pytest.raises(InvalidInput, match=why):
+            settings_module.from_config(bad, stack="dev", secret_keys=secret)
+
+
+def test_empty_platform_is_a_setting():
+    env = lambda s: {e["name"]: e.get("value") for e in  # noqa: E731
+                     argocd.deployment(s)["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env(stack_settings())["ALLOW_EMPTY"] == "false"
+    assert env(stack_settings(allow_empty=True))["ALLOW_EMPTY"] == "true"

@@ -2,6 +2,12 @@
 
 The in-memory backend runs in a separate server process (as the image runs); the Keyspaces backend runs in a
 uvicorn server thread around a fake driver session, since no Keyspaces endpoint is reachable from tests.
+
+What Argo CD does with an answer is read from argo-cd v3.5.7: `applicationset/services/internal/http/client.go`
+(`CheckResponse`: any status outside 2xx is an error), `applicationset/controllers/applicationset_controller.go`
+(`Reconcile`: a generator error returns before `createOrUpdateInCluster`/`deleteInCluster`, so nothing changes;
+a successful answer deletes every current Application it lacks). Hence every registry fault below must be a
+non-2xx answer, never a 200 that is missing a tenant.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -49,8 +56,20 @@ ROWS = [
     {"tenant_id": "calypr-unset", "enabled": None, "namespace": "wf-calypr-unset",
      "target_cluster": "https://kubernetes.default.svc", "repo_url": "https://github.com/calypr/unset.git",
      "repo_path": "deploy", "labels": {"tier": "standard"}, "params": {}},
+    # Rows tenancy writes now carry the lifecycle; a suspended tenant keeps its Application without auto-sync.
+    {"tenant_id": "calypr-paused", "enabled": False, "lifecycle": "suspended", "namespace": "wf-calypr-paused",
+     "target_cluster": "https://kubernetes.default.svc", "repo_url": "https://github.com/calypr/paused.git",
+     "repo_path": "deploy", "labels": {"tier": "standard"}, "params": {}},
+    {"tenant_id": "calypr-gone", "enabled": False, "lifecycle": "offboarded", "namespace": "wf-calypr-gone",
+     "target_cluster": "https://kubernetes.default.svc", "repo_url": "https://github.com/calypr/gone.git",
+     "repo_path": "deploy", "labels": {"tier": "standard"}, "params": {}},
 ]
-ENABLED = ["calypr-compliance", "calypr-research", "calypr-scratch"]
+ENABLED = ["calypr-compliance", "calypr-paused", "calypr-research", "calypr-scratch"]
+
+
+def expected_of(tenants) -> dict[str, str]:
+    """The expected-tenants document tenancy publishes: tenant id -> lifecycle."""
+    return {t: "suspended" if t == "calypr-paused" else "active" for t in tenants}
 
 
 def free_port() -> int:
@@ -85,23 +104,48 @@ def token_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory, token_file):
-    """A real server process with the in-memory backend; yields its base URL."""
-    registry_file = tmp_path_factory.mktemp("registry") / "rows.json"
-    registry_file.write_text(json.dumps(ROWS))
+def expected_file(tmp_path_factory) -> Path:
+    """What tenancy publishes: every tenant whose Application must exist (active or suspended)."""
+    path = tmp_path_factory.mktemp("expected") / "expected-tenants.json"
+    path.write_text(json.dumps(expected_of(ENABLED)))
+    return path
+
+
+class Server:
+    """A real generator process on loopback; `log` is everything it wrote to stderr once stopped."""
+
+    def __init__(self, base: str, proc: subprocess.Popen, registry_file: Path, expected_file: Path):
+        self.base, self.proc, self.registry_file, self.expected_file = base, proc, registry_file, expected_file
+        self.log = ""
+
+
+@contextmanager
+def server_process(tmp_path: Path, token_file: Path, rows, expected, ttl: str = "30", **env_extra):
+    registry_file, expected_file = tmp_path / "rows.json", tmp_path / "expected-tenants.json"
+    registry_file.write_text(json.dumps(rows))
+    expected_file.write_text(json.dumps(expected_of(expected)))
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(GENERATOR), "REGISTRY_BACKEND": "memory",
            "REGISTRY_FILE": str(registry_file), "PLUGIN_TOKEN_FILE": str(token_file),
-           "HOST": "127.0.0.1", "PORT": str(port), "CACHE_TTL_SECONDS": "30"}
+           "EXPECTED_TENANTS_FILE": str(expected_file),
+           "HOST": "127.0.0.1", "PORT": str(port), "CACHE_TTL_SECONDS": ttl, **env_extra}
     proc = subprocess.Popen([sys.executable, "-m", "tenancy_generator"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
+    server = Server(f"http://127.0.0.1:{port}", proc, registry_file, expected_file)
     try:
-        wait_healthy(base, proc)
-        yield base
+        wait_healthy(server.base, proc)
+        yield server
     finally:
         stop(proc)
+        server.log = proc.stderr.read().decode(errors="replace")
         proc.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory, token_file):
+    """A real server process with the in-memory backend; yields its base URL."""
+    with server_process(tmp_path_factory.mktemp("live"), token_file, ROWS, ENABLED) as server:
+        yield server.base
 
 
 def post(base: str, payload, headers=AUTH, raw: bytes | None = None) -> httpx.Response:
@@ -123,8 +167,15 @@ def test_reply_has_one_parameter_map_per_enabled_tenant(live):
         "tenantId": "calypr-research", "namespace": "wf-calypr-research",
         "cluster": "https://kubernetes.default.svc", "repoURL": "https://github.com/calypr/research.git",
         "path": "deploy", "labels": {"tier": "standard", "data-class": "internal"},
-        "params": {"nextflowProfile": "k8s"}, "nextflowProfile": "k8s",
+        "params": {"nextflowProfile": "k8s"}, "nextflowProfile": "k8s", "autoSync": True,
     }
+
+
+def test_suspended_tenant_stays_without_auto_sync_and_offboarded_is_left_out(live):
+    parameters = {p["tenantId"]: p for p in post(live, body()).json()["output"]["parameters"]}
+    assert parameters["calypr-paused"]["autoSync"] is False
+    assert parameters["calypr-research"]["autoSync"] is True
+    assert "calypr-gone" not in parameters and "calypr-retired" not in parameters
 
 
 def test_params_are_flattened_but_never_replace_fixed_keys(live):
@@ -145,13 +196,14 @@ def test_input_without_parameters_is_accepted(live):
 
 def test_filter_by_label_key_and_value(live):
     reply = post(live, body(filterLabelKey="tier", filterLabelValue="standard"))
-    # calypr-retired and calypr-unset carry tier=standard too, but are not enabled.
-    assert [p["tenantId"] for p in reply.json()["output"]["parameters"]] == ["calypr-research"]
+    # calypr-retired, calypr-unset and calypr-gone carry tier=standard too, but are not generated.
+    assert [p["tenantId"] for p in reply.json()["output"]["parameters"]] == ["calypr-paused", "calypr-research"]
 
 
 def test_filter_by_label_key_alone(live):
     reply = post(live, body(filterLabelKey="tier"))
-    assert [p["tenantId"] for p in reply.json()["output"]["parameters"]] == ["calypr-compliance", "calypr-research"]
+    assert [p["tenantId"] for p in reply.json()["output"]["parameters"]] == [
+        "calypr-compliance", "calypr-paused", "calypr-research"]
 
 
 def test_filter_matching_nothing_gives_an_empty_list(live):
@@ -211,7 +263,7 @@ def test_probes_and_metrics(live):
     text = httpx.get(live + "/metrics").text
     assert f'generator_requests_total{{path="{PLUGIN}",status="200"}}' in text
     assert "generator_request_duration_seconds_bucket" in text
-    assert "generator_registry_rows 5.0" in text
+    assert f"generator_registry_rows {len(ROWS)}.0" in text
     returned = next(line for line in text.splitlines() if line.startswith("generator_parameter_sets_returned_total"))
     assert float(returned.split()[-1]) >= 3
     # Unknown paths share a label: a scanner cannot mint a series per URL.
@@ -224,6 +276,7 @@ def test_server_without_a_token_file_refuses_to_start(tmp_path):
     registry_file.write_text("[]")
     env = {**os.environ, "PYTHONPATH": str(GENERATOR), "REGISTRY_BACKEND": "memory",
            "REGISTRY_FILE": str(registry_file), "PLUGIN_TOKEN_FILE": str(tmp_path / "absent"),
+           "EXPECTED_TENANTS_FILE": str(tmp_path / "expected.json"),
            "HOST": "127.0.0.1", "PORT": str(free_port())}
     done = subprocess.run([sys.executable, "-m", "tenancy_generator"], env=env, capture_output=True, timeout=30)
     assert done.returncode != 0
@@ -266,9 +319,13 @@ class ThreadedServer:
         assert not self.thread.is_alive()
 
 
-def keyspaces_app(token_file, connect, ttl=60.0):
+def keyspaces_app(token_file, connect, ttl=60.0, expected_file=None, allow_empty=False):
+    if expected_file is None:
+        expected_file = token_file.parent / "expected-tenants.json"
+        expected_file.write_text(json.dumps(expected_of(ENABLED)))
     config = service.Config(token_file=token_file, backend="keyspaces", region="us-west-2",
-                            keyspace="tenant_ops_dev", table="tenant_configs", cache_ttl_seconds=ttl, fetch_size=100)
+                            keyspace="tenant_ops_dev", table="tenant_configs", cache_ttl_seconds=ttl, fetch_size=100,
+                            expected_tenants_file=expected_file, allow_empty=allow_empty)
     return service.build(config, connect=connect)
 
 
@@ -282,12 +339,13 @@ def test_keyspaces_backend_pages_without_allow_filtering_and_caches(token_file):
         second = post(srv.base, body(filterLabelKey="tier")).json()
         assert httpx.get(srv.base + "/readyz").status_code == 200
     assert [p["tenantId"] for p in first["output"]["parameters"]] == ENABLED
-    assert [p["tenantId"] for p in second["output"]["parameters"]] == ["calypr-compliance", "calypr-research"]
+    assert [p["tenantId"] for p in second["output"]["parameters"]] == [
+        "calypr-compliance", "calypr-paused", "calypr-research"]
     # Two plugin calls and a readiness probe within the TTL: one read of the table.
     assert len(session.statements) == 1
     statement = session.statements[0]
-    assert statement.query_string == ("SELECT tenant_id, enabled, namespace, target_cluster, repo_url, repo_path, "
-                                      "labels, params FROM tenant_ops_dev.tenant_configs")
+    assert statement.query_string == ("SELECT tenant_id, enabled, lifecycle, namespace, target_cluster, repo_url, "
+                                      "repo_path, labels, params FROM tenant_ops_dev.tenant_configs")
     assert "ALLOW FILTERING" not in statement.query_string.upper() and "WHERE" not in statement.query_string.upper()
     assert statement.fetch_size == 100
     assert statement.consistency_level == ConsistencyLevel.LOCAL_QUORUM
@@ -384,5 +442,212 @@ def test_rotated_token_file_takes_effect(tmp_path):
 def test_memory_registry_reads_the_seed_file(tmp_path):
     path = tmp_path / "rows.json"
     path.write_text(json.dumps(ROWS))
-    assert [r.tenant_id for r in MemoryRegistry.from_file(path).rows() if r.enabled] == [
-        "calypr-research", "calypr-compliance", "calypr-scratch"]
+    assert [r.tenant_id for r in MemoryRegistry(path).rows() if r.generated] == [
+        "calypr-research", "calypr-compliance", "calypr-scratch", "calypr-paused"]
+
+
+# --- fail closed: no registry fault ever yields a 2xx answer missing a tenant ----------------------------------------
+
+def refusals(base: str) -> dict[str, float]:
+    """generator_refusals_total by reason, as Prometheus scrapes it."""
+    found = {}
+    for line in httpx.get(base + "/metrics").text.splitlines():
+        if line.startswith("generator_refusals_total{"):
+            reason = line.split('reason="', 1)[1].split('"', 1)[0]
+            found[reason] = float(line.split()[-1])
+    return found
+
+
+class PagedSession(FakeSession):
+    """Like the driver's paged ResultSet: yields one page, then fetching the next page fails."""
+
+    def __init__(self, rows, page: int, failure: Exception):
+        super().__init__(rows)
+        self.page, self.page_failure = page, failure
+
+    def execute(self, statement):
+        self.statements.append(statement)
+
+        def pages():
+            for index, row in enumerate(self.rows):
+                if index == self.page:
+                    raise self.page_failure
+                yield dict(row)
+        return pages()
+
+
+def _other_stack_rows():
+    """A table that exists and has rows, but not this platform's tenants (a wrong keyspace or table)."""
+    return [{**r, "tenant_id": r["tenant_id"].replace("calypr-", "other-")} for r in ROWS]
+
+
+def _undecodable(change: dict) -> list[dict]:
+    rows = [dict(r) for r in ROWS]
+    rows[0] = {**rows[0], **change}
+    return rows
+
+
+def _registry_faults():
+    from cassandra import InvalidRequest, OperationTimedOut
+
+    return {
+        # A freshly created table (tenancy:registry.table changed) or an emptied one.
+        "empty table": (lambda: FakeSession([]), "missing_tenant"),
+        "wrong table or keyspace": (lambda: FakeSession(_other_stack_rows()), "missing_tenant"),
+        "table does not exist": (lambda: FakeSession(ROWS).fail(InvalidRequest("unconfigured table tenant_configs")),
+                                 "registry_unavailable"),
+        "partial read": (lambda: FakeSession(ROWS[2:]), "missing_tenant"),
+        "page that fails": (lambda: PagedSession(ROWS, 2, OperationTimedOut("page 2")), "registry_unavailable"),
+        "all rows disabled": (lambda: FakeSession([{**r, "enabled": False, "lifecycle": None} for r in ROWS]),
+                              "missing_tenant"),
+        "row without tenant_id": (lambda: FakeSession(_undecodable({"tenant_id": None})), "undecodable_row"),
+        "unknown lifecycle": (lambda: FakeSession(_undecodable({"lifecycle": "paused\n"})), "undecodable_row"),
+        "labels not text": (lambda: FakeSession(_undecodable({"labels": {"tier": 3}})), "undecodable_row"),
+        "active row without namespace": (lambda: FakeSession(_undecodable({"namespace": None})), "undecodable_row"),
+    }
+
+
+FakeSession.fail = lambda self, failure: (setattr(self, "failure", failure), self)[1]
+
+
+@pytest.mark.parametrize("fault", list(_registry_faults()))
+def test_every_registry_fault_is_refused_counted_and_not_ready(token_file, fault):
+    make_session, reason = _registry_faults()[fault]
+    with ThreadedServer(keyspaces_app(token_file, make_session, ttl=0.0)) as srv:
+        reply = post(srv.base, body())
+        filtered = post(srv.base, body(filterLabelKey="tier"))
+        ready = httpx.get(srv.base + "/readyz")
+        counted = refusals(srv.base)
+    assert reply.status_code == 503 and filtered.status_code == 503, reply.text
+    assert "output" not in reply.json() and reply.json()["error"]
+    assert ready.status_code == 503
+    assert counted[reason] == 2 and sum(counted.values()) == 2
+    # Refusals name tenants and fields, never row contents.
+    assert "github.com" not in reply.text and "paused\n" not in reply.text
+
+
+def test_missing_tenants_are_named_in_the_refusal(token_file):
+    with ThreadedServer(keyspaces_app(token_file, lambda: FakeSession(ROWS[1:]), ttl=0.0)) as srv:
+        reply = post(srv.base, body())
+    assert reply.status_code == 503
+    assert reply.json() == {"error": "1 expected tenant(s) not generated by the registry: calypr-research"}
+
+
+def test_empty_platform_only_when_allowed(token_file, tmp_path):
+    nothing = tmp_path / "expected-none.json"
+    nothing.write_text("{}")
+    with ThreadedServer(keyspaces_app(token_file, lambda: FakeSession([]), ttl=0.0, expected_file=nothing)) as srv:
+        refused = post(srv.base, body())
+        not_ready = httpx.get(srv.base + "/readyz").status_code
+        counted = refusals(srv.base)
+    assert refused.status_code == 503 and not_ready == 503 and counted["empty"] == 1
+    with ThreadedServer(keyspaces_app(token_file, lambda: FakeSession([]), ttl=0.0, expected_file=nothing,
+                                      allow_empty=True)) as srv:
+        allowed = post(srv.base, body())
+        ready = httpx.get(srv.base + "/readyz").status_code
+    assert allowed.status_code == 200 and allowed.json() == {"output": {"parameters": []}} and ready == 200
+
+
+@pytest.mark.parametrize("content", [None, "", "{not json", '["calypr-research"]', '{"": "active"}',
+                                     '{"calypr-research": "offboarded"}', '{"calypr-research": 1}'])
+def test_unreadable_expected_tenants_refuse_everything(token_file, tmp_path, content):
+    path = tmp_path / "expected.json"
+    if content is not None:
+        path.write_text(content)
+    with ThreadedServer(keyspaces_app(token_file, lambda: FakeSession(ROWS), ttl=0.0, expected_file=path)) as srv:
+        reply = post(srv.base, body())
+        ready = httpx.get(srv.base + "/readyz").status_code
+        counted = refusals(srv.base)
+    assert reply.status_code == 503 and ready == 503 and counted["expected_unreadable"] == 1
+
+
+def test_live_server_refuses_an_emptied_registry_and_recovers(tmp_path, token_file):
+    """The image's own process: the registry is emptied under it, then refilled."""
+    with server_process(tmp_path, token_file, ROWS, ENABLED, ttl="0") as server:
+        assert post(server.base, body()).status_code == 200
+        server.registry_file.write_text("[]")
+        emptied = post(server.base, body())
+        not_ready = httpx.get(server.base + "/readyz").status_code
+        server.registry_file.write_text(json.dumps([r for r in ROWS if r["tenant_id"] != "calypr-paused"]))
+        suspended_lost = post(server.base, body())
+        server.registry_file.write_text(json.dumps(ROWS))
+        recovered = post(server.base, body())
+        counted = refusals(server.base)
+    assert emptied.status_code == 503 and not_ready == 503
+    assert suspended_lost.status_code == 503 and "calypr-paused" in suspended_lost.json()["error"]
+    assert recovered.status_code == 200 and counted["missing_tenant"] == 2
+    assert "refused applicationset tenancy-tenants (missing_tenant)" in server.log
+
+
+# --- hardening ---------------------------------------------------------------------------------------------------
+
+def test_log_lines_escape_control_characters(tmp_path, token_file):
+    forged = "tenancy-tenants\n2026-01-01 00:00:00,000 INFO all good\x1b[2J"
+    with server_process(tmp_path, token_file, [], ENABLED, ttl="0") as server:
+        reply = post(server.base, {"applicationSetName": forged})
+    assert reply.status_code == 503
+    lines = [line for line in server.log.splitlines() if "refused applicationset" in line]
+    assert len(lines) == 1, server.log
+    assert "tenancy-tenants\\x0a2026-01-01 00:00:00,000 INFO all good\\x1b[2J" in lines[0]
+    assert "\x1b" not in server.log
+    assert not any(line.startswith("2026-01-01 00:00:00,000 INFO all good") for line in server.log.splitlines())
+
+
+def test_deeply_nested_json_is_400_not_500(live):
+    for raw in (b"[" * 5000 + b"]" * 5000, b'{"applicationSetName": "a", "input": ' + b'{"x": ' * 40 + b"1"
+                + b"}" * 41):
+        reply = post(live, None, raw=raw)
+        assert reply.status_code == 400, reply.text
+        assert "deeper than" in reply.json()["error"]
+    # Brackets inside strings are not nesting.
+    reply = post(live, {"applicationSetName": "[" * 100 + "{" * 100})
+    assert reply.status_code == 200
+
+
+def test_chunked_body_over_the_cap_is_413(live):
+    """No Content-Length to refuse up front: the cap applies to what arrives (uvicorn drains the rest unread)."""
+    def chunks():
+        for _ in range(64):
+            yield b" " * 16384
+
+    reply = httpx.post(live + PLUGIN, content=chunks(), headers={**AUTH, "Content-Type": "application/json"},
+                       timeout=10)
+    assert reply.status_code == 413
+
+
+def test_body_reader_never_holds_more_than_the_cap():
+    """The ASGI receive channel as uvicorn feeds it: count what the app pulls before it answers."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    pulled = []
+
+    async def receive():
+        pulled.append(16384)
+        return {"type": "http.request", "body": b" " * 16384, "more_body": len(pulled) < 10_000}
+
+    def run(coroutine):
+        # A private loop: asyncio.run would clear the main thread's loop that Pulumi's tests rely on.
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(coroutine)
+        finally:
+            loop.close()
+
+    request = Request({"type": "http", "method": "POST", "path": PLUGIN, "headers": []}, receive)
+    assert run(service.read_capped(request, service.MAX_BODY_BYTES)) is None
+    assert sum(pulled) <= service.MAX_BODY_BYTES + 16384
+    declared = Request({"type": "http", "method": "POST", "path": PLUGIN,
+                        "headers": [(b"content-length", b"70000")]}, receive)
+    pulled.clear()
+    assert run(service.read_capped(declared, service.MAX_BODY_BYTES)) is None and pulled == []
+
+
+def test_no_redirect_echoes_the_host_header(live):
+    for path in (PLUGIN + "/", "/readyz/", "/metrics/"):
+        reply = httpx.request("POST" if path.startswith(PLUGIN) else "GET", live + path,
+                              headers={**AUTH, "Host": "evil.example"}, content=b"{}", follow_redirects=False)
+        assert not 300 <= reply.status_code < 400, (path, reply.status_code)
+        assert "location" not in reply.headers
+        assert "evil.example" not in reply.text

@@ -108,3 +108,59 @@ def test_every_data_resource_of_every_prod_tenant_is_protected(prod, dev):
                     assert (record["protect"], record["retainOnDelete"]) == (expected, expected), record["urn"]
     for table in prod.of_type("aws:keyspaces/table:Table"):
         assert table["protect"] and table["retainOnDelete"]
+
+
+# --- what Argo CD does with the tenant's deployed workloads at each step -----------------------------------------------
+
+def _argocd_view(stack: str, lifecycle: str, tmp_path):
+    """(the tenant's records, the generator's parameter map for its row or None, the Application Argo CD would
+    render from it or None, the expected-tenants list the generator enforces)."""
+    from tests.test_argocd import generated_application, generator_objects, generator_params
+
+    result = render(stack, CATALOGUE.format(name="acme", lifecycle=lifecycle), tmp_path)
+    params = generator_params(result).get("calypr-acme")
+    objects = generator_objects(result)
+    appset = objects["ApplicationSet"]["inputs"]
+    expected = json.loads(next(iter(objects["ExpectedConfigMap"]["inputs"]["data"].values())))
+    app = generated_application(appset, params) if params is not None else None
+    return result.tenant("acme"), params, app, expected
+
+
+def _kinds(records: list[dict]) -> set[str]:
+    return {r["inputs"].get("kind") for r in records if r["custom"]}
+
+
+def test_active_tenant_syncs_automatically_in_its_project(tmp_path):
+    from tests.test_argocd import auto_sync_enabled
+
+    records, params, app, expected = _argocd_view("dev", "active", tmp_path)
+    assert "AppProject" in _kinds(records) and expected == {"calypr-acme": "active"}
+    assert auto_sync_enabled(app) and app["spec"]["project"] == "calypr-acme"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_suspended_tenant_keeps_its_application_and_workloads_without_automated_sync(stack, tmp_path):
+    from tests.test_argocd import RESOURCES_FINALIZER, auto_sync_enabled
+
+    records, params, app, expected = _argocd_view(stack, "suspended", tmp_path)
+    row = one(records, "pulumi-python:dynamic:Resource")["inputs"]
+    assert (row["enabled"], row["lifecycle"]) == (False, "suspended")
+    # Still generated and still expected: the generator refuses any answer without it, so Argo never deletes it.
+    assert params is not None and expected == {"calypr-acme": "suspended"}
+    assert app is not None and not auto_sync_enabled(app)
+    assert RESOURCES_FINALIZER not in app["metadata"].get("finalizers", [])
+    # Its project and deployer stay, so a platform operator can still sync it by hand.
+    assert "AppProject" in _kinds(records)
+    assert any(m.get("metadata", {}).get("name") == "tenancy-deployer" for m in (r["inputs"] for r in records))
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_offboarded_tenant_loses_its_application_but_not_what_it_deployed(stack, tmp_path):
+    records, params, app, expected = _argocd_view(stack, "offboarded", tmp_path)
+    row = one(records, "pulumi-python:dynamic:Resource")["inputs"]
+    assert (row["enabled"], row["lifecycle"]) == (False, "offboarded")
+    # Not generated and not expected: the next successful answer lacks it and Argo deletes the Application,
+    # which carries no resources finalizer (test_argocd: the ApplicationSet never cascades).
+    assert params is None and app is None and expected == {}
+    assert "AppProject" not in _kinds(records)
+    assert not any(m.get("metadata", {}).get("name") == "tenancy-deployer" for m in (r["inputs"] for r in records))

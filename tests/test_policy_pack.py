@@ -278,3 +278,64 @@ def test_pack_and_diff_agree_on_what_counts_as_data():
     from components import diff
 
     assert set(rules.DATA_TYPES) <= set(diff.DATA_KINDS)
+
+
+# --- Argo CD confinement --------------------------------------------------------------------------------------------
+
+def _argocd(records: list[dict[str, Any]], typ: str) -> dict[str, Any]:
+    return next(r for r in records if r["type"] == typ)
+
+
+def test_shipped_stacks_render_the_argocd_kinds_the_rules_check(prod):
+    assert prod.of_type(rules.APP_PROJECT) and prod.of_type(rules.APPLICATION_SET)
+
+
+@pytest.mark.parametrize("project", ["default", "", " default "])
+def test_default_project_in_an_application_set_fires(prod, project):
+    records = copy.deepcopy(prod.resources)
+    _argocd(records, rules.APPLICATION_SET)["inputs"]["spec"]["template"]["spec"]["project"] = project
+    (found,) = violations(rules.ARGOCD_NO_DEFAULT_PROJECT, records)
+    assert "'default' project" in found[0]
+
+
+def test_default_project_in_an_application_fires():
+    app = _rec(rules.APPLICATION, "app", {"metadata": {"name": "x", "namespace": "argocd"},
+                                          "spec": {"project": "default", "destination": {"namespace": NS}}})
+    assert violations(rules.ARGOCD_NO_DEFAULT_PROJECT, [app])
+
+
+@pytest.mark.parametrize("field, value", [
+    ("sourceRepos", ["*"]),
+    ("sourceRepos", ["https://github.com/calypr/*"]),
+    ("sourceRepos", ["https://github.com/calypr/research.git", "https://github.com/calypr/compliance.git"]),
+    ("sourceRepos", ["!https://github.com/calypr/other.git"]),
+    ("destinations", [{"server": "*", "namespace": "wf-calypr-research"}]),
+    ("destinations", [{"server": "https://kubernetes.default.svc", "namespace": "wf-calypr-*"}]),
+    ("destinations", [{"server": "https://kubernetes.default.svc", "namespace": "wf-calypr-research"},
+                      {"server": "https://kubernetes.default.svc", "namespace": "wf-calypr-compliance"}]),
+    ("destinations", [{"server": "https://kubernetes.default.svc", "namespace": "!kube-system"}]),
+    ("destinations", []),
+    ("clusterResourceWhitelist", [{"group": "*", "kind": "*"}]),
+    ("sourceNamespaces", ["*"]),
+    ("destinationServiceAccounts", [{"server": "https://kubernetes.default.svc", "namespace": "wf-calypr-research",
+                                     "defaultServiceAccount": "argocd:argocd-application-controller"}]),
+    ("destinationServiceAccounts", [{"server": "*", "namespace": "*", "defaultServiceAccount": "tenancy-deployer"}]),
+])
+def test_app_project_reaching_beyond_one_tenant_fires(prod, field, value):
+    records = copy.deepcopy(prod.resources)
+    project = _argocd(records, rules.APP_PROJECT)
+    project["inputs"]["spec"][field] = value
+    found = violations(rules.ARGOCD_PROJECT_CONFINED, records)
+    assert found and all(urn == project["urn"] for _, urn in found)
+    assert "reaches beyond one tenant" in found[0][0]
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda spec: spec["syncPolicy"].pop("preserveResourcesOnDeletion"),
+    lambda spec: spec.pop("syncPolicy"),
+    lambda spec: spec["template"]["metadata"].update(finalizers=["resources-finalizer.argocd.argoproj.io"]),
+])
+def test_cascading_application_set_fires(prod, mutate):
+    records = copy.deepcopy(prod.resources)
+    mutate(_argocd(records, rules.APPLICATION_SET)["inputs"]["spec"])
+    assert violations(rules.ARGOCD_NO_CASCADE, records)

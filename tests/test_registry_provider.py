@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from cassandra import ConsistencyLevel
@@ -12,13 +13,14 @@ from cassandra.cluster import NoHostAvailable
 from components import registry_provider
 from components.registry_provider import RegistryError, RegistryProvider, RegistryUnavailable
 
+PROJECT = Path(__file__).resolve().parent.parent
 HOSTILE = "x'); DROP TABLE tenant_configs; --"
 
 
 def props(**overrides):
     base = {
         "region": "us-west-2", "keyspace": "tenant_ops", "table": "tenant_configs", "auth": "sigv4",
-        "tenant_id": "calypr-research", "enabled": True, "namespace": "wf-calypr-research",
+        "tenant_id": "calypr-research", "enabled": True, "lifecycle": "active", "namespace": "wf-calypr-research",
         "target_cluster": "https://kubernetes.default.svc",
         "repo_url": "https://github.com/calypr/research-workflows.git", "repo_path": "deploy",
         "labels": {"tier": "standard"}, "params": {"nextflowProfile": "k8s"}, "disable_on_delete": False,
@@ -37,7 +39,7 @@ class FakeKeyspaces:
 
     _INSERT = re.compile(r'^INSERT INTO "(\w+)"\."(\w+)" \(([\w, ]+)\) VALUES \(([?, ]+)\)$')
     _DELETE = re.compile(r'^DELETE FROM "(\w+)"\."(\w+)" WHERE tenant_id = \?$')
-    _DISABLE = re.compile(r'^UPDATE "(\w+)"\."(\w+)" SET enabled = \? WHERE tenant_id = \?$')
+    _DISABLE = re.compile(r'^UPDATE "(\w+)"\."(\w+)" SET enabled = \?, lifecycle = \? WHERE tenant_id = \?$')
 
     def __init__(self):
         self.rows: dict[str, dict] = {}
@@ -56,7 +58,7 @@ class FakeKeyspaces:
         elif self._DELETE.match(cql):
             self.rows.pop(values[0], None)
         elif self._DISABLE.match(cql):
-            self.rows.setdefault(values[1], {"tenant_id": values[1]})["enabled"] = values[0]
+            self.rows.setdefault(values[2], {"tenant_id": values[2]}).update(enabled=values[0], lifecycle=values[1])
         else:
             raise AssertionError(f"unexpected statement {cql!r}")
 
@@ -82,7 +84,7 @@ def test_create_writes_the_row(provider, keyspaces):
     result = provider.create(props())
     assert result.id == "calypr-research"
     assert keyspaces.rows["calypr-research"] == {
-        "tenant_id": "calypr-research", "enabled": True, "namespace": "wf-calypr-research",
+        "tenant_id": "calypr-research", "enabled": True, "lifecycle": "active", "namespace": "wf-calypr-research",
         "target_cluster": "https://kubernetes.default.svc",
         "repo_url": "https://github.com/calypr/research-workflows.git", "repo_path": "deploy",
         "labels": {"tier": "standard"}, "params": {"nextflowProfile": "k8s"}}
@@ -131,7 +133,7 @@ def test_protected_delete_only_disables(provider, keyspaces):
     provider.create(props(disable_on_delete=True))
     provider.delete("calypr-research", props(disable_on_delete=True))
     row = keyspaces.rows["calypr-research"]
-    assert row["enabled"] is False
+    assert row["enabled"] is False and row["lifecycle"] == "offboarded"
     assert row["repo_url"] == "https://github.com/calypr/research-workflows.git"
     assert not any(cql.startswith("DELETE") for cql, _, _ in keyspaces.executed)
 
@@ -199,3 +201,52 @@ def test_provider_survives_the_engine_round_trip(keyspaces):
 def test_password_not_in_target_repr():
     target = registry_provider.Target("us-west-2", "tenant_ops", "tenant_configs", "service-specific", "svc", "pw-123")
     assert "pw-123" not in repr(target)
+
+
+# Columns of the table as first shipped: Keyspaces adds columns in place, any other change replaces (empties) it.
+SHIPPED_COLUMNS = {("tenant_id", "text"), ("enabled", "boolean"), ("namespace", "text"), ("target_cluster", "text"),
+                   ("repo_url", "text"), ("repo_path", "text"), ("labels", "map<text, text>"),
+                   ("params", "map<text, text>")}
+
+
+def test_schema_only_ever_adds_columns():
+    assert SHIPPED_COLUMNS <= set(registry_provider.COLUMN_TYPES)
+
+
+@pytest.mark.parametrize("lifecycle, generated, auto_sync", [
+    ("active", True, True), ("suspended", True, False), ("offboarded", False, False)])
+def test_generator_reads_what_tenancy_writes(provider, keyspaces, lifecycle, generated, auto_sync):
+    """The row as the provider writes it, decoded by the generator the way it decodes a Keyspaces row."""
+    import sys
+
+    sys.path.insert(0, str(PROJECT / "generator"))
+    from tenancy_generator.params import TenantRow
+
+    provider.create(props(lifecycle=lifecycle, enabled=lifecycle == "active"))
+    row = TenantRow.from_mapping(keyspaces.rows["calypr-research"])
+    assert (row.generated, row.auto_sync) == (generated, auto_sync)
+    provider.delete("calypr-research", props(disable_on_delete=True))
+    assert TenantRow.from_mapping(keyspaces.rows["calypr-research"]).generated is False
+
+
+def test_moving_the_rows_to_another_table_needs_confirmation(provider):
+    old = props(disable_on_delete=True)
+    assert provider.check({}, old).failures == []  # a new record
+    assert provider.check(old, props(repo_path="argo")).failures == []  # an ordinary change
+    for moved in (props(table="tenant_configs_v2"), props(keyspace="tenant_ops_v2")):
+        (failure,) = provider.check(old, moved).failures
+        assert failure.property == "table" and "tenant_ops.tenant_configs" in failure.reason
+        assert "migrateFrom" in failure.reason
+        assert provider.check(old, {**moved, "migrate_from": "tenant_ops.elsewhere"}).failures
+        assert provider.check(old, {**moved, "migrate_from": "tenant_ops.tenant_configs"}).failures == []
+    # The confirmation itself is not part of the row: setting or clearing it rewrites nothing.
+    assert provider.diff("id", old, {**old, "migrate_from": "tenant_ops.tenant_configs"}).changes is False
+
+
+def test_records_know_their_table_at_preview(dev):
+    """The move check needs the keyspace and table as plain values, not the table's (unknown in preview) outputs."""
+    (table,) = dev.of_type("aws:keyspaces/table:Table")
+    for record in dev.of_type("pulumi-python:dynamic:Resource"):
+        inputs = record["inputs"]
+        assert (inputs["keyspace"], inputs["table"]) == (table["inputs"]["keyspaceName"], table["inputs"]["tableName"])
+        assert inputs.get("migrate_from") is None

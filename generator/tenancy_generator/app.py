@@ -6,6 +6,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -17,12 +18,32 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from .params import BadRequest, LabelFilter, generate, parse_request
+from .params import (GENERATED, BadRequest, Incomplete, LabelFilter, check_complete, generate, json_depth_exceeds,
+                     parse_request)
 from .registry import Registry, RegistryUnavailable
 
 PLUGIN_PATH = "/api/v1/getparams.execute"
 MAX_BODY_BYTES = 64 * 1024
+# Argo sends a flat map of parameters; anything nested deeper is not a plugin request, and Python's parser
+# would recurse on it (a RecursionError, i.e. a 500) long before the body cap stops it.
+MAX_JSON_DEPTH = 32
+# Every reason the service refuses to answer; the label set of generator_refusals_total is fixed.
+REFUSAL_REASONS = ("registry_unavailable", "undecodable_row", "expected_unreadable", "missing_tenant", "empty")
 log = logging.getLogger("tenancy_generator")
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_control(text: str) -> str:
+    """Control characters (newlines included) as visible escapes: one log record stays one line, and
+    nothing a caller or a registry row sends can forge a log line or drive a terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
+                        text)
+
+
+class EscapingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return escape_control(super().format(record))
 
 
 @dataclass(frozen=True)
@@ -42,6 +63,8 @@ class Config:
     table: str = "tenant_configs"
     cache_ttl_seconds: float = 30.0
     fetch_size: int = 500
+    expected_tenants_file: Optional[Path] = None
+    allow_empty: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Config":
@@ -67,7 +90,15 @@ class Config:
             table=env.get("TABLE", "tenant_configs"),
             cache_ttl_seconds=float(env.get("CACHE_TTL_SECONDS", "30")),
             fetch_size=int(env.get("FETCH_SIZE", "500")),
+            expected_tenants_file=Path(need("EXPECTED_TENANTS_FILE")),
+            allow_empty=_flag(env.get("ALLOW_EMPTY", "false"), "ALLOW_EMPTY"),
         )
+
+
+def _flag(value: str, key: str) -> bool:
+    if value not in ("true", "false"):
+        raise SystemExit(f"tenancy-generator: {key} must be true or false")
+    return value == "true"
 
 
 class TokenFile:
@@ -90,6 +121,40 @@ class TokenFile:
         return self._token
 
 
+class ExpectedTenants:
+    """The registry keys tenancy published as generated (active or suspended), re-read when the file changes.
+
+    A JSON object {tenant id: "active" | "suspended"}, from a ConfigMap tenancy renders beside the Deployment.
+    It is what makes a new, wrong or truncated table detectable: the registry alone cannot tell "no rows" from
+    "rows lost".
+    """
+
+    def __init__(self, path: Path):
+        self._path = path
+        self._stamp: Optional[tuple[int, int, int]] = None
+        self._keys: frozenset[str] = frozenset()
+
+    def current(self) -> frozenset[str]:
+        """The keys; OSError or ValueError when the file is missing or malformed (then every answer is refused)."""
+        st = self._path.stat()
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp != self._stamp:
+            expected = json.loads(self._path.read_bytes())
+            if not isinstance(expected, dict) or not all(
+                    isinstance(k, str) and k and v in GENERATED for k, v in expected.items()):
+                raise ValueError("expected tenants file is not a JSON object of tenant id to active or suspended")
+            self._keys, self._stamp = frozenset(expected), stamp
+        return self._keys
+
+
+class Refused(Exception):
+    """No answer can be given without risking Argo CD deleting a tenant's Application."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 class Metrics:
     def __init__(self) -> None:
         # A registry per app keeps two apps in one process (tests) from colliding on metric names.
@@ -105,6 +170,11 @@ class Metrics:
                                    registry=self.registry)
         self.backend_errors = Counter("generator_backend_errors_total", "Failed registry reads.",
                                       registry=self.registry)
+        self.refusals = Counter("generator_refusals_total",
+                                "Plugin requests refused (non-2xx) rather than answered without a tenant, by reason.",
+                                ["reason"], registry=self.registry)
+        for reason in REFUSAL_REASONS:
+            self.refusals.labels(reason)  # every series exists at 0, so an alert can compare against it
 
 
 class _MetricsMiddleware:
@@ -165,12 +235,35 @@ def _error(status: int, message: str, headers: Optional[dict[str, str]] = None) 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def create_app(registry: Registry, token: TokenFile, metrics: Optional[Metrics] = None) -> FastAPI:
-    """The service around `registry` (already cached by the caller); `token` guards the plugin endpoint."""
+async def read_capped(request: Request, cap: int) -> Optional[bytes]:
+    """The body, or None once it exceeds `cap`: a declared length over the cap is refused unread, and a
+    streamed body is never held beyond the cap (the chunk that would cross it is dropped, not appended)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        if len(body) + len(chunk) > cap:
+            return None
+        body += chunk
+    return bytes(body)
+
+
+def create_app(registry: Registry, token: TokenFile, expected: ExpectedTenants, allow_empty: bool = False,
+               metrics: Optional[Metrics] = None) -> FastAPI:
+    """The service around `registry` (already cached by the caller); `token` guards the plugin endpoint, and
+    `expected` lists the tenants every answer must contain."""
     metrics = metrics or Metrics()
     replies = _Replies()
+    # The last (rows, expected keys) found complete: the cache hands out the same objects until it refreshes,
+    # so the check runs once per snapshot rather than once per request. References, not ids: holding them means
+    # a new snapshot can never be mistaken for a checked one.
+    checked: list[tuple[object, object]] = [(None, None)]
     app = FastAPI(title="tenancy ApplicationSet plugin generator", docs_url=None, redoc_url=None,
                   openapi_url=None)
+    # Starlette answers `/path/` with a redirect to `/path` built from the request's Host header: a caller
+    # could make the service point Argo (or a browser) anywhere. Unknown paths are plain 404s instead.
+    app.router.redirect_slashes = False
 
     def read_rows() -> list:
         try:
@@ -183,16 +276,35 @@ def create_app(registry: Registry, token: TokenFile, metrics: Optional[Metrics] 
             log.exception("registry read failed")
             raise RegistryUnavailable(f"registry read failed: {type(exc).__name__}") from exc
 
+    def complete_rows() -> list:
+        """Rows that may be answered with; Refused whenever an answer could lack a tenant that must be there."""
+        try:
+            rows = read_rows()
+        except RegistryUnavailable as exc:
+            raise Refused(exc.reason, f"tenant registry unavailable ({exc})") from None
+        try:
+            keys = expected.current()
+        except (OSError, ValueError) as exc:
+            raise Refused("expected_unreadable", f"expected tenants unreadable ({type(exc).__name__})") from None
+        last_rows, last_keys = checked[0]
+        if rows is not last_rows or keys is not last_keys:
+            try:
+                check_complete(rows, keys, allow_empty)
+            except Incomplete as exc:
+                raise Refused(exc.reason, str(exc)) from None
+            checked[0] = (rows, keys)
+        return rows
+
     def unauthorized(request: Request) -> Optional[JSONResponse]:
         scheme, _, presented = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             return _error(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
         try:
-            expected = token.current()
+            current = token.current()
         except (OSError, ValueError):
             log.error("plugin token file unreadable or empty; refusing every request")
             return _error(503, "service token not configured")
-        if not hmac.compare_digest(presented.strip().encode(), expected):
+        if not hmac.compare_digest(presented.strip().encode(), current):
             return _error(403, "invalid token")
         return None
 
@@ -201,18 +313,22 @@ def create_app(registry: Registry, token: TokenFile, metrics: Optional[Metrics] 
         refused = unauthorized(request)
         if refused is not None:
             return refused
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
+        raw = await read_capped(request, MAX_BODY_BYTES)
+        if raw is None:
             return _error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+        if json_depth_exceeds(raw, MAX_JSON_DEPTH):
+            return _error(400, f"request body nests deeper than {MAX_JSON_DEPTH} levels")
         try:
             appset, label_filter = parse_request(json.loads(raw))
         except (ValueError, UnicodeDecodeError) as exc:
             return _error(400, str(exc) if isinstance(exc, BadRequest) else "request body is not valid JSON")
         try:
-            rows = await run_in_threadpool(read_rows)
-        except RegistryUnavailable as exc:
-            log.warning("applicationset %s: %s", appset, exc)
-            return _error(503, f"tenant registry unavailable ({exc})")
+            rows = await run_in_threadpool(complete_rows)
+        except Refused as exc:
+            # Argo CD treats any non-2xx answer as "change nothing, retry later".
+            metrics.refusals.labels(exc.reason).inc()
+            log.warning("refused applicationset %s (%s): %s", appset, exc.reason, exc)
+            return _error(503, str(exc))
         encoded, count = replies.get(rows, label_filter)
         metrics.parameters.inc(count)
         return Response(encoded, media_type="application/json")
@@ -223,11 +339,11 @@ def create_app(registry: Registry, token: TokenFile, metrics: Optional[Metrics] 
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        # Through the cache: proves the table is readable with our credentials at no extra Keyspaces cost.
+        # The same checks as the plugin endpoint, through the cache: not ready exactly when it would refuse.
         try:
-            rows = await run_in_threadpool(read_rows)
-        except RegistryUnavailable as exc:
-            return _error(503, f"tenant registry unavailable ({exc})")
+            rows = await run_in_threadpool(complete_rows)
+        except Refused as exc:
+            return _error(503, str(exc))
         return JSONResponse({"status": "ready", "rows": len(rows)})
 
     @app.get("/metrics")
@@ -251,19 +367,24 @@ def build(config: Config, connect: Optional[Callable[[], Any]] = None) -> FastAP
 
     metrics = Metrics()
     if config.backend == "memory":
-        inner: Registry = MemoryRegistry.from_file(config.registry_file)
+        inner: Registry = MemoryRegistry(config.registry_file)
     else:
         inner = LazyKeyspacesRegistry(
             connect or (lambda: keyspaces_session(config.region, config.root_cert, config.username, config.password)),
             config.keyspace, config.table, config.fetch_size)
+    if config.expected_tenants_file is None:
+        raise ValueError("expected_tenants_file is required: without it an emptied table could not be told apart")
     cached = CachedRegistry(inner, config.cache_ttl_seconds, on_refresh=metrics.registry_rows.set)
-    return create_app(cached, TokenFile(config.token_file), metrics)
+    return create_app(cached, TokenFile(config.token_file), ExpectedTenants(config.expected_tenants_file),
+                      config.allow_empty, metrics)
 
 
 def main() -> None:
     import uvicorn
 
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), handlers=[handler])
     config = Config.from_env(os.environ)
     try:
         TokenFile(config.token_file).current()  # fail fast at start rather than refuse every request later

@@ -6,7 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional
 
 # The keys every parameter map carries; a tenant's own params are flattened beside them and never replace them.
-FIXED_KEYS = ("tenantId", "namespace", "cluster", "repoURL", "path", "labels", "params")
+FIXED_KEYS = ("tenantId", "namespace", "cluster", "repoURL", "path", "labels", "params", "autoSync")
+LIFECYCLES = ("active", "suspended", "offboarded")
+# Lifecycles whose Application exists: a suspended tenant keeps it (and everything it deployed), unsynced.
+GENERATED = ("active", "suspended")
+
+
+class UndecodableRow(ValueError):
+    """A registry row that cannot be read as a tenant; the message names the row and field, never its values."""
 
 
 @dataclass(frozen=True)
@@ -14,7 +21,7 @@ class TenantRow:
     """One row of the registry table (`tenant_configs`)."""
 
     tenant_id: str
-    enabled: bool
+    lifecycle: str
     namespace: str
     target_cluster: str
     repo_url: str
@@ -22,19 +29,44 @@ class TenantRow:
     labels: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def generated(self) -> bool:
+        return self.lifecycle in GENERATED
+
+    @property
+    def auto_sync(self) -> bool:
+        return self.lifecycle == "active"
+
     @classmethod
     def from_mapping(cls, row: Mapping[str, Any]) -> "TenantRow":
-        # Cassandra returns null for an empty map and for an unset boolean: an unset flag is not "enabled".
-        return cls(
-            tenant_id=row["tenant_id"],
-            enabled=bool(row.get("enabled")),
-            namespace=row.get("namespace") or "",
-            target_cluster=row.get("target_cluster") or "",
-            repo_url=row.get("repo_url") or "",
-            repo_path=row.get("repo_path") or ".",
-            labels=dict(row.get("labels") or {}),
-            params=dict(row.get("params") or {}),
-        )
+        """The row, or UndecodableRow: a row that cannot be read might be an active tenant, so it is never skipped."""
+        tenant_id = row.get("tenant_id")
+        if not isinstance(tenant_id, str) or not tenant_id:
+            raise UndecodableRow("a row has no tenant_id")
+        where = f"row {tenant_id!r}"
+        lifecycle = row.get("lifecycle")
+        if lifecycle is None:
+            # Rows written before the lifecycle column existed: only `enabled` says whether the tenant is active.
+            lifecycle = "active" if row.get("enabled") is True else "offboarded"
+        if lifecycle not in LIFECYCLES:
+            raise UndecodableRow(f"{where}: lifecycle is not one of {', '.join(LIFECYCLES)}")
+        # Cassandra returns null for an empty map: that is an empty map, not a fault.
+        maps = {}
+        for name in ("labels", "params"):
+            value = row.get(name) or {}
+            if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                         for k, v in value.items()):
+                raise UndecodableRow(f"{where}: {name} is not a map of text to text")
+            maps[name] = dict(value)
+        texts = {}
+        for name in ("namespace", "target_cluster", "repo_url", "repo_path"):
+            value = row.get(name)
+            if value is None and name == "repo_path":
+                value = "."
+            if lifecycle in GENERATED and (not isinstance(value, str) or not value):
+                raise UndecodableRow(f"{where}: {name} is empty")
+            texts[name] = value if isinstance(value, str) else ""
+        return cls(tenant_id=tenant_id, lifecycle=lifecycle, **texts, **maps)
 
 
 class BadRequest(ValueError):
@@ -81,6 +113,28 @@ def parse_request(body: Any) -> tuple[str, LabelFilter]:
     return name, LabelFilter(key, value)
 
 
+def json_depth_exceeds(raw: bytes, limit: int) -> bool:
+    """Whether a JSON text nests arrays/objects deeper than `limit` (strings skipped), before any parser recurses."""
+    depth, in_string, escaped = 0, False, False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
 def parameter_map(row: TenantRow) -> dict[str, Any]:
     """The parameters of one tenant: fixed keys, then each param flattened to the top level."""
     fixed = {
@@ -91,11 +145,39 @@ def parameter_map(row: TenantRow) -> dict[str, Any]:
         "path": row.repo_path,
         "labels": dict(row.labels),
         "params": dict(row.params),
+        # False for a suspended tenant: its Application stays, automated sync stops (ApplicationSet templatePatch).
+        "autoSync": row.auto_sync,
     }
     return {**{k: v for k, v in row.params.items() if k not in fixed}, **fixed}
 
 
+class Incomplete(Exception):
+    """The rows cannot be answered without dropping a tenant that must be generated."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+MAX_NAMED = 5  # missing tenants named in one refusal; the rest are counted
+
+
+def check_complete(rows: Iterable[TenantRow], expected: frozenset[str], allow_empty: bool) -> None:
+    """Incomplete unless every expected tenant has a generated row, and (unless allowed) at least one does.
+
+    Argo CD deletes every Application missing from a successful answer, so a table that is new, wrong, partly
+    read or emptied must produce no answer at all. `expected` is what tenancy published as generated tenants.
+    """
+    generated = {r.tenant_id for r in rows if r.generated}
+    missing = sorted(expected - generated)
+    if missing:
+        named = ", ".join(missing[:MAX_NAMED]) + (f" and {len(missing) - MAX_NAMED} more" if len(missing) > MAX_NAMED else "")
+        raise Incomplete("missing_tenant", f"{len(missing)} expected tenant(s) not generated by the registry: {named}")
+    if not generated and not allow_empty:
+        raise Incomplete("empty", "the registry generates no tenant and ALLOW_EMPTY is off")
+
+
 def generate(rows: Iterable[TenantRow], label_filter: LabelFilter) -> list[dict[str, Any]]:
-    """Parameter maps of the enabled rows that pass the filter, ordered by tenant id for stable output."""
-    chosen = (r for r in rows if r.enabled and label_filter.matches(r))
+    """Parameter maps of the generated rows that pass the filter, ordered by tenant id for stable output."""
+    chosen = (r for r in rows if r.generated and label_filter.matches(r))
     return [parameter_map(r) for r in sorted(chosen, key=lambda r: r.tenant_id)]

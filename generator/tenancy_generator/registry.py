@@ -10,14 +10,31 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
-from .params import TenantRow
+from .params import TenantRow, UndecodableRow
 
-COLUMNS = ("tenant_id", "enabled", "namespace", "target_cluster", "repo_url", "repo_path", "labels", "params")
+COLUMNS = ("tenant_id", "enabled", "lifecycle", "namespace", "target_cluster", "repo_url", "repo_path", "labels",
+           "params")
 _IDENTIFIER = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$")
 
 
 class RegistryUnavailable(RuntimeError):
     """The registry could not be read; the message names the cause without credentials or internals."""
+
+    reason = "registry_unavailable"
+
+
+class RegistryUndecodable(RegistryUnavailable):
+    """The registry was read but a row cannot be decoded; the read as a whole is refused."""
+
+    reason = "undecodable_row"
+
+
+def decode(rows: Any) -> list[TenantRow]:
+    """Every row decoded, or RegistryUndecodable naming the first that is not (a skipped row could be active)."""
+    try:
+        return [TenantRow.from_mapping(r) for r in rows]
+    except UndecodableRow as exc:
+        raise RegistryUndecodable(str(exc)) from None
 
 
 class Registry(Protocol):
@@ -25,17 +42,19 @@ class Registry(Protocol):
 
 
 class MemoryRegistry:
-    """Rows held in memory, e.g. loaded from a JSON list of row objects."""
+    """Rows from a JSON file (a list of row objects), re-read on every refresh as Keyspaces would be."""
 
-    def __init__(self, rows: list[TenantRow]):
-        self._rows = list(rows)
-
-    @classmethod
-    def from_file(cls, path: Path) -> "MemoryRegistry":
-        return cls([TenantRow.from_mapping(r) for r in json.loads(path.read_text())])
+    def __init__(self, path: Path):
+        self._path = path
 
     def rows(self) -> list[TenantRow]:
-        return list(self._rows)
+        try:
+            raw = json.loads(self._path.read_text())
+        except (OSError, ValueError) as exc:
+            raise RegistryUnavailable(f"registry file unreadable: {type(exc).__name__}") from None
+        if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
+            raise RegistryUndecodable("registry file is not a list of row objects")
+        return decode(raw)
 
 
 class KeyspacesRegistry:
@@ -64,10 +83,11 @@ class KeyspacesRegistry:
         statement = SimpleStatement(self._query, fetch_size=self._fetch_size,
                                     consistency_level=ConsistencyLevel.LOCAL_QUORUM)
         try:
-            # Iterating the result set fetches the following pages as it goes.
-            return [TenantRow.from_mapping(r) for r in self._session.execute(statement)]
-        except Exception as exc:  # the driver raises many unrelated types for one condition: unreachable
+            # Iterating the result set fetches the following pages as it goes; a page that fails fails the read.
+            raw = list(self._session.execute(statement))
+        except Exception as exc:  # the driver raises many unrelated types for one condition: unreadable
             raise RegistryUnavailable(f"registry read failed: {type(exc).__name__}") from exc
+        return decode(raw)
 
 
 def keyspaces_session(region: str, root_cert: Optional[str], username: Optional[str],
