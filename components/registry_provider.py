@@ -5,6 +5,8 @@ No Pulumi resource writes a Keyspaces row, so this provider speaks CQL itself: T
 consistency Keyspaces accepts), prepared statements only, so no catalogue value is ever parsed as CQL.
 Create and update are the same upsert (a CQL INSERT overwrites), so retries and re-runs are harmless.
 The session factory is injectable: tests pass a fake session, the engine uses `connect`.
+Optional props `endpoint`, `port` and `ca_file` point the same code at another CQL endpoint (the e2e suite's
+Cassandra); the stack never sets them, so `pulumi up` always dials Keyspaces and trusts the system CA bundle.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ COLUMN_TYPES = (("tenant_id", "text"), ("enabled", "boolean"), ("namespace", "te
 COLUMNS = tuple(name for name, _ in COLUMN_TYPES)
 PARTITION_KEY = "tenant_id"
 # Changing any of these moves the row to another table or key, so the old row must be removed.
-_REPLACING = ("tenant_id", "region", "keyspace", "table")
+_REPLACING = ("tenant_id", "region", "keyspace", "table", "endpoint", "port")
 _IDENTIFIER = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$")
 
 
@@ -54,10 +56,14 @@ class Target:
     username: Optional[str] = None
     # Kept out of repr so a logged or printed Target never shows it.
     password: Optional[str] = field(default=None, repr=False)
+    # Another CQL endpoint than the region's Keyspaces one, and a CA file to trust instead of the system bundle.
+    endpoint: Optional[str] = None
+    port: int = PORT
+    ca_file: Optional[str] = None
 
     @property
     def host(self) -> str:
-        return endpoint(self.region)
+        return self.endpoint or endpoint(self.region)
 
     def qualified_table(self) -> str:
         # Identifiers cannot be bound parameters, so they are checked here rather than trusted from props.
@@ -89,7 +95,7 @@ def connect(target: Target) -> Iterator[Any]:
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import DCAwareRoundRobinPolicy
 
-    context = ssl.create_default_context()
+    context = ssl.create_default_context(cafile=target.ca_file)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if target.auth == "sigv4":
         import boto3
@@ -101,7 +107,7 @@ def connect(target: Target) -> Iterator[Any]:
     profile = ExecutionProfile(load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=target.region),
                                consistency_level=ConsistencyLevel.LOCAL_QUORUM)
     cluster = Cluster(
-        [target.host], port=PORT, ssl_context=context, auth_provider=auth,
+        [target.host], port=target.port, ssl_context=context, auth_provider=auth,
         # Peers are advertised by IP; every Keyspaces node presents the regional endpoint's certificate.
         ssl_options={"server_hostname": target.host},
         execution_profiles={EXEC_PROFILE_DEFAULT: profile}, connect_timeout=CONNECT_TIMEOUT_SECONDS,
@@ -114,7 +120,8 @@ def connect(target: Target) -> Iterator[Any]:
 
 def _target(props: Mapping[str, Any]) -> Target:
     return Target(region=props["region"], keyspace=props["keyspace"], table=props["table"], auth=props["auth"],
-                  username=props.get("username"), password=props.get("password"))
+                  username=props.get("username"), password=props.get("password"), endpoint=props.get("endpoint"),
+                  port=int(props.get("port") or PORT), ca_file=props.get("ca_file"))
 
 
 def row_values(props: Mapping[str, Any]) -> list[Any]:
@@ -130,7 +137,7 @@ class RegistryProvider(dynamic.ResourceProvider):
 
     def _execute(self, target: Target, statements: list[tuple[str, list[Any]]]) -> None:
         factory = self._session_factory or connect
-        where = f"{target.keyspace}.{target.table} at {target.host}:{PORT}"
+        where = f"{target.keyspace}.{target.table} at {target.host}:{target.port}"
         try:
             with factory(target) as session:
                 for cql, values in statements:
@@ -140,7 +147,7 @@ class RegistryProvider(dynamic.ResourceProvider):
         except (NoHostAvailable, UnresolvableContactPoints, OperationTimedOut, AuthenticationFailed, OSError) as exc:
             raise RegistryUnavailable(
                 f"tenant registry unreachable: {where} ({type(exc).__name__}: {exc}). Check network access to "
-                f"port {PORT} and the {target.auth} credentials; nothing was written.") from None
+                f"port {target.port} and the {target.auth} credentials; nothing was written.") from None
         except DriverException as exc:
             raise RegistryError(f"tenant registry write to {where} failed: {type(exc).__name__}: {exc}") from None
 
