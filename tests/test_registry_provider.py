@@ -199,3 +199,18 @@ def test_provider_survives_the_engine_round_trip(keyspaces):
 def test_password_not_in_target_repr():
     target = registry_provider.Target("us-west-2", "tenant_ops", "tenant_configs", "service-specific", "svc", "pw-123")
     assert "pw-123" not in repr(target)
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_stack_records_dial_keyspaces(stack):
+    """The endpoint/port/CA props exist for the e2e suite only: every record a stack registers dials the region's
+    Keyspaces endpoint on 9142 and trusts the system CA bundle."""
+    from tests.conftest import sample
+
+    records = sample(stack).of_type("pulumi-python:dynamic:Resource")
+    assert records
+    for record in records:
+        assert not {"endpoint", "port", "ca_file"} & set(record["inputs"])
+        target = registry_provider._target(record["inputs"])  # noqa: SLF001 - how the provider reads its props
+        assert (target.host, target.port, target.ca_file) == (
+            f"cassandra.{record['inputs']['region']}.amazonaws.com", 9142, None)
