@@ -13,9 +13,12 @@ they do against Amazon Keyspaces (whose peers report the region as their data ce
 
 from __future__ import annotations
 
+import ctypes
 import datetime
-import os
+import logging
 import secrets
+import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -82,6 +85,12 @@ FAST_START = (
 
 class EngineMissing(RuntimeError):
     pass
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: a test run killed outright (no teardown) takes the JVM with it (Linux)."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def cassandra_home() -> Path:
@@ -219,6 +228,8 @@ class Cassandra:
 """)
 
     def command(self) -> list[str]:
+        if shutil.which("java") is None:
+            raise EngineMissing("Cassandra needs a JDK 17 `java` on PATH")
         lib = self.home / "lib"
         jamm = sorted(lib.glob("jamm-*.jar"))
         if not jamm:
@@ -238,7 +249,7 @@ class Cassandra:
         begin = time.monotonic()
         out = open(self.run / "stdout.log", "ab")
         self._process = subprocess.Popen(self.command(), cwd=self.run, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         out.close()
         try:
             self._wait_for_cql(begin + START_TIMEOUT_SECONDS)
@@ -293,6 +304,16 @@ class Cassandra:
 
     def _wait_for_cql(self, deadline: float) -> None:
         """Until a TLS + password login succeeds; on the first start also replace the default superuser."""
+        # The driver logs every refused connection while the node boots; a failing test's log should not drown.
+        driver_log = logging.getLogger("cassandra")
+        level = driver_log.level
+        driver_log.setLevel(logging.CRITICAL)
+        try:
+            self._login(deadline)
+        finally:
+            driver_log.setLevel(level)
+
+    def _login(self, deadline: float) -> None:
         from cassandra.cluster import NoHostAvailable
 
         first_start = not (self.run / ".roles").exists()
