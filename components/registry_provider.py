@@ -3,7 +3,8 @@
 No Pulumi resource writes a Keyspaces row, so this provider speaks CQL itself: TLS to
 `cassandra.<region>.amazonaws.com:9142`, SigV4 or service-specific credentials, LOCAL_QUORUM (the only write
 consistency Keyspaces accepts), prepared statements only, so no catalogue value is ever parsed as CQL.
-Create and update are the same upsert (a CQL INSERT overwrites), so retries and re-runs are harmless.
+Create and update are the same upsert (a CQL INSERT overwrites), so retries and re-runs are harmless. Read
+(`pulumi refresh`) selects the row by key, so a row edited or removed by hand shows as drift.
 The session factory is injectable: tests pass a fake session, the engine uses `connect`.
 Optional props `endpoint`, `port` and `ca_file` point the same code at another CQL endpoint (the e2e suite's
 Cassandra); the stack never sets them, so `pulumi up` always dials Keyspaces and trusts the system CA bundle.
@@ -81,6 +82,10 @@ def delete_cql(target: Target) -> str:
     return f"DELETE FROM {target.qualified_table()} WHERE {PARTITION_KEY} = ?"
 
 
+def select_cql(target: Target) -> str:
+    return f"SELECT {', '.join(COLUMNS)} FROM {target.qualified_table()} WHERE {PARTITION_KEY} = ?"
+
+
 def disable_cql(target: Target) -> str:
     return f"UPDATE {target.qualified_table()} SET enabled = ? WHERE {PARTITION_KEY} = ?"
 
@@ -135,21 +140,26 @@ class RegistryProvider(dynamic.ResourceProvider):
     def __init__(self, session_factory: Optional[SessionFactory] = None):
         self._session_factory = session_factory
 
-    def _execute(self, target: Target, statements: list[tuple[str, list[Any]]]) -> None:
+    def _execute(self, target: Target, statements: list[tuple[str, list[Any]]], reading: bool = False) -> list[Any]:
+        """Runs `statements` in order; the rows the last one returned."""
         factory = self._session_factory or connect
         where = f"{target.keyspace}.{target.table} at {target.host}:{target.port}"
+        rows: list[Any] = []
         try:
             with factory(target) as session:
                 for cql, values in statements:
                     prepared = session.prepare(cql)
                     prepared.consistency_level = ConsistencyLevel.LOCAL_QUORUM
-                    session.execute(prepared, values)
+                    rows = list(session.execute(prepared, values) or ())
         except (NoHostAvailable, UnresolvableContactPoints, OperationTimedOut, AuthenticationFailed, OSError) as exc:
             raise RegistryUnavailable(
                 f"tenant registry unreachable: {where} ({type(exc).__name__}: {exc}). Check network access to "
-                f"port {target.port} and the {target.auth} credentials; nothing was written.") from None
+                f"port {target.port} and the {target.auth} credentials; nothing was "
+                f"{'read' if reading else 'written'}.") from None
         except DriverException as exc:
-            raise RegistryError(f"tenant registry write to {where} failed: {type(exc).__name__}: {exc}") from None
+            raise RegistryError(f"tenant registry {'read from' if reading else 'write to'} {where} failed: "
+                                f"{type(exc).__name__}: {exc}") from None
+        return rows
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
         target = _target(props)
@@ -166,6 +176,19 @@ class RegistryProvider(dynamic.ResourceProvider):
         target = _target(news)
         self._execute(target, [(upsert_cql(target), row_values(news))])
         return dynamic.UpdateResult(outs=news)
+
+    def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
+        """`pulumi refresh`: the row as the table holds it, so a row edited or removed by hand shows as drift
+        and the next `pulumi up` writes it back."""
+        target = _target(props)
+        rows = self._execute(target, [(select_cql(target), [id_])], reading=True)
+        if not rows:
+            return dynamic.ReadResult(id_="", outs={})  # an empty id tells the engine the row is gone
+        stored = dict(zip(COLUMNS, rows[0]))
+        for column, cql_type in COLUMN_TYPES:
+            if cql_type.startswith("map<"):  # Cassandra returns null for an empty map
+                stored[column] = dict(stored[column] or {})
+        return dynamic.ReadResult(id_=id_, outs={**props, **stored})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         target = _target(props)

@@ -30,7 +30,7 @@ import httpx
 import pytest
 from google.protobuf import empty_pb2, struct_pb2
 
-from components.registry_provider import RegistryProvider
+from components.registry_provider import COLUMNS, RegistryProvider, _target, row_values, upsert_cql
 from tests.conftest import sample
 from tests.e2e.cassandra import Cassandra, cassandra, free_port  # noqa: F401 - `cassandra` is the fixture
 from tests.processes import stop
@@ -80,8 +80,8 @@ def test_table_ddl_follows_the_declaration():
 
 @pytest.fixture(scope="module")
 def table(cassandra: Cassandra) -> dict[str, Any]:
-    """The registry keyspace and table of the dev stack, created as declared; the test role may write rows and
-    the generator's role may only read them (as its IRSA policy allows only cassandra:Select)."""
+    """The registry keyspace and table of the dev stack, created as declared; the test role may write and read
+    rows, the generator's role may only read them (as its IRSA policy allows only cassandra:Select)."""
     declaration = declared("aws:keyspaces/table:Table")
     keyspace, name = declaration["keyspaceName"], declaration["tableName"]
     assert declared("aws:keyspaces/keyspace:Keyspace")["name"] == keyspace
@@ -91,7 +91,9 @@ def table(cassandra: Cassandra) -> dict[str, Any]:
         f"CREATE KEYSPACE \"{keyspace}\" WITH replication = "
         f"{{'class': 'NetworkTopologyStrategy', '{cassandra.datacenter}': 1}}",
         create_table_cql(declaration),
+        # `pulumi up` writes the rows, `pulumi refresh` reads them back.
         f'GRANT MODIFY ON TABLE "{keyspace}"."{name}" TO {cassandra.username}',
+        f'GRANT SELECT ON TABLE "{keyspace}"."{name}" TO {cassandra.username}',
         f"CREATE ROLE {READER} WITH LOGIN = true AND PASSWORD = '{reader_password}'",
         f'GRANT SELECT ON TABLE "{keyspace}"."{name}" TO {READER}')
     return {"keyspace": keyspace, "table": name, "reader_password": reader_password}
@@ -153,6 +155,12 @@ class ProviderPlugin:
                                                          news=self._struct(self._with_provider(news))), timeout=60)
         return self._plain(updated.properties)
 
+    def read(self, urn: str, id_: str, state: dict[str, Any], inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """A refresh: the engine sends the stored outputs and inputs; an empty id back means the row is gone."""
+        read = self.stub.Read(self.pb.ReadRequest(id=id_, urn=urn, properties=self._struct(state),
+                                                  inputs=self._struct(self._with_provider(inputs))), timeout=60)
+        return read.id, self._plain(read.properties)
+
     def delete(self, urn: str, id_: str, state: dict[str, Any]) -> None:
         result = self.stub.Delete(self.pb.DeleteRequest(id=id_, urn=urn, properties=self._struct(state)),
                                   timeout=60)
@@ -188,8 +196,8 @@ def pointed_at(cassandra: Cassandra, props: dict[str, Any]) -> dict[str, Any]:
 
 
 def expected_row(props: dict[str, Any]) -> dict[str, Any]:
-    return {k: props[k] for k in ("tenant_id", "enabled", "namespace", "target_cluster", "repo_url", "repo_path",
-                                  "labels", "params")}
+    """The row the provider's own upsert writes for `props`."""
+    return dict(zip(COLUMNS, row_values(props)))
 
 
 def test_provider_creates_updates_and_deletes_the_stacks_rows(cassandra, table, plugin):
@@ -212,6 +220,18 @@ def test_provider_creates_updates_and_deletes_the_stacks_rows(cassandra, table, 
     olds = plugin.update(urn, id_, olds, news)
     assert table_rows(cassandra, table)[id_] == expected_row(news)
 
+    # A refresh sees a row edited by hand, so the next update writes it back; and sees one removed by hand.
+    qualified = f'"{table["keyspace"]}"."{table["table"]}"'
+    cassandra.admin_execute(f"UPDATE {qualified} SET enabled = true, labels = {{}} WHERE tenant_id = '{id_}'")
+    read_id, refreshed = plugin.read(urn, id_, olds, news)
+    assert read_id == id_ and refreshed["enabled"] is True and refreshed["labels"] == {}
+    assert plugin.diff(urn, id_, refreshed, news).changes == plugin.pb.DiffResponse.DIFF_SOME
+    olds = plugin.update(urn, id_, refreshed, news)
+    assert table_rows(cassandra, table)[id_] == expected_row(news)
+    cassandra.admin_execute(f"DELETE FROM {qualified} WHERE tenant_id = '{id_}'")
+    assert plugin.read(urn, id_, olds, news)[0] == ""
+    olds = plugin.create(urn, pointed_at(cassandra, news))[1]
+
     # Moving a row to another key replaces it.
     moved = {**news, "tenant_id": f"{id_}-moved"}
     assert list(plugin.diff(urn, id_, olds, moved).replaces) == ["tenant_id"]
@@ -222,7 +242,8 @@ def test_provider_creates_updates_and_deletes_the_stacks_rows(cassandra, table, 
     plugin.delete(urn, id_, olds)
     rows = table_rows(cassandra, table)
     assert id_ not in rows
-    assert rows[disabled_id] == {**expected_row(disabled_state), "enabled": False}
+    kept = {k: v for k, v in expected_row(disabled_state).items() if k not in ("enabled", "lifecycle")}
+    assert rows[disabled_id]["enabled"] is False and kept.items() <= rows[disabled_id].items()
 
 
 def test_provider_refuses_an_untrusted_certificate_and_wrong_credentials(cassandra, table, plugin):
@@ -290,15 +311,15 @@ def generator(cassandra, table, tmp_path_factory) -> Iterator[str]:
 
 
 def filler_rows(cassandra: Cassandra, table: dict[str, Any]) -> list[str]:
+    """More enabled tenants, written with the provider's own statement and row values over one session."""
+    template = next(p for p in records().values() if p["enabled"])
     ids = [f"e2e-filler-{i:02d}" for i in range(FILLER)]
     with cassandra.session() as session:
-        insert = session.prepare(
-            f'INSERT INTO "{table["keyspace"]}"."{table["table"]}" (tenant_id, enabled, namespace, target_cluster, '
-            "repo_url, repo_path, labels, params) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        insert = session.prepare(upsert_cql(_target(template)))
         for i, tenant_id in enumerate(ids):
-            session.execute(insert, (tenant_id, True, f"wf-{tenant_id}", "https://kubernetes.default.svc",
-                                     f"https://github.com/calypr/{tenant_id}.git", "deploy",
-                                     {"tier": "filler", "parity": "even" if i % 2 == 0 else "odd"}, {"n": str(i)}))
+            session.execute(insert, row_values({
+                **template, "tenant_id": tenant_id, "namespace": f"wf-{tenant_id}",
+                "labels": {"tier": "filler", "parity": "even" if i % 2 == 0 else "odd"}, "params": {"n": str(i)}}))
     return ids
 
 
