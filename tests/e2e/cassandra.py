@@ -16,6 +16,8 @@ from __future__ import annotations
 import ctypes
 import datetime
 import logging
+import os
+import re
 import secrets
 import shutil
 import signal
@@ -33,6 +35,7 @@ from tests.processes import stop as stop_process
 
 PROJECT = Path(__file__).resolve().parents[2]
 ENGINES = PROJECT / ".engines"
+ENGINE_SCRIPT = PROJECT / "tools" / "engines" / "cassandra.sh"
 LISTEN = "127.0.0.1"
 # Clients dial a name and the certificate carries only that name, as Keyspaces' certificate carries only
 # `cassandra.<region>.amazonaws.com`: a client that checks the hostname against the resolved IP fails here too.
@@ -93,13 +96,22 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def cassandra_version() -> str:
+    """The version tools/engines/cassandra.sh fetches (its CASSANDRA_VERSION, or the default it pins)."""
+    if os.environ.get("CASSANDRA_VERSION"):
+        return os.environ["CASSANDRA_VERSION"]
+    pinned = re.search(r"^CASSANDRA_VERSION=\$\{CASSANDRA_VERSION:-([^}]+)\}", ENGINE_SCRIPT.read_text(), re.M)
+    assert pinned, f"{ENGINE_SCRIPT} no longer pins CASSANDRA_VERSION"
+    return pinned.group(1)
+
+
 def cassandra_home() -> Path:
-    """The newest `.engines/cassandra-<version>` that tools/engines/cassandra.sh completed."""
-    homes = sorted(p for p in ENGINES.glob("cassandra-*") if (p / ".complete").exists() and (p / "lib").is_dir())
-    if not homes:
-        raise EngineMissing(f"no Apache Cassandra jars under {ENGINES}/cassandra-*/lib: run `make engines` "
+    """`.engines/cassandra-<version>` as tools/engines/cassandra.sh completed it."""
+    home = ENGINES / f"cassandra-{cassandra_version()}"
+    if not (home / ".complete").exists():
+        raise EngineMissing(f"no Apache Cassandra jars in {home}/lib: run `make engines` "
                             "(tools/engines/cassandra.sh fetches them from Maven Central)")
-    return homes[-1]
+    return home
 
 
 def free_port() -> int:

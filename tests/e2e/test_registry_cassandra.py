@@ -2,7 +2,7 @@
 
 * The registry's dynamic provider runs the way `pulumi up` runs it: inside the `pulumi-python` provider plugin
   (`python -m pulumi.dynamic`, pulumi SDK `pulumi/dynamic/__main__.py`), driven over gRPC with the engine's
-  Configure/Check/Create/Diff/Update/Delete requests, the provider pickled by the SDK's own
+  Configure/Check/Create/Diff/Update/Read/Delete requests, the provider pickled by the SDK's own
   `serialize_provider`. The rows are the `RegistryRecord` inputs the dev stack registers (synth), and the table
   is created from the `schemaDefinition` the `aws.keyspaces.Table` resource declares.
 * The generator service runs as its image runs it (`python -m tenancy_generator`) and is asked exactly as Argo CD
