@@ -127,7 +127,12 @@ class ProviderPlugin:
     def _struct(props: dict[str, Any]) -> struct_pb2.Struct:
         from pulumi.runtime import rpc
 
-        return asyncio.run(rpc.serialize_properties(props, {}))
+        # A private loop, as the plugin itself uses: asyncio.run would unset the loop the Pulumi SDK (synth) uses.
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(rpc.serialize_properties(props, {}))
+        finally:
+            loop.close()
 
     @staticmethod
     def _plain(struct: struct_pb2.Struct) -> dict[str, Any]:
