@@ -216,7 +216,7 @@ def test_provider_creates_updates_and_deletes_the_stacks_rows(cassandra, table, 
     assert rows == {p["tenant_id"]: expected_row(p) for p in stack_records.values()}
     assert {id_ for id_, _ in state.values()} == set(rows)
 
-    # A label edit in the catalogue: an in-place update of the same row.
+    # A catalogue edit (labels, params, suspension): an in-place update of the same row.
     urn, (id_, olds) = next(iter(state.items()))
     news = {**olds, "labels": {**olds["labels"], "tier": "e2e"}, "params": {}, "enabled": False}
     news.pop("__provider")
@@ -247,8 +247,9 @@ def test_provider_creates_updates_and_deletes_the_stacks_rows(cassandra, table, 
     plugin.delete(urn, id_, olds)
     rows = table_rows(cassandra, table)
     assert id_ not in rows
-    kept = {k: v for k, v in expected_row(disabled_state).items() if k not in ("enabled", "lifecycle")}
-    assert rows[disabled_id]["enabled"] is False and kept.items() <= rows[disabled_id].items()
+    untouched = ("namespace", "target_cluster", "repo_url", "repo_path", "labels", "params")
+    assert rows[disabled_id]["enabled"] is False
+    assert {k: rows[disabled_id][k] for k in untouched} == {k: expected_row(disabled_state)[k] for k in untouched}
 
 
 def test_provider_refuses_an_untrusted_certificate_and_wrong_credentials(cassandra, table, plugin):
@@ -328,8 +329,10 @@ def filler_rows(cassandra: Cassandra, table: dict[str, Any]) -> list[str]:
     return ids
 
 
-def test_generator_serves_every_enabled_row_across_pages(cassandra, table, generator):
+def test_generator_serves_every_enabled_row_across_pages(cassandra, table, plugin, generator):
     """Argo CD's request for the rendered ApplicationSet gets one parameter map per enabled row, all pages read."""
+    for urn, props in records().items():  # the rows the stack publishes, whatever earlier tests did to them
+        plugin.create(urn, pointed_at(cassandra, props))
     filler = filler_rows(cassandra, table)
     rows = table_rows(cassandra, table)
     assert len(rows) > 4 * FETCH_SIZE
