@@ -34,7 +34,8 @@ cat >"$work/pom.xml" <<POM
   </dependencies>
 </project>
 POM
-mvn -q -B -f "$work/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$work/lib"
+# The plugin is pinned so the closure resolves the same way whatever Maven the machine has.
+mvn -q -B -f "$work/pom.xml" org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$work/lib"
 test -f "$work/lib/cassandra-all-$CASSANDRA_VERSION.jar"
 ls "$work"/lib/jamm-*.jar >/dev/null   # the -javaagent the daemon needs to measure memtables
 rm -rf "$dest"
