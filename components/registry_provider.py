@@ -3,8 +3,11 @@
 No Pulumi resource writes a Keyspaces row, so this provider speaks CQL itself: TLS to
 `cassandra.<region>.amazonaws.com:9142`, SigV4 or service-specific credentials, LOCAL_QUORUM (the only write
 consistency Keyspaces accepts), prepared statements only, so no catalogue value is ever parsed as CQL.
-Create and update are the same upsert (a CQL INSERT overwrites), so retries and re-runs are harmless.
+Create and update are the same upsert (a CQL INSERT overwrites), so retries and re-runs are harmless. Read
+(`pulumi refresh`) selects the row by key, so a row edited or removed by hand shows as drift.
 The session factory is injectable: tests pass a fake session, the engine uses `connect`.
+Optional props `endpoint`, `port` and `ca_file` point the same code at another CQL endpoint (the e2e suite's
+Cassandra); the stack never sets them, so `pulumi up` always dials Keyspaces and trusts the system CA bundle.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ COLUMN_TYPES = (("tenant_id", "text"), ("enabled", "boolean"), ("namespace", "te
 COLUMNS = tuple(name for name, _ in COLUMN_TYPES)
 PARTITION_KEY = "tenant_id"
 # Changing any of these moves the row to another table or key, so the old row must be removed.
-_REPLACING = ("tenant_id", "region", "keyspace", "table")
+_REPLACING = ("tenant_id", "region", "keyspace", "table", "endpoint", "port")
 # Inputs that steer the provider but are not part of the row.
 _NOT_ROW = {"__provider", "migrate_from"}
 _IDENTIFIER = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$")
@@ -59,10 +62,14 @@ class Target:
     username: Optional[str] = None
     # Kept out of repr so a logged or printed Target never shows it.
     password: Optional[str] = field(default=None, repr=False)
+    # Another CQL endpoint than the region's Keyspaces one, and a CA file to trust instead of the system bundle.
+    endpoint: Optional[str] = None
+    port: int = PORT
+    ca_file: Optional[str] = None
 
     @property
     def host(self) -> str:
-        return endpoint(self.region)
+        return self.endpoint or endpoint(self.region)
 
     def qualified_table(self) -> str:
         # Identifiers cannot be bound parameters, so they are checked here rather than trusted from props.
@@ -80,6 +87,10 @@ def delete_cql(target: Target) -> str:
     return f"DELETE FROM {target.qualified_table()} WHERE {PARTITION_KEY} = ?"
 
 
+def select_cql(target: Target) -> str:
+    return f"SELECT {', '.join(COLUMNS)} FROM {target.qualified_table()} WHERE {PARTITION_KEY} = ?"
+
+
 def disable_cql(target: Target) -> str:
     """Marks a row offboarded: the generator stops generating its Application (whose resources Argo keeps)."""
     return f"UPDATE {target.qualified_table()} SET enabled = ?, lifecycle = ? WHERE {PARTITION_KEY} = ?"
@@ -95,7 +106,7 @@ def connect(target: Target) -> Iterator[Any]:
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import DCAwareRoundRobinPolicy
 
-    context = ssl.create_default_context()
+    context = ssl.create_default_context(cafile=target.ca_file)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if target.auth == "sigv4":
         import boto3
@@ -107,7 +118,7 @@ def connect(target: Target) -> Iterator[Any]:
     profile = ExecutionProfile(load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=target.region),
                                consistency_level=ConsistencyLevel.LOCAL_QUORUM)
     cluster = Cluster(
-        [target.host], port=PORT, ssl_context=context, auth_provider=auth,
+        [target.host], port=target.port, ssl_context=context, auth_provider=auth,
         # Peers are advertised by IP; every Keyspaces node presents the regional endpoint's certificate.
         ssl_options={"server_hostname": target.host},
         execution_profiles={EXEC_PROFILE_DEFAULT: profile}, connect_timeout=CONNECT_TIMEOUT_SECONDS,
@@ -120,7 +131,8 @@ def connect(target: Target) -> Iterator[Any]:
 
 def _target(props: Mapping[str, Any]) -> Target:
     return Target(region=props["region"], keyspace=props["keyspace"], table=props["table"], auth=props["auth"],
-                  username=props.get("username"), password=props.get("password"))
+                  username=props.get("username"), password=props.get("password"), endpoint=props.get("endpoint"),
+                  port=int(props.get("port") or PORT), ca_file=props.get("ca_file"))
 
 
 def row_values(props: Mapping[str, Any]) -> list[Any]:
@@ -135,21 +147,26 @@ class RegistryProvider(dynamic.ResourceProvider):
     def __init__(self, session_factory: Optional[SessionFactory] = None):
         self._session_factory = session_factory
 
-    def _execute(self, target: Target, statements: list[tuple[str, list[Any]]]) -> None:
+    def _execute(self, target: Target, statements: list[tuple[str, list[Any]]], reading: bool = False) -> list[Any]:
+        """Runs `statements` in order; the rows the last one returned."""
         factory = self._session_factory or connect
-        where = f"{target.keyspace}.{target.table} at {target.host}:{PORT}"
+        where = f"{target.keyspace}.{target.table} at {target.host}:{target.port}"
+        rows: list[Any] = []
         try:
             with factory(target) as session:
                 for cql, values in statements:
                     prepared = session.prepare(cql)
                     prepared.consistency_level = ConsistencyLevel.LOCAL_QUORUM
-                    session.execute(prepared, values)
+                    rows = list(session.execute(prepared, values) or ())
         except (NoHostAvailable, UnresolvableContactPoints, OperationTimedOut, AuthenticationFailed, OSError) as exc:
             raise RegistryUnavailable(
                 f"tenant registry unreachable: {where} ({type(exc).__name__}: {exc}). Check network access to "
-                f"port {PORT} and the {target.auth} credentials; nothing was written.") from None
+                f"port {target.port} and the {target.auth} credentials; nothing was "
+                f"{'read' if reading else 'written'}.") from None
         except DriverException as exc:
-            raise RegistryError(f"tenant registry write to {where} failed: {type(exc).__name__}: {exc}") from None
+            raise RegistryError(f"tenant registry {'read from' if reading else 'write to'} {where} failed: "
+                                f"{type(exc).__name__}: {exc}") from None
+        return rows
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
         """Refuses to move a row to another keyspace or table unless `migrate_from` names where it lives now.
@@ -181,6 +198,19 @@ class RegistryProvider(dynamic.ResourceProvider):
         target = _target(news)
         self._execute(target, [(upsert_cql(target), row_values(news))])
         return dynamic.UpdateResult(outs=news)
+
+    def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
+        """`pulumi refresh`: the row as the table holds it, so a row edited or removed by hand shows as drift
+        and the next `pulumi up` writes it back."""
+        target = _target(props)
+        rows = self._execute(target, [(select_cql(target), [id_])], reading=True)
+        if not rows:
+            return dynamic.ReadResult(id_="", outs={})  # an empty id tells the engine the row is gone
+        stored = dict(zip(COLUMNS, rows[0]))
+        for column, cql_type in COLUMN_TYPES:
+            if cql_type.startswith("map<"):  # Cassandra returns null for an empty map
+                stored[column] = dict(stored[column] or {})
+        return dynamic.ReadResult(id_=id_, outs={**props, **stored})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         target = _target(props)

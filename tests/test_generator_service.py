@@ -651,3 +651,28 @@ def test_no_redirect_echoes_the_host_header(live):
         assert not 300 <= reply.status_code < 400, (path, reply.status_code)
         assert "location" not in reply.headers
         assert "evil.example" not in reply.text
+
+
+@pytest.mark.parametrize("endpoint, port, host", [(None, 9142, "cassandra.eu-west-1.amazonaws.com"),
+                                                  ("cql.example.internal", 19142, "cql.example.internal")])
+def test_keyspaces_session_verifies_the_endpoint_name(monkeypatch, endpoint, port, host):
+    """The driver dials resolved IPs; the TLS name checked must be the endpoint's, which Keyspaces' certificate
+    names (the e2e suite shows the failure against a certificate that names only the host)."""
+    import cassandra.cluster
+
+    from tenancy_generator.registry import keyspaces_session
+
+    seen = {}
+
+    class Recorder:
+        def __init__(self, contact_points, **kwargs):
+            seen.update(kwargs, contact_points=contact_points)
+
+        def connect(self):
+            return "session"
+
+    monkeypatch.setattr(cassandra.cluster, "Cluster", Recorder)
+    assert keyspaces_session("eu-west-1", None, "svc", "pw", endpoint, port) == "session"
+    assert seen["contact_points"] == [host] and seen["port"] == port
+    assert seen["ssl_options"] == {"server_hostname": host}
+    assert seen["ssl_context"].check_hostname is True

@@ -57,6 +57,9 @@ class Config:
     registry_file: Optional[Path] = None
     region: Optional[str] = None
     root_cert: Optional[str] = None
+    # Another CQL endpoint than the region's Keyspaces one (tests against Cassandra); unset in the cluster.
+    endpoint: Optional[str] = None
+    endpoint_port: int = 9142
     username: Optional[str] = None
     password: Optional[str] = None
     keyspace: str = "tenant_ops"
@@ -84,6 +87,8 @@ class Config:
             registry_file=Path(need("REGISTRY_FILE")) if backend == "memory" else None,
             region=need("AWS_REGION") if backend == "keyspaces" else env.get("AWS_REGION"),
             root_cert=env.get("KEYSPACES_ROOT_CERT") or None,
+            endpoint=env.get("KEYSPACES_ENDPOINT") or None,
+            endpoint_port=int(env.get("KEYSPACES_PORT", "9142")),
             username=env.get("KEYSPACES_USERNAME") or None,
             password=env.get("KEYSPACES_PASSWORD") or None,
             keyspace=env.get("KEYSPACE", "tenant_ops"),
@@ -370,7 +375,8 @@ def build(config: Config, connect: Optional[Callable[[], Any]] = None) -> FastAP
         inner: Registry = MemoryRegistry(config.registry_file)
     else:
         inner = LazyKeyspacesRegistry(
-            connect or (lambda: keyspaces_session(config.region, config.root_cert, config.username, config.password)),
+            connect or (lambda: keyspaces_session(config.region, config.root_cert, config.username, config.password,
+                                                  config.endpoint, config.endpoint_port)),
             config.keyspace, config.table, config.fetch_size)
     if config.expected_tenants_file is None:
         raise ValueError("expected_tenants_file is required: without it an emptied table could not be told apart")

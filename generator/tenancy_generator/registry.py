@@ -91,8 +91,8 @@ class KeyspacesRegistry:
 
 
 def keyspaces_session(region: str, root_cert: Optional[str], username: Optional[str],
-                     password: Optional[str]) -> Any:
-    """A driver session to Amazon Keyspaces in `region` over TLS (port 9142).
+                     password: Optional[str], endpoint: Optional[str] = None, port: int = 9142) -> Any:
+    """A driver session to Amazon Keyspaces in `region` over TLS (port 9142), or to `endpoint`:`port`.
 
     Service-specific credentials when a username is given, otherwise SigV4 with the default AWS credential
     chain (IRSA web identity in the cluster).
@@ -111,18 +111,20 @@ def keyspaces_session(region: str, root_cert: Optional[str], username: Optional[
         from cassandra_sigv4.auth import SigV4AuthProvider
 
         auth = SigV4AuthProvider(boto3.Session(region_name=region))
-    host = f"cassandra.{region}.amazonaws.com"
+    host = endpoint or f"cassandra.{region}.amazonaws.com"
     cluster = None
     try:
         # The constructor already resolves the contact point, so a DNS failure surfaces here.
-        cluster = Cluster([host], port=9142, ssl_context=context, auth_provider=auth,
-                          load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=region),
+        # The driver dials the resolved IP and would check the certificate against it; Keyspaces' certificate
+        # names only the endpoint, so the name to verify is given explicitly (as the registry provider does).
+        cluster = Cluster([host], port=port, ssl_context=context, ssl_options={"server_hostname": host},
+                          auth_provider=auth, load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=region),
                           protocol_version=4, connect_timeout=10)
         return cluster.connect()
     except Exception as exc:
         if cluster is not None:
             cluster.shutdown()
-        raise RegistryUnavailable(f"cannot connect to {host}:9142: {type(exc).__name__}") from exc
+        raise RegistryUnavailable(f"cannot connect to {host}:{port}: {type(exc).__name__}") from exc
 
 
 class LazyKeyspacesRegistry:
