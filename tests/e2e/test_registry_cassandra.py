@@ -30,6 +30,7 @@ import httpx
 import pytest
 from google.protobuf import empty_pb2, struct_pb2
 
+from components.naming import GENERATOR_EXPECTED_KEY
 from components.registry_provider import COLUMNS, RegistryProvider, _target, row_values, upsert_cql
 from tests.conftest import sample
 from tests.e2e.cassandra import Cassandra, cassandra, free_port  # noqa: F401 - `cassandra` is the fixture
@@ -288,8 +289,14 @@ def generator(cassandra, table, tmp_path_factory) -> Iterator[str]:
     """The generator process reading the registry table as its own read-only role; yields its base URL."""
     token_file = tmp_path_factory.mktemp("generator") / "token"
     token_file.write_text(TOKEN + "\n")
+    # The tenants the stack tells the generator every answer must hold, as its pod mounts them.
+    (expected,) = [m for _, m in sample(STACK).manifests()
+                   if m["kind"] == "ConfigMap" and GENERATOR_EXPECTED_KEY in m.get("data", {})]
+    expected_file = token_file.parent / GENERATOR_EXPECTED_KEY
+    expected_file.write_text(expected["data"][GENERATOR_EXPECTED_KEY])
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(PROJECT / "generator"), "PLUGIN_TOKEN_FILE": str(token_file),
+           "EXPECTED_TENANTS_FILE": str(expected_file),
            "HOST": "127.0.0.1", "PORT": str(port), "AWS_REGION": cassandra.datacenter,
            "KEYSPACES_ENDPOINT": cassandra.host, "KEYSPACES_PORT": str(cassandra.port),
            "KEYSPACES_ROOT_CERT": str(cassandra.ca_file), "KEYSPACES_USERNAME": READER,
