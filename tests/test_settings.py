@@ -29,7 +29,8 @@ def test_minimal_config_gets_defaults():
 
 
 def test_misspelt_key_is_an_error_not_a_silent_default():
-    assert messages({**BASE, "tenancy:protecData": "true"}) == ["Pulumi.dev.yaml: tenancy:protecData: unknown config key"]
+    assert messages({**BASE, "tenancy:protecData": "true"}) == [
+        "Pulumi.dev.yaml: tenancy:protecData: unknown config key; did you mean 'tenancy:protectData'?"]
 
 
 def test_nested_problems_carry_the_path():
@@ -61,7 +62,7 @@ def test_vault_ca_cert_file_must_exist_and_be_a_certificate(tmp_path):
     with pytest.raises(InvalidInput, match="tenancy:vault.kubernetesAuth.caCertFile: cannot read 'ca.pem'"):
         settings.read_vault_ca_cert(tmp_path, stack)
     (tmp_path / "ca.pem").write_text("not a certificate")
-    with pytest.raises(InvalidInput, match="'ca.pem' is not a PEM certificate"):
+    with pytest.raises(InvalidInput, match="'ca.pem' must hold PEM CERTIFICATE blocks and nothing else"):
         settings.read_vault_ca_cert(tmp_path, stack)
     (tmp_path / "ca.pem").write_text((PROJECT / "certs" / "compliance-notation.pem").read_text())
     assert settings.read_vault_ca_cert(tmp_path, stack).startswith("-----BEGIN CERTIFICATE-----")
