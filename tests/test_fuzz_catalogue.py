@@ -432,3 +432,23 @@ def test_a_crash_class_through_the_real_process(project):
                          timeout=120)
     assert run.returncode == 1 and "Traceback" not in run.stderr + run.stdout
     assert PROBLEM_LINE.match(run.stderr.splitlines()[0]), run.stderr
+
+
+def test_quantities_at_the_edge_of_what_validation_accepts_synthesise(tmp_path):
+    """The largest and finest quantities that pass validation render, scaled by dev's quotaScale 0.5, into objects."""
+    from tests.conftest import render
+
+    result = render("dev", """
+        tenants:
+          - name: edge
+            team: edge
+            repo: {url: https://github.com/x/edge.git}
+            quota: {requests.cpu: "9223372036854775807", limits.memory: 8191Pi, requests.storage: 1e-9,
+                    pods: "9223372036854775807", count/jobs.batch: 1e18}
+            limits: {max: {memory: 8191Pi, cpu: 1n}, default: {cpu: 1n, memory: 1n}, defaultRequest: {cpu: 1n}}
+        """, tmp_path)
+    objects = {doc["kind"]: doc for _, doc in result.manifests() if doc["kind"] in ("ResourceQuota", "LimitRange")}
+    hard = objects["ResourceQuota"]["spec"]["hard"]
+    assert (hard["requests.cpu"], hard["limits.memory"], hard["requests.storage"], hard["pods"]) == (
+        "4611686018427387903500m", "4096Pi", "1m", "9223372036854775807")
+    assert objects["LimitRange"]["spec"]["limits"][0]["max"] == {"memory": "8191Pi", "cpu": "1n"}
