@@ -424,6 +424,17 @@ def test_a_device_as_the_catalogue_is_refused(project):
     assert code == 1 and "not a regular file" in err, err
 
 
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_stack_file_that_is_not_a_file_is_refused(kind, project):
+    special = project / "Pulumi.odd.yaml"
+    special.mkdir() if kind == "directory" else os.mkfifo(special)
+    try:
+        code, _, err = run_cli(["--project", str(project), "validate", "--stack", "odd"])
+    finally:
+        special.rmdir() if kind == "directory" else special.unlink()
+    assert code == 1 and err.startswith(f"Pulumi.odd.yaml: is a {kind.replace('fifo', 'FIFO')}, not a regular file"), err
+
+
 def test_a_crash_class_through_the_real_process(project):
     """One sample through a separate interpreter: exit status 1, problem lines, no traceback anywhere."""
     (project / "deep.yaml").write_bytes(SEEDED["deep nesting"]["tenants.yaml"])
