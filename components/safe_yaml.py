@@ -148,17 +148,14 @@ def decode(data: bytes) -> str:
     for bom, name in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
                       (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")):
         if data.startswith(bom):
-            return _raise(f"is encoded as {name}; save it as UTF-8")
+            raise YamlRefused([("", f"is encoded as {name}; save it as UTF-8")])
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        return _raise(f"line {line}, column {column}: byte 0x{data[exc.start]:02x} is not UTF-8; save the file as UTF-8")
-
-
-def _raise(why: str) -> Any:
-    raise YamlRefused([("", why)])
+        raise YamlRefused([("", f"line {line}, column {column}: byte 0x{data[exc.start]:02x} is not UTF-8; "
+                                "save the file as UTF-8")]) from None
 
 
 # --- checking the document before constructing it ---------------------------------------------------------
@@ -286,13 +283,11 @@ def _ambiguity(value: str) -> str:
 
 
 def _bad_key(key: Node) -> str:
-    if isinstance(key, ScalarNode):
-        kind = _SHORT.get(key.tag.removeprefix(_TAG), "not text")
-        if key.tag == _AMBIGUOUS:
-            kind = _SHORT.get(yaml.resolver.Resolver().resolve(ScalarNode, key.value, (True, False))
-                              .removeprefix(_TAG), "not text")
-        return f"the key {_show(key.value)} is read as {kind}; keys must be text, so quote it"
-    return "a key must be text, not a list or mapping"
+    if not isinstance(key, ScalarNode):
+        return "a key must be text, not a list or mapping"
+    tag = yaml.resolver.Resolver().resolve(ScalarNode, key.value, (True, False)) if key.tag == _AMBIGUOUS else key.tag
+    kind = _SHORT.get(tag.removeprefix(_TAG), f"the tag {tag.replace(_TAG, '!!')}")
+    return f"the key {_show(key.value)} is read as {kind}; keys must be text, so quote it"
 
 
 def loads(text: Union[str, bytes]) -> Any:
@@ -321,7 +316,7 @@ def loads(text: Union[str, bytes]) -> Any:
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
-        raise _refuse_at(exc.problem_mark, f"not valid YAML: {exc.problem}") from None
+        raise _refuse_at(exc.problem_mark, f"not valid YAML: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise YamlRefused([("", f"not valid YAML: {exc}".replace("\n", " "))]) from None
 
