@@ -292,12 +292,10 @@ def _bad_key(key: Node) -> str:
 
 def loads(text: Union[str, bytes]) -> Any:
     """The value of one YAML document; YamlRefused listing every problem, each with its line and column."""
-    if isinstance(text, bytes):
-        if len(text) > MAX_BYTES:
-            raise YamlRefused([("", f"file is larger than {MAX_BYTES // 1024} KiB")])
-        text = decode(text)
-    elif len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+    data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    if len(data) > MAX_BYTES:
         raise YamlRefused([("", f"file is larger than {MAX_BYTES // 1024} KiB")])
+    text = decode(data)  # text with lone surrogates is refused here like undecodable bytes
     try:
         _check_events(text)
         loader = _Loader(text)

@@ -425,3 +425,10 @@ def test_cli_lists_the_stacks_when_stack_names_none(capsys):
         "Pulumi.qa.yaml: no stack 'qa'; the stacks of this project are dev, prod, staging")
     assert cli.main(["validate", "--stack", "Prod"]) == 1
     assert "did you mean 'prod'?" in capsys.readouterr().err
+
+
+def test_a_problem_stays_one_line_when_the_input_holds_line_breaks(tmp_path):
+    # Found by the fuzzer: a key holding U+2028 split one problem over two lines of output.
+    [line] = problems(with_tenant(**{'"col\\u2028our\\tx"': "blue"}), tmp_path)
+    assert line.startswith("tenants.yaml: tenants[2] (name=gamma).col\\u2028our\\tx: unknown field")
+    assert len(line.splitlines()) == 1
