@@ -578,7 +578,7 @@ def _structure_problems(source: str, raw: Any, stacks: tuple[str, ...]) -> list[
     if raw is None:
         return [Problem(source, "", "the file is empty; expected a mapping with a `tenants` list")]
     if not isinstance(raw, dict):
-        return [Problem(source, "", f"expected a mapping with `defaults` and `tenants`, got {type(raw).__name__}")]
+        return [Problem(source, "", f"expected a mapping with `defaults` and `tenants`, got {describe(raw)}")]
     problems = [Problem(source, str(key), "unknown field" + did_you_mean(key, _TOP_LEVEL_KEYS))
                 for key in raw if key not in _TOP_LEVEL_KEYS]
     defaults = raw.get("defaults", {})
@@ -598,7 +598,7 @@ def _structure_problems(source: str, raw: Any, stacks: tuple[str, ...]) -> list[
         problems.append(Problem(source, "tenants", "missing; expected a list of tenants"))
         return problems
     if not isinstance(tenants, list):
-        problems.append(Problem(source, "tenants", f"must be a list of tenants, got {type(tenants).__name__}"))
+        problems.append(Problem(source, "tenants", f"must be a list of tenants, got {describe(tenants)}"))
         return problems
     by_name: dict[str, tuple[int, str]] = {}
     for index, entry in enumerate(tenants):
