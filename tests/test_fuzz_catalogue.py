@@ -360,6 +360,8 @@ SEEDED = {
     "integer top-level key": {"tenants.yaml": b"1: x\ntenants: []\n"},
     "date value": {"tenants.yaml": _tenant("params: {since: 2024-01-01}")},
     "stack file not a mapping": {"Pulumi.dev.yaml": b"- config\n"},
+    "deeply nested JSON in a stack value": {"Pulumi.dev.yaml": (SAMPLE_STACK + "  tenancy:minicluster: '"
+                                                                + "[" * 5000 + "]" * 5000 + "'\n").encode()},
     "config not a mapping": {"Pulumi.dev.yaml": b"config: [1, 2]\n"},
     "empty stack file": {"Pulumi.dev.yaml": b""},
     "certificateFile with a NUL byte": {"tenants.yaml": _tenant(
