@@ -243,9 +243,6 @@ def from_config(config: Mapping[str, Any], *, stack: str, secret_keys: frozenset
     data: dict[str, Any] = {"stack": stack, "secretKeys": secret_keys}
     problems: list[Problem] = []
     for key, value in config.items():
-        if not isinstance(key, str):
-            problems.append(Problem(source, str(key), "config keys must be text"))
-            continue
         if key in _FOREIGN_KEYS:
             data[_FOREIGN_KEYS[key]] = value
             continue
