@@ -400,7 +400,7 @@ class ArgoCdGenerator(pulumi.ComponentResource):
         role = aws.iam.Role(f"{name}-role", name=naming.generator_iam_role(settings.org, settings.environment),
                             assume_role_policy=json.dumps(trust), opts=opts)
         policy = aws.iam.Policy(
-            f"{name}-registry-read", name=f"{naming.generator_iam_role(settings.org, settings.environment)}-read",
+            f"{name}-registry-read", name=naming.generator_iam_policy(settings.org, settings.environment),
             policy=args.registry_table_arn.apply(lambda arn: json.dumps(iam_policies.registry_read_policy(arn))),
             opts=opts)
         aws.iam.RolePolicyAttachment(f"{name}-registry-read", role=role.name, policy_arn=policy.arn, opts=opts)

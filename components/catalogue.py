@@ -16,8 +16,8 @@ from typing import Any, Iterable, Literal, Mapping, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from . import naming, notation, quantity, safe_yaml
-from .problems import InvalidInput, Problem, join_path
+from . import certificates, naming, notation, quantity, safe_yaml
+from .problems import InvalidInput, Problem, describe, did_you_mean, join_path, pydantic_message
 from .settings import AWS_REGIONS, StackSettings, check_cidrs
 
 
@@ -51,6 +51,14 @@ def _quantities_as_text(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for k, v in value.items()}
     return value
+
+
+def _amount(key: str, item: Any) -> Any:
+    """The quantity `item` of `key`; the error names the key, since a quota or limit map holds many."""
+    try:
+        return quantity.parse(str(item))
+    except ValueError as exc:
+        raise ValueError(f"{key}: {exc}") from None
 
 
 def _check_labels(value: dict[str, str]) -> dict[str, str]:
@@ -131,7 +139,7 @@ class Limits(_Model):
         for key, item in value.items():
             if key not in ("cpu", "memory", "ephemeral-storage"):
                 raise ValueError(f"{key!r}: only cpu, memory and ephemeral-storage are limited per container")
-            if quantity.parse(str(item)) < 0:
+            if _amount(key, item) < 0:
                 raise ValueError(f"{key}: {item!r} is negative")
         return {k: str(v) for k, v in value.items()}
 
@@ -325,7 +333,7 @@ class TenantSpec(_Model):
         for key, item in value.items():
             if not (is_object_count(key) or _COMPUTE_QUOTA_KEY.match(key)):
                 raise ValueError(f"{key!r} is not a ResourceQuota resource name")
-            amount = quantity.parse(str(item))
+            amount = _amount(key, item)
             if amount < 0:
                 raise ValueError(f"{key}: {item!r} is negative")
             if is_object_count(key) and amount != amount.to_integral_value():
@@ -350,6 +358,19 @@ class TenantSpec(_Model):
 
 
 _TOP_LEVEL_KEYS = ("defaults", "tenants")
+# Fields that act only together with another value. Set where they cannot act, they would read as if they worked
+# (artifacts that never expire, a certificate nothing verifies with), so a tenant setting one there is refused.
+# Values in `defaults` are exempt: they are there for the tenants that do use them.
+_ACTS_ONLY: tuple[tuple[tuple[str, str], Any, str], ...] = (
+    (("artifacts", "expireAfterDays"), lambda s: s.artifacts.storage_class == "temporary",
+     "only storageClass `temporary` expires artifacts"),
+    (("artifacts", "archiveAfterDays"), lambda s: s.artifacts.storage_class == "archive",
+     "only storageClass `archive` moves artifacts to Glacier"),
+    *((("minicluster", f), lambda s: s.minicluster.enabled, "minicluster.enabled is false")
+      for f in ("size", "image", "command", "users")),
+    *((("supplyChain", f), lambda s: s.supply_chain.enabled, "supplyChain.enabled is false")
+      for f in ("certificate", "certificateFile", "trustedIdentities")),
+)
 # Field names the catalogue accepts anywhere a tenant field may stand (defaults, tenant, overrides).
 _TENANT_KEYS = frozenset(f.alias or n for n, f in TenantSpec.model_fields.items())
 
@@ -433,49 +454,87 @@ class Catalogue:
     def _validate(self, index: int, entry: Mapping[str, Any], env: str) -> tuple[Optional[TenantSpec], list[Problem]]:
         merged = self._merged(entry, env)
         supply = merged.get("supplyChain")
-        problems: list[Problem] = []
-        file_read = False
-        if isinstance(supply, dict) and isinstance(supply.get("certificateFile"), str):
-            # The model checks the PEM itself, so the file is read here and handed over as `certificate`.
-            cert_path = (self.base_dir / supply["certificateFile"]).resolve()
-            try:
-                merged["supplyChain"] = {**{k: v for k, v in supply.items() if k != "certificateFile"},
-                                         "certificate": cert_path.read_text(encoding="utf-8")[:65536]}
-                file_read = True
-            except OSError as exc:
-                loc = ("supplyChain", "certificateFile")
-                problems.append(Problem(self.source, self._locate(index, entry, env, loc),
-                                        f"cannot read {supply['certificateFile']!r}: {exc.strerror}"))
+        # The model checks the PEM itself, so a file's content is handed over as `certificate`; problems the model
+        # finds in it still point at the path the user wrote.
+        from_file = isinstance(supply, dict) and isinstance(supply.get("certificateFile"), str) \
+            and supply.get("certificate") is None
+        problems = [Problem(self.source, self._locate(index, entry, env, loc), why)
+                    for loc, why in self._read_certificate(merged)]
         try:
             return TenantSpec.model_validate(merged), problems
         except ValidationError as exc:
             for error in exc.errors():
                 loc = tuple(p for p in error["loc"] if p not in ("function-after",) and not str(p).startswith("function"))
-                if loc == ("supplyChain", "certificate") and file_read:
-                    loc = ("supplyChain", "certificateFile")  # the user wrote a path; point at it
-                message = error["msg"].removeprefix("Value error, ")
-                if error["type"] == "extra_forbidden":
-                    message = "unknown field"
+                message = pydantic_message({**error, "loc": loc}, TenantSpec)
+                if loc == ("supplyChain", "certificate") and from_file:
+                    loc = ("supplyChain", "certificateFile")
                 problems.append(Problem(self.source, self._locate(index, entry, env, loc), message))
             return None, problems
+
+    def _read_certificate(self, merged: dict[str, Any]) -> list[tuple[tuple, str]]:
+        """Put the certificates `supplyChain.certificateFile` names into `merged` (the model checks `certificate`).
+
+        The file is read confined to the catalogue's folder; an inline certificate is held to the same rule that
+        it holds certificates only. Returns (location, why) for what cannot be used.
+        """
+        supply = merged.get("supplyChain")
+        if not isinstance(supply, dict) or supply.get("enabled") is not True:
+            return []  # nothing is published; a tenant setting a certificate anyway hears so from `_without_effect`
+        name, inline = supply.get("certificateFile"), supply.get("certificate")
+        try:
+            if isinstance(name, str) and inline is None:
+                pem = certificates.read_confined(self.base_dir, name)
+                merged["supplyChain"] = {**{k: v for k, v in supply.items() if k != "certificateFile"}, "certificate": pem}
+            elif isinstance(inline, str):
+                certificates.certificates_only(inline)
+        except ValueError as exc:
+            return [(("supplyChain", "certificateFile" if inline is None else "certificate"), str(exc))]
+        return []
 
     def validate_all_environments(self) -> list[Problem]:
         """Field rules for every tenant in every environment it names, so a bad prod override fails in dev CI."""
         problems: list[Problem] = []
         for index, entry in enumerate(self.entries):
+            specs: dict[str, Optional[TenantSpec]] = {}
             for env in self.environments_of(entry):
                 if env in self.stacks:
-                    problems.extend(self._spec(index, entry, env)[1])
+                    specs[env], found = self._spec(index, entry, env)
+                    problems.extend(found)
+            if all(specs.values()):
+                problems.extend(self._without_effect(index, entry, specs))
+        return problems
+
+    def _without_effect(self, index: int, entry: Mapping[str, Any], specs: Mapping[str, TenantSpec]) -> list[Problem]:
+        """Values a tenant sets that act in none of its stacks (`_ACTS_ONLY`), and overrides of stacks it is not in."""
+        where = self._where(index, entry)
+        overrides = entry.get("overrides") if isinstance(entry.get("overrides"), dict) else {}
+        problems = [Problem(self.source, join_path(where, "overrides", env),
+                            f"has no effect: the tenant is not in stack {env!r} (see its environments)")
+                    for env in overrides if env in self.stacks and env not in specs]
+        for loc, acts, why in _ACTS_ONLY:
+            idle = [env for env, spec in specs.items() if not acts(spec)]
+            for env in idle:
+                if _has_path(overrides.get(env) or {}, loc):
+                    problems.append(Problem(self.source, join_path(where, "overrides", env, *loc),
+                                            f"has no effect in stack {env!r}: {why}"))
+            acting = [env for env, spec in specs.items() if acts(spec) and not _has_path(overrides.get(env) or {}, loc)]
+            if idle and not acting and _has_path(entry, loc):
+                problems.append(Problem(self.source, join_path(where, *loc),
+                                        f"has no effect in any stack of this tenant: {why}"))
         return problems
 
     def for_stack(self, settings: StackSettings) -> list[tuple[TenantSpec, naming.TenantNames]]:
         """The tenants of one stack, stack defaults filled in, with their names; InvalidInput otherwise."""
         org, environment = settings.org, settings.environment
         problems = self.validate_all_environments()
+        members = [index for index, entry in enumerate(self.entries) if environment in self.environments_of(entry)]
+        if not members and not settings.allow_no_tenants:
+            problems.append(Problem(self.source, "tenants", (
+                f"no tenant is in stack {environment!r}, so deploying it would remove every tenant it has; if an "
+                f"empty stack is intended, set tenancy:allowNoTenants: true in Pulumi.{settings.stack}.yaml")))
         tenants: list[tuple[int, TenantSpec, naming.TenantNames]] = []
-        for index, entry in enumerate(self.entries):
-            if environment not in self.environments_of(entry):
-                continue
+        for index in members:
+            entry = self.entries[index]
             spec, _ = self._spec(index, entry, environment)
             if spec is None:
                 continue
@@ -485,30 +544,79 @@ class Catalogue:
                                         f"irsa credentials need tenancy:irsa.oidcProviderArn in stack {environment!r}"))
             for loc, why in minicluster_problems(spec, settings):
                 problems.append(Problem(self.source, self._locate(index, entry, environment, loc), why))
+            for key, why in _scaled_quota_problems(spec, settings.quota_scale):
+                problems.append(Problem(self.source, self._locate(index, entry, environment, ("quota", key)), why))
             names = naming.derive(org, environment, spec.name, spec.artifacts.bucket)
             for field, why in names.problems().items():
                 loc = ("artifacts", "bucket") if field == "bucket" and spec.artifacts.bucket else ("name",)
                 problems.append(Problem(self.source, self._locate(index, entry, environment, loc),
                                         f"{why} (derived {field.replace('_', ' ')} in stack {environment!r})"))
             tenants.append((index, spec, names))
-        problems.extend(self._collisions(tenants, environment))
+        problems.extend(self._collisions(tenants, settings))
+        problems.extend(self._buckets_of_other_stacks(tenants, settings))
         if problems:
             raise InvalidInput(problems)
         return [(spec, names) for _, spec, names in tenants]
 
-    def _collisions(self, tenants: list[tuple[int, TenantSpec, naming.TenantNames]], environment: str) -> list[Problem]:
+    def _collisions(self, tenants: list[tuple[int, TenantSpec, naming.TenantNames]],
+                    settings: StackSettings) -> list[Problem]:
+        """Names two tenants, or a tenant and the platform, would share in one stack."""
+        environment = settings.environment
+        reserved = naming.platform_names(settings.org, environment,
+                                         (settings.argocd.namespace, settings.kubernetes.dns_namespace))
         problems: list[Problem] = []
         seen: dict[tuple[str, str], tuple[int, str]] = {}
         for index, spec, names in tenants:
             where = self._where(index, self.entries[index])
             for field, value in names.comparable().items():
+                loc = "artifacts.bucket" if field == "bucket" and spec.artifacts.bucket else "name"
+                if value in reserved.get(field, ()):
+                    problems.append(Problem(self.source, f"{where}.{loc}",
+                                            f"derived {field.replace('_', ' ')} {value!r} is the platform's own "
+                                            f"in stack {environment!r}; choose another name"))
                 owner = seen.setdefault((field, value), (index, spec.name))
                 if owner[0] != index:
-                    loc = "artifacts.bucket" if field == "bucket" and spec.artifacts.bucket else "name"
                     problems.append(Problem(self.source, f"{where}.{loc}",
                                             f"derived {field.replace('_', ' ')} {value!r} collides with "
                                             f"tenants[{owner[0]}] (name={owner[1]}) in stack {environment!r}"))
         return problems
+
+    def _buckets_of_other_stacks(self, tenants: list[tuple[int, TenantSpec, naming.TenantNames]],
+                                 settings: StackSettings) -> list[Problem]:
+        """S3 bucket names are global: a bucket this stack creates must not be created by another stack too.
+
+        The other stacks' default names are derived with this stack's org: one project serves one org.
+        """
+        elsewhere: dict[str, tuple[int, str, str]] = {}
+        for index, entry in enumerate(self.entries):
+            for env in self.environments_of(entry):
+                spec = self._spec(index, entry, env)[0] if env in self.stacks and env != settings.environment else None
+                if spec is not None:
+                    bucket = naming.derive(settings.org, env, spec.name, spec.artifacts.bucket).bucket
+                    elsewhere.setdefault(bucket, (index, spec.name, env))
+        problems = []
+        for index, spec, names in tenants:
+            if names.bucket in elsewhere:
+                other, other_name, env = elsewhere[names.bucket]
+                loc = ("artifacts", "bucket") if spec.artifacts.bucket else ("name",)
+                problems.append(Problem(
+                    self.source, self._locate(index, self.entries[index], settings.environment, loc),
+                    f"bucket {names.bucket!r} is also the bucket of tenants[{other}] (name={other_name}) in stack "
+                    f"{env!r}; S3 bucket names are global, so each stack needs its own (set `bucket` per stack "
+                    "in `overrides`, or leave it out)"))
+        return problems
+
+
+def _scaled_quota_problems(spec: TenantSpec, scale: float) -> list[tuple[str, str]]:
+    """Compute quotas that leave Kubernetes' range once multiplied by the stack's tenancy:quotaScale."""
+    problems = []
+    for key, value in spec.quota.items():
+        if not is_object_count(key):
+            try:
+                quantity.parse(quantity.scale(value, scale))
+            except ValueError as exc:
+                problems.append((key, f"{key}: {value!r} times tenancy:quotaScale {scale}: {exc}"))
+    return problems
 
 
 def minicluster_problems(spec: TenantSpec, settings: StackSettings) -> list[tuple[tuple[str, ...], str]]:
@@ -561,8 +669,9 @@ def _structure_problems(source: str, raw: Any, stacks: tuple[str, ...]) -> list[
     if raw is None:
         return [Problem(source, "", "the file is empty; expected a mapping with a `tenants` list")]
     if not isinstance(raw, dict):
-        return [Problem(source, "", f"expected a mapping with `defaults` and `tenants`, got {type(raw).__name__}")]
-    problems = [Problem(source, str(key), "unknown field") for key in raw if key not in _TOP_LEVEL_KEYS]
+        return [Problem(source, "", f"expected a mapping with `defaults` and `tenants`, got {describe(raw)}")]
+    problems = [Problem(source, str(key), "unknown field" + did_you_mean(key, _TOP_LEVEL_KEYS))
+                for key in raw if key not in _TOP_LEVEL_KEYS]
     defaults = raw.get("defaults", {})
     if defaults is None:
         defaults = {}
@@ -571,15 +680,16 @@ def _structure_problems(source: str, raw: Any, stacks: tuple[str, ...]) -> list[
     else:
         for key in defaults:
             if key not in _TENANT_KEYS or key == "name":
-                problems.append(Problem(source, f"defaults.{key}", "unknown field" if key != "name"
-                                        else "a default name would give every tenant the same name"))
+                problems.append(Problem(source, f"defaults.{key}", "unknown field" + did_you_mean(key, _TENANT_KEYS)
+                                        if key != "name" else "a default name would give every tenant the same name"))
+        problems.extend(_environments_problems(source, "defaults", defaults, stacks))
         problems.extend(_overrides_problems(source, "defaults", defaults, stacks))
     tenants = raw.get("tenants")
     if "tenants" not in raw:
         problems.append(Problem(source, "tenants", "missing; expected a list of tenants"))
         return problems
     if not isinstance(tenants, list):
-        problems.append(Problem(source, "tenants", f"must be a list of tenants, got {type(tenants).__name__}"))
+        problems.append(Problem(source, "tenants", f"must be a list of tenants, got {describe(tenants)}"))
         return problems
     by_name: dict[str, tuple[int, str]] = {}
     for index, entry in enumerate(tenants):
@@ -588,26 +698,38 @@ def _structure_problems(source: str, raw: Any, stacks: tuple[str, ...]) -> list[
             continue
         where = Catalogue._where(index, entry)
         name = entry.get("name")
-        if not isinstance(name, str):
+        if "name" not in entry:
             problems.append(Problem(source, f"{where}.name", "missing; every tenant needs a name"))
+        elif not isinstance(name, str):
+            problems.append(Problem(source, f"{where}.name", f"must be text (a DNS-1123 label), got {describe(name)}"))
         else:
             key = naming.normalise(name)
             first = by_name.setdefault(key, (index, name))
             if first[0] != index:
                 what = "duplicate name" if first[1] == name else f"name collides after normalisation with {first[1]!r}"
                 problems.append(Problem(source, f"{where}.name", f"{what} of tenants[{first[0]}]"))
-        envs = entry.get("environments")
-        if envs is not None:
-            if not isinstance(envs, list) or not all(isinstance(e, str) for e in envs):
-                problems.append(Problem(source, f"{where}.environments", "must be a list of stack names"))
-            else:
-                for i, env in enumerate(envs):
-                    if env not in stacks:
-                        problems.append(Problem(source, f"{where}.environments[{i}]",
-                                                f"no stack {env!r}; stacks are {', '.join(stacks)}"))
-                if len(set(envs)) != len(envs):
-                    problems.append(Problem(source, f"{where}.environments", "lists a stack twice"))
+        problems.extend(_environments_problems(source, where, entry, stacks))
+        if entry.get("environments") == []:
+            problems.append(Problem(source, f"{where}.environments", "an empty list puts the tenant in no stack; "
+                                    "list its stacks, or leave `environments` out for every stack"))
         problems.extend(_overrides_problems(source, where, entry, stacks))
+    return problems
+
+
+def _no_stack(env: Any, stacks: tuple[str, ...]) -> str:
+    return f"no stack {env!r}; stacks are {', '.join(stacks)}" + did_you_mean(env, stacks)
+
+
+def _environments_problems(source: str, where: str, fields: Mapping[str, Any], stacks: tuple[str, ...]) -> list[Problem]:
+    envs = fields.get("environments")
+    if envs is None:
+        return []
+    if not isinstance(envs, list) or not all(isinstance(e, str) for e in envs):
+        return [Problem(source, f"{where}.environments", "must be a list of stack names")]
+    problems = [Problem(source, f"{where}.environments[{i}]", _no_stack(env, stacks))
+                for i, env in enumerate(envs) if env not in stacks]
+    if len(set(envs)) != len(envs):
+        problems.append(Problem(source, f"{where}.environments", "lists a stack twice"))
     return problems
 
 
@@ -620,24 +742,25 @@ def _overrides_problems(source: str, where: str, fields: Mapping[str, Any], stac
     problems = []
     for env, values in overrides.items():
         if env not in stacks:
-            problems.append(Problem(source, f"{where}.overrides.{env}", f"no stack {env!r}; stacks are {', '.join(stacks)}"))
+            problems.append(Problem(source, f"{where}.overrides.{env}", _no_stack(env, stacks)))
         elif not isinstance(values, dict):
             problems.append(Problem(source, f"{where}.overrides.{env}", "must be a mapping of tenant fields"))
         else:
             for key in values:
                 if key in ("name", "overrides", "environments") or key not in _TENANT_KEYS:
                     problems.append(Problem(source, f"{where}.overrides.{env}.{key}",
-                                            "unknown field" if key not in _TENANT_KEYS else "cannot be overridden per environment"))
+                                            "unknown field" + did_you_mean(key, _TENANT_KEYS) if key not in _TENANT_KEYS
+                                            else "cannot be overridden per environment"))
     return problems
 
 
-def parse(text: str, *, source: str, base_dir: Path, stacks: Iterable[str]) -> Catalogue:
+def parse(text: str | bytes, *, source: str, base_dir: Path, stacks: Iterable[str]) -> Catalogue:
     """A catalogue from YAML text; InvalidInput listing every structural and field problem."""
     stacks = tuple(stacks)
     try:
         raw = safe_yaml.loads(text)
-    except safe_yaml.YamlRefused as exc:
-        raise InvalidInput([Problem(source, "", str(exc))]) from None
+    except safe_yaml.YamlRefused as refused:
+        raise InvalidInput([Problem(source, path, why) for path, why in refused.problems]) from None
     problems = _structure_problems(source, raw, stacks)
     if problems:
         raise InvalidInput(problems)
@@ -650,12 +773,10 @@ def parse(text: str, *, source: str, base_dir: Path, stacks: Iterable[str]) -> C
 
 def load(path: Path, *, stacks: Iterable[str]) -> Catalogue:
     try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise InvalidInput([Problem(path.name, "", f"cannot read: {exc.strerror}")]) from None
-    if size > safe_yaml.MAX_BYTES:
-        raise InvalidInput([Problem(path.name, "", f"file is {size} bytes; the limit is {safe_yaml.MAX_BYTES}")])
-    return parse(path.read_text(encoding="utf-8"), source=path.name, base_dir=path.parent, stacks=stacks)
+        data = safe_yaml.read_file(path)
+    except safe_yaml.YamlRefused as refused:
+        raise InvalidInput([Problem(path.name or str(path), p, why) for p, why in refused.problems]) from None
+    return parse(data, source=path.name, base_dir=path.parent, stacks=stacks)
 
 
 def json_schema(stacks: Iterable[str]) -> dict[str, Any]:

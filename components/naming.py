@@ -237,6 +237,26 @@ def generator_iam_role(org: str, environment: str) -> str:
     return f"tenancy-{org}-{environment}-argocd-generator"
 
 
+def generator_iam_policy(org: str, environment: str) -> str:
+    """The managed policy that lets the generator's role read the registry table."""
+    return f"{generator_iam_role(org, environment)}-read"
+
+
+def platform_names(org: str, environment: str, namespaces: tuple[str, ...] = ()) -> dict[str, frozenset[str]]:
+    """Names the platform itself takes, keyed and folded like `TenantNames.comparable()`.
+
+    They share their systems with tenants' names (IAM roles and policies of the account, the cluster's
+    namespaces), so a tenant whose derived names equal one of them is refused: a tenant called
+    `argocd-generator` would otherwise be handed the generator's IAM role. `namespaces` are the platform's
+    namespaces named by settings (Argo CD's, the cluster DNS namespace).
+    """
+    return {
+        "iam_role": frozenset({generator_iam_role(org, environment).casefold()}),
+        "iam_policy": frozenset({generator_iam_policy(org, environment).casefold()}),
+        "namespace": frozenset(n.casefold() for n in namespaces),
+    }
+
+
 def minicluster_password_key(user: str) -> str:
     """Key of a MiniCluster user's password in the tenant's Flux credentials Secret (and its Vault entry)."""
     return f"password-{user}"

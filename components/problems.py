@@ -7,7 +7,7 @@ traceback; so validators append `Problem`s and the edge raises one `InvalidInput
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Optional
 
 
 @dataclass(frozen=True, order=True)
@@ -17,7 +17,9 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.source}: {self.path}: {self.message}" if self.path else f"{self.source}: {self.message}"
+        text = f"{self.source}: {self.path}: {self.message}" if self.path else f"{self.source}: {self.message}"
+        # One problem is one line: line breaks and control characters copied from the input are shown escaped.
+        return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class InvalidInput(Exception):
@@ -46,3 +48,60 @@ def join_path(*parts: object) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+def did_you_mean(word: object, candidates: Iterable[str]) -> str:
+    """`; did you mean 'x'?` naming the nearest candidate (same letters in another case first), or ""."""
+    import difflib
+
+    if not isinstance(word, str):
+        return ""
+    candidates = sorted(set(candidates))
+    close = [c for c in candidates if c.casefold() == word.casefold()] \
+        or difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def describe(value: object) -> str:
+    """What a user wrote, in YAML's words: `text`, `an integer`, `a list`..."""
+    names = {str: "text", bool: "a boolean", int: "an integer", float: "a number", type(None): "null",
+             list: "a list", dict: "a mapping"}
+    return names.get(type(value), type(value).__name__)
+
+
+def pydantic_message(error: dict, model: type) -> str:
+    """A pydantic error as a user fixes it: unknown fields name the nearest known one, wrong types say what came."""
+    loc = error["loc"]
+    if error["type"] == "extra_forbidden":
+        return "unknown field" + did_you_mean(loc[-1], fields_at(model, loc[:-1]))
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"].endswith(("_type", "_parsing")) or error["type"] in ("literal_error", "enum"):
+        given = error.get("input")
+        shown = repr(given) if isinstance(given, str) and len(given) <= 40 and error["type"] == "literal_error" \
+            else describe(given)
+        message += f", got {shown}"
+    if error["type"] == "missing":
+        message = "missing; this field is required"
+    return message
+
+
+def fields_at(model: type, loc: Iterable[object]) -> list[str]:
+    """The field names (aliases) the pydantic model nested at `loc` accepts; [] when `loc` leads elsewhere."""
+    import typing
+
+    from pydantic import BaseModel
+
+    def nested(annotation: object) -> Optional[type]:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return annotation
+        return next(filter(None, (nested(arg) for arg in typing.get_args(annotation))), None)
+
+    current: Optional[type] = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = next((f for n, f in current.model_fields.items() if part in (n, f.alias)), None)
+        current = nested(field.annotation) if field else None
+        if current is None:
+            return []
+    return [f.alias or n for n, f in current.model_fields.items()]

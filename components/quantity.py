@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal
 
 _QUANTITY = re.compile(r"^(?P<num>[+-]?(\d+(\.\d*)?|\.\d+))(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?$")
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
@@ -16,21 +16,42 @@ _DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), ""
             "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"), "P": Decimal("1e15"), "E": Decimal("1e18")}
 
 
+# Kubernetes keeps quantities as int64 multiples of 1n: a larger value is capped (binary suffixes) or overflows
+# its exponent, a finer one is rounded up (k8s.io/apimachinery v0.34 pkg/api/resource/quantity.go ParseQuantity).
+# Either way the cluster would enforce another number than the one written, so both are refused.
+MAX_VALUE = Decimal(2**63 - 1)
+MIN_STEP = Decimal("1e-9")
+_EXACT = Context(prec=80)  # enough digits for every in-range value, so nothing here rounds
+
+
 def parse(quantity: str) -> Decimal:
-    """The value of a quantity in base units; ValueError when Kubernetes would reject it."""
-    match = _QUANTITY.match(str(quantity).strip())
-    if not match:
-        raise ValueError(f"{quantity!r} is not a Kubernetes quantity (e.g. 500m, 2, 4Gi)")
+    """The value of a quantity in base units; ValueError when Kubernetes would reject it or not keep it exactly."""
+    text = str(quantity).strip()
+    match = _QUANTITY.match(text)
+    if not match or len(text) > 64:
+        raise ValueError(f"{_short(text)} is not a Kubernetes quantity (e.g. 500m, 2, 4Gi)")
     number = Decimal(match["num"])
     suffix = match["suffix"] or ""
     if suffix in _BINARY:
-        return number * _BINARY[suffix]
-    if suffix in _DECIMAL:
-        return number * _DECIMAL[suffix]
-    try:
-        return number * (Decimal(10) ** int(suffix[1:]))
-    except (InvalidOperation, ValueError) as exc:
-        raise ValueError(f"{quantity!r} is not a Kubernetes quantity") from exc
+        value = _EXACT.multiply(number, _BINARY[suffix])
+    elif suffix in _DECIMAL:
+        value = _EXACT.multiply(number, _DECIMAL[suffix])
+    elif not number:
+        value = Decimal(0)
+    else:
+        exponent = int(suffix[1:])
+        if not -30 <= number.adjusted() + exponent <= 30:
+            raise ValueError(f"{_short(text)} is outside the range Kubernetes keeps (1n to 2^63-1)")
+        value = _EXACT.multiply(number, Decimal(1).scaleb(exponent))
+    if abs(value) > MAX_VALUE:
+        raise ValueError(f"{_short(text)} is larger than Kubernetes keeps (2^63-1)")
+    if value % MIN_STEP:
+        raise ValueError(f"{_short(text)} is finer than Kubernetes keeps (1n); Kubernetes would round it up")
+    return value
+
+
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
 def scale(quantity: str, factor: float) -> str:

@@ -14,8 +14,8 @@ from typing import Any, Literal, Mapping, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from . import naming, safe_yaml
-from .problems import InvalidInput, Problem, join_path
+from . import certificates, naming, safe_yaml
+from .problems import InvalidInput, Problem, did_you_mean, join_path, pydantic_message
 
 AWS_REGIONS = frozenset({
     "af-south-1", "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1",
@@ -248,6 +248,9 @@ class StackSettings(_Model):
     minicluster: MiniClusterSettings = Field(default_factory=MiniClusterSettings)
     argocd: ArgoCdSettings = Field(default_factory=ArgoCdSettings)
     catalogue: str = Field("tenants.yaml", description="Catalogue path, relative to the project.")
+    allow_no_tenants: bool = Field(
+        False, description="Accept a catalogue that puts no tenant in this stack. Off, such a catalogue is refused: "
+                           "an emptied list or misspelt environments would otherwise remove every tenant.")
     secret_keys: frozenset[str] = Field(frozenset(), description="Config keys Pulumi holds as secrets.")
 
     @field_validator("org")
@@ -305,10 +308,10 @@ def from_config(config: Mapping[str, Any], *, stack: str, secret_keys: frozenset
         namespace, _, field = key.partition(":")
         if namespace != NAMESPACE:
             if not key.startswith(_IGNORED_NAMESPACES):
-                problems.append(Problem(source, key, "unknown config key"))
+                problems.append(Problem(source, key, "unknown config key" + did_you_mean(key, _config_keys())))
             continue
         if field in ("stack", "secretKeys", "region"):
-            problems.append(Problem(source, key, "unknown config key"))
+            problems.append(Problem(source, key, "unknown config key" + did_you_mean(key, _config_keys())))
             continue
         data[field] = _decode(value)
     try:
@@ -317,9 +320,9 @@ def from_config(config: Mapping[str, Any], *, stack: str, secret_keys: frozenset
         for error in exc.errors():
             loc = error["loc"]
             key = ("aws:region" if loc and loc[0] == "region" else f"{NAMESPACE}:{loc[0]}") if loc else ""
-            message = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = "unknown config key" if len(loc) == 1 else "unknown field"
+            message = pydantic_message(error, StackSettings)
+            if error["type"] == "extra_forbidden" and len(loc) == 1:
+                message = "unknown config key" + did_you_mean(key, _config_keys())
             problems.append(Problem(source, join_path(key, *loc[1:]), message))
         raise InvalidInput(problems) from None
     if settings.registry.enabled and settings.registry.auth == "service-specific" and REGISTRY_PASSWORD_KEY not in config:
@@ -329,12 +332,18 @@ def from_config(config: Mapping[str, Any], *, stack: str, secret_keys: frozenset
     return settings
 
 
+def _config_keys() -> list[str]:
+    """Every config key the program reads, to suggest the nearest one for a misspelt key."""
+    own = [f.alias or n for n, f in StackSettings.model_fields.items() if n not in ("stack", "secret_keys", "region")]
+    return [*_FOREIGN_KEYS, REGISTRY_PASSWORD_KEY, *(f"{NAMESPACE}:{k}" for k in own)]
+
+
 def _decode(value: Any) -> Any:
     # Pulumi hands object and list config values to programs as JSON strings.
     if isinstance(value, str) and value[:1] in ("{", "["):
         try:
             return json.loads(value)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, or nested or sized past what Python decodes: the model says
             return value
     return value
 
@@ -347,10 +356,8 @@ def read_stack_file(project_dir: Path, stack: str) -> tuple[dict[str, str], froz
     path = project_dir / f"Pulumi.{stack}.yaml"
     try:
         doc = safe_yaml.load(path)
-    except FileNotFoundError:
-        raise InvalidInput([Problem(path.name, "", f"no stack {stack!r}: {path.name} does not exist")]) from None
-    except safe_yaml.YamlRefused as exc:
-        raise InvalidInput([Problem(path.name, "", str(exc))]) from None
+    except safe_yaml.YamlRefused as refused:
+        raise InvalidInput([Problem(path.name, where, why) for where, why in refused.problems]) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("config", {}), dict):
         raise InvalidInput([Problem(path.name, "config", "must be a mapping of config keys")])
     config: dict[str, str] = {}
@@ -382,16 +389,9 @@ def _read_pem(project_dir: Path, settings: StackSettings, name: Optional[str], k
         return None
     where = (f"Pulumi.{settings.stack}.yaml", key)
     try:
-        pem = (project_dir / name).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput([Problem(*where, f"cannot read {name!r}: {exc.strerror}")]) from None
-    from cryptography import x509
-
-    try:
-        x509.load_pem_x509_certificates(pem.encode())
+        return certificates.read_confined(project_dir, name)
     except ValueError as exc:
-        raise InvalidInput([Problem(*where, f"{name!r} is not a PEM certificate ({exc})")]) from None
-    return pem
+        raise InvalidInput([Problem(*where, str(exc))]) from None
 
 
 def read_vault_ca_cert(project_dir: Path, settings: StackSettings) -> Optional[str]:
@@ -425,5 +425,9 @@ def known_stacks(project_dir: Path) -> tuple[str, ...]:
 
 
 def load_stack(project_dir: Path, stack: str) -> StackSettings:
+    stacks = known_stacks(project_dir)
+    if stack not in stacks:
+        raise InvalidInput([Problem(f"Pulumi.{stack}.yaml", "", f"no stack {stack!r}; the stacks of this project are "
+                                    f"{', '.join(stacks) or 'none'}{did_you_mean(stack, stacks)}")])
     config, secret_keys = read_stack_file(project_dir, stack)
     return from_config(config, stack=stack, secret_keys=secret_keys)

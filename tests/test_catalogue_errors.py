@@ -38,10 +38,9 @@ def problems(text: str, tmp_path: Path, stack: settings.StackSettings = DEV) -> 
 
 
 def with_tenant(**fields: str) -> str:
+    fields = {"team": "c", "repo": "{url: https://github.com/x/gamma.git}", **fields}
     extra = "".join(f"\n    {k}: {v}" for k, v in fields.items())
-    return BASE + f"""  - name: gamma
-    team: c
-    repo: {{url: https://github.com/x/gamma.git}}{extra}
+    return BASE + f"""  - name: gamma{extra}
 """
 
 
@@ -71,7 +70,7 @@ def test_sample_catalogue_is_valid_in_every_stack(tmp_path):
     (with_tenant(network="{loadBalancerCidrs: [not-a-cidr]}"),
      "tenants.yaml: tenants[2] (name=gamma).network.loadBalancerCidrs: 'not-a-cidr' is not a CIDR block"),
     (with_tenant(quota="{requests.cpu: lots}"),
-     "tenants.yaml: tenants[2] (name=gamma).quota: 'lots' is not a Kubernetes quantity"),
+     "tenants.yaml: tenants[2] (name=gamma).quota: requests.cpu: 'lots' is not a Kubernetes quantity"),
     (with_tenant(quota="{pods: 1.5}"),
      "tenants.yaml: tenants[2] (name=gamma).quota: pods: object counts must be whole numbers"),
     (with_tenant(quota="{gpus: 1}"), "tenants.yaml: tenants[2] (name=gamma).quota: 'gpus' is not a ResourceQuota resource name"),
@@ -98,10 +97,10 @@ def test_sample_catalogue_is_valid_in_every_stack(tmp_path):
     (with_tenant(params="{namespace: x}"), "tenants.yaml: tenants[2] (name=gamma).params: param key 'namespace' is reserved"),
     (with_tenant(repo="{url: 'https://user:token@github.com/x/y.git'}"),
      "tenants.yaml: tenants[2] (name=gamma).repo.url: must be an https://"),
-    ("tenants: {alpha: {}}\n", "tenants.yaml: tenants: must be a list of tenants, got dict"),
+    ("tenants: {alpha: {}}\n", "tenants.yaml: tenants: must be a list of tenants, got a mapping"),
     ("", "tenants.yaml: the file is empty"),
     ("defaults: {}\n", "tenants.yaml: tenants: missing"),
-    ("- just\n- a list\n", "tenants.yaml: expected a mapping with `defaults` and `tenants`, got list"),
+    ("- just\n- a list\n", "tenants.yaml: expected a mapping with `defaults` and `tenants`, got a list"),
     ("tenants: [1]\n", "tenants.yaml: tenants[0]: must be a mapping of tenant fields"),
     ("tenants:\n  - team: a\n    repo: {url: https://github.com/x/y.git}\n", "tenants.yaml: tenants[0].name: missing"),
     ("defaults: {name: x}\ntenants: []\n", "tenants.yaml: defaults.name: a default name"),
@@ -135,7 +134,8 @@ def test_problem_in_an_override_points_at_that_override_even_for_another_stack(t
 
 
 def test_yaml_is_read_safely(tmp_path):
-    assert "not valid YAML" in problems("tenants: !!python/object/apply:os.system ['true']\n", tmp_path)[0]
+    assert "the tag !!python/object/apply:os.system is not used" in problems(
+        "tenants: !!python/object/apply:os.system ['true']\n", tmp_path)[0]
     bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
     assert "alias-expansion bomb" in problems(bomb + "tenants: []\n", tmp_path)[0]
@@ -197,3 +197,239 @@ def test_cli_exits_1_with_problem_lines_and_no_traceback(text, command, tmp_path
     assert "Traceback" not in run.stderr + run.stdout
     assert run.stderr.splitlines()[0].startswith("tenants.yaml: ")
     assert not out.exists(), "nothing may be rendered from invalid input"
+
+
+# --- input that is never half-understood --------------------------------------------------------------------
+
+def test_a_second_tenants_block_is_refused_not_silently_kept(tmp_path):
+    # YAML keeps the last of two equal keys: the earlier tenants would vanish from every stack with exit 0.
+    text = BASE + "tenants:\n  - name: gamma\n    team: c\n    repo: {url: https://github.com/x/gamma.git}\n"
+    assert problems(text, tmp_path) == [
+        "tenants.yaml: tenants: line 9, column 1: duplicate key 'tenants' (first at line 2, column 1); "
+        "YAML would keep only the last one"]
+
+
+def test_duplicate_keys_are_refused_at_any_depth(tmp_path):
+    found = problems(with_tenant(artifacts="\n      keyPrefix: a/\n      keyPrefix: b/"), tmp_path)
+    assert found == ["tenants.yaml: tenants[2] (name=gamma).artifacts.keyPrefix: line 14, column 7: duplicate key "
+                     "'keyPrefix' (first at line 13, column 7); YAML would keep only the last one"]
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("minicluster", "{enabled: true, size: 010}", "minicluster.size: line 12, column 40: '010' is read as 8 by YAML 1.1"),
+    ("quota", "{pods: 010}", "quota.pods: line 12, column 19: '010' is read as 8 by YAML 1.1"),
+    ("displayName", "yes", "displayName: line 12, column 18: 'yes' is read as the boolean true by YAML 1.1"),
+    ("network", "{allowEgressToInternet: on}", "network.allowEgressToInternet: line 12, column 38: 'on' is read as "
+                                               "the boolean true by YAML 1.1 but as text by YAML 1.2; write true"),
+    ("params", "{since: 2024-01-01}", "params.since: line 12, column 21: '2024-01-01' is read as a date"),
+    ("labels", "{on: x}", "labels: line 12, column 14: the key 'on' is read as a boolean; keys must be text"),
+])
+def test_yaml_1_1_surprises_are_refused_with_line_and_column(field, value, expected, tmp_path):
+    found = problems(with_tenant(**{field: value}), tmp_path)
+    assert len(found) == 1 and found[0].startswith(f"tenants.yaml: tenants[2] (name=gamma).{expected}"), found
+
+
+def test_quoted_or_unambiguous_values_are_read_as_written(tmp_path):
+    path = tmp_path / "tenants.yaml"
+    path.write_text(with_tenant(displayName="'yes'", quota="{pods: '010'}", minicluster="{enabled: true, size: 8}"))
+    gamma = catalogue.load(path, stacks=STACKS).for_stack(DEV)[2][0]
+    assert (gamma.display_name, gamma.quota["pods"], gamma.minicluster.size) == ("yes", "010", 8)
+
+
+@pytest.mark.parametrize("text", [
+    "tenants: []\n",
+    "defaults: {environments: [prod]}\n" + BASE.removeprefix("\n"),
+])
+def test_a_stack_without_tenants_is_refused_unless_allowed(text, tmp_path):
+    assert problems(text, tmp_path) == [
+        "tenants.yaml: tenants: no tenant is in stack 'dev', so deploying it would remove every tenant it has; if an "
+        "empty stack is intended, set tenancy:allowNoTenants: true in Pulumi.dev.yaml"]
+    assert problems(text, tmp_path, DEV.model_copy(update={"allow_no_tenants": True})) == []
+
+
+def test_environments_spelt_in_another_case_are_refused_everywhere(tmp_path):
+    found = problems("defaults: {environments: [Dev]}\n" + BASE.removeprefix("\n"), tmp_path)
+    assert "tenants.yaml: defaults.environments[0]: no stack 'Dev'; stacks are dev, prod, staging; did you mean 'dev'?" \
+        in found
+    found = problems(with_tenant(Environments="[dev]"), tmp_path)
+    assert found == ["tenants.yaml: tenants[2] (name=gamma).Environments: unknown field; did you mean 'environments'?"]
+    assert problems(with_tenant(environments="[]"), tmp_path) == [
+        "tenants.yaml: tenants[2] (name=gamma).environments: an empty list puts the tenant in no stack; list its "
+        "stacks, or leave `environments` out for every stack"]
+
+
+@pytest.mark.parametrize("fields, expected", [
+    ({"artifacts": "{expireAfterDays: 7}"}, "artifacts.expireAfterDays: has no effect in any stack of this tenant: "
+                                           "only storageClass `temporary` expires artifacts"),
+    ({"artifacts": "{storageClass: temporary, archiveAfterDays: 9}"},
+     "artifacts.archiveAfterDays: has no effect in any stack of this tenant: only storageClass `archive`"),
+    ({"minicluster": "{size: 4}"}, "minicluster.size: has no effect in any stack of this tenant: minicluster.enabled"),
+    ({"supplyChain": "{certificateFile: certs/x.pem}"}, "supplyChain.certificateFile: has no effect in any stack"),
+    ({"environments": "[dev]", "overrides": "{prod: {podSecurity: baseline}}"},
+     "overrides.prod: has no effect: the tenant is not in stack 'prod'"),
+    ({"minicluster": "{enabled: true}", "overrides": "{prod: {minicluster: {enabled: false, size: 3}}}"},
+     "overrides.prod.minicluster.size: has no effect in stack 'prod': minicluster.enabled is false"),
+])
+def test_settings_without_effect_are_refused(fields, expected, tmp_path):
+    found = problems(with_tenant(**fields), tmp_path)
+    assert len(found) == 1 and found[0].startswith(f"tenants.yaml: tenants[2] (name=gamma).{expected}"), found
+
+
+def test_a_value_that_acts_in_some_stack_is_kept(tmp_path):
+    # MiniCluster settings in the entry act in dev and staging; prod switching it off is not a mistake.
+    assert problems(with_tenant(minicluster="{enabled: true, size: 4}",
+                                overrides="{prod: {minicluster: {enabled: false}}}"), tmp_path) == []
+    # Defaults are for the tenants that use them.
+    assert problems("defaults: {artifacts: {expireAfterDays: 3}}\n" + BASE.removeprefix("\n"), tmp_path) == []
+
+
+# --- certificateFile reads only what it should -------------------------------------------------------------
+
+CERT_PEM = (PROJECT / "certs" / "compliance-root-ca.pem").read_text()
+
+
+def _private_key_pem(marker: str) -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    return key.replace("-----END PRIVATE KEY-----", f"{marker}\n-----END PRIVATE KEY-----")
+
+
+def cert_problems(tmp_path: Path, name: str) -> list[str]:
+    return problems(with_tenant(supplyChain=f"{{enabled: true, certificateFile: '{name}', "
+                                                 f"trustedIdentities: ['C=US, ST=Oregon, O=calypr, CN=signer']}}"), tmp_path)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("/etc/hostname", "'/etc/hostname' must be a relative path inside"),
+    ("../outside.pem", "'../outside.pem' must be a relative path inside"),
+    ("certs/../../outside.pem", "'certs/../../outside.pem' must be a relative path inside"),
+    ("link.pem", "'link.pem' leads outside"),
+    ("certs", "'certs' is a directory, not a regular file"),
+    ("big.pem", "'big.pem' is 200000 bytes; the limit is 65536"),
+    ("notes.pem", "'notes.pem' must hold PEM CERTIFICATE blocks and nothing else"),
+    ("binary.pem", "'binary.pem' is not PEM text"),
+    ("key.pem", "'key.pem' holds a PRIVATE KEY block; only CERTIFICATE blocks are allowed"),
+    ("bundle.pem", "'bundle.pem' holds a PRIVATE KEY block"),
+    ("missing.pem", "cannot read 'missing.pem': No such file or directory"),
+])
+def test_certificate_file_is_confined_to_certificates_in_the_catalogue_folder(name, expected, tmp_path):
+    project = tmp_path / "project"
+    (project / "certs").mkdir(parents=True)
+    (tmp_path / "outside.pem").write_text(CERT_PEM)
+    (project / "link.pem").symlink_to(tmp_path / "outside.pem")
+    (project / "big.pem").write_text("x" * 200_000)
+    (project / "notes.pem").write_text(CERT_PEM + "\nsee https://wiki/certs\n")
+    (project / "binary.pem").write_bytes(bytes(range(256)))
+    (project / "key.pem").write_text(_private_key_pem("SECRET-MARKER"))
+    (project / "bundle.pem").write_text(CERT_PEM + _private_key_pem("SECRET-MARKER"))
+    found = cert_problems(project, name)
+    assert len(found) == 1, found
+    assert found[0].startswith("tenants.yaml: tenants[2] (name=gamma).supplyChain.certificateFile: " + expected), found
+    assert "SECRET-MARKER" not in found[0] and "MIIB" not in found[0]
+
+
+def test_certificate_file_inside_the_folder_is_read(tmp_path):
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "a.pem").write_text(CERT_PEM)
+    (tmp_path / "certs" / "b.pem").symlink_to("a.pem")  # a link that stays inside is fine
+    assert cert_problems(tmp_path, "certs/b.pem") == []
+
+
+def test_an_inline_certificate_with_a_private_key_is_refused(tmp_path):
+    pem = (CERT_PEM + _private_key_pem("SECRET-MARKER")).replace("\n", "\\n")
+    found = problems(with_tenant(supplyChain=f'{{enabled: true, certificate: "{pem}"}}'), tmp_path)
+    assert "SECRET-MARKER" not in "".join(found)
+    assert ("tenants.yaml: tenants[2] (name=gamma).supplyChain.certificate: the certificate holds a PRIVATE KEY block; "
+            "only CERTIFICATE blocks are allowed (its content is published in cluster objects, resources.json and "
+            "the diff)") in found
+
+
+# --- names that must be globally unique --------------------------------------------------------------------
+
+def test_an_explicit_bucket_cannot_be_used_by_every_stack(tmp_path):
+    found = problems(with_tenant(artifacts="{bucket: gamma-artifacts}"), tmp_path)
+    assert found == ["tenants.yaml: tenants[2] (name=gamma).artifacts.bucket: bucket 'gamma-artifacts' is also the "
+                     "bucket of tenants[2] (name=gamma) in stack 'prod'; S3 bucket names are global, so each stack "
+                     "needs its own (set `bucket` per stack in `overrides`, or leave it out)"]
+    per_stack = "{dev: {artifacts: {bucket: gamma-dev}}, staging: {artifacts: {bucket: gamma-staging}}}"
+    assert problems(with_tenant(artifacts="{bucket: gamma-prod}", overrides=per_stack), tmp_path) == []
+
+
+def test_an_explicit_bucket_cannot_take_another_stacks_derived_bucket(tmp_path):
+    found = problems(with_tenant(environments="[dev]", artifacts="{bucket: calypr-alpha-prod-artifacts}"), tmp_path)
+    assert found == ["tenants.yaml: tenants[2] (name=gamma).artifacts.bucket: bucket 'calypr-alpha-prod-artifacts' is "
+                     "also the bucket of tenants[0] (name=alpha) in stack 'prod'; S3 bucket names are global, so each "
+                     "stack needs its own (set `bucket` per stack in `overrides`, or leave it out)"]
+
+
+def test_a_tenant_cannot_take_the_platforms_own_names(tmp_path):
+    found = problems(BASE + "  - name: argocd-generator\n    team: z\n    repo: {url: https://github.com/x/z.git}\n",
+                     tmp_path)
+    assert found == ["tenants.yaml: tenants[2] (name=argocd-generator).name: derived iam role "
+                     "'tenancy-calypr-dev-argocd-generator' is the platform's own in stack 'dev'; choose another name"]
+    settings_ns = DEV.model_copy(update={"argocd": DEV.argocd.model_copy(update={"namespace": "wf-calypr-alpha"})})
+    assert problems(BASE, tmp_path, settings_ns) == [
+        "tenants.yaml: tenants[0] (name=alpha).name: derived namespace 'wf-calypr-alpha' is the platform's own in "
+        "stack 'dev'; choose another name"]
+
+
+# --- messages a user fixes in seconds ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    (BASE.replace("name: beta", "name: 123"), "tenants.yaml: tenants[1].name: must be text (a DNS-1123 label), got an integer"),
+    (with_tenant(minicluster="{enabled: true, size: big}"),
+     "tenants.yaml: tenants[2] (name=gamma).minicluster.size: Input should be a valid integer, unable to parse string "
+     "as an integer, got text"),
+    (with_tenant(team="[a, b]"), "tenants.yaml: tenants[2] (name=gamma).team: Input should be a valid string, got a list"),
+    (with_tenant(podSecurity="lax"), "tenants.yaml: tenants[2] (name=gamma).podSecurity: Input should be 'restricted', "
+                                     "'baseline' or 'privileged', got 'lax'"),
+    (with_tenant(artifacts="{keyprefix: x/}"),
+     "tenants.yaml: tenants[2] (name=gamma).artifacts.keyprefix: unknown field; did you mean 'keyPrefix'?"),
+    (with_tenant(network="{ingres: {}}"), "tenants.yaml: tenants[2] (name=gamma).network.ingres: unknown field; did you "
+                                          "mean 'ingress'?"),
+    (with_tenant(displayname="x"), "tenants.yaml: tenants[2] (name=gamma).displayname: unknown field; did you mean "
+                                   "'displayName'?"),
+    ("defaults: {podsecurity: baseline}\n" + BASE.removeprefix("\n"),
+     "tenants.yaml: defaults.podsecurity: unknown field; did you mean 'podSecurity'?"),
+    ("tenant:\n" + BASE.removeprefix("\ntenants:\n"), "tenants.yaml: tenant: unknown field; did you mean 'tenants'?"),
+    (with_tenant(overrides="{Prod: {podSecurity: baseline}}"),
+     "tenants.yaml: tenants[2] (name=gamma).overrides.Prod: no stack 'Prod'; stacks are dev, prod, staging; did you "
+     "mean 'prod'?"),
+    (with_tenant(quota="{limits.memory: 1e1000000}"),
+     "tenants.yaml: tenants[2] (name=gamma).quota: limits.memory: '1e1000000' is outside the range Kubernetes keeps"),
+    (with_tenant(limits="{max: {memory: 9Ei}}"),
+     "tenants.yaml: tenants[2] (name=gamma).limits.max: memory: '9Ei' is larger than Kubernetes keeps (2^63-1)"),
+    (with_tenant(quota="{requests.cpu: 0.1n}"),
+     "tenants.yaml: tenants[2] (name=gamma).quota: requests.cpu: '0.1n' is finer than Kubernetes keeps (1n)"),
+])
+def test_messages_say_what_to_fix(text, expected, tmp_path):
+    found = problems(text, tmp_path)
+    assert any(line.startswith(expected) for line in found), found
+
+
+def test_a_quota_that_leaves_the_range_once_scaled_names_its_key(tmp_path):
+    prod = settings.load_stack(PROJECT, "prod")
+    scaled = prod.model_copy(update={"quota_scale": 4.0})
+    found = problems(with_tenant(quota="{requests.memory: 4Ei}"), tmp_path, scaled)
+    assert found == ["tenants.yaml: tenants[2] (name=gamma).quota.requests.memory: requests.memory: '4Ei' times "
+                     "tenancy:quotaScale 4.0: '16Ei' is larger than Kubernetes keeps (2^63-1)"]
+
+
+def test_cli_lists_the_stacks_when_stack_names_none(capsys):
+    from components import cli
+
+    assert cli.main(["validate", "--stack", "qa"]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "Pulumi.qa.yaml: no stack 'qa'; the stacks of this project are dev, prod, staging")
+    assert cli.main(["validate", "--stack", "Prod"]) == 1
+    assert "did you mean 'prod'?" in capsys.readouterr().err
+
+
+def test_a_problem_stays_one_line_when_the_input_holds_line_breaks(tmp_path):
+    # Found by the fuzzer: a key holding U+2028 split one problem over two lines of output.
+    [line] = problems(with_tenant(**{'"col\\u2028our\\tx"': "blue"}), tmp_path)
+    assert line.startswith("tenants.yaml: tenants[2] (name=gamma).col\\u2028our\\tx: unknown field")
+    assert len(line.splitlines()) == 1

@@ -4,6 +4,10 @@ other and with what the artifact ConfigMap and the MiniCluster read; generated v
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -256,14 +260,23 @@ def _with_vault_setting(monkeypatch, **vault_fields):
     monkeypatch.setattr(settings, "read_stack_file", patched)
 
 
-def test_vault_server_ca_becomes_every_secret_stores_ca_bundle(monkeypatch, tmp_path):
+@pytest.fixture
+def in_project() -> Path:
+    """A scratch folder inside the project (under the ignored out/): certificate files must be inside it."""
+    (PROJECT / "out").mkdir(exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="test-vault-ca-", dir=PROJECT / "out"))
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_vault_server_ca_becomes_every_secret_stores_ca_bundle(monkeypatch, in_project):
     import base64
 
     from .conftest import render
 
     pem = _ca_pem()
-    (tmp_path / "vault-ca.pem").write_text(pem)
-    _with_vault_setting(monkeypatch, caCertFile=str(tmp_path / "vault-ca.pem"))
+    (in_project / "vault-ca.pem").write_text(pem)
+    _with_vault_setting(monkeypatch, caCertFile=str((in_project / "vault-ca.pem").relative_to(PROJECT)))
     result = render("dev")
     stores = [m for _, m in result.manifests() if m["kind"] == "SecretStore"]
     assert len(stores) == len(result.tenant_names())
@@ -283,16 +296,17 @@ def test_without_the_setting_the_store_trusts_the_system_roots(dev):
 
 @pytest.mark.parametrize("content, message", [
     (None, "tenancy:vault.caCertFile: cannot read"),
-    ("not a certificate", "tenancy:vault.caCertFile: .* is not a PEM certificate"),
+    ("not a certificate", "tenancy:vault.caCertFile: .* must hold PEM CERTIFICATE blocks and nothing else"),
 ])
-def test_a_bad_vault_ca_file_stops_validation_with_both_files_problems(monkeypatch, tmp_path, content, message):
+def test_a_bad_vault_ca_file_stops_validation_with_both_files_problems(monkeypatch, in_project, content, message):
     from components import cli
     from components.problems import InvalidInput
 
     if content is not None:
-        (tmp_path / "vault-ca.pem").write_text(content)
-    _with_vault_setting(monkeypatch, caCertFile=str(tmp_path / "vault-ca.pem"),
-                        kubernetesAuth={"path": "kubernetes-dev", "caCertFile": str(tmp_path / "missing.pem")})
+        (in_project / "vault-ca.pem").write_text(content)
+    relative = in_project.relative_to(PROJECT)
+    _with_vault_setting(monkeypatch, caCertFile=str(relative / "vault-ca.pem"),
+                        kubernetesAuth={"path": "kubernetes-dev", "caCertFile": str(relative / "missing.pem")})
     with pytest.raises(InvalidInput, match=message) as raised:
         cli.load_inputs(PROJECT, "dev", None)
     assert "tenancy:vault.kubernetesAuth.caCertFile: cannot read" in str(raised.value)

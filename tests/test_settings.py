@@ -29,7 +29,8 @@ def test_minimal_config_gets_defaults():
 
 
 def test_misspelt_key_is_an_error_not_a_silent_default():
-    assert messages({**BASE, "tenancy:protecData": "true"}) == ["Pulumi.dev.yaml: tenancy:protecData: unknown config key"]
+    assert messages({**BASE, "tenancy:protecData": "true"}) == [
+        "Pulumi.dev.yaml: tenancy:protecData: unknown config key; did you mean 'tenancy:protectData'?"]
 
 
 def test_nested_problems_carry_the_path():
@@ -61,7 +62,47 @@ def test_vault_ca_cert_file_must_exist_and_be_a_certificate(tmp_path):
     with pytest.raises(InvalidInput, match="tenancy:vault.kubernetesAuth.caCertFile: cannot read 'ca.pem'"):
         settings.read_vault_ca_cert(tmp_path, stack)
     (tmp_path / "ca.pem").write_text("not a certificate")
-    with pytest.raises(InvalidInput, match="'ca.pem' is not a PEM certificate"):
+    with pytest.raises(InvalidInput, match="'ca.pem' must hold PEM CERTIFICATE blocks and nothing else"):
         settings.read_vault_ca_cert(tmp_path, stack)
     (tmp_path / "ca.pem").write_text((PROJECT / "certs" / "compliance-root-ca.pem").read_text())
     assert settings.read_vault_ca_cert(tmp_path, stack).startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_stack_file_duplicate_keys_and_yaml_1_1_values_are_refused_with_line_and_column(tmp_path):
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        "config:\n  tenancy:org: calypr\n  tenancy:protectData: yes\n  tenancy:org: other\n")
+    with pytest.raises(InvalidInput) as caught:
+        settings.read_stack_file(tmp_path, "dev")
+    assert [str(p) for p in caught.value.problems] == [
+        "Pulumi.dev.yaml: config.tenancy:org: line 4, column 3: duplicate key 'tenancy:org' (first at line 2, "
+        "column 3); YAML would keep only the last one",
+        "Pulumi.dev.yaml: config.tenancy:protectData: line 3, column 24: 'yes' is read as the boolean true by YAML "
+        "1.1 but as text by YAML 1.2; write true for a boolean, or quote it for text"]
+
+
+def test_unknown_nested_setting_suggests_the_nearest_field():
+    assert "Pulumi.dev.yaml: tenancy:registry.keyspce: unknown field; did you mean 'keyspace'?" in messages(
+        {**BASE, "tenancy:registry": '{"keyspce": "x"}'})
+
+
+def test_a_wrong_type_says_what_came():
+    assert messages({**BASE, "tenancy:quotaScale": "[1]"}) == [
+        "Pulumi.dev.yaml: tenancy:quotaScale: Input should be a valid number, got a list"]
+
+
+def test_an_empty_stack_is_a_setting():
+    assert not settings.from_config(BASE, stack="dev").allow_no_tenants
+    assert settings.from_config({**BASE, "tenancy:allowNoTenants": "true"}, stack="dev").allow_no_tenants
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("/etc/ssl/certs/ca-certificates.crt", "must be a relative path inside"),
+    ("../ca.pem", "must be a relative path inside"),
+    ("key.pem", "holds a PRIVATE KEY block"),
+])
+def test_vault_ca_cert_file_is_confined_like_the_catalogues_certificates(name, expected, tmp_path):
+    (tmp_path / "key.pem").write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    stack = settings.from_config({**BASE, "tenancy:vault": '{"address": "https://v:8200", '
+                                  f'"kubernetesAuth": {{"caCertFile": "{name}"}}}}'}, stack="dev")
+    with pytest.raises(InvalidInput, match=f"tenancy:vault.kubernetesAuth.caCertFile: .*{expected}"):
+        settings.read_vault_ca_cert(tmp_path, stack)
