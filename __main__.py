@@ -40,6 +40,7 @@ stack_providers = providers.build(stack_settings, {registry_region(stack_setting
 platform = Platform("platform", PlatformArgs(
     stack_settings, stack_providers,
     vault_kubernetes_ca_cert=vault_ca_cert,
+    tenants=[spec for spec, _ in tenants],
     registry_password=pulumi.Config(settings.NAMESPACE).get_secret(settings.REGISTRY_PASSWORD_KEY.partition(":")[2])))
 for spec, names in tenants:
     Tenant(spec.name, TenantArgs(spec, names, stack_settings, stack_providers, platform))

@@ -46,6 +46,8 @@ S3_ACCESS_KEY_ID_KEY = "AWS_ACCESS_KEY_ID"
 S3_SECRET_ACCESS_KEY_KEY = "AWS_SECRET_ACCESS_KEY"
 FLUX_SECRET_KEY_KEY = "flux-secret-key"
 TENANT_LABEL = "tenancy.io/tenant"
+# Every tenant namespace is "<NAMESPACE_PREFIX><org>-<tenant>".
+NAMESPACE_PREFIX = "wf-"
 ENVIRONMENT_LABEL = "tenancy.io/environment"
 ORG_LABEL = "tenancy.io/org"
 MANAGED_BY = "tenancy"
@@ -192,7 +194,7 @@ def derive(org: str, environment: str, tenant: str, bucket: str | None = None) -
     vault_base = f"argo/apps/{tenant}"
     return TenantNames(
         tenant=tenant,
-        namespace=f"wf-{org}-{tenant}",
+        namespace=f"{NAMESPACE_PREFIX}{org}-{tenant}",
         bucket=bucket or f"{org}-{tenant}-{environment}-artifacts",
         iam_user=scoped,
         iam_role=scoped,
@@ -228,6 +230,11 @@ def minicluster_password_env(user: str) -> str:
 def generator_iam_role(org: str, environment: str) -> str:
     """The IRSA role of the Argo CD generator, one per stack."""
     return f"tenancy-{org}-{environment}-argocd-generator"
+
+
+def admission_object(org: str, environment: str, rule: str) -> str:
+    """A cluster-scoped admission policy or binding of one stack, or its parameter ConfigMap (`rule` "params")."""
+    return f"tenancy-{org}-{environment}-{rule}"
 
 
 def minicluster_password_key(user: str) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import pulumi
 
+from .admission import Admission, AdmissionArgs
 from .argocd import ArgoCdGenerator, ArgoCdGeneratorArgs
+from .catalogue import TenantSpec
 from .providers import Providers, child
 from .registry import Registry, RegistryArgs
 from .settings import StackSettings
@@ -22,6 +24,8 @@ class PlatformArgs:
     vault_kubernetes_ca_cert: Optional[str] = None
     # Secret `tenancy:registryPassword`, read by the composition root (service-specific registry credentials).
     registry_password: Optional[pulumi.Output[str]] = None
+    # The stack's tenants: their node mode and allow-lists are the admission policies' parameters.
+    tenants: Sequence[TenantSpec] = ()
 
 
 class Platform(pulumi.ComponentResource):
@@ -40,4 +44,5 @@ class Platform(pulumi.ComponentResource):
             ArgoCdGenerator(f"{name}-argocd", ArgoCdGeneratorArgs(args.settings, args.providers, args.registry_password,
                                                                 self.registry.table_arn),
                             child(self, depends_on=[self.registry]))
+        Admission(f"{name}-admission", AdmissionArgs(args.settings, args.providers, args.tenants), child(self))
         self.register_outputs({})
