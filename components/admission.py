@@ -262,7 +262,10 @@ class Admission(pulumi.ComponentResource):
         super().__init__("tenancy:admission:Admission", name, None, opts)
         namespace, configmap, *rest = admission_manifests(args.settings, args.tenants)
         k8s = args.providers.kubernetes
-        ns = kube.apply(name, namespace, child(self, k8s))
+        # Deleting this namespace deletes the parameters, and every tenant pod is refused from then on: stacks
+        # that protect data protect it like the tenant namespaces.
+        protect = args.settings.protect_data
+        ns = kube.apply(name, namespace, child(self, k8s, protect=protect, retain_on_delete=protect))
         params = kube.apply(name, configmap, child(self, k8s, depends_on=[ns]))
         half = len(rest) // 2
         policy_resources = [kube.apply(name, policy, child(self, k8s)) for policy in rest[:half]]

@@ -87,6 +87,11 @@ REFERENCE = [
                                               "spec": {"hard": {"pods": "50"}}}),
     _rec(rules.ROLE_BINDING, "ref-rb", {"metadata": {"name": "tenant-developer", "namespace": NS}, "subjects": [
         {"kind": "Group", "name": "ref-developers", "apiGroup": "rbac.authorization.k8s.io"}]}),
+    _rec(rules.ADMISSION_POLICY, "ref-vap", {"metadata": {"name": "ref-rule"}, "spec": {"failurePolicy": "Fail"}}),
+    _rec(rules.ADMISSION_BINDING, "ref-vapb", {"metadata": {"name": "ref-rule"}, "spec": {
+        "policyName": "ref-rule", "validationActions": ["Deny"],
+        "matchResources": {"namespaceSelector": {"matchExpressions": [
+            {"key": rules.TENANT_LABEL, "operator": "Exists"}]}}}}),
 ]
 
 
@@ -276,3 +281,39 @@ def test_pack_and_diff_agree_on_what_counts_as_data():
     from components import diff
 
     assert set(rules.DATA_TYPES) == set(diff.DATA_TYPES)
+
+
+def _admission(result) -> list[dict[str, Any]]:
+    return _records(result, rules.ADMISSION_BINDING)
+
+
+@pytest.mark.parametrize("break_it, needle", [
+    (lambda b: b["spec"].update(validationActions=["Warn", "Audit"]), "only warns or audits"),
+    (lambda b: b["spec"].update(policyName="nowhere"), "names no ValidatingAdmissionPolicy"),
+    (lambda b: b["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"].append(
+        {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["wf-calypr-compliance"]}),
+     "'wf-calypr-compliance' is not held to the admission policies"),
+])
+def test_a_weakened_admission_binding_fires(prod, break_it, needle):
+    records = _admission(prod)
+    binding = next(r for r in records if r["type"] == rules.ADMISSION_BINDING
+                   and r["inputs"]["spec"].get("paramRef"))
+    break_it(binding["inputs"])
+    messages = [m for m, _ in violations(rules.ADMISSION_GUARDRAILS, records)]
+    assert any(needle in m for m in messages), messages
+
+
+def test_missing_parameters_that_admit_fire(prod):
+    records = _admission(prod)
+    binding = next(r for r in records if r["type"] == rules.ADMISSION_BINDING and r["inputs"]["spec"].get("paramRef"))
+    binding["inputs"]["spec"]["paramRef"]["parameterNotFoundAction"] = "Allow"
+    assert any("parameterNotFoundAction must be Deny" in m for m, _ in violations(rules.ADMISSION_GUARDRAILS, records))
+
+
+def test_fail_open_policy_and_a_stack_without_bindings_fire(prod):
+    records = _admission(prod)
+    _first(records, rules.ADMISSION_POLICY)["inputs"]["spec"]["failurePolicy"] = "Ignore"
+    assert any("must fail closed" in m for m, _ in violations(rules.ADMISSION_GUARDRAILS, records))
+    records = [r for r in _admission(prod) if r["type"] != rules.ADMISSION_BINDING]
+    messages = [m for m, _ in violations(rules.ADMISSION_GUARDRAILS, records)]
+    assert messages and all("no enforcing binding" in m for m in messages)
