@@ -51,8 +51,8 @@ def minicluster_v1alpha1(spec: TenantSpec, names: TenantNames) -> dict[str, Any]
     reference a Secret, so both are left out rather than inlined: users are listed by name and the operator's
     own defaults apply to the empty password and secret key. The Vault-held values are then unused by this shape;
     moving the stack to v1alpha2 (`tenancy:minicluster.apiVersion`) makes them authoritative. That shape has
-    no pod nodeSelector either; a dedicated tenant's pods are still pinned by its Namespace's admission
-    annotations.
+    no pod nodeSelector either: a dedicated tenant's pods are placed by its Namespace's annotations where the
+    PodNodeSelector plugin runs, and refused by the `dedicated-nodes` admission policy elsewhere.
     """
     container: dict[str, Any] = {"image": spec.minicluster.image, "runFlux": True}
     if spec.minicluster.command:

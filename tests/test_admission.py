@@ -348,3 +348,18 @@ def test_bad_allow_list_entries_are_refused_with_their_place(tmp_path, field, va
     with pytest.raises(InvalidInput) as caught:
         render("dev", text, tmp_path)
     assert f"tenants[0] (name=alpha).allowed.{field}" in str(caught.value) and why in str(caught.value)
+
+
+def test_the_stacks_lists_fill_tenants_that_name_none():
+    config, secret_keys = stack_settings.read_stack_file(PROJECT, "dev")
+    config["tenancy:admission"] = '{"allowed": {"registries": ["ghcr.io/calypr"], "priorityClasses": ["batch"]}}'
+    with_lists = stack_settings.from_config(config, stack="dev", secret_keys=secret_keys)
+    text = """
+tenants:
+  - {name: alpha, team: a, repo: {url: "https://github.com/calypr/a.git"}}
+  - {name: beta, team: b, repo: {url: "https://github.com/calypr/b.git"}, allowed: {registries: []}}
+"""
+    cat = catalogue.parse(text, source="tenants.yaml", base_dir=PROJECT, stacks=STACKS)
+    data = admission.params_data([spec for spec, _ in cat.for_stack(with_lists)])
+    assert data == {"alpha.nodes": "shared", "alpha.registries": "ghcr.io/calypr", "alpha.priorityClasses": "batch",
+                    "beta.nodes": "shared", "beta.priorityClasses": "batch"}
