@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 import pytest
 
-from components import admission, catalogue, naming, settings
+from components import admission, catalogue, naming, rbac, settings
 from components.namespace import namespace_manifest
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -276,6 +276,41 @@ def test_a_pod_with_an_unlisted_priority_class_is_refused(tenants_cluster, tenan
 def test_a_tenant_without_lists_keeps_todays_behaviour(tenants_cluster):
     admitted(tenants_cluster, pod("gamma", image="quay.io/anything/at-all:1", priorityClassName=OTHER_PRIORITY))
     admitted(tenants_cluster, pvc("gamma", "premium"))
+
+
+# ------------------------------------------------------------------------------------------------- parameters
+
+def test_tenants_cannot_change_their_parameters_or_the_policies(tenants_cluster):
+    """The per-tenant values live outside tenant namespaces: a tenant admin may write ConfigMaps only in its own."""
+    spec, names = SPECS[0]
+    for manifest in rbac.rbac_manifests(names, ["alpha-admins"], ["alpha-devs"], STACK_SETTINGS.cluster_admin_group,
+                                        None):
+        tenants_cluster.apply(manifest)
+    user, groups = "alice", ["alpha-admins"]
+    assert tenants_cluster.can(user, groups, "update", "configmaps", names.namespace)  # the grant is in force
+    for verb in ("update", "patch", "delete"):
+        assert not tenants_cluster.can(user, groups, verb, "configmaps", STACK_SETTINGS.admission.namespace)
+        assert not tenants_cluster.can(user, groups, verb, "namespaces", "")
+        for resource in ("validatingadmissionpolicies", "validatingadmissionpolicybindings"):
+            assert not tenants_cluster.can(user, groups, verb, resource, "", api_group="admissionregistration.k8s.io")
+
+
+def test_missing_parameters_refuse_tenant_pods(tenants_cluster):
+    """parameterNotFoundAction Deny: without the ConfigMap a tenant's compliant pod is refused, not waved through."""
+    params = next(m for m in admission.admission_manifests(STACK_SETTINGS, [s for s, _ in SPECS])
+                  if m["kind"] == "ConfigMap")
+    compliant = pod("gamma")
+    admitted(tenants_cluster, compliant)
+    assert tenants_cluster.delete(params) == 200
+    try:
+        tenants_cluster.wait_for(lambda: tenants_cluster.create(compliant, dry_run=True)[0] != 201,
+                                 "refusal without parameters")
+        status, body = tenants_cluster.create(compliant, dry_run=True)
+        # The dispatcher reports a binding configuration error under failurePolicy Fail (422 Invalid).
+        assert status == 422 and "no params found" in body.get("message", ""), body.get("message")
+    finally:
+        tenants_cluster.apply(params)
+    tenants_cluster.wait_for(lambda: tenants_cluster.create(compliant, dry_run=True)[0] == 201, "parameters back")
 
 
 # ------------------------------------------------------------------------------------------------- each rule matters
