@@ -78,6 +78,10 @@ _CLAIM_CLASSES = (
 _SPEC_CHANGED = {"name": "spec-changed", "expression": "request.operation == 'CREATE' || object.spec != oldObject.spec"}
 
 
+def _labels() -> dict[str, str]:
+    return {"app.kubernetes.io/managed-by": naming.MANAGED_BY}
+
+
 def _param_list(suffix: str) -> str:
     key = f"variables.tenant + '.{suffix}'"
     return f"has(params.data) && ({key}) in params.data ? params.data[{key}].split(',') : []"
@@ -111,7 +115,8 @@ def _policy(name: str, resources: Sequence[str], operations: Sequence[str], vari
         spec["paramKind"] = {"apiVersion": "v1", "kind": "ConfigMap"}
     if match_conditions:
         spec["matchConditions"] = list(match_conditions)
-    return {"apiVersion": API_VERSION, "kind": "ValidatingAdmissionPolicy", "metadata": {"name": name}, "spec": spec}
+    return {"apiVersion": API_VERSION, "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name, "labels": _labels()}, "spec": spec}
 
 
 # ------------------------------------------------------------------------------------------------------ builders
@@ -210,8 +215,8 @@ def binding(policy: dict[str, Any], settings: StackSettings) -> dict[str, Any]:
         spec["matchResources"] = {"namespaceSelector": {"matchExpressions": [
             {"key": "kubernetes.io/metadata.name", "operator": "NotIn",
              "values": list(settings.admission.exempt_namespaces)}]}}
-    return {"apiVersion": API_VERSION, "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": name},
-            "spec": spec}
+    return {"apiVersion": API_VERSION, "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name, "labels": _labels()}, "spec": spec}
 
 
 def params_data(tenants: Sequence[TenantSpec]) -> dict[str, str]:
@@ -224,10 +229,6 @@ def params_data(tenants: Sequence[TenantSpec]) -> dict[str, str]:
             if values:
                 data[f"{spec.name}.{suffix}"] = ",".join(values)
     return data
-
-
-def _labels() -> dict[str, str]:
-    return {"app.kubernetes.io/managed-by": naming.MANAGED_BY}
 
 
 def params_namespace(settings: StackSettings) -> dict[str, Any]:
@@ -260,16 +261,16 @@ class AdmissionArgs:
 class Admission(pulumi.ComponentResource):
     def __init__(self, name: str, args: AdmissionArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("tenancy:admission:Admission", name, None, opts)
-        namespace, configmap, *rest = admission_manifests(args.settings, args.tenants)
-        k8s = args.providers.kubernetes
+        settings, k8s = args.settings, args.providers.kubernetes
         # Deleting this namespace deletes the parameters, and every tenant pod is refused from then on: stacks
         # that protect data protect it like the tenant namespaces.
-        protect = args.settings.protect_data
-        ns = kube.apply(name, namespace, child(self, k8s, protect=protect, retain_on_delete=protect))
-        params = kube.apply(name, configmap, child(self, k8s, depends_on=[ns]))
-        half = len(rest) // 2
-        policy_resources = [kube.apply(name, policy, child(self, k8s)) for policy in rest[:half]]
+        protect = settings.protect_data
+        namespace = kube.apply(name, params_namespace(settings),
+                               child(self, k8s, protect=protect, retain_on_delete=protect))
+        params = kube.apply(name, params_configmap(settings, args.tenants), child(self, k8s, depends_on=[namespace]))
+        built = policies(settings.org, settings.environment)
+        registered = [kube.apply(name, policy, child(self, k8s)) for policy in built.values()]
         # A binding before its policy or parameters would refuse every tenant pod in between.
-        self.bindings = [kube.apply(name, b, child(self, k8s, depends_on=[params, *policy_resources]))
-                         for b in rest[half:]]
-        self.register_outputs({"policies": len(policy_resources)})
+        for policy in built.values():
+            kube.apply(name, binding(policy, settings), child(self, k8s, depends_on=[params, *registered]))
+        self.register_outputs({"policies": len(registered)})

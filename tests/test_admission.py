@@ -363,3 +363,16 @@ tenants:
     data = admission.params_data([spec for spec, _ in cat.for_stack(with_lists)])
     assert data == {"alpha.nodes": "shared", "alpha.registries": "ghcr.io/calypr", "alpha.priorityClasses": "batch",
                     "beta.nodes": "shared", "beta.priorityClasses": "batch"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_admission_objects_register_under_the_platform_with_the_kubernetes_provider(stack):
+    result = sample(stack)
+    component = [r for r in result.resources if r["type"] == "tenancy:admission:Admission"]
+    assert len(component) == 1 and component[0]["parent"].endswith("tenancy:index:Platform::platform")
+    inside = result.descendants(component[0]["urn"])
+    assert len(inside) == 2 + 2 * len(admission.RULES)
+    assert all(r["provider"] and r["provider"].endswith("::kubernetes") for r in inside)
+    namespace = next(r for r in inside if r["inputs"]["kind"] == "Namespace")
+    protect = stack_settings.load_stack(PROJECT, stack).protect_data
+    assert (namespace["protect"], namespace["retainOnDelete"]) == (protect, protect)
