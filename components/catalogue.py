@@ -18,7 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from . import certificates, naming, notation, quantity, safe_yaml
 from .problems import InvalidInput, Problem, describe, did_you_mean, join_path, pydantic_message
-from .settings import AWS_REGIONS, StackSettings, check_cidrs
+from .settings import AWS_REGIONS, StackSettings, check_cidrs, check_object_names, check_registries
 
 
 # ResourceQuota keys that count objects: they stay integers and are never scaled per stack.
@@ -166,6 +166,19 @@ class Isolation(_Model):
     nodes: Literal["shared", "dedicated"] = "shared"
 
 
+class Allowed(_Model):
+    """What the tenant's pods may use, enforced by admission policies. Absent: the stack's
+    `tenancy:admission.allowed`; an empty list: no restriction."""
+
+    registries: Optional[list[str]] = Field(
+        None, description="Image registries (host and optional path, e.g. ghcr.io/calypr) of every container.")
+    storage_classes: Optional[list[str]] = Field(None, description="Storage classes of PVCs and ephemeral volumes.")
+    priority_classes: Optional[list[str]] = Field(None, description="Priority classes of pods.")
+
+    _registries = field_validator("registries")(classmethod(lambda cls, v: check_registries(v)))
+    _names = field_validator("storage_classes", "priority_classes")(classmethod(lambda cls, v: check_object_names(v)))
+
+
 class MiniClusterSpec(_Model):
     enabled: bool = False
     size: int = Field(2, ge=1, le=1024)
@@ -275,6 +288,7 @@ class TenantSpec(_Model):
     pod_security: Literal["restricted", "baseline", "privileged"] = "restricted"
     network: Network = Field(default_factory=Network)
     isolation: Isolation = Field(default_factory=Isolation)
+    allowed: Allowed = Field(default_factory=Allowed)
     minicluster: MiniClusterSpec = Field(default_factory=MiniClusterSpec)
     supply_chain: SupplyChain = Field(default_factory=SupplyChain)
     environments: Optional[list[str]] = Field(None, description="Stacks the tenant exists in; default all.")
@@ -661,7 +675,11 @@ def _with_stack_defaults(spec: TenantSpec, settings: StackSettings) -> TenantSpe
         "credentials": spec.artifacts.credentials or settings.artifacts.credentials,
         "versioning": settings.artifacts.versioning if spec.artifacts.versioning is None else spec.artifacts.versioning,
     })
-    return spec.model_copy(update={"region": spec.region or settings.region, "artifacts": artifacts})
+    platform = settings.admission.allowed
+    allowed = spec.allowed.model_copy(update={
+        field: getattr(platform, field) for field in Allowed.model_fields if getattr(spec.allowed, field) is None})
+    return spec.model_copy(update={"region": spec.region or settings.region, "artifacts": artifacts,
+                                   "allowed": allowed})
 
 
 def _structure_problems(source: str, raw: Any, stacks: tuple[str, ...]) -> list[Problem]:

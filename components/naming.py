@@ -46,6 +46,8 @@ S3_ACCESS_KEY_ID_KEY = "AWS_ACCESS_KEY_ID"
 S3_SECRET_ACCESS_KEY_KEY = "AWS_SECRET_ACCESS_KEY"
 FLUX_SECRET_KEY_KEY = "flux-secret-key"
 TENANT_LABEL = "tenancy.io/tenant"
+# Every tenant namespace is "<NAMESPACE_PREFIX><org>-<tenant>".
+NAMESPACE_PREFIX = "wf-"
 ENVIRONMENT_LABEL = "tenancy.io/environment"
 ORG_LABEL = "tenancy.io/org"
 MANAGED_BY = "tenancy"
@@ -201,7 +203,7 @@ def derive(org: str, environment: str, tenant: str, bucket: str | None = None) -
     vault_base = f"argo/apps/{tenant}"
     return TenantNames(
         tenant=tenant,
-        namespace=f"wf-{org}-{tenant}",
+        namespace=f"{NAMESPACE_PREFIX}{org}-{tenant}",
         bucket=bucket or f"{org}-{tenant}-{environment}-artifacts",
         iam_user=scoped,
         iam_role=scoped,
@@ -255,6 +257,11 @@ def platform_names(org: str, environment: str, namespaces: tuple[str, ...] = ())
         "iam_policy": frozenset({generator_iam_policy(org, environment).casefold()}),
         "namespace": frozenset(n.casefold() for n in namespaces),
     }
+
+
+def admission_object(org: str, environment: str, rule: str) -> str:
+    """A cluster-scoped admission policy or binding of one stack, or its parameter ConfigMap (`rule` "params")."""
+    return f"tenancy-{org}-{environment}-{rule}"
 
 
 def minicluster_password_key(user: str) -> str:

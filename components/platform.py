@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 
 import pulumi
 
+from .admission import Admission, AdmissionArgs
 from .argocd import ArgoCdGenerator, ArgoCdGeneratorArgs, expected_tenants
 from .catalogue import TenantSpec
 from .naming import TenantNames
@@ -26,7 +27,8 @@ class PlatformArgs:
     vault_server_ca_cert: Optional[str] = None
     # Secret `tenancy:registryPassword`, read by the composition root (service-specific registry credentials).
     registry_password: Optional[pulumi.Output[str]] = None
-    # The stack's tenants: the generator is told which of them every answer must contain.
+    # The stack's tenants: the generator is told which of them every answer must contain; their node mode and
+    # allow-lists are the admission policies' parameters.
     tenants: Sequence[tuple[TenantSpec, TenantNames]] = ()
 
 
@@ -47,4 +49,5 @@ class Platform(pulumi.ComponentResource):
                                                                 self.registry.table_arn,
                                                                 expected_tenants(args.tenants)),
                             child(self, depends_on=[self.registry]))
+        Admission(f"{name}-admission", AdmissionArgs(args.settings, args.providers, [spec for spec, _ in args.tenants]), child(self))
         self.register_outputs({})

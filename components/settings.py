@@ -8,6 +8,7 @@ offline tooling read settings the same way. Components receive `StackSettings`, 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional
 
@@ -35,6 +36,30 @@ def check_cidrs(value: list[str]) -> list[str]:
             ipaddress.ip_network(cidr, strict=True)
         except ValueError as exc:
             raise ValueError(f"{cidr!r} is not a CIDR block ({exc})") from None
+    return value
+
+
+# An allow-listed registry: a host (with a dot or port, or `localhost`) and optional repository path, matched
+# against an image's fully qualified name up to a '/', so `ghcr.io/acme` admits `ghcr.io/acme/tool:1` but not
+# `ghcr.io/acme-evil/tool` nor `ghcr.io.evil.example/x`.
+_REGISTRY = re.compile(r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+(:[0-9]{1,5})?|localhost(:[0-9]{1,5})?"
+                       r"|[a-z0-9]([a-z0-9-]*[a-z0-9])?:[0-9]{1,5})(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+
+
+def check_registries(value: Optional[list[str]]) -> Optional[list[str]]:
+    """Validator for registry allow-lists, in stack settings and the catalogue alike."""
+    for entry in value or []:
+        if not _REGISTRY.match(entry):
+            raise ValueError(f"{entry!r} is not a registry: give a host with a dot or a port (docker.io, "
+                             "ghcr.io/org, registry.local:5000), optionally a repository path, no trailing '/'")
+    return value
+
+
+def check_object_names(value: Optional[list[str]]) -> Optional[list[str]]:
+    """Validator for storage- and priority-class allow-lists: Kubernetes object names (DNS-1123 subdomains)."""
+    for entry in value or []:
+        if not naming.is_dns1123_subdomain(entry):
+            raise ValueError(f"{entry!r} is not a Kubernetes object name (DNS-1123 subdomain)")
     return value
 
 
@@ -230,6 +255,45 @@ class ArgoCdSettings(_Model):
         return f"{self.generator_image}@{self.generator_image_digest}" if self.generator_image_digest else self.generator_image
 
 
+class AllowedDefaults(_Model):
+    """Platform-wide allow-lists, for tenants whose catalogue entry names none; empty = no restriction."""
+
+    registries: list[str] = Field(default_factory=list, description="Image registries tenant pods may use.")
+    storage_classes: list[str] = Field(default_factory=list, description="Storage classes tenant PVCs may use.")
+    priority_classes: list[str] = Field(default_factory=list, description="Priority classes tenant pods may use.")
+
+    _registries = field_validator("registries")(classmethod(lambda cls, v: check_registries(v)))
+    _names = field_validator("storage_classes", "priority_classes")(classmethod(lambda cls, v: check_object_names(v)))
+
+
+class AdmissionSettings(_Model):
+    """The ValidatingAdmissionPolicies that enforce node isolation and the allow-lists (components/admission.py)."""
+
+    namespace: str = Field("tenancy-system", description="Namespace tenancy creates for the policies' parameters; "
+                                                           "only platform admins may write in it.")
+    exempt_namespaces: list[str] = Field(
+        default_factory=lambda: ["kube-system"],
+        description="Namespaces outside tenancy whose pods may tolerate or select tenant nodes by key "
+                    "(node agents, CNI). Every other namespace is held to the node-isolation rule.")
+    allowed: AllowedDefaults = Field(default_factory=AllowedDefaults)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        if not naming.is_dns1123_label(value):
+            raise ValueError(f"{value!r} is not a namespace name (DNS-1123 label)")
+        return value
+
+    @field_validator("exempt_namespaces")
+    @classmethod
+    def _exempt(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not naming.is_dns1123_label(name) or name.startswith(naming.NAMESPACE_PREFIX):
+                raise ValueError(f"{name!r} must be a namespace name outside tenancy's "
+                                 f"{naming.NAMESPACE_PREFIX}* namespaces")
+        return value
+
+
 class StackSettings(_Model):
     """The typed form of one stack's configuration."""
 
@@ -247,6 +311,7 @@ class StackSettings(_Model):
     irsa: Optional[IrsaSettings] = None
     minicluster: MiniClusterSettings = Field(default_factory=MiniClusterSettings)
     argocd: ArgoCdSettings = Field(default_factory=ArgoCdSettings)
+    admission: AdmissionSettings = Field(default_factory=AdmissionSettings)
     catalogue: str = Field("tenants.yaml", description="Catalogue path, relative to the project.")
     allow_no_tenants: bool = Field(
         False, description="Accept a catalogue that puts no tenant in this stack. Off, such a catalogue is refused: "

@@ -43,6 +43,8 @@ NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 RESOURCE_QUOTA = "kubernetes:core/v1:ResourceQuota"
 ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
 CLUSTER_ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"
+ADMISSION_POLICY = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy"
+ADMISSION_BINDING = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding"
 DATA_TYPES = (BUCKET, "aws:kms/key:Key", "aws:keyspaces/table:Table", "kubernetes:core/v1:Namespace")
 APPLICATION = "kubernetes:argoproj.io/v1alpha1:Application"
 APPLICATION_SET = "kubernetes:argoproj.io/v1alpha1:ApplicationSet"
@@ -215,6 +217,48 @@ def _namespace_guardrails(args: StackValidationArgs, report_violation: ReportVio
             report_violation(f"tenant namespace {name!r} lacks Pod Security labels for {', '.join(missing)}", ns.urn)
 
 
+def _selects(selector: Optional[Mapping[str, Any]], labels: Mapping[str, str]) -> bool:
+    """metav1.LabelSelector semantics; an absent selector selects everything."""
+    selector = selector or {}
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in _list(selector.get("matchExpressions")):
+        key, values = expression.get("key"), _list(expression.get("values"))
+        present = key in labels
+        matched = {"In": present and labels.get(key) in values, "NotIn": not present or labels.get(key) not in values,
+                   "Exists": present, "DoesNotExist": not present}.get(expression.get("operator"), False)
+        if not matched:
+            return False
+    return True
+
+
+def _admission_guardrails(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    policies = {_meta(p).get("name"): p for p in _of(args.resources, ADMISSION_POLICY)}
+    bindings = _of(args.resources, ADMISSION_BINDING)
+    for name, policy in sorted(policies.items()):
+        if (policy.props.get("spec") or {}).get("failurePolicy", "Fail") != "Fail":
+            report_violation(f"ValidatingAdmissionPolicy {name!r} must fail closed (failurePolicy Fail)", policy.urn)
+    enforcing = []
+    for binding in bindings:
+        spec, name = binding.props.get("spec") or {}, _meta(binding).get("name")
+        if spec.get("policyName") not in policies:
+            report_violation(f"binding {name!r} names no ValidatingAdmissionPolicy of this stack", binding.urn)
+        elif "Deny" not in _list(spec.get("validationActions")):
+            report_violation(f"binding {name!r} only warns or audits; tenant isolation needs Deny", binding.urn)
+        elif spec.get("paramRef") and spec["paramRef"].get("parameterNotFoundAction") != "Deny":
+            report_violation(f"binding {name!r} admits every request when its parameters are missing "
+                             "(parameterNotFoundAction must be Deny)", binding.urn)
+        else:
+            enforcing.append(binding)
+    for ns_name, ns in sorted(_tenant_namespaces(args.resources).items()):
+        labels = {**(_meta(ns).get("labels") or {}), "kubernetes.io/metadata.name": ns_name}
+        skipped = [_meta(b).get("name") for b in enforcing if not _selects(
+            ((b.props.get("spec") or {}).get("matchResources") or {}).get("namespaceSelector"), labels)]
+        if not enforcing or skipped:
+            report_violation(f"tenant namespace {ns_name!r} is not held to the admission policies "
+                             f"({', '.join(skipped) or 'no enforcing binding'})", ns.urn)
+
+
 def _subject_key(subject: Mapping[str, Any]) -> tuple[str, str, str]:
     return subject.get("kind", ""), subject.get("namespace") or "", subject.get("name", "")
 
@@ -336,6 +380,10 @@ NO_CLUSTER_BINDINGS_TO_TENANTS = _stack(
     PolicyConfigSchema({"platformGroups": {"type": "array", "items": {"type": "string"}, "default": [],
                                            "description": "Groups bound in tenant namespaces that are platform "
                                                           "operators, not tenants."}}))
+ADMISSION_GUARDRAILS = _stack(
+    "tenant-admission-policies", "Every tenant namespace is selected by every admission binding; bindings deny, "
+    "name a policy of the stack and refuse when their parameters are missing; policies fail closed.",
+    _admission_guardrails)
 DATA_PROTECTED = _stack(
     "data-resources-protected", "Buckets, KMS keys and Keyspaces tables are protected in stacks that protect data.",
     _data_protected,
@@ -351,5 +399,5 @@ ARGOCD_NO_CASCADE = _resource("argocd-applicationset-never-cascades", "Applicati
                               "Applications deployed when an Application is deleted.", _no_cascading_deletion)
 
 ALL_POLICIES = [S3_PUBLIC_ACCESS_BLOCK, S3_OWNERSHIP_ENFORCED, S3_ENCRYPTION, S3_TLS_ONLY, IAM_NO_WILDCARDS,
-                S3_BUCKET_GUARDRAILS, TENANT_NAMESPACE_GUARDRAILS, NO_CLUSTER_BINDINGS_TO_TENANTS, DATA_PROTECTED,
-                ARGOCD_NO_DEFAULT_PROJECT, ARGOCD_PROJECT_CONFINED, ARGOCD_NO_CASCADE]
+                S3_BUCKET_GUARDRAILS, TENANT_NAMESPACE_GUARDRAILS, NO_CLUSTER_BINDINGS_TO_TENANTS, ADMISSION_GUARDRAILS,
+                DATA_PROTECTED, ARGOCD_NO_DEFAULT_PROJECT, ARGOCD_PROJECT_CONFINED, ARGOCD_NO_CASCADE]

@@ -87,6 +87,11 @@ REFERENCE = [
                                               "spec": {"hard": {"pods": "50"}}}),
     _rec(rules.ROLE_BINDING, "ref-rb", {"metadata": {"name": "tenant-developer", "namespace": NS}, "subjects": [
         {"kind": "Group", "name": "ref-developers", "apiGroup": "rbac.authorization.k8s.io"}]}),
+    _rec(rules.ADMISSION_POLICY, "ref-vap", {"metadata": {"name": "ref-rule"}, "spec": {"failurePolicy": "Fail"}}),
+    _rec(rules.ADMISSION_BINDING, "ref-vapb", {"metadata": {"name": "ref-rule"}, "spec": {
+        "policyName": "ref-rule", "validationActions": ["Deny"],
+        "matchResources": {"namespaceSelector": {"matchExpressions": [
+            {"key": rules.TENANT_LABEL, "operator": "Exists"}]}}}}),
 ]
 
 
@@ -216,7 +221,9 @@ def test_default_deny_with_a_rule_is_not_default_deny(prod):
 
 def test_namespace_without_pod_security_label_fires(prod):
     records = _records(prod, rules.NAMESPACE)
-    namespace = next(r for r in records if r["type"] == rules.NAMESPACE)
+    # A tenant's namespace: the platform's own (tenancy-system, the admission parameters) is not a tenant's.
+    namespace = next(r for r in records if r["type"] == rules.NAMESPACE
+                     and r["inputs"]["metadata"]["name"].startswith("wf-"))
     del namespace["inputs"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
     messages = [m for m, _ in violations(rules.TENANT_NAMESPACE_GUARDRAILS, records)]
     assert any("Pod Security labels for enforce" in m for m in messages)
@@ -339,3 +346,39 @@ def test_cascading_application_set_fires(prod, mutate):
     records = copy.deepcopy(prod.resources)
     mutate(_argocd(records, rules.APPLICATION_SET)["inputs"]["spec"])
     assert violations(rules.ARGOCD_NO_CASCADE, records)
+
+
+def _admission(result) -> list[dict[str, Any]]:
+    return _records(result, rules.ADMISSION_BINDING)
+
+
+@pytest.mark.parametrize("break_it, needle", [
+    (lambda b: b["spec"].update(validationActions=["Warn", "Audit"]), "only warns or audits"),
+    (lambda b: b["spec"].update(policyName="nowhere"), "names no ValidatingAdmissionPolicy"),
+    (lambda b: b["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"].append(
+        {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["wf-calypr-compliance"]}),
+     "'wf-calypr-compliance' is not held to the admission policies"),
+])
+def test_a_weakened_admission_binding_fires(prod, break_it, needle):
+    records = _admission(prod)
+    binding = next(r for r in records if r["type"] == rules.ADMISSION_BINDING
+                   and r["inputs"]["spec"].get("paramRef"))
+    break_it(binding["inputs"])
+    messages = [m for m, _ in violations(rules.ADMISSION_GUARDRAILS, records)]
+    assert any(needle in m for m in messages), messages
+
+
+def test_missing_parameters_that_admit_fire(prod):
+    records = _admission(prod)
+    binding = next(r for r in records if r["type"] == rules.ADMISSION_BINDING and r["inputs"]["spec"].get("paramRef"))
+    binding["inputs"]["spec"]["paramRef"]["parameterNotFoundAction"] = "Allow"
+    assert any("parameterNotFoundAction must be Deny" in m for m, _ in violations(rules.ADMISSION_GUARDRAILS, records))
+
+
+def test_fail_open_policy_and_a_stack_without_bindings_fire(prod):
+    records = _admission(prod)
+    _first(records, rules.ADMISSION_POLICY)["inputs"]["spec"]["failurePolicy"] = "Ignore"
+    assert any("must fail closed" in m for m, _ in violations(rules.ADMISSION_GUARDRAILS, records))
+    records = [r for r in _admission(prod) if r["type"] != rules.ADMISSION_BINDING]
+    messages = [m for m, _ in violations(rules.ADMISSION_GUARDRAILS, records)]
+    assert messages and all("no enforcing binding" in m for m in messages)

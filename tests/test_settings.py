@@ -106,3 +106,16 @@ def test_vault_ca_cert_file_is_confined_like_the_catalogues_certificates(name, e
                                   f'"kubernetesAuth": {{"caCertFile": "{name}"}}}}'}, stack="dev")
     with pytest.raises(InvalidInput, match=f"tenancy:vault.kubernetesAuth.caCertFile: .*{expected}"):
         settings.read_vault_ca_cert(tmp_path, stack)
+
+
+def test_admission_settings_refuse_unusable_lists_and_exempting_tenant_namespaces():
+    found = messages({**BASE, "tenancy:admission": '{"exemptNamespaces": ["kube-system", "wf-calypr-research"], '
+                                                   '"allowed": {"registries": ["ghcr.io/"], "storageClasses": ["GP3"]}}'})
+    assert any(m.startswith("Pulumi.dev.yaml: tenancy:admission.exemptNamespaces: 'wf-calypr-research' must be")
+               for m in found), found
+    assert any(m.startswith("Pulumi.dev.yaml: tenancy:admission.allowed.registries: 'ghcr.io/' is not a registry")
+               for m in found), found
+    assert any("tenancy:admission.allowed.storageClasses: 'GP3'" in m for m in found), found
+    ok = settings.from_config({**BASE, "tenancy:admission": '{"allowed": {"registries": ["registry.local:5000/a"]}}'},
+                              stack="dev")
+    assert ok.admission.allowed.registries == ["registry.local:5000/a"] and ok.admission.namespace == "tenancy-system"
