@@ -1,4 +1,4 @@
-"""`python -m components validate|synth|diff|plan|schema`: the offline tooling around the Pulumi program.
+"""`python -m components validate|synth|diff|plan|stacks|schema`: the offline tooling around the Pulumi program.
 
 Input problems print one per line and exit 1 with no traceback; nothing is rendered from invalid input.
 """
@@ -112,6 +112,18 @@ def _refuse_shard_moves(args: argparse.Namespace) -> bool:
     return True
 
 
+def _stacks(args: argparse.Namespace) -> int:
+    """Every stack of an environment in update order, in plan's format (for CI when there is no base to plan)."""
+    from . import plan, sharding
+
+    stack_settings = settings.load_stack(args.project, args.stack)
+    every = [plan.StackPlan(name, "platform" if name == stack_settings.environment else "shard", ["every stack"])
+             for name in sharding.stacks_of(stack_settings.environment, stack_settings.shards)]
+    print(plan.format_json(args.stack, None, every) if args.format == "json"
+          else plan.format_text(args.stack, "(no base)", every))
+    return 0
+
+
 def _plan(args: argparse.Namespace) -> int:
     from . import plan
 
@@ -162,6 +174,10 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--base", required=True, help="git revision to compare the working tree with")
     plan.add_argument("--format", choices=("text", "json"), default="text")
     plan.set_defaults(run=_plan)
+    stacks = commands.add_parser("stacks", help="every stack of an environment: its platform stack, then its shards")
+    stacks.add_argument("--stack", required=True, help="environment")
+    stacks.add_argument("--format", choices=("text", "json"), default="text")
+    stacks.set_defaults(run=_stacks)
     schema = commands.add_parser("schema", help=f"write {SCHEMA_FILE} (or --check that it is current)")
     schema.add_argument("--check", action="store_true")
     schema.set_defaults(run=_schema)

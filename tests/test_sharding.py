@@ -24,7 +24,7 @@ from components.problems import InvalidInput
 
 PROJECT = Path(__file__).resolve().parent.parent
 PROGRAM = ("__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml",
-           "tenants.yaml", "components", "certs")
+           "tenants.yaml", "components", "certs", ".gitignore")
 EXTRA_TENANTS = [f"tenant{i}" for i in range(9)]
 
 
