@@ -95,6 +95,8 @@ def move_steps(environment: str, project: str, moved: list[Move], new_shards: in
         return []
     targets = sorted({m.dest for m in moved if m.dest != environment})
     steps = [f"pulumi stack init {shlex.quote(stack)}   # if it does not exist yet" for stack in targets]
+    # pulumi state move warns that moved resources depended on platform resources left behind: expected, a
+    # shard reads them through its StackReference.
     steps += [m.command(project) for m in moved]
     steps.append(f"pulumi up --stack {shlex.quote(environment)}   # the platform first: shards read its outputs")
     steps += [f"pulumi up --stack {shlex.quote(stack)}" for stack in stacks_of(environment, new_shards)[1:]]
