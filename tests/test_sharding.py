@@ -265,3 +265,14 @@ def test_plan_ignores_docs_and_lists_moves(sharded_repo):
     planned = plan_of(sharded_repo)
     assert "dev-shard-3" in planned and any("receives" in r for r in planned["dev-shard-3"])
     assert all("settings changed: tenancy:shards" in reasons[0] for reasons in planned.values())
+
+
+def test_catalogue_wide_rules_see_every_tenant_whatever_the_shard(tmp_path, capsys):
+    """`dup-three` and `dup--three` collide (names compare with repeated `-` folded) although they live in
+    different shards: every stack refuses the catalogue, the shard holding only one of them included."""
+    assert sharding.shard_of("dup-three", 3) != sharding.shard_of("dup--three", 3)
+    project = make_project(tmp_path, shards=3, extra=["dup-three", "dup--three"])
+    assert cli.main(["--project", str(project), "validate", "--stack", sharding.stack_of("dev", "dup-three", 3)]) == 1
+    assert "dup--three" in capsys.readouterr().err
+    with pytest.raises(Exception, match="invalid input, nothing was changed"):
+        synth.run(project, sharding.stack_of("dev", "dup-three", 3), stack_outputs={"dev": {"platform": {}}})
