@@ -18,11 +18,12 @@ ProgressFactory = Callable[[str], Optional["synth.Progress"]]
 
 def render(project_dir: Path, stack: str, tenants_file: Optional[Path] = None,
            progress: Optional[ProgressFactory] = None) -> dict[str, synth.SynthResult]:
-    """stack -> render, for every stack of `stack`'s environment (a shard needs its platform's render first)."""
+    """stack -> render: every stack of the environment for the environment's stack, the platform stack and the
+    shard itself for a shard stack (a shard needs its platform's render first)."""
     stack_settings = settings_module.load_stack(project_dir, stack)
     environment = stack_settings.environment
     results: dict[str, synth.SynthResult] = {}
-    for name in sharding.stacks_of(environment, stack_settings.shards):
+    for name in sharding.stacks_of(environment, stack_settings.shards) if stack == environment else [environment, stack]:
         outputs = {environment: results[environment].outputs} if name != environment else None
         results[name] = synth.run(project_dir, name, tenants_file, progress=progress(name) if progress else None,
                                   stack_outputs=outputs)
@@ -79,8 +80,11 @@ def check_budget(stack_settings: settings_module.StackSettings, results: dict[st
         counts = tenant_sizes(result)
         tenants.update(counts)
         shared = max(shared, sizes[stack] - sum(counts.values()))
-    needed = sharding.needed_shards(environment, tenants, shared, budget)
-    if needed is None:
+    complete = len(results) == len(sharding.stacks_of(environment, stack_settings.shards))
+    needed = sharding.needed_shards(environment, tenants, shared, budget) if complete else None
+    if not complete:
+        advice = f"run `synth --stack {environment}` for the shard count the catalogue needs"
+    elif needed is None:
         largest = max(tenants, key=tenants.get) if tenants else None
         advice = (f"no shard count fits: the largest tenant ({largest}, {tenants[largest]} resources) plus "
                   f"{shared} shared resources exceeds it; raise tenancy:stackBudget") if largest else \

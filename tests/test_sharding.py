@@ -9,6 +9,7 @@ resources, and every provider they use, with the same type chain, name and input
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import shutil
@@ -36,7 +37,8 @@ def make_project(root: Path, shards: int = 1, budget: int | None = None, extra: 
         (shutil.copytree if source.is_dir() else shutil.copy)(source, root / name)
     catalogue = yaml.safe_load((root / "tenants.yaml").read_text())
     scratch = next(t for t in catalogue["tenants"] if t["name"] == "scratch")
-    catalogue["tenants"] += [{**scratch, "name": name, "displayName": name} for name in extra]
+    # Deep copies: shared objects would be written as YAML aliases.
+    catalogue["tenants"] += [{**copy.deepcopy(scratch), "name": name, "displayName": name} for name in extra]
     (root / "tenants.yaml").write_text(yaml.safe_dump(catalogue, sort_keys=False))
     set_settings(root, shards=shards, stackBudget=budget)
     return root
