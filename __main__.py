@@ -32,8 +32,9 @@ def _load() -> tuple[settings.StackSettings, list, tuple["str | None", "str | No
     config = _config_map()
     secret_keys = frozenset(k for k in config if pulumi.runtime.is_config_secret(k))
     if shard is not None:
-        # Settings are written once, in the environment's file; a shard's own config adds nothing but what the
-        # offline tooling injects (`--tenants`). Its secrets reach it as the platform stack's secret outputs.
+        # Settings are written once, in the environment's file; a shard's own config adds nothing but the
+        # catalogue the offline tooling injects (`--tenants`). Its secrets reach it as the platform's secret outputs.
+        settings.check_shard_config(stack, config, allowed=frozenset({f"{settings.NAMESPACE}:catalogue"}))
         env_config, env_secret_keys = settings.read_stack_file(PROJECT_DIR, environment)
         config, secret_keys = {**env_config, **config}, env_secret_keys | secret_keys
     stack_settings = settings.from_config(config, stack=environment, secret_keys=secret_keys)

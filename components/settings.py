@@ -387,13 +387,18 @@ def shard_config(project_dir: Path, stack: str) -> tuple[dict[str, str], frozens
     if not (project_dir / f"Pulumi.{stack}.yaml").exists():
         return {}, frozenset()
     config, secret_keys = read_stack_file(project_dir, stack)
-    settings_keys = sorted(k for k in config if k.startswith((f"{NAMESPACE}:", *_FOREIGN_KEYS)))
+    check_shard_config(stack, config)
+    return config, secret_keys
+
+
+def check_shard_config(stack: str, config: Mapping[str, Any], allowed: frozenset[str] = frozenset()) -> None:
+    """InvalidInput for every setting a shard stack's own config holds (`allowed`: keys the offline tooling sets)."""
+    settings_keys = sorted(k for k in config if k.startswith((f"{NAMESPACE}:", *_FOREIGN_KEYS)) and k not in allowed)
     if settings_keys:
         environment = sharding.parse_stack(stack)[0]
         raise InvalidInput([Problem(f"Pulumi.{stack}.yaml", key, f"a shard stack takes its settings from "
                                                                   f"Pulumi.{environment}.yaml; set it there")
                             for key in settings_keys])
-    return config, secret_keys
 
 
 def check_shard(settings: StackSettings, stack: str) -> None:

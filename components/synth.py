@@ -382,8 +382,10 @@ def run(project_dir: Path, stack: str, tenants_file: Optional[Path] = None,
     `stack_outputs` answers the program's StackReferences (a shard stack needs its platform stack's outputs)."""
     from .sharding import is_shard_stack
 
-    config, secret_keys = (stack_settings_module.shard_config(project_dir, stack) if is_shard_stack(stack)
-                           else stack_settings_module.read_stack_file(project_dir, stack))
+    # What Pulumi hands the program: the stack's own file (a shard stack may have none; the program reads its
+    # environment's settings and refuses any in the shard's).
+    config, secret_keys = ({}, frozenset()) if is_shard_stack(stack) and not (project_dir / f"Pulumi.{stack}.yaml").exists() \
+        else stack_settings_module.read_stack_file(project_dir, stack)
     if tenants_file is not None:
         config["tenancy:catalogue"] = str(tenants_file.resolve())
     mocks = SynthMocks(stack_outputs)

@@ -278,3 +278,12 @@ def test_catalogue_wide_rules_see_every_tenant_whatever_the_shard(tmp_path, caps
     assert "dup--three" in capsys.readouterr().err
     with pytest.raises(Exception, match="invalid input, nothing was changed"):
         synth.run(project, sharding.stack_of("dev", "dup-three", 3), stack_outputs={"dev": {"platform": {}}})
+
+
+def test_the_program_refuses_settings_in_a_shard_stack(tmp_path):
+    """Under `pulumi up` the shard's own config is what Pulumi hands the program: a setting there is refused
+    before anything is registered, as the tooling refuses it in the file."""
+    project = make_project(tmp_path, shards=2)
+    (project / "Pulumi.dev-shard-1.yaml").write_text("config:\n  tenancy:protectData: true\n")
+    with pytest.raises(Exception, match="tenancy:protectData: a shard stack takes its settings from Pulumi.dev.yaml"):
+        synth.run(project, "dev-shard-1", stack_outputs={"dev": {}})
