@@ -100,6 +100,10 @@ def move_steps(environment: str, project: str, moved: list[Move], new_shards: in
     steps += [m.command(project) for m in moved]
     steps.append(f"pulumi up --stack {shlex.quote(environment)}   # the platform first: shards read its outputs")
     steps += [f"pulumi up --stack {shlex.quote(stack)}" for stack in stacks_of(environment, new_shards)[1:]]
+    # A shard the new count no longer has holds only its providers and platform view: nothing of value.
+    for stack in sorted({m.source for m in moved} - set(stacks_of(environment, new_shards))):
+        steps += [f"pulumi destroy --stack {shlex.quote(stack)}   # holds no tenant any more",
+                  f"pulumi stack rm --stack {shlex.quote(stack)}"]
     return steps
 
 

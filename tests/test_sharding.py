@@ -287,3 +287,18 @@ def test_the_program_refuses_settings_in_a_shard_stack(tmp_path):
     (project / "Pulumi.dev-shard-1.yaml").write_text("config:\n  tenancy:protectData: true\n")
     with pytest.raises(Exception, match="tenancy:protectData: a shard stack takes its settings from Pulumi.dev.yaml"):
         synth.run(project, "dev-shard-1", stack_outputs={"dev": {}})
+
+
+def test_shrinking_moves_tenants_off_the_removed_shards_and_retires_them():
+    names = [f"tenant-{i}" for i in range(200)]
+    moved = sharding.moves("dev", names, 4, 3)
+    assert {m.source for m in moved} == {"dev-shard-3"} and {m.dest for m in moved} <= {"dev-shard-0", "dev-shard-1",
+                                                                                        "dev-shard-2"}
+    steps = sharding.move_steps("dev", "tenancy", moved, 3)
+    assert steps[-2:] == ["pulumi destroy --stack dev-shard-3   # holds no tenant any more",
+                          "pulumi stack rm --stack dev-shard-3"]
+    state_moves = [s for s in steps if s.startswith("pulumi state move")]
+    assert len(state_moves) == len(moved)
+    assert all(s.startswith("pulumi state move --source dev-shard-3 --dest dev-shard-") for s in state_moves)
+    back = sharding.moves("dev", names, 3, 1)
+    assert {m.dest for m in back} == {"dev"} and sum(len(m.tenants) for m in back) == 200
