@@ -1,4 +1,4 @@
-"""`python -m components validate|synth|diff|schema`: the offline tooling around the Pulumi program.
+"""`python -m components validate|synth|diff|plan|stacks|schema`: the offline tooling around the Pulumi program.
 
 Input problems print one per line and exit 1 with no traceback; nothing is rendered from invalid input.
 """
@@ -52,15 +52,22 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from . import synth
+    from . import environment, synth
 
-    _, tenants = load_inputs(args.project, args.stack, args.tenants)
-    result = synth.run(args.project, args.stack, args.tenants, progress=synth.Progress(args.stack, len(tenants)))
-    if args.out:
-        synth.write(result, args.out)
-    print(synth.format_table(synth.tenant_summary(result, {spec.name: spec.lifecycle for spec, _ in tenants})))
-    print(f"\n{len(result.resources)} resources registered for stack {args.stack}"
-          + (f"; written to {args.out}" if args.out else ""))
+    stack_settings, tenants = load_inputs(args.project, args.stack, args.tenants)
+    results = environment.render(args.project, args.stack, args.tenants,
+                                 progress=lambda name: synth.Progress(name, len(tenants)))
+    # An environment's stack renders with all its shards (written beside it, e.g. out/dev-shard-0); a shard alone.
+    shown = results if args.stack == stack_settings.environment else {args.stack: results[args.stack]}
+    lifecycles = {spec.name: spec.lifecycle for spec, _ in tenants}
+    for name, result in shown.items():
+        out = None if args.out is None else args.out if name == args.stack else args.out.parent / name
+        if out:
+            synth.write(result, out)
+        if len(shown) > 1:
+            print(f"== stack {name}")
+        print(synth.format_table(synth.tenant_summary(result, lifecycles)))
+        print(f"\n{len(result.resources)} resources registered for stack {name}" + (f"; written to {out}" if out else ""))
     return 0
 
 
@@ -80,7 +87,50 @@ def _diff(args: argparse.Namespace) -> int:
         print(diff.format_markdown(result, args.max_chars))
     else:
         print(diff.format_json(result) if args.format == "json" else diff.format_text(result))
+    if args.base is not None and _refuse_shard_moves(args):
+        return 3
     return diff.exit_code(result)
+
+
+def _refuse_shard_moves(args: argparse.Namespace) -> bool:
+    """A changed shard count moves tenants between stacks. The diff matches resources without their stack, so it
+    shows no change, but `pulumi up` without the moves would delete each moved tenant in one stack and create it
+    empty in another: print the `pulumi state move` steps and exit 3 (an approval, and the steps, are needed)."""
+    from . import plan, sharding
+
+    environment = sharding.parse_stack(args.stack)[0]
+    head, base = plan.load(args.project, environment), plan.load_base(args.project, environment, args.base)
+    moved = plan.shard_moves(base, head)
+    if not moved:
+        return False
+    count = sum(len(m.tenants) for m in moved)
+    print(f"REFUSED without state moves: tenancy:shards {base.settings.shards} -> {head.settings.shards} moves "
+          f"{count} tenant(s) to another stack. Applied as it is, `pulumi up` deletes them (and their data) in one "
+          f"stack and creates them empty in another. Run these steps instead, in order:", file=sys.stderr)
+    for step in sharding.move_steps(environment, "tenancy", moved, head.settings.shards):
+        print(f"  {step}", file=sys.stderr)
+    return True
+
+
+def _stacks(args: argparse.Namespace) -> int:
+    """Every stack of an environment in update order, in plan's format (for CI when there is no base to plan)."""
+    from . import plan, sharding
+
+    stack_settings = settings.load_stack(args.project, args.stack)
+    every = [plan.StackPlan(name, "platform" if name == stack_settings.environment else "shard", ["every stack"])
+             for name in sharding.stacks_of(stack_settings.environment, stack_settings.shards)]
+    print(plan.format_json(args.stack, None, every) if args.format == "json"
+          else plan.format_text(args.stack, "(no base)", every))
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from . import plan
+
+    planned = plan.plan(args.project, args.stack, args.base)
+    print(plan.format_json(args.stack, args.base, planned) if args.format == "json"
+          else plan.format_text(args.stack, args.base, planned))
+    return 0
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -118,6 +168,16 @@ def parser() -> argparse.ArgumentParser:
                       help="markdown: a pull-request comment (destructive changes first, a section per tenant)")
     diff.add_argument("--max-chars", type=int, help="markdown only: leave out resource lines beyond this size")
     diff.set_defaults(run=_diff)
+    plan = commands.add_parser("plan", help="the stacks of an environment a change since --base touches, and why "
+                                            "(platform first, then the affected shards)")
+    plan.add_argument("--stack", required=True, help="environment (its platform stack and shards are planned)")
+    plan.add_argument("--base", required=True, help="git revision to compare the working tree with")
+    plan.add_argument("--format", choices=("text", "json"), default="text")
+    plan.set_defaults(run=_plan)
+    stacks = commands.add_parser("stacks", help="every stack of an environment: its platform stack, then its shards")
+    stacks.add_argument("--stack", required=True, help="environment")
+    stacks.add_argument("--format", choices=("text", "json"), default="text")
+    stacks.set_defaults(run=_stacks)
     schema = commands.add_parser("schema", help=f"write {SCHEMA_FILE} (or --check that it is current)")
     schema.add_argument("--check", action="store_true")
     schema.set_defaults(run=_schema)

@@ -323,11 +323,15 @@ def _destructive(old: _Entry, tenant: str, action: str, key: str, reason: str) -
 
 def _render(project_dir: Path, stack: str, tenants: Optional[Path], progress_label: Optional[str] = None
             ) -> tuple[settings_module.StackSettings, SynthResult, dict[str, str]]:
-    from . import cli, synth
+    from . import cli, environment, synth
 
     stack_settings, specs = cli.load_inputs(project_dir, stack, tenants)
-    result = synth.run(project_dir, stack, tenants,
-                       progress=synth.Progress(progress_label or stack, len(specs)) if progress_label else None)
+    # Every stack of the environment (platform and shards) in one result: resources match without their stack.
+    result = environment.merged(environment.render(
+        project_dir, stack, tenants,
+        progress=(lambda name: synth.Progress(progress_label if name == stack else f"{progress_label}:{name}",
+                                              len(specs))) if progress_label else None),
+        stack)
     return stack_settings, result, {spec.name: spec.lifecycle for spec, _ in specs}
 
 

@@ -52,6 +52,25 @@ class RegistryArgs:
     password: Optional[pulumi.Output[str]] = None
 
 
+def registry_target(settings: StackSettings, password: Optional[pulumi.Input[str]]) -> dict[str, Any]:
+    """What each tenant's RegistryRecord needs to reach the table, in the platform's stack or a shard's.
+
+    Plain settings rather than the table's outputs, so that `pulumi preview` already knows them and a record can
+    refuse a move of the rows to another table (RegistryProvider.check) before anything runs.
+    """
+    target: dict[str, Any] = {
+        "region": registry_region(settings),
+        "keyspace": settings.registry.keyspace,
+        "table": settings.registry.table,
+        "migrate_from": settings.registry.migrate_from,
+        "auth": settings.registry.auth,
+        "username": settings.registry.username,
+    }
+    if settings.registry.auth == "service-specific":
+        target["password"] = pulumi.Output.secret(password)
+    return target
+
+
 class Registry(pulumi.ComponentResource):
     """Keyspace and table; `target` is what each tenant's RegistryRecord needs to reach them."""
 
@@ -70,24 +89,13 @@ class Registry(pulumi.ComponentResource):
             encryption_specification={"type": "AWS_OWNED_KMS_KEY"},
             point_in_time_recovery={"status": "ENABLED"},
             opts=data_opts)
-        self.target: dict[str, Any] = {
-            "region": region,
-            # Plain settings rather than the table's outputs, so that `pulumi preview` already knows them and a
-            # record can refuse a move of the rows to another table (RegistryProvider.check) before anything
-            # runs; every record depends on `self.table` instead.
-            "keyspace": settings.registry.keyspace,
-            "table": settings.registry.table,
-            "migrate_from": settings.registry.migrate_from,
-            "auth": settings.registry.auth,
-            "username": settings.registry.username,
-        }
-        if settings.registry.auth == "service-specific":
-            self.target["password"] = pulumi.Output.secret(args.password)
+        self.target = registry_target(settings, args.password)
         # Default providers are disabled for every package but `pulumi`, the dynamic provider's included, so the
         # records get an explicit one (the same plugin the engine would otherwise start as a default).
         self.record_provider = pulumi.ProviderResource("pulumi-python", f"{name}-records", {}, child(self))
-        self.table = table
         self.table_arn = table.arn
+        # Records are written once the table exists (a new table is created asynchronously by Keyspaces).
+        self.records_depend_on: list[pulumi.Resource] = [table]
         self.register_outputs({"keyspace": table.keyspace_name, "table": table.table_name, "tableArn": table.arn})
 
 
@@ -98,7 +106,7 @@ class RegistryRecord(dynamic.Resource):
                  opts: Optional[pulumi.ResourceOptions] = None):
         props = {**registry.target, **row, "disable_on_delete": disable_on_delete}
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=registry.record_provider,
-                                                                         depends_on=[registry.table]))
+                                                                         depends_on=registry.records_depend_on))
         # The SDK's provider serialisation wraps pickle's `_batch_setitems` in a sorting shim on every call and
         # never unwraps it, so each dynamic resource adds a stack frame to every later pickle: around a thousand
         # records in one program hit RecursionError (seen at 1,000 tenants). Put the original back each time.

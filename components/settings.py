@@ -15,7 +15,7 @@ from typing import Any, Literal, Mapping, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from . import certificates, naming, safe_yaml
+from . import certificates, naming, safe_yaml, sharding
 from .problems import InvalidInput, Problem, did_you_mean, join_path, pydantic_message
 
 AWS_REGIONS = frozenset({
@@ -316,6 +316,9 @@ class StackSettings(_Model):
     allow_no_tenants: bool = Field(
         False, description="Accept a catalogue that puts no tenant in this stack. Off, such a catalogue is refused: "
                            "an emptied list or misspelt environments would otherwise remove every tenant.")
+    shards: int = Field(1, ge=1, le=256, description="Tenant stacks of this environment: 1 keeps platform and "
+                                                     "tenants in one stack; N puts the tenants in <env>-shard-0..N-1.")
+    stack_budget: int = Field(5000, ge=1, description="Most resources one stack of this environment may hold.")
     secret_keys: frozenset[str] = Field(frozenset(), description="Config keys Pulumi holds as secrets.")
 
     @field_validator("org")
@@ -485,14 +488,50 @@ def read_vault_pems(project_dir: Path, settings: StackSettings) -> tuple[Optiona
 
 
 def known_stacks(project_dir: Path) -> tuple[str, ...]:
-    """The stacks of this project: one `Pulumi.<stack>.yaml` each."""
-    return tuple(sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml")))
+    """The environments of this project: one `Pulumi.<stack>.yaml` each (shard stacks are not environments)."""
+    names = (p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+    return tuple(sorted(n for n in names if not sharding.is_shard_stack(n)))
+
+
+def shard_config(project_dir: Path, stack: str) -> tuple[dict[str, str], frozenset[str]]:
+    """A shard stack's own config: its file may exist (a passphrase backend keeps its salt there) but never
+    repeats a setting; those are read from the environment's file, so they are written once."""
+    if not (project_dir / f"Pulumi.{stack}.yaml").exists():
+        return {}, frozenset()
+    config, secret_keys = read_stack_file(project_dir, stack)
+    check_shard_config(stack, config)
+    return config, secret_keys
+
+
+def check_shard_config(stack: str, config: Mapping[str, Any], allowed: frozenset[str] = frozenset()) -> None:
+    """InvalidInput for every setting a shard stack's own config holds (`allowed`: keys the offline tooling sets)."""
+    settings_keys = sorted(k for k in config if k.startswith((f"{NAMESPACE}:", *_FOREIGN_KEYS)) and k not in allowed)
+    if settings_keys:
+        environment = sharding.parse_stack(stack)[0]
+        raise InvalidInput([Problem(f"Pulumi.{stack}.yaml", key, f"a shard stack takes its settings from "
+                                                                  f"Pulumi.{environment}.yaml; set it there")
+                            for key in settings_keys])
+
+
+def check_shard(settings: StackSettings, stack: str) -> None:
+    """A shard stack must be one of its environment's `tenancy:shards`."""
+    index = sharding.parse_stack(stack)[1]
+    if index is not None and (settings.shards == 1 or index >= settings.shards):
+        raise InvalidInput([Problem(f"Pulumi.{settings.environment}.yaml", f"{NAMESPACE}:shards",
+                                    f"stack {stack!r} is not a shard of this environment, which has "
+                                    f"{settings.shards} shard(s): {', '.join(sharding.stacks_of(settings.environment, settings.shards))}")])
 
 
 def load_stack(project_dir: Path, stack: str) -> StackSettings:
+    """The settings of a stack; a shard stack (`<env>-shard-<i>`) has its environment's."""
+    environment, index = sharding.parse_stack(stack)
     stacks = known_stacks(project_dir)
-    if stack not in stacks:
-        raise InvalidInput([Problem(f"Pulumi.{stack}.yaml", "", f"no stack {stack!r}; the stacks of this project are "
-                                    f"{', '.join(stacks) or 'none'}{did_you_mean(stack, stacks)}")])
-    config, secret_keys = read_stack_file(project_dir, stack)
-    return from_config(config, stack=stack, secret_keys=secret_keys)
+    if environment not in stacks:
+        raise InvalidInput([Problem(f"Pulumi.{environment}.yaml", "", f"no stack {stack!r}; the stacks of this project "
+                                    f"are {', '.join(stacks) or 'none'}{did_you_mean(environment, stacks)}")])
+    if index is not None:
+        shard_config(project_dir, stack)
+    config, secret_keys = read_stack_file(project_dir, environment)
+    settings = from_config(config, stack=environment, secret_keys=secret_keys)
+    check_shard(settings, stack)
+    return settings

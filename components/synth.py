@@ -95,8 +95,10 @@ def _provider_urn(reference: str) -> Optional[str]:
 class SynthMocks(pulumi.runtime.Mocks):
     """Computed outputs shaped like the real providers', derived deterministically from the inputs."""
 
-    def __init__(self) -> None:
+    def __init__(self, stack_outputs: Optional[dict[str, dict[str, Any]]] = None) -> None:
         self.provider_regions: dict[str, str] = {}
+        # Outputs of other stacks (by stack name) for the program's StackReferences: a shard reads its platform's.
+        self.stack_outputs = stack_outputs or {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[Optional[str], dict]:
         inputs = dict(args.inputs)
@@ -104,6 +106,8 @@ class SynthMocks(pulumi.runtime.Mocks):
         region = self.provider_regions.get(_provider_urn(args.provider or "") or "", "us-west-2")
         if typ.startswith("pulumi:providers:"):
             return f"{name}-provider-id", inputs
+        if typ == "pulumi:pulumi:StackReference":
+            return _stack_reference(inputs["name"], self.stack_outputs)
         if typ.startswith("kubernetes:"):
             meta = inputs.get("metadata") or {}
             ident = "/".join(p for p in (meta.get("namespace"), meta.get("name")) if p)
@@ -120,6 +124,16 @@ class SynthMocks(pulumi.runtime.Mocks):
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, None
         return {}, None
+
+
+def _stack_reference(qualified: str, stack_outputs: dict[str, dict[str, Any]]) -> tuple[str, dict]:
+    """What the engine reads for `org/project/stack`: that stack's outputs; rendered secrets stay secret."""
+    stack = qualified.rsplit("/", 1)[-1]
+    if stack not in stack_outputs:
+        raise KeyError(f"StackReference to {qualified!r}: render stack {stack!r} first")
+    outputs = stack_outputs[stack]
+    secret_names = sorted(k for k, v in outputs.items() if v == SECRET)
+    return qualified, {"name": qualified, "outputs": outputs, "secretOutputNames": secret_names}
 
 
 def _arn(service: str, region: str, resource: str) -> str:
@@ -362,12 +376,19 @@ def _ordered_manifest(inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(project_dir: Path, stack: str, tenants_file: Optional[Path] = None,
-        progress: Optional[Progress] = None) -> SynthResult:
-    """Run the program in `project_dir` for `stack` under mocks; the caller validates inputs first."""
-    config, secret_keys = stack_settings_module.read_stack_file(project_dir, stack)
+        progress: Optional[Progress] = None, stack_outputs: Optional[dict[str, dict[str, Any]]] = None) -> SynthResult:
+    """Run the program in `project_dir` for `stack` under mocks; the caller validates inputs first.
+
+    `stack_outputs` answers the program's StackReferences (a shard stack needs its platform stack's outputs)."""
+    from .sharding import is_shard_stack
+
+    # What Pulumi hands the program: the stack's own file (a shard stack may have none; the program reads its
+    # environment's settings and refuses any in the shard's).
+    config, secret_keys = ({}, frozenset()) if is_shard_stack(stack) and not (project_dir / f"Pulumi.{stack}.yaml").exists() \
+        else stack_settings_module.read_stack_file(project_dir, stack)
     if tenants_file is not None:
         config["tenancy:catalogue"] = str(tenants_file.resolve())
-    mocks = SynthMocks()
+    mocks = SynthMocks(stack_outputs)
     monitor = RecordingMonitor(mocks, progress)
     runtime_settings.ROOT.set(None)
     pulumi.runtime.set_all_config(config, sorted(secret_keys))

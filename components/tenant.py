@@ -13,6 +13,7 @@ from .cluster import TenantCluster, TenantClusterArgs
 from .naming import TenantNames
 from .namespace import namespace_manifest
 from .platform import Platform
+from .platform_ref import PlatformReference
 from .providers import Providers, child
 from .registry import RegistryRecord, record_row
 from .secrets import TenantSecrets, TenantSecretsArgs
@@ -26,7 +27,7 @@ class TenantArgs:
     names: TenantNames
     settings: StackSettings
     providers: Providers
-    platform: Platform
+    platform: "Platform | PlatformReference"  # the Platform, or its outputs in a shard stack
 
 
 class Tenant(pulumi.ComponentResource):

@@ -1,16 +1,24 @@
 """Pulumi Deployments for the tenancy stacks: deployment settings, review stacks, drift detection, promotion chain."""
 
+import sys
+from pathlib import Path
+
 import pulumi
 import pulumi_pulumiservice as service
 
-from delivery_plan import plan, pre_run_commands, watched_paths
+# The tenancy project is this directory's parent: its stack files say how many shards each environment has.
+TENANCY_PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(TENANCY_PROJECT))
+
+from delivery_plan import plan, pre_run_commands, shard_counts, watched_paths  # noqa: E402
 
 config = pulumi.Config()
+environments = config.require_object("stacks")
 delivery = plan({
     "organization": config.require("organization"), "project": config.require("project"),
     "repository": config.require("repository"), "branch": config.require("branch"), "repoDir": config.get("repoDir"),
-    "autoPromote": config.get_bool("autoPromote"), "stacks": config.require_object("stacks"),
-})
+    "autoPromote": config.get_bool("autoPromote"), "stacks": environments,
+}, shard_counts(TENANCY_PROJECT, [e["name"] for e in environments]))
 cloud = service.Provider("pulumi-cloud")
 opts = pulumi.ResourceOptions(provider=cloud)
 
@@ -22,7 +30,7 @@ for stack in delivery.stacks:
             branch=f"refs/heads/{delivery.branch}", repo_dir=delivery.repo_dir or None)),
         github=service.DeploymentSettingsGithubArgs(
             repository=delivery.repository, deploy_commits=stack.deploy_commits, preview_pull_requests=True,
-            pull_request_template=stack.review_stacks, paths=watched_paths(delivery.repo_dir, stack.name)),
+            pull_request_template=stack.review_stacks, paths=watched_paths(delivery.repo_dir, stack.environment)),
         operation_context=service.DeploymentSettingsOperationContextArgs(
             pre_run_commands=pre_run_commands(stack.name),
             options=service.OperationContextOptionsArgs(skip_install_dependencies=True),

@@ -96,3 +96,37 @@ def test_auto_promote_activates_the_chain():
 def test_every_resource_uses_the_explicit_provider(records):
     custom = [r for r in records if r["custom"] and not r["type"].startswith("pulumi:providers:")]
     assert custom and all(r["provider"] and r["provider"].endswith("::pulumi-cloud") for r in custom)
+
+
+def test_every_shard_stack_is_deployed_like_its_environment(monkeypatch):
+    """With dev in 3 shards, each shard stack gets deployment settings and drift detection like dev's, watching
+    dev's stack file (a shard has none), validating itself; promotion still goes environment to environment."""
+    sys.path.insert(0, str(PROGRAM))
+    try:
+        import delivery_plan
+    finally:
+        sys.path.remove(str(PROGRAM))
+    monkeypatch.setattr(delivery_plan, "shard_counts", lambda project, envs: {"dev": 3, "staging": 1, "prod": 1})
+    records = _run()
+    settings = _by_stack(records, "pulumiservice:index:DeploymentSettings")
+    assert set(settings) == {"dev", "dev-shard-0", "dev-shard-1", "dev-shard-2", "staging", "prod"}
+    for shard in ("dev-shard-0", "dev-shard-1", "dev-shard-2"):
+        s = settings[shard]
+        assert "Pulumi.dev.yaml" in s["github"]["paths"] and s["github"]["deployCommits"] is True
+        assert f"venv/bin/python -m components validate --stack {shard}" in s["operationContext"]["preRunCommands"]
+        assert s["operationContext"]["oidc"]["aws"]["roleARN"].endswith("role/tenancy-deploy-dev")
+    assert set(_by_stack(records, "pulumiservice:index:DriftSchedule")) == set(settings)
+    hooks = _by_stack(records, "pulumiservice:index:Webhook", key="stackName")
+    assert {s: h["payloadUrl"] for s, h in hooks.items()} == {"dev": "tenancy/staging", "staging": "tenancy/prod"}
+
+
+def test_shard_counts_come_from_the_tenancy_stack_files(tmp_path):
+    sys.path.insert(0, str(PROGRAM))
+    try:
+        import delivery_plan
+    finally:
+        sys.path.remove(str(PROGRAM))
+        sys.modules.pop("delivery_plan", None)
+    (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  tenancy:shards: 4\n")
+    (tmp_path / "Pulumi.prod.yaml").write_text("config:\n  tenancy:org: calypr\n")
+    assert delivery_plan.shard_counts(tmp_path, ["dev", "prod"]) == {"dev": 4, "prod": 1}

@@ -93,45 +93,123 @@ def test_pull_request_tests_validates_comments_and_previews_affected_stacks():
     (comment,) = steps_using(diff, "marocchino/sticky-pull-request-comment@")
     assert comment["with"]["path"] == "diff.md"
     assert diff["permissions"]["pull-requests"] == "write"
+    plan = jobs["plan"]
+    assert plan["steps"][0]["with"]["fetch-depth"] == 0
+    assert 'components plan --stack "$env" --base "$BASE" --format json' in run_text(plan)
     preview = jobs["preview"]
-    assert preview["needs"] == "diff"
-    assert preview["strategy"]["matrix"]["stack"] == "${{ fromJSON(needs.diff.outputs.stacks) }}"
+    assert preview["needs"] == ["diff", "plan"]
+    # One matrix job per touched stack (platform or shard), in its environment's preview environment.
+    assert preview["strategy"]["matrix"]["include"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"
+    assert preview["environment"] == "preview-${{ matrix.environment }}"
     (pulumi,) = steps_using(preview, PULUMI_ACTION)
     assert pulumi["with"]["command"] == "preview"
     assert pulumi["with"]["stack-name"].endswith("/${{ matrix.stack }}")
+    assert pulumi["with"]["policyPackConfigs"] == "policy/config.${{ matrix.environment }}.json"
     # Setup (dependencies) happens before the preview.
     names = [s.get("uses", "") for s in preview["steps"]]
     assert names.index("./.github/actions/stack-setup") < names.index(pulumi["uses"])
 
 
-def test_deploy_dev_runs_up_on_push_to_main_with_policies():
+def test_deploy_dev_updates_the_platform_then_touched_shards_in_parallel():
     doc = load("deploy-dev.yml")
     assert doc["on"]["push"]["branches"] == ["main"]
-    (job,) = doc["jobs"].values()
-    (pulumi,) = steps_using(job, PULUMI_ACTION)
-    assert pulumi["with"]["command"] == "up" and pulumi["with"]["stack-name"].endswith("/dev")
-    assert pulumi["with"]["policyPacks"] == "policy"
-    assert job["concurrency"] == {"group": "pulumi-dev", "cancel-in-progress": False}
+    jobs = doc["jobs"]
+    (platform,) = steps_using(jobs["platform"], PULUMI_ACTION)
+    assert platform["with"]["command"] == "up" and platform["with"]["stack-name"].endswith("/dev")
+    assert platform["with"]["policyPacks"] == "policy"
+    assert jobs["platform"]["if"] == "needs.plan.outputs.platform == 'true'"
+    assert jobs["platform"]["concurrency"] == {"group": "pulumi-dev", "cancel-in-progress": False}
+    shards = jobs["shards"]
+    assert shards["needs"] == ["plan", "platform"] and "!failure()" in shards["if"]
+    assert shards["strategy"]["matrix"]["stack"] == "${{ fromJSON(needs.plan.outputs.shards) }}"
+    (up,) = steps_using(shards, PULUMI_ACTION)
+    assert up["with"]["command"] == "up" and up["with"]["stack-name"].endswith("/${{ matrix.stack }}")
+    assert up["with"]["policyPackConfigs"] == "policy/config.dev.json"
+    assert shards["concurrency"] == {"group": "pulumi-${{ matrix.stack }}", "cancel-in-progress": False}
 
 
 @pytest.mark.parametrize("stack", ["staging", "prod"])
 def test_promotion_is_gated_and_runs_preview_then_up_with_the_policy_pack(stack):
     doc = load("promote.yml")
     assert "workflow_dispatch" in doc["on"]
-    job = doc["jobs"][stack]
-    assert job["environment"] == stack  # required reviewers are configured on the GitHub environment
-    assert job["concurrency"]["group"] == f"pulumi-{stack}" and job["concurrency"]["cancel-in-progress"] is False
-    commands = [(s["with"]["command"], s["with"]) for s in steps_using(job, PULUMI_ACTION)]
-    assert [c for c, _ in commands] == ["preview", "up"]
-    for _, options in commands:
-        assert options["stack-name"].endswith(f"/{stack}")
-        assert options["policyPacks"] == "policy"
-        assert options["policyPackConfigs"] == f"policy/config.{stack}.json"
-        assert (ROOT / options["policyPackConfigs"]).exists()
+    for name, target in ((stack, stack), (f"{stack}-shards", "${{ matrix.stack }}")):
+        job = doc["jobs"][name]
+        assert job["environment"] == stack  # required reviewers are configured on the GitHub environment
+        assert job["concurrency"]["cancel-in-progress"] is False
+        commands = [(s["with"]["command"], s["with"]) for s in steps_using(job, PULUMI_ACTION)]
+        assert [c for c, _ in commands] == ["preview", "up"]
+        for _, options in commands:
+            assert options["stack-name"].endswith(f"/{target}")
+            assert options["policyPacks"] == "policy"
+            assert options["policyPackConfigs"] == f"policy/config.{stack}.json"
+            assert (ROOT / options["policyPackConfigs"]).exists()
+    assert doc["jobs"][f"{stack}-shards"]["needs"] == stack  # shards after their platform
 
 
 def test_prod_waits_for_staging():
-    assert load("promote.yml")["jobs"]["prod"]["needs"] == "staging"
+    prod = load("promote.yml")["jobs"]["prod"]
+    assert prod["needs"] == ["staging", "staging-shards"] and "!failure()" in prod["if"]
+
+
+def _plan_step(workflow: str, job: str) -> dict[str, Any]:
+    (step,) = [s for s in load(workflow)["jobs"][job]["steps"] if s.get("id") == "plan"]
+    return step
+
+
+def _sharded_repo(tmp_path: Path) -> Path:
+    """A git repository of the project with dev in 3 shards, `venv` linked to the real one."""
+    from tests.test_sharding import git, make_repo, set_settings
+
+    project = make_repo(tmp_path / "project", shards=3)
+    (project / "venv").symlink_to(ROOT / "venv")
+    with (project / ".gitignore").open("a") as f:
+        f.write("venv\n")  # the link; `venv/` matches only a directory
+    git(project, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qam", "ignore the venv link")
+    set_settings(project, shards=3)  # unchanged: keeps the working tree equal to the commit
+    return project
+
+
+def test_pull_request_plan_step_emits_the_touched_stacks_as_a_matrix(tmp_path):
+    """Runs the plan step's script as the runner would, with the real `components plan`."""
+    import yaml as _yaml
+
+    from components import sharding
+
+    project = _sharded_repo(tmp_path)
+    catalogue = _yaml.safe_load((project / "tenants.yaml").read_text())
+    catalogue["tenants"][0]["labels"] = {"cost-centre": "7"}
+    (project / "tenants.yaml").write_text(_yaml.safe_dump(catalogue, sort_keys=False))
+    env = {**os.environ, "BASE": "HEAD", "GITHUB_OUTPUT": str(tmp_path / "out"), "RUNNER_TEMP": str(tmp_path),
+           "GITHUB_STEP_SUMMARY": str(tmp_path / "summary")}
+    run = subprocess.run(RUNNER_BASH + [_plan_step("pull-request.yml", "plan")["run"]], cwd=project, env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    outputs = dict(line.split("=", 1) for line in (tmp_path / "out").read_text().splitlines())
+    name = catalogue["tenants"][0]["name"]
+    # The tenant exists in every environment it names; in dev it sits in one of three shards.
+    matrix = json.loads(outputs["matrix"])
+    assert {"environment": "dev", "stack": sharding.stack_of("dev", name, 3)} in matrix
+    assert not [m for m in matrix if m["environment"] == "dev" and m["stack"] != sharding.stack_of("dev", name, 3)]
+
+
+def test_deploy_dev_plan_step_splits_platform_and_shards(tmp_path):
+    project = _sharded_repo(tmp_path)
+    with (project / "components" / "quota.py").open("a") as f:
+        f.write("\n# a program change\n")
+    env = {**os.environ, "BEFORE": "HEAD", "GITHUB_OUTPUT": str(tmp_path / "out"), "RUNNER_TEMP": str(tmp_path)}
+    step = _plan_step("deploy-dev.yml", "plan")
+    run = subprocess.run(RUNNER_BASH + [step["run"]], cwd=project, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    outputs = dict(line.split("=", 1) for line in (tmp_path / "out").read_text().splitlines())
+    assert outputs["platform"] == "true"
+    assert json.loads(outputs["shards"]) == ["dev-shard-0", "dev-shard-1", "dev-shard-2"]
+    # No usable base (a first push): every stack.
+    (tmp_path / "out").unlink()
+    env["BEFORE"] = "0000000000000000000000000000000000000000"
+    run = subprocess.run(RUNNER_BASH + [step["run"]], cwd=project, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    outputs = dict(line.split("=", 1) for line in (tmp_path / "out").read_text().splitlines())
+    assert outputs["platform"] == "true" and len(json.loads(outputs["shards"])) == 3
 
 
 # How GitHub runs a `run:` step on Linux (shell: bash, the default).
@@ -143,12 +221,12 @@ def _pull_request_diff_step() -> dict[str, Any]:
     return step
 
 
-@pytest.mark.parametrize("codes,destructive,stacks", [
-    ({"dev": 0, "staging": 0, "prod": 0}, "false", []),
-    ({"dev": 2, "staging": 0, "prod": 0}, "false", ["dev"]),
-    ({"dev": 2, "staging": 3, "prod": 0}, "true", ["dev", "staging"]),
+@pytest.mark.parametrize("codes,destructive", [
+    ({"dev": 0, "staging": 0, "prod": 0}, "false"),
+    ({"dev": 2, "staging": 0, "prod": 0}, "false"),
+    ({"dev": 2, "staging": 3, "prod": 0}, "true"),
 ])
-def test_pull_request_diff_step_flags_exit_3_for_an_extra_approval(tmp_path, codes, destructive, stacks):
+def test_pull_request_diff_step_flags_exit_3_for_an_extra_approval(tmp_path, codes, destructive):
     """Runs the step's script as the runner would, with `components diff` stubbed by its exit-code contract."""
     git = ["git", "-C", str(tmp_path), "-c", "user.email=t@example.com", "-c", "user.name=t"]
     subprocess.run(git + ["init", "-q", "-b", "main"], check=True)
@@ -174,7 +252,6 @@ def test_pull_request_diff_step_flags_exit_3_for_an_extra_approval(tmp_path, cod
     assert run.returncode == 0, run.stderr
     outputs = dict(line.split("=", 1) for line in (tmp_path / "out").read_text().splitlines())
     assert outputs["destructive"] == destructive
-    assert json.loads(outputs["stacks"]) == stacks
     comment = (tmp_path / "diff.md").read_text()
     headings = [line for line in comment.splitlines() if line.startswith("### ")]
     assert headings == ["### dev", "### staging", "### prod"]
