@@ -18,6 +18,12 @@ from tests import crds
 
 KUBERNETES_VERSION = "1.33"
 
+# (kind, name) rendered today that the upstream CRD refuses; fixed on another branch (issue 10). The fast and
+# e2e suites mark these strict xfail: each turns into a failure once its fix is merged, and then leaves here.
+KNOWN_BAD = {
+    ("NamespacedStore", "store-oras"): "issue 10 #4: spec.type is in no Ratify v1.2-v1.4 NamespacedStore CRD",
+}
+
 
 def _unmasked(value: Any) -> Any:
     # Synth records a secret input as the string "[secret]" whatever its real shape (a Secret's whole

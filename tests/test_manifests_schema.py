@@ -20,11 +20,7 @@ from tests.test_k8s_builders import sample_tenants
 
 STACKS = ("dev", "staging", "prod")
 
-# Rendered today and refused by the upstream CRD; fixed on another branch (issue 10). Strict xfail: the case
-# turns into a failure once the fix is merged, and then leaves this list.
-KNOWN_BAD = {
-    ("NamespacedStore", "store-oras"): "issue 10 #4: spec.type is in no Ratify v1.2-v1.4 NamespacedStore CRD",
-}
+KNOWN_BAD = schema_check.KNOWN_BAD
 
 
 def _needs_crd(api_version: str) -> None:
