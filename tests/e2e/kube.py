@@ -512,6 +512,8 @@ def running_cluster(engines: Engines, *, controller_manager: bool = True, crd_fi
         cluster = Cluster(url, pki, folder, servers)
         _wait_healthy(apiserver, lambda: _probe_cluster(cluster), timeout=180)
 
+        # CRDs before the controller-manager, so its quota controller discovers them from the start.
+        cluster.install_crds(engines.crd_files if crd_files is None else crd_files)
         if controller_manager:
             cm_cert, cm_key = pki.issue("controller-manager", "system:kube-controller-manager")
             kubeconfig = pki.kubeconfig("controller-manager", url, cm_cert, cm_key)
@@ -534,7 +536,6 @@ def running_cluster(engines: Engines, *, controller_manager: bool = True, crd_fi
             _wait_healthy(kcm, lambda: _probe(httpx.get(f"https://127.0.0.1:{cm_port}/healthz", verify=False,
                                                         timeout=5)), timeout=120)
 
-        cluster.install_crds(engines.crd_files if crd_files is None else crd_files)
         yield cluster
     finally:
         if cluster is not None:

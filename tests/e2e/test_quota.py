@@ -22,10 +22,11 @@ def _quota(cluster, namespace: str) -> dict:
 
 
 def _calculated(cluster, namespace: str, hard: dict) -> dict:
-    """Wait until the controller-manager has written status.hard equal to `hard` (admission needs it)."""
+    """Wait until the controller-manager has written status.hard equal to `hard` (admission needs it) and
+    counted usage for every key."""
     def ready():
         status = _quota(cluster, namespace).get("status", {})
-        return status if status.get("hard") == hard else None
+        return status if status.get("hard") == hard and set(status.get("used", {})) == set(hard) else None
     return cluster.wait_for(ready, f"quota status in {namespace}", timeout=120)
 
 

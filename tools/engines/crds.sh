@@ -17,8 +17,9 @@ export GOFLAGS=-mod=mod GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 SOURCES=(
     "external-secrets v0.17.0 github.com/external-secrets/external-secrets config/crds/bases
         external-secrets.io_secretstores.yaml external-secrets.io_externalsecrets.yaml"
+    # Workflow too: the tenant quota counts `count/workflows.argoproj.io`, which only a served kind fills.
     "argo-workflows v3.7.9 github.com/argoproj/argo-workflows/v3 manifests/base/crds/full
-        argoproj.io_workflowtemplates.yaml"
+        argoproj.io_workflowtemplates.yaml argoproj.io_workflows.yaml"
     "argo-cd v3.5.7 github.com/argoproj/argo-cd/v3 manifests/crds
         application-crd.yaml applicationset-crd.yaml appproject-crd.yaml"
     "ratify v1.4.0 github.com/ratify-project/ratify config/crd/bases
@@ -36,7 +37,8 @@ for entry in "${SOURCES[@]}"; do
     read -r project version module folder files <<<"$(tr -s ' \n' ' ' <<<"$entry")"
     # Flux entries carry their release in the project name; the others take the module version.
     [[ $project == *-[0-9]* ]] && dir="$out/$project" || dir="$out/$project-$version"
-    if [[ -f $dir/.complete ]]; then
+    # The marker records the file list, so changing an entry refetches it.
+    if [[ -f $dir/.complete && $(cat "$dir/.complete") == "$files" ]]; then
         echo "crds: $(basename "$dir") cached"
         continue
     fi
@@ -58,7 +60,7 @@ for entry in "${SOURCES[@]}"; do
         ((found)) || { echo "crds: $module@$version has no $folder/$pattern" >&2; exit 1; }
     done
     echo "$module@$version $folder" >"$dir/.source"
-    touch "$dir/.complete"
+    echo "$files" >"$dir/.complete"
     echo "crds: $(basename "$dir") from $module@$version"
 done
 
