@@ -4,6 +4,9 @@ the namespace's level forbids it. How each controller builds its pods: tests/e2e
 
 from __future__ import annotations
 
+import copy
+import json
+
 import pytest
 
 from tests import crds
@@ -92,3 +95,18 @@ def test_the_same_privileged_pod_is_admitted_where_no_level_is_enforced(deployed
     cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "e2e-unlabelled"}})
     status, body = cluster.create(_privileged_pod("e2e-unlabelled"), dry_run=True)
     assert status == 201, body
+
+
+def test_a_pod_spec_patch_hardening_init_and_wait_would_be_admitted(deployed):
+    """The fix path for the xfail above, replayed: Argo applies the workflow's podSpecPatch to the pod it built
+    (strategic merge by container name), so hardening `init` and `wait` there satisfies `restricted`."""
+    hardening = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True}
+    patch = json.dumps({"initContainers": [{"name": "init", "securityContext": hardening}],
+                        "containers": [{"name": "wait", "securityContext": hardening}]})
+    pods = []
+    for template in deployed.of_kind("WorkflowTemplate"):
+        patched = copy.deepcopy(template)
+        patched["spec"]["podSpecPatch"] = patch
+        pods += argo_workflow_pods(patched)
+    assert pods and all(len(p["spec"]["containers"]) == 2 for p in pods)
+    assert _refusals(deployed, pods) == {}
