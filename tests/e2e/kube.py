@@ -266,6 +266,7 @@ class Cluster:
         tls.load_cert_chain(str(cert), str(key))
         self._http = httpx.Client(base_url=url, verify=tls, timeout=60)
         self._resources: dict[tuple[str, str], tuple[str, bool]] = {}
+        self.last_warnings: tuple[str, ...] = ()
 
     def close(self) -> None:
         self._http.close()
