@@ -1,11 +1,11 @@
-# tenancy: the two set-up commands are `make synth` (render the dev stack offline) and `make test`.
+# tenancy: `make synth` (render the dev stack offline), `make test` (fast suite) and `make e2e` (real engines).
 PYTHON ?= python3
 VENV   := venv
 BIN    := $(VENV)/bin
 STACK  ?= dev
 OUT    ?= out/$(STACK)
 
-.PHONY: synth validate test schema bench clean
+.PHONY: synth validate test e2e crds engines schema bench clean clean-engines
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,21 @@ synth: $(VENV)/.runtime
 validate: $(VENV)/.runtime
 	for stack in dev staging prod; do $(BIN)/python -m components validate --stack $$stack || exit 1; done
 
-test: $(VENV)/.dev
-	$(BIN)/python -m pytest -q
+# The fast suite validates custom resources against the upstream CRDs, fetched from the projects' Go modules.
+test: $(VENV)/.dev crds
+	$(BIN)/python -m pytest -q tests --ignore=tests/e2e
+
+crds:
+	tools/engines/crds.sh
+
+# Real engines, built from the Go module proxy / Maven Central into .engines/ (cached by version).
+engines: crds
+	tools/engines/etcd.sh
+	tools/engines/kube.sh
+	if [ -x tools/engines/cassandra.sh ]; then tools/engines/cassandra.sh; fi
+
+e2e: $(VENV)/.dev engines
+	$(BIN)/python -m pytest -q tests/e2e
 
 schema: $(VENV)/.runtime
 	$(BIN)/python -m components schema
@@ -37,3 +50,6 @@ bench: $(VENV)/.dev
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis
+
+clean-engines:
+	rm -rf .engines

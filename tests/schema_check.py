@@ -1,37 +1,22 @@
 """Validate a Kubernetes manifest the way the API server would, offline.
 
-Core kinds go through `kubernetes_validate` in strict mode (unknown fields fail). Custom resources go
-through the OpenAPI v3 schemas kept in `schemas/`: each file names the kinds it covers in
-`x-kubernetes-group-version-kind`, as CRDs do, and closes its objects with `additionalProperties: false`.
-A custom kind without a schema is an error, so emitting a new kind forces adding its schema.
+Core kinds go through `kubernetes_validate` in strict mode (unknown fields fail). Custom resources go through
+the upstream projects' own CRDs (`tests/crds.py`, fetched by `make crds` from their Go modules): the
+openAPIV3Schema of every served version, closed the way the apiserver's strict field validation closes it.
+A custom kind no fetched CRD serves is an error, so emitting a new kind forces fetching its CRD.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 from openapi_schema_validator import OAS30Validator
 
 from components import synth
+from tests import crds
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 KUBERNETES_VERSION = "1.33"
-
-
-@functools.lru_cache(maxsize=None)
-def custom_schemas() -> dict[tuple[str, str], dict[str, Any]]:
-    """(apiVersion, kind) -> schema, for every schema file that declares its group/version/kind."""
-    found = {}
-    for path in sorted(SCHEMAS.glob("*.json")):
-        schema = json.loads(path.read_text())
-        for gvk in schema.get("x-kubernetes-group-version-kind", []):
-            api_version = f"{gvk['group']}/{gvk['version']}" if gvk.get("group") else gvk["version"]
-            found[(api_version, gvk["kind"])] = schema
-    return found
 
 
 def _unmasked(value: Any) -> Any:
@@ -44,19 +29,28 @@ def _unmasked(value: Any) -> Any:
     return value
 
 
+def is_custom(api_version: str) -> bool:
+    group = api_version.rpartition("/")[0]
+    return "." in group and not group.endswith(".k8s.io")
+
+
 def problems(manifest: dict[str, Any]) -> list[str]:
     """Every reason the API server would refuse `manifest`; empty when it is valid."""
     manifest = _unmasked(manifest)
-    key = (manifest.get("apiVersion"), manifest.get("kind"))
-    schema = custom_schemas().get(key)
-    if schema is not None:
-        validator = OAS30Validator(schema)
-        return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-                for e in sorted(validator.iter_errors(manifest), key=lambda e: list(map(str, e.path)))]
+    api_version, kind = manifest.get("apiVersion", ""), manifest.get("kind", "")
+    if is_custom(api_version):
+        served = crds.schemas().get(api_version, {}).get(kind)
+        if not served:
+            return [f"no CRD serves {api_version} {kind}: add its project to tools/engines/crds.sh"]
+        found = []
+        for source, schema in served:
+            errors = sorted(OAS30Validator(schema).iter_errors(manifest), key=lambda e: list(map(str, e.path)))
+            found += [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message} ({source})" for e in errors]
+        return found
     try:
         kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
     except kubernetes_validate.SchemaNotFoundError:
-        return [f"no schema for {key[0]} {key[1]}: add one to schemas/"]
+        return [f"no schema for {api_version} {kind} in Kubernetes {KUBERNETES_VERSION}"]
     except kubernetes_validate.ValidationError as exc:
         return [f"{'/'.join(map(str, exc.path)) or '<root>'}: {exc.message}"]
     return []

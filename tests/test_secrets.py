@@ -215,19 +215,6 @@ def test_pure_builders_name_the_fixed_objects():
     assert secret_store_manifest(names, {}, enterprise, "kv", "k")["spec"]["provider"]["vault"]["namespace"] == "team-a"
 
 
-def test_schema_accepts_every_creation_policy_of_external_secrets_v1(dev):
-    """external-secrets v2.9.0 `apis/externalsecrets/v1/externalsecret_types.go`:
-    `Enum=Owner;Orphan;Merge;None;CreateOrMerge` (CreateOrMerge is new since the v1.x line)."""
-    from tests import schema_check
-
-    es = next(m for _, m in dev.manifests() if m["kind"] == "ExternalSecret")
-    for policy in ("Owner", "Orphan", "Merge", "None", "CreateOrMerge"):
-        changed = {**es, "spec": {**es["spec"], "target": {**es["spec"]["target"], "creationPolicy": policy}}}
-        assert schema_check.problems(changed) == [], policy
-    bad = {**es, "spec": {**es["spec"], "target": {**es["spec"]["target"], "creationPolicy": "Replace"}}}
-    assert schema_check.problems(bad) != []
-
-
 def _ca_pem(common_name: str = "vault test CA") -> str:
     import datetime
 
