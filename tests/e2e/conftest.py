@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components import naming
 from tests.e2e.kube import PROJECT, Cluster, Engines, running_cluster
 
 LOGS = PROJECT / ".engines" / "e2e-logs"
@@ -85,9 +86,8 @@ class Deployed:
         return [m for m in self.manifests if m["kind"] == kind]
 
     def tenant_namespaces(self) -> list[dict]:
-        """Rendered tenant Namespaces (those carrying Pod Security labels)."""
-        return [n for n in self.of_kind("Namespace")
-                if "pod-security.kubernetes.io/enforce" in n["metadata"].get("labels", {})]
+        """Rendered tenant Namespaces (labelled with their tenant; the platform's own namespaces are not)."""
+        return [n for n in self.of_kind("Namespace") if naming.TENANT_LABEL in n["metadata"].get("labels", {})]
 
 
 @pytest.fixture(scope="session", params=STACKS)

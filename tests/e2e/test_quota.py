@@ -6,12 +6,14 @@ pods are deleted at once, so later tests see the quota as it was."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
+from components import naming
 from tests.e2e.kube import PROJECT, applicable
 
 QUOTA = "tenant-quota"
@@ -30,22 +32,33 @@ def _calculated(cluster, namespace: str, hard: dict) -> dict:
     return cluster.wait_for(ready, f"quota status in {namespace}", timeout=120)
 
 
-def _pod(namespace: str, index: int) -> dict:
-    # Meets `restricted`, so only the quota decides; requests and limits come from the LimitRange defaults.
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": f"quota-probe-{index}", "namespace": namespace},
-            "spec": {"securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
-                                         "seccompProfile": {"type": "RuntimeDefault"}},
-                     "containers": [{"name": "c", "image": "busybox",
-                                     "securityContext": {"allowPrivilegeEscalation": False,
-                                                         "capabilities": {"drop": ["ALL"]}}}]}}
+def _pod(deployed, namespace: str, index: int) -> dict:
+    """A pod the tenant may run, so only the quota decides: it meets `restricted`, runs an image from the tenant's
+    allowed registries and, for a dedicated tenant, selects and tolerates its nodes, as the admission policies
+    require (placement from the Namespace's node-selector annotations). Requests and limits come from the
+    LimitRange defaults."""
+    ns = next(n for n in deployed.tenant_namespaces() if n["metadata"]["name"] == namespace)
+    tenant = ns["metadata"]["labels"][naming.TENANT_LABEL]
+    (params,) = [c for c in deployed.of_kind("ConfigMap") if c["metadata"]["name"].endswith("-params")]
+    registries = params.get("data", {}).get(f"{tenant}.registries")
+    image = f"{registries.split(',')[0]}/quota-probe:1" if registries else "docker.io/library/busybox:1"
+    spec = {"securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "c", "image": image,
+                            "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}]}
+    annotations = ns["metadata"].get("annotations", {})
+    if "scheduler.alpha.kubernetes.io/node-selector" in annotations:
+        key, _, value = annotations["scheduler.alpha.kubernetes.io/node-selector"].partition("=")
+        spec["nodeSelector"] = {key: value}
+        spec["tolerations"] = json.loads(annotations["scheduler.alpha.kubernetes.io/defaultTolerations"])
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"quota-probe-{index}", "namespace": namespace},
+            "spec": spec}
 
 
-def _fill(cluster, namespace: str, limit: int):
+def _fill(deployed, namespace: str, limit: int):
     """Create pods until one is refused (at most limit + 1); return (created, refusal status, message)."""
     created = []
     for index in range(limit + 1):
-        status, body = cluster.create(_pod(namespace, index))
+        status, body = deployed.cluster.create(_pod(deployed, namespace, index))
         if status != 201:
             return created, status, body.get("message", "")
         created.append(body)
@@ -72,7 +85,7 @@ def test_pods_beyond_a_tenant_quota_are_refused(deployed):
         hard = _quota(cluster, namespace)["spec"]["hard"]
         _calculated(cluster, namespace, hard)
         pods_allowed = int(hard["pods"])
-        created, status, message = _fill(cluster, namespace, pods_allowed)
+        created, status, message = _fill(deployed, namespace, pods_allowed)
         try:
             assert status == 403 and f"exceeded quota: {QUOTA}" in message, (namespace, status, message)
             assert len(created) <= pods_allowed
@@ -104,7 +117,7 @@ def test_a_suspended_tenant_admits_no_pod(deployed, tmp_path):
         namespace = quota["metadata"]["namespace"]
         stored = cluster.apply(applicable(quota))
         _calculated(cluster, namespace, stored["spec"]["hard"])
-        status, body = cluster.create(_pod(namespace, 0))
+        status, body = cluster.create(_pod(deployed, namespace, 0))
         if status == 201:
             cluster.delete(body)
         assert status == 403 and f"exceeded quota: {QUOTA}" in body.get("message", ""), (namespace, status, body)
