@@ -41,7 +41,7 @@ ENV_TOKEN = "<env>"
 TENANT_TYPE = "tenancy:index:Tenant"
 # Local state and installs are not part of the program; copying them would be slow and pointless.
 _NOT_COPIED = shutil.ignore_patterns(".git", "venv", ".venv", "out", ".hypothesis", ".pytest_cache", "__pycache__",
-                                     "node_modules")
+                                     "node_modules", ".cache")
 
 
 @dataclass(frozen=True)
@@ -321,20 +321,24 @@ def _destructive(old: _Entry, tenant: str, action: str, key: str, reason: str) -
                        bool(old.flat["[protect]"]), bool(old.flat["[retainOnDelete]"]), key)
 
 
-def _render(project_dir: Path, stack: str, tenants: Optional[Path], progress_label: Optional[str] = None
+def _render(project_dir: Path, stack: str, tenants: Optional[Path], progress_label: Optional[str] = None,
+            cache_dir: Optional[Path] = None, jobs: int = 1
             ) -> tuple[settings_module.StackSettings, SynthResult, dict[str, str]]:
-    from . import cli, synth
+    """One side, through render's cache (`cache_dir`, None for none) and `jobs` processes."""
+    from . import cli, render, synth
 
     stack_settings, specs = cli.load_inputs(project_dir, stack, tenants)
-    result = synth.run(project_dir, stack, tenants,
-                       progress=synth.Progress(progress_label or stack, len(specs)) if progress_label else None)
+    result = render.render(project_dir, stack, tenants, specs, stack_settings, cache_dir, jobs,
+                           progress=synth.Progress(progress_label or stack, len(specs)) if progress_label else None)
     return stack_settings, result, {spec.name: spec.lifecycle for spec, _ in specs}
 
 
 def between_stacks(project_dir: Path, stack: str, other: str, tenants: Optional[Path] = None,
-                   progress: bool = False) -> Diff:
-    left_settings, left, left_lifecycles = _render(project_dir, stack, tenants, stack if progress else None)
-    right_settings, right, right_lifecycles = _render(project_dir, other, tenants, other if progress else None)
+                   progress: bool = False, cache_dir: Optional[Path] = None, jobs: int = 1) -> Diff:
+    left_settings, left, left_lifecycles = _render(project_dir, stack, tenants, stack if progress else None,
+                                                   cache_dir, jobs)
+    right_settings, right, right_lifecycles = _render(project_dir, other, tenants, other if progress else None,
+                                                      cache_dir, jobs)
     return compare(left, right, {stack, left_settings.environment}, {other, right_settings.environment},
                    right_settings.protect_data, lifecycles=(left_lifecycles, right_lifecycles))
 
@@ -348,10 +352,14 @@ def _git_show(project_dir: Path, rev: str, relative: str) -> str:
     return shown.stdout
 
 
-def against_base(project_dir: Path, stack: str, rev: str, progress: bool = False) -> Diff:
-    """The stack rendered from `rev`'s catalogue and stack config (working-tree code) against the working tree."""
+def against_base(project_dir: Path, stack: str, rev: str, progress: bool = False, cache_dir: Optional[Path] = None,
+                 jobs: int = 1) -> Diff:
+    """The stack rendered from `rev`'s catalogue and stack config (working-tree code) against the working tree.
+
+    Both sides share `cache_dir`: a tenant whose merged spec is the same at `rev` is not rendered again."""
     head_label, base_label = f"{stack}@working-tree", f"{stack}@{rev}"
-    head_settings, head, head_lifecycles = _render(project_dir, stack, None, head_label if progress else None)
+    head_settings, head, head_lifecycles = _render(project_dir, stack, None, head_label if progress else None,
+                                                   cache_dir, jobs)
     with tempfile.TemporaryDirectory(prefix="tenancy-base-") as tmp:
         base_dir = Path(tmp) / "project"
         shutil.copytree(project_dir, base_dir, ignore=_NOT_COPIED)
@@ -359,7 +367,7 @@ def against_base(project_dir: Path, stack: str, rev: str, progress: bool = False
         (base_dir / stack_file).write_text(_git_show(project_dir, rev, stack_file))
         base_catalogue = settings_module.load_stack(base_dir, stack).catalogue
         (base_dir / base_catalogue).write_text(_git_show(project_dir, rev, base_catalogue))
-        _, base, base_lifecycles = _render(base_dir, stack, None, base_label if progress else None)
+        _, base, base_lifecycles = _render(base_dir, stack, None, base_label if progress else None, cache_dir, jobs)
     base.stack, head.stack = base_label, head_label
     return compare(base, head, set(), set(), head_settings.protect_data, over_time=True,
                    lifecycles=(base_lifecycles, head_lifecycles))
