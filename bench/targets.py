@@ -1,0 +1,132 @@
+"""Benchmark: every row of the scale targets (issue 15), each measured in a fresh process on the dev stack.
+
+- validate: `python -m components validate` of 10,000 tenants, wall time of the command.
+- synth: a full render of 1,000 tenants with no cache over 2 processes (`render.render`, jobs=2, written out as
+  `synth --out` does), wall time and the peak RSS of every process (the parent and each worker).
+- diff: `python -m components diff --base HEAD` in a git repository holding 1,000 tenants, after one tenant was
+  edited, with the cache warmed by an earlier diff: wall time of the command a reviewer's CI runs.
+- overhead: single-process synth ÷ the bare SDK registering as many plain resources (bench/synth_scale.py's
+  children, unchanged: the floor is `pulumi.CustomResource` under the same recording mocks).
+- largest stack: resources of the one stack 1,000 tenants render to.
+
+The tenants are bench/synth_scale.py's (every feature on). Not a test: run `make bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import synth_scale  # noqa: E402  (the catalogue generator and the floor children)
+
+COPIED = shutil.ignore_patterns(".git", "venv", "out", ".cache", ".hypothesis", ".pytest_cache", "__pycache__",
+                                "bench", "generator", "tests", "docs")
+
+
+def child_render(tenants_file: str, jobs: str) -> dict:
+    from components import cli, render, synth
+
+    started = time.perf_counter()
+    stack_settings, specs = cli.load_inputs(PROJECT, "dev", Path(tenants_file))
+    stats: dict = {}
+    result = render.render(PROJECT, "dev", Path(tenants_file), specs, stack_settings, None, int(jobs), stats=stats)
+    synth.write(result, Path(tenants_file).parent / "out")
+    return {"seconds": time.perf_counter() - started, "resources": len(result.resources),
+            "worker_mb": stats["peak_mb"], "parent_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _timed(command: list[str], cwd: Path = PROJECT) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    if done.returncode not in (0, 2, 3):
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr}")
+    return time.perf_counter() - started
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "components", *args]
+
+
+def _project(tmp: Path, catalogue: str) -> Path:
+    """A git repository holding the program and a catalogue, committed."""
+    project = tmp / "project"
+    shutil.copytree(PROJECT, project, ignore=COPIED)
+    (project / "tenants.yaml").write_text(catalogue)
+    git = ["git", "-C", str(project), "-c", "user.email=b@example.com", "-c", "user.name=b"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", "bench"], check=True)
+    return project
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--validate", type=int, default=10_000, help="tenants validated")
+    parser.add_argument("--tenants", type=int, default=1000, help="tenants rendered, diffed and compared")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--skip-overhead", action="store_true", help="leave out the (slow) single-process row")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child_render(*args.child)))
+        return
+
+    rows = []
+
+    def row(measure: str, value: str, target: str) -> None:
+        rows.append((measure, value, target))
+        print(f"{measure:<58} {value:<44} {target}", flush=True)
+
+    n = args.tenants
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        shutil.copytree(PROJECT / "certs", tmp / "certs")
+        big = tmp / "validate.yaml"
+        big.write_text(synth_scale.catalogue(args.validate))
+        seconds = _timed(_cli("validate", "--stack", "dev", "--tenants", str(big)))
+        row(f"validate of {args.validate:,} tenants", f"{seconds:.1f} s", "<= 10 s")
+
+        path = tmp / "tenants.yaml"
+        path.write_text(synth_scale.catalogue(n))
+        done = subprocess.run([sys.executable, __file__, "--child", str(path), str(args.jobs)],
+                              capture_output=True, text=True, check=True)
+        synth = json.loads(done.stdout.strip().splitlines()[-1])
+        peaks = ", ".join(f"{mb:.0f}" for mb in synth["worker_mb"])
+        row(f"full synth of {n:,} tenants, {args.jobs} processes",
+            f"{synth['seconds']:.1f} s; peak MB workers {peaks}, parent {synth['parent_mb']:.0f}",
+            "<= 60 s, <= 1.5 GB per process")
+
+        project = _project(tmp, synth_scale.catalogue(n))
+        for cert in (PROJECT / "certs").glob("*.pem"):
+            shutil.copy(cert, project / "certs" / cert.name)
+        diff_args = ("--project", str(project), "diff", "--stack", "dev", "--base", "HEAD", "--format", "json",
+                     "--jobs", str(args.jobs))
+        warm = _timed(_cli(*diff_args))
+        catalogue = project / "tenants.yaml"
+        catalogue.write_text(catalogue.read_text().replace("team: team-500\n", "team: team-five-hundred\n", 1))
+        seconds = _timed(_cli(*diff_args))
+        row(f"diff --base after editing one tenant among {n:,}, warm cache", f"{seconds:.1f} s (warming: {warm:.0f} s)",
+            "<= 5 s")
+
+        if not args.skip_overhead:
+            serial = synth_scale.run_child("synth", str(path))
+            floor = synth_scale.run_child("plain", str(serial["resources"]))
+            row(f"overhead: synth / bare SDK, {n:,} tenants, 1 process",
+                f"{serial['seconds'] / floor['seconds']:.2f} ({serial['seconds']:.1f} s / {floor['seconds']:.1f} s; "
+                f"{serial['peak_mb']:.0f} MB)", "<= 1.5")
+        row(f"largest stack at {n:,} tenants", f"{synth['resources']:,} resources", "<= the budget")
+
+
+if __name__ == "__main__":
+    main()
