@@ -34,6 +34,34 @@ COPIED = shutil.ignore_patterns(".git", "venv", "out", ".cache", ".hypothesis", 
                                 "bench", "generator", "tests", "docs")
 
 
+COMPACT_DEFAULTS = """defaults:
+  labels: {tier: bench}
+  params: {profile: k8s}
+  repo: {defaultBranch: main, path: deploy}
+  artifacts: {keyPrefix: runs/, encryption: kms, storageClass: archive, garbageCollection: true}
+  network:
+    ingress: {podLabels: {app.kubernetes.io/name: traefik}, namespaceLabels: {kubernetes.io/metadata.name: traefik}}
+    loadBalancerCidrs: [203.0.113.0/24]
+    allowEgressToInternet: true
+  minicluster: {size: 2, command: "flux run hostname", users: [alice]}
+  supplyChain:
+    enabled: true
+    certificateFile: certs/compliance-root-ca.pem
+    trustedIdentities: ["C=US, ST=Oregon, O=calypr, CN=compliance image signer"]
+tenants:
+"""
+
+
+def compact_catalogue(n: int) -> str:
+    """synth_scale's tenants with what they share in `defaults`, as a catalogue of thousands is written (and as
+    fits the catalogue's size limit): each entry is its name, team, region, repository and node/MiniCluster choice."""
+    regions = ["us-west-2", "eu-west-1", "us-east-1"]
+    return COMPACT_DEFAULTS + "".join(
+        f"  - {{name: t{i:05d}, team: team-{i}, region: {regions[i % 3]}, repo: {{url: https://github.com/bench/"
+        f"t{i:05d}.git}}, isolation: {{nodes: {'dedicated' if i % 2 else 'shared'}}}, "
+        f"minicluster: {{enabled: {'false' if i % 2 else 'true'}}}}}\n" for i in range(n))
+
+
 def child_render(tenants_file: str, jobs: str) -> dict:
     from components import cli, render, synth
 
@@ -93,9 +121,9 @@ def main() -> None:
         tmp = Path(tmp_name)
         shutil.copytree(PROJECT / "certs", tmp / "certs")
         big = tmp / "validate.yaml"
-        big.write_text(synth_scale.catalogue(args.validate))
+        big.write_text(compact_catalogue(args.validate))
         seconds = _timed(_cli("validate", "--stack", "dev", "--tenants", str(big)))
-        row(f"validate of {args.validate:,} tenants", f"{seconds:.1f} s", "<= 10 s")
+        row(f"validate of {args.validate:,} tenants", f"{seconds:.1f} s ({big.stat().st_size / 1e6:.1f} MB)", "<= 10 s")
 
         path = tmp / "tenants.yaml"
         path.write_text(synth_scale.catalogue(n))
