@@ -217,21 +217,35 @@ def short_name(key: str) -> str:
     return f"{chain.rsplit('$', 1)[-1].rsplit(':', 1)[-1]} {name}"
 
 
-def _index(result: SynthResult, normalise) -> dict[str, dict[str, _Entry]]:
-    """tenant -> resource key -> entry with its flattened comparable fields."""
+def _by_tenant(result: SynthResult) -> dict[str, list[dict[str, Any]]]:
+    """tenant (or SHARED) -> its records."""
     owner: dict[str, str] = {}
-    grouped: dict[str, dict[str, _Entry]] = {}
+    grouped: dict[str, list[dict[str, Any]]] = {}
     for record in result.resources:  # parents are registered before their children
         tenant = record["name"] if record["type"] == TENANT_TYPE else owner.get(record["parent"] or "", SHARED)
         owner[record["urn"]] = tenant
-        flat: dict[str, Any] = {}
-        _flatten(normalise(record["inputs"]), "", flat)
-        flat[PROVIDER_FIELD] = normalise(record["provider"])
-        flat["[protect]"] = record["protect"]
-        flat["[retainOnDelete]"] = record["retainOnDelete"]
-        grouped.setdefault(tenant, {})[normalise(_key(record["urn"]))] = _Entry(
-            record["urn"], record["type"], record["custom"], flat)
+        grouped.setdefault(tenant, []).append(record)
     return grouped
+
+
+def _index(grouped: dict[str, list[dict[str, Any]]], normalise, unchanged: frozenset[str] = frozenset()
+           ) -> dict[str, dict[str, _Entry]]:
+    """tenant -> resource key -> entry with its flattened comparable fields.
+
+    A tenant in `unchanged` has the same records on both sides: only what compare() reads of an unchanged
+    resource (its options) is kept, instead of flattening thousands of equal inputs."""
+    index: dict[str, dict[str, _Entry]] = {}
+    for tenant, records in grouped.items():
+        entries = index.setdefault(tenant, {})
+        for record in records:
+            flat: dict[str, Any] = {}
+            if tenant not in unchanged:
+                _flatten(normalise(record["inputs"]), "", flat)
+                flat[PROVIDER_FIELD] = normalise(record["provider"])
+            flat["[protect]"] = record["protect"]
+            flat["[retainOnDelete]"] = record["retainOnDelete"]
+            entries[normalise(_key(record["urn"]))] = _Entry(record["urn"], record["type"], record["custom"], flat)
+    return index
 
 
 def _under(path: str, field_path: str) -> bool:
@@ -278,8 +292,12 @@ def compare(left: SynthResult, right: SynthResult, left_names: set[str], right_n
     `over_time`: both sides are the same stack (a revision and the working tree), so what is only on the left
     would be deleted and data resources deleted or replaced are listed as destructive.
     """
-    left_index = _index(left, _normaliser(left_names))
-    right_index = _index(right, _normaliser(right_names))
+    left_groups, right_groups = _by_tenant(left), _by_tenant(right)
+    # Equal records are equal after normalisation only when both sides normalise alike.
+    unchanged = frozenset(t for t in left_groups.keys() & right_groups.keys()
+                          if left_names == right_names and left_groups[t] == right_groups[t])
+    left_index = _index(left_groups, _normaliser(left_names), unchanged)
+    right_index = _index(right_groups, _normaliser(right_names), unchanged)
     tenants = []
     destructive: list[Destructive] = []
     for tenant in sorted(set(left_index) | set(right_index), key=lambda t: (t == SHARED, t)):

@@ -15,6 +15,7 @@ and merges cached and fresh renderings into one SynthResult identical to a singl
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import multiprocessing
 import os
@@ -139,6 +140,12 @@ def _render_selection(project_dir: Path, stack: str, tenants_file: Optional[Path
     return first
 
 
+@functools.lru_cache(maxsize=4)
+def _open(cache_dir: Path) -> RenderCache:
+    # One per folder and process: both sides of a diff share its reads.
+    return RenderCache(cache_dir)
+
+
 def render(project_dir: Path, stack: str, tenants_file: Optional[Path], specs: Sequence[tuple[Any, Any]],
            stack_settings: Any, cache_dir: Optional[Path] = None, jobs: int = 1,
            progress: Optional[Progress] = None, stats: Optional[dict[str, Any]] = None) -> SynthResult:
@@ -146,7 +153,7 @@ def render(project_dir: Path, stack: str, tenants_file: Optional[Path], specs: S
     (None: no cache) and rendering the rest over `jobs` processes. `stats` receives what was rendered."""
     stats = {} if stats is None else stats
     order = [spec.name for spec, _ in specs]
-    cache = RenderCache(cache_dir) if cache_dir is not None else None
+    cache = _open(cache_dir) if cache_dir is not None else None
     keys: dict[str, str] = {}
     shared_entry = None
     cached: dict[str, dict[str, Any]] = {}

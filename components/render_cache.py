@@ -93,16 +93,24 @@ class RenderCache:
 
     def __init__(self, directory: Path):
         self.directory = directory
+        # An entry never changes under its key, so one read serves both sides of a diff: they then hold the very
+        # same records, which diff compares by identity before anything else.
+        self._read: dict[str, dict[str, Any]] = {}
 
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> Optional[dict[str, Any]]:
+        if key in self._read:
+            return self._read[key]
         try:
             entry = json.loads(self._path(key).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        return entry if isinstance(entry, dict) and entry.get("key") == key else None
+        if not isinstance(entry, dict) or entry.get("key") != key:
+            return None
+        self._read[key] = entry
+        return entry
 
     def put(self, key: str, entry: dict[str, Any]) -> None:
         path = self._path(key)
@@ -112,3 +120,4 @@ class RenderCache:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump({**entry, "key": key}, out)
         os.replace(tmp, path)
+        self._read[key] = {**entry, "key": key}
