@@ -154,7 +154,9 @@ def main() -> None:
                      "--jobs", str(args.jobs))
         warm = _timed(_cli(*diff_args))
         catalogue = project / "tenants.yaml"
-        catalogue.write_text(catalogue.read_text().replace("team: team-500\n", "team: team-five-hundred\n", 1))
+        edited = catalogue.read_text().replace(f"team: team-{n // 2}\n", "team: edited\n", 1)
+        assert edited != catalogue.read_text()
+        catalogue.write_text(edited)
         timing = _timed(_cli(*diff_args))
         row(f"diff --base after editing one tenant among {n:,}, warm cache", f"{timing}; unedited {warm}", "<= 5 s")
 
