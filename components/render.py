@@ -168,6 +168,12 @@ def render(project_dir: Path, stack: str, tenants_file: Optional[Path], specs: S
     # Without the shared records at hand, a cached tenant is trusted only once this render's platform hash is known.
     misses = [name for name in order if name not in cached or (platform and cached[name]["platform"] != platform)]
     generated: list[str] = []
+    if progress is not None:
+        # Cached tenants are ready before anything renders; the bar then counts on from them.
+        for name in order:
+            if name in cached and name not in misses:
+                for record in cached[name]["records"]:
+                    progress.registered(record)
     if shared_entry is None or misses:
         fresh = _render_selection(project_dir, stack, tenants_file, misses, order, jobs, progress, stats)
         platform = render_cache.records_hash(fresh["shared"])
@@ -175,7 +181,10 @@ def render(project_dir: Path, stack: str, tenants_file: Optional[Path], specs: S
                  and cached[name]["platform"] != platform]
         if stale:
             more = _render_selection(project_dir, stack, tenants_file, stale, order, jobs, progress, stats)
+            if more["shared"] != fresh["shared"]:
+                raise MergeRefused("two renders of one stack disagree on the shared records")
             fresh["tenants"].update(more["tenants"])
+            fresh["generated_secrets"].extend(more["generated_secrets"])
         shared_entry = {"platform": platform, "records": fresh["shared"], "outputs": fresh["outputs"]}
         generated = fresh["generated_secrets"]
         stats["rendered"] = len(fresh["tenants"])
@@ -186,6 +195,8 @@ def render(project_dir: Path, stack: str, tenants_file: Optional[Path], specs: S
                 cache.put(keys[name], cached[name])
         else:
             cached = {name: {"records": records} for name, records in fresh["tenants"].items()}
+    elif progress is not None:
+        progress.done()
     stats["cached"] = len(order) - stats.setdefault("rendered", 0)
     resources = list(shared_entry["records"])
     for name in order:
