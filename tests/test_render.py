@@ -200,3 +200,20 @@ def test_a_stale_cache_never_changes_a_diff(repo_copy: Path, monkeypatch):
     doc["tenants"][1]["team"] = "another-team"
     (repo_copy / "tenants.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     check()
+
+
+def test_tenants_rendered_beside_other_shared_records_are_rendered_again(seven: Path, tmp_path: Path):
+    """A cached tenant read platform outputs; when this render's shared records hash differently, it is stale."""
+    cache = tmp_path / "cache"
+    _render(PROJECT, "dev", seven, cache)
+    for path in cache.rglob("*.json"):
+        entry = json.loads(path.read_text())
+        if "outputs" in entry:
+            path.unlink()  # the shared records must be rendered again, so the platform hash is recomputed
+        else:
+            path.write_text(json.dumps({**entry, "platform": "another platform"}))
+    render._open.cache_clear()  # noqa: SLF001 - a new process would read the folder afresh
+    stats: dict = {}
+    result = _render(PROJECT, "dev", seven, cache, stats=stats)
+    assert stats["rendered"] == 7 and stats["runs"] == 2
+    assert _resources_json(result) == _resources_json(synth.run(PROJECT, "dev", seven))
