@@ -230,18 +230,16 @@ def _by_tenant(result: SynthResult) -> dict[str, list[dict[str, Any]]]:
 
 def _index(grouped: dict[str, list[dict[str, Any]]], normalise, unchanged: frozenset[str] = frozenset()
            ) -> dict[str, dict[str, _Entry]]:
-    """tenant -> resource key -> entry with its flattened comparable fields.
-
-    A tenant in `unchanged` has the same records on both sides: only what compare() reads of an unchanged
-    resource (its options) is kept, instead of flattening thousands of equal inputs."""
+    """tenant -> resource key -> entry with its flattened comparable fields; tenants in `unchanged` are left out."""
     index: dict[str, dict[str, _Entry]] = {}
     for tenant, records in grouped.items():
+        if tenant in unchanged:
+            continue
         entries = index.setdefault(tenant, {})
         for record in records:
             flat: dict[str, Any] = {}
-            if tenant not in unchanged:
-                _flatten(normalise(record["inputs"]), "", flat)
-                flat[PROVIDER_FIELD] = normalise(record["provider"])
+            _flatten(normalise(record["inputs"]), "", flat)
+            flat[PROVIDER_FIELD] = normalise(record["provider"])
             flat["[protect]"] = record["protect"]
             flat["[retainOnDelete]"] = record["retainOnDelete"]
             entries[normalise(_key(record["urn"]))] = _Entry(record["urn"], record["type"], record["custom"], flat)
@@ -293,18 +291,25 @@ def compare(left: SynthResult, right: SynthResult, left_names: set[str], right_n
     would be deleted and data resources deleted or replaced are listed as destructive.
     """
     left_groups, right_groups = _by_tenant(left), _by_tenant(right)
-    # Equal records are equal after normalisation only when both sides normalise alike.
+    # A tenant with equal records on both sides (the same cache entry, typically) has nothing to flatten or
+    # compare; equal records are equal after normalisation only when both sides normalise alike.
     unchanged = frozenset(t for t in left_groups.keys() & right_groups.keys()
                           if left_names == right_names and left_groups[t] == right_groups[t])
     left_index = _index(left_groups, _normaliser(left_names), unchanged)
     right_index = _index(right_groups, _normaliser(right_names), unchanged)
     tenants = []
     destructive: list[Destructive] = []
-    for tenant in sorted(set(left_index) | set(right_index), key=lambda t: (t == SHARED, t)):
+    for tenant in sorted(set(left_groups) | set(right_groups), key=lambda t: (t == SHARED, t)):
+        lifecycle = (lifecycles[0].get(tenant), lifecycles[1].get(tenant))
+        if tenant in unchanged:
+            data_records = [r for r in left_groups[tenant] if r["type"] in DATA_KINDS]
+            tenants.append(TenantDiff(tenant, "changed", lifecycle=lifecycle, data_resources=len(data_records),
+                                      protected_data_resources=sum(1 for r in data_records if r["protect"])))
+            continue
         ours, theirs = left_index.get(tenant, {}), right_index.get(tenant, {})
         status = "removed" if not theirs else "added" if not ours else "changed"
         entry = TenantDiff(tenant, status, sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours)),
-                           lifecycle=(lifecycles[0].get(tenant), lifecycles[1].get(tenant)))
+                           lifecycle=lifecycle)
         entry.deleted_options = {key: (bool(ours[key].flat["[protect]"]), bool(ours[key].flat["[retainOnDelete]"]))
                                  for key in entry.only_left}
         for key in sorted(set(ours) & set(theirs)):
