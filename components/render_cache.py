@@ -6,8 +6,9 @@ the registry table). A key is a SHA-256 over exactly those; a rendering is store
 matches can only return what the same inputs rendered before, and any change to one of them is a different key:
 a stale entry is never found, only left behind.
 
-- code: every `.py` file under `components/` and `__main__.py`, `Pulumi.yaml`, the Python version and the
-  installed versions of the Pulumi SDK and provider packages (their typed classes shape what is registered).
+- code: every `.py` file under `components/` (the project's and the imported package's, if another) and
+  `__main__.py`, `Pulumi.yaml`, the Python version and the installed versions of the Pulumi SDK and provider
+  packages (their typed classes shape what is registered).
 - settings: the stack name and the config map the program is given (encrypted values are already "[secret]";
   the catalogue's path is left out, its content is in each tenant's spec), with the PEM files the settings name.
 - tenant: the spec after defaults, overrides and stack defaults are merged (a certificate file's content is
@@ -56,12 +57,19 @@ def _version(package: str) -> str:
 
 
 def code_fingerprint(project_dir: Path) -> str:
-    """Hash of the program: its Python files, Pulumi.yaml, the interpreter and SDK/provider versions."""
-    files = sorted((project_dir / "components").rglob("*.py")) + [project_dir / "__main__.py"]
-    parts = [FORMAT, sys.version, *(f"{p}=={_version(p)}" for p in PACKAGES)]
-    for path in [*files, project_dir / "Pulumi.yaml"]:
-        if path.exists() and "__pycache__" not in path.parts:
-            parts += [path.relative_to(project_dir).as_posix(), hashlib.sha256(path.read_bytes()).hexdigest()]
+    """Hash of the program: its Python files, Pulumi.yaml, the interpreter and SDK/provider versions.
+
+    The components that run are the imported package, which is the project's own except when the tooling renders
+    another folder (`--project`, the base side of a diff): both are hashed."""
+    files = set()  # (relative path, digest): a copy identical to the running package hashes as the package alone
+    for folder in {(project_dir / "components").resolve(), Path(__file__).resolve().parent}:
+        for path in folder.rglob("*.py"):
+            if "__pycache__" not in path.parts:
+                files.add((path.relative_to(folder).as_posix(), hashlib.sha256(path.read_bytes()).hexdigest()))
+    parts = [FORMAT, sys.version, *(f"{p}=={_version(p)}" for p in PACKAGES), *(f"{n}:{d}" for n, d in sorted(files))]
+    for path in (project_dir / "__main__.py", project_dir / "Pulumi.yaml"):
+        if path.exists():
+            parts += [path.name, hashlib.sha256(path.read_bytes()).hexdigest()]
     return _sha(*parts)
 
 

@@ -217,3 +217,20 @@ def test_tenants_rendered_beside_other_shared_records_are_rendered_again(seven: 
     result = _render(PROJECT, "dev", seven, cache, stats=stats)
     assert stats["rendered"] == 7 and stats["runs"] == 2
     assert _resources_json(result) == _resources_json(synth.run(PROJECT, "dev", seven))
+
+
+def test_a_copy_of_the_program_has_the_programs_fingerprint(repo_copy: Path):
+    """The base side of a diff renders from a copy: identical code must find the working tree's entries."""
+    assert render_cache.code_fingerprint(repo_copy) == render_cache.code_fingerprint(PROJECT)
+
+
+def test_the_base_side_of_a_diff_renders_only_what_differs(repo_copy: Path):
+    """Working tree: every tenant and the shared records are rendered; base: only the edited tenant's old spec
+    and its shared records, which makes two entries more (a base copy keyed apart would render all three)."""
+    cache = repo_copy / render_cache.CACHE_DIR
+    doc = yaml.safe_load((repo_copy / "tenants.yaml").read_text())
+    doc["tenants"][0]["team"] = "renamed-team"
+    (repo_copy / "tenants.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    diff.against_base(repo_copy, "dev", "HEAD", cache_dir=cache)
+    head_tenants = len(cli.load_inputs(repo_copy, "dev", None)[1])
+    assert len(list(cache.rglob("*.json"))) == (head_tenants + 1) + (1 + 1)
