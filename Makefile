@@ -46,6 +46,7 @@ schema: $(VENV)/.runtime
 	$(BIN)/python -m components schema
 
 bench: $(VENV)/.dev
+	$(BIN)/python bench/targets.py
 	$(BIN)/python bench/synth_scale.py
 
 clean:

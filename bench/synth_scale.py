@@ -38,12 +38,16 @@ TENANT = """  - name: t{i:04d}
       ingress: {{podLabels: {{app.kubernetes.io/name: traefik}}, namespaceLabels: {{kubernetes.io/metadata.name: traefik}}}}
       loadBalancerCidrs: [203.0.113.0/24]
       allowEgressToInternet: true
-    minicluster: {{enabled: {minicluster}, size: 2, command: "flux run hostname", users: [alice]}}
+    minicluster: {minicluster}
     supplyChain:
       enabled: true
       certificateFile: certs/compliance-root-ca.pem
       trustedIdentities: ["C=US, ST=Oregon, O=calypr, CN=compliance image signer"]
 """
+
+# The catalogue refuses MiniCluster settings on a tenant whose MiniCluster is off: they would act nowhere.
+MINICLUSTER_ON = '{enabled: true, size: 2, command: "flux run hostname", users: [alice]}'
+MINICLUSTER_OFF = "{enabled: false}"
 
 
 def catalogue(n: int) -> str:
@@ -51,7 +55,7 @@ def catalogue(n: int) -> str:
     # Half the tenants run on dedicated nodes, half a MiniCluster: no Flux Operator release lets MiniCluster pods
     # tolerate a dedicated tenant's taint, so the catalogue refuses both on one tenant in the dev stack.
     return "tenants:\n" + "".join(TENANT.format(i=i, region=regions[i % 3], nodes="dedicated" if i % 2 else "shared",
-                                                minicluster="false" if i % 2 else "true") for i in range(n))
+                                                minicluster=MINICLUSTER_OFF if i % 2 else MINICLUSTER_ON) for i in range(n))
 
 
 def _import_sdks() -> None:

@@ -51,12 +51,22 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _render_options(args: argparse.Namespace) -> dict:
+    """render's cache folder (None with --no-cache) and process count."""
+    from . import render, render_cache
+
+    return {"cache_dir": None if args.no_cache else args.project / render_cache.CACHE_DIR,
+            "jobs": args.jobs or render.default_jobs()}
+
+
 def _synth(args: argparse.Namespace) -> int:
-    from . import environment, synth
+    from . import environment, render, synth
 
     stack_settings, tenants = load_inputs(args.project, args.stack, args.tenants)
-    results = environment.render(args.project, args.stack, args.tenants,
-                                 progress=lambda name: synth.Progress(name, len(tenants)))
+    results = environment.render(
+        args.project, args.stack, args.tenants, progress=lambda name: synth.Progress(name, len(tenants)),
+        render_one=lambda progress: render.render(args.project, args.stack, args.tenants, tenants, stack_settings,
+                                                  progress=progress, **_render_options(args)))
     # An environment's stack renders with all its shards (written beside it, e.g. out/dev-shard-0); a shard alone.
     shown = results if args.stack == stack_settings.environment else {args.stack: results[args.stack]}
     lifecycles = {spec.name: spec.lifecycle for spec, _ in tenants}
@@ -80,9 +90,10 @@ def _diff(args: argparse.Namespace) -> int:
         print("diff needs exactly one of --to <stack> or --base <git-rev>", file=sys.stderr)
         return 1
     if args.to is not None:
-        result = diff.between_stacks(args.project, args.stack, args.to, args.tenants, progress=True)
+        result = diff.between_stacks(args.project, args.stack, args.to, args.tenants, progress=True,
+                                     **_render_options(args))
     else:
-        result = diff.against_base(args.project, args.stack, args.base, progress=True)
+        result = diff.against_base(args.project, args.stack, args.base, progress=True, **_render_options(args))
     if args.format == "markdown":
         print(diff.format_markdown(result, args.max_chars))
     else:
@@ -156,9 +167,15 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--tenants", type=Path, help="catalogue file (default: the stack's, tenants.yaml)")
         return command
 
+    def render_flags(command) -> None:
+        command.add_argument("--jobs", type=int, help="processes to render with (default: every core)")
+        command.add_argument("--no-cache", action="store_true",
+                             help="render every tenant (default: reuse .cache/render/ for unchanged tenants)")
+
     stack_command("validate", "check the catalogue and stack config").set_defaults(run=_validate)
     synth = stack_command("synth", "render every resource of a stack offline under Pulumi mocks")
     synth.add_argument("--out", type=Path, help="write resources.json, outputs.json and manifests/ here")
+    render_flags(synth)
     synth.set_defaults(run=_synth)
     diff = stack_command("diff", "compare two offline renders per tenant "
                                  "(exit 0 same, 2 different, 3 destructive, 1 invalid input)")
@@ -167,6 +184,7 @@ def parser() -> argparse.ArgumentParser:
     diff.add_argument("--format", choices=("text", "json", "markdown"), default="text",
                       help="markdown: a pull-request comment (destructive changes first, a section per tenant)")
     diff.add_argument("--max-chars", type=int, help="markdown only: leave out resource lines beyond this size")
+    render_flags(diff)
     diff.set_defaults(run=_diff)
     plan = commands.add_parser("plan", help="the stacks of an environment a change since --base touches, and why "
                                             "(platform first, then the affected shards)")

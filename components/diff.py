@@ -41,7 +41,7 @@ ENV_TOKEN = "<env>"
 TENANT_TYPE = "tenancy:index:Tenant"
 # Local state and installs are not part of the program; copying them would be slow and pointless.
 _NOT_COPIED = shutil.ignore_patterns(".git", "venv", ".venv", "out", ".hypothesis", ".pytest_cache", "__pycache__",
-                                     "node_modules")
+                                     "node_modules", ".cache")
 
 
 @dataclass(frozen=True)
@@ -217,21 +217,33 @@ def short_name(key: str) -> str:
     return f"{chain.rsplit('$', 1)[-1].rsplit(':', 1)[-1]} {name}"
 
 
-def _index(result: SynthResult, normalise) -> dict[str, dict[str, _Entry]]:
-    """tenant -> resource key -> entry with its flattened comparable fields."""
+def _by_tenant(result: SynthResult) -> dict[str, list[dict[str, Any]]]:
+    """tenant (or SHARED) -> its records."""
     owner: dict[str, str] = {}
-    grouped: dict[str, dict[str, _Entry]] = {}
+    grouped: dict[str, list[dict[str, Any]]] = {}
     for record in result.resources:  # parents are registered before their children
         tenant = record["name"] if record["type"] == TENANT_TYPE else owner.get(record["parent"] or "", SHARED)
         owner[record["urn"]] = tenant
-        flat: dict[str, Any] = {}
-        _flatten(normalise(record["inputs"]), "", flat)
-        flat[PROVIDER_FIELD] = normalise(record["provider"])
-        flat["[protect]"] = record["protect"]
-        flat["[retainOnDelete]"] = record["retainOnDelete"]
-        grouped.setdefault(tenant, {})[normalise(_key(record["urn"]))] = _Entry(
-            record["urn"], record["type"], record["custom"], flat)
+        grouped.setdefault(tenant, []).append(record)
     return grouped
+
+
+def _index(grouped: dict[str, list[dict[str, Any]]], normalise, unchanged: frozenset[str] = frozenset()
+           ) -> dict[str, dict[str, _Entry]]:
+    """tenant -> resource key -> entry with its flattened comparable fields; tenants in `unchanged` are left out."""
+    index: dict[str, dict[str, _Entry]] = {}
+    for tenant, records in grouped.items():
+        if tenant in unchanged:
+            continue
+        entries = index.setdefault(tenant, {})
+        for record in records:
+            flat: dict[str, Any] = {}
+            _flatten(normalise(record["inputs"]), "", flat)
+            flat[PROVIDER_FIELD] = normalise(record["provider"])
+            flat["[protect]"] = record["protect"]
+            flat["[retainOnDelete]"] = record["retainOnDelete"]
+            entries[normalise(_key(record["urn"]))] = _Entry(record["urn"], record["type"], record["custom"], flat)
+    return index
 
 
 def _under(path: str, field_path: str) -> bool:
@@ -278,15 +290,26 @@ def compare(left: SynthResult, right: SynthResult, left_names: set[str], right_n
     `over_time`: both sides are the same stack (a revision and the working tree), so what is only on the left
     would be deleted and data resources deleted or replaced are listed as destructive.
     """
-    left_index = _index(left, _normaliser(left_names))
-    right_index = _index(right, _normaliser(right_names))
+    left_groups, right_groups = _by_tenant(left), _by_tenant(right)
+    # A tenant with equal records on both sides (the same cache entry, typically) has nothing to flatten or
+    # compare; equal records are equal after normalisation only when both sides normalise alike.
+    unchanged = frozenset(t for t in left_groups.keys() & right_groups.keys()
+                          if left_names == right_names and left_groups[t] == right_groups[t])
+    left_index = _index(left_groups, _normaliser(left_names), unchanged)
+    right_index = _index(right_groups, _normaliser(right_names), unchanged)
     tenants = []
     destructive: list[Destructive] = []
-    for tenant in sorted(set(left_index) | set(right_index), key=lambda t: (t == SHARED, t)):
+    for tenant in sorted(set(left_groups) | set(right_groups), key=lambda t: (t == SHARED, t)):
+        lifecycle = (lifecycles[0].get(tenant), lifecycles[1].get(tenant))
+        if tenant in unchanged:
+            data_records = [r for r in left_groups[tenant] if r["type"] in DATA_KINDS]
+            tenants.append(TenantDiff(tenant, "changed", lifecycle=lifecycle, data_resources=len(data_records),
+                                      protected_data_resources=sum(1 for r in data_records if r["protect"])))
+            continue
         ours, theirs = left_index.get(tenant, {}), right_index.get(tenant, {})
         status = "removed" if not theirs else "added" if not ours else "changed"
         entry = TenantDiff(tenant, status, sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours)),
-                           lifecycle=(lifecycles[0].get(tenant), lifecycles[1].get(tenant)))
+                           lifecycle=lifecycle)
         entry.deleted_options = {key: (bool(ours[key].flat["[protect]"]), bool(ours[key].flat["[retainOnDelete]"]))
                                  for key in entry.only_left}
         for key in sorted(set(ours) & set(theirs)):
@@ -321,24 +344,31 @@ def _destructive(old: _Entry, tenant: str, action: str, key: str, reason: str) -
                        bool(old.flat["[protect]"]), bool(old.flat["[retainOnDelete]"]), key)
 
 
-def _render(project_dir: Path, stack: str, tenants: Optional[Path], progress_label: Optional[str] = None
+def _render(project_dir: Path, stack: str, tenants: Optional[Path], progress_label: Optional[str] = None,
+            cache_dir: Optional[Path] = None, jobs: int = 1
             ) -> tuple[settings_module.StackSettings, SynthResult, dict[str, str]]:
-    from . import cli, environment, synth
+    """One side: every stack of the environment (platform and shards) in one result, so resources match without
+    their stack; a one-stack environment renders through render's cache (`cache_dir`, None for none) and `jobs`
+    processes."""
+    from . import cli, environment, render, synth
 
     stack_settings, specs = cli.load_inputs(project_dir, stack, tenants)
-    # Every stack of the environment (platform and shards) in one result: resources match without their stack.
     result = environment.merged(environment.render(
         project_dir, stack, tenants,
         progress=(lambda name: synth.Progress(progress_label if name == stack else f"{progress_label}:{name}",
-                                              len(specs))) if progress_label else None),
+                                              len(specs))) if progress_label else None,
+        render_one=lambda progress: render.render(project_dir, stack, tenants, specs, stack_settings, cache_dir,
+                                                  jobs, progress=progress)),
         stack)
     return stack_settings, result, {spec.name: spec.lifecycle for spec, _ in specs}
 
 
 def between_stacks(project_dir: Path, stack: str, other: str, tenants: Optional[Path] = None,
-                   progress: bool = False) -> Diff:
-    left_settings, left, left_lifecycles = _render(project_dir, stack, tenants, stack if progress else None)
-    right_settings, right, right_lifecycles = _render(project_dir, other, tenants, other if progress else None)
+                   progress: bool = False, cache_dir: Optional[Path] = None, jobs: int = 1) -> Diff:
+    left_settings, left, left_lifecycles = _render(project_dir, stack, tenants, stack if progress else None,
+                                                   cache_dir, jobs)
+    right_settings, right, right_lifecycles = _render(project_dir, other, tenants, other if progress else None,
+                                                      cache_dir, jobs)
     return compare(left, right, {stack, left_settings.environment}, {other, right_settings.environment},
                    right_settings.protect_data, lifecycles=(left_lifecycles, right_lifecycles))
 
@@ -352,10 +382,14 @@ def _git_show(project_dir: Path, rev: str, relative: str) -> str:
     return shown.stdout
 
 
-def against_base(project_dir: Path, stack: str, rev: str, progress: bool = False) -> Diff:
-    """The stack rendered from `rev`'s catalogue and stack config (working-tree code) against the working tree."""
+def against_base(project_dir: Path, stack: str, rev: str, progress: bool = False, cache_dir: Optional[Path] = None,
+                 jobs: int = 1) -> Diff:
+    """The stack rendered from `rev`'s catalogue and stack config (working-tree code) against the working tree.
+
+    Both sides share `cache_dir`: a tenant whose merged spec is the same at `rev` is not rendered again."""
     head_label, base_label = f"{stack}@working-tree", f"{stack}@{rev}"
-    head_settings, head, head_lifecycles = _render(project_dir, stack, None, head_label if progress else None)
+    head_settings, head, head_lifecycles = _render(project_dir, stack, None, head_label if progress else None,
+                                                   cache_dir, jobs)
     with tempfile.TemporaryDirectory(prefix="tenancy-base-") as tmp:
         base_dir = Path(tmp) / "project"
         shutil.copytree(project_dir, base_dir, ignore=_NOT_COPIED)
@@ -363,7 +397,7 @@ def against_base(project_dir: Path, stack: str, rev: str, progress: bool = False
         (base_dir / stack_file).write_text(_git_show(project_dir, rev, stack_file))
         base_catalogue = settings_module.load_stack(base_dir, stack).catalogue
         (base_dir / base_catalogue).write_text(_git_show(project_dir, rev, base_catalogue))
-        _, base, base_lifecycles = _render(base_dir, stack, None, base_label if progress else None)
+        _, base, base_lifecycles = _render(base_dir, stack, None, base_label if progress else None, cache_dir, jobs)
     base.stack, head.stack = base_label, head_label
     return compare(base, head, set(), set(), head_settings.protect_data, over_time=True,
                    lifecycles=(base_lifecycles, head_lifecycles))

@@ -17,16 +17,22 @@ ProgressFactory = Callable[[str], Optional["synth.Progress"]]
 
 
 def render(project_dir: Path, stack: str, tenants_file: Optional[Path] = None,
-           progress: Optional[ProgressFactory] = None) -> dict[str, synth.SynthResult]:
+           progress: Optional[ProgressFactory] = None,
+           render_one: Optional[Callable[[Optional["synth.Progress"]], synth.SynthResult]] = None
+           ) -> dict[str, synth.SynthResult]:
     """stack -> render: every stack of the environment for the environment's stack, the platform stack and the
-    shard itself for a shard stack (a shard needs its platform's render first)."""
+    shard itself for a shard stack (a shard needs its platform's render first). `render_one` renders an
+    environment that is one stack (the cached, parallel render); sharded stacks render with `synth.run`."""
     stack_settings = settings_module.load_stack(project_dir, stack)
     environment = stack_settings.environment
     results: dict[str, synth.SynthResult] = {}
-    for name in sharding.stacks_of(environment, stack_settings.shards) if stack == environment else [environment, stack]:
-        outputs = {environment: results[environment].outputs} if name != environment else None
-        results[name] = synth.run(project_dir, name, tenants_file, progress=progress(name) if progress else None,
-                                  stack_outputs=outputs)
+    if stack_settings.shards == 1 and render_one is not None:
+        results[environment] = render_one(progress(environment) if progress else None)
+    else:
+        for name in sharding.stacks_of(environment, stack_settings.shards) if stack == environment else [environment, stack]:
+            outputs = {environment: results[environment].outputs} if name != environment else None
+            results[name] = synth.run(project_dir, name, tenants_file, progress=progress(name) if progress else None,
+                                      stack_outputs=outputs)
     check_budget(stack_settings, results)
     return results
 

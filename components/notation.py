@@ -18,6 +18,7 @@ that would do either is refused here instead, naming the setting:
 from __future__ import annotations
 
 import datetime
+import functools
 
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
@@ -57,6 +58,13 @@ def _unescape(value: str) -> str:
 
 def parse_dn(name: str) -> dict[str, str]:
     """Attribute type -> value of a trusted identity's DN, by notation's rules; ValueError says what breaks."""
+    return dict(_parse_dn(name))
+
+
+# Thousands of tenants name the same few signers and CA files, and each is validated in every environment it
+# names: parse each distinct DN and PEM once per process (the parsed forms are immutable tuples; callers get copies).
+@functools.lru_cache(maxsize=4096)
+def _parse_dn(name: str) -> tuple[tuple[str, str], ...]:
     if "=#" in name:
         raise ValueError(f"{name!r}: notation does not support x509.subject identities containing '=#'")
     attributes: dict[str, str] = {}
@@ -78,7 +86,7 @@ def parse_dn(name: str) -> dict[str, str]:
     if missing:
         raise ValueError(f"{name!r} lacks {', '.join(missing)}; notation needs at least C, ST (or S) and O "
                          "in an x509.subject identity")
-    return attributes
+    return tuple(attributes.items())
 
 
 def is_subset(dn1: dict[str, str], dn2: dict[str, str]) -> bool:
@@ -117,29 +125,36 @@ def _ca_problem(cert: x509.Certificate) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=64)
+def _anchors(pem: str) -> tuple[tuple[str, str | None, datetime.datetime, tuple[tuple[str, str], ...]], ...]:
+    """(description, CA problem, expiry, notation-form subject) of each PEM certificate; ValueError if none parse."""
+    certs = x509.load_pem_x509_certificates(pem.encode())
+    described = []
+    for index, cert in enumerate(certs):
+        which = f"certificate {index + 1} ({cert.subject.rfc4514_string()})" if len(certs) > 1 \
+            else f"certificate ({cert.subject.rfc4514_string()})"
+        attributes = {attr.rfc4514_attribute_name: attr.value for attr in cert.subject}
+        subject = tuple((("ST" if k == "S" else k), str(v)) for k, v in attributes.items())
+        described.append((which, _ca_problem(cert), cert.not_valid_after_utc, subject))
+    return tuple(described)
+
+
 def trust_anchor_problems(pem: str, now: datetime.datetime | None = None) -> list[str]:
     """Why notation could not use these PEM certificates as the trust store; empty when it can."""
     try:
-        certs = x509.load_pem_x509_certificates(pem.encode())
+        anchors = _anchors(pem)
     except ValueError as exc:
         return [f"is not a PEM X.509 certificate ({exc})"]
     now = now or datetime.datetime.now(datetime.timezone.utc)
     problems = []
-    for index, cert in enumerate(certs):
-        which = f"certificate {index + 1} ({cert.subject.rfc4514_string()})" if len(certs) > 1 \
-            else f"certificate ({cert.subject.rfc4514_string()})"
-        why = _ca_problem(cert)
+    for which, why, not_after, _ in anchors:
         if why:
             problems.append(f"{which} {why}")
-        if cert.not_valid_after_utc < now:
-            problems.append(f"{which} expired on {cert.not_valid_after_utc:%Y-%m-%d}")
+        if not_after < now:
+            problems.append(f"{which} expired on {not_after:%Y-%m-%d}")
     return problems
 
 
 def anchor_subjects(pem: str) -> list[dict[str, str]]:
     """Subjects of the trust-store certificates in notation's DN form (for telling a CA from a signer)."""
-    subjects = []
-    for cert in x509.load_pem_x509_certificates(pem.encode()):
-        attributes = {attr.rfc4514_attribute_name: attr.value for attr in cert.subject}
-        subjects.append({("ST" if k == "S" else k): str(v) for k, v in attributes.items()})
-    return subjects
+    return [dict(subject) for *_, subject in _anchors(pem)]

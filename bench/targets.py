@@ -1,0 +1,173 @@
+"""Benchmark: every row of the scale targets (issue 15), each measured in a fresh process on the dev stack.
+
+- validate: `python -m components validate` of 10,000 tenants, wall time of the command.
+- synth: a full render of 1,000 tenants with no cache over 2 processes (`render.render`, jobs=2, written out as
+  `synth --out` does), wall time and the peak RSS of every process (the parent and each worker).
+- diff: `python -m components diff --base HEAD` in a git repository holding 1,000 tenants, after one tenant was
+  edited, with the cache the synth row filled (and an unedited diff before): wall time of the command.
+- overhead: single-process synth ÷ the bare SDK registering as many plain resources (bench/synth_scale.py's
+  children, unchanged: the floor is `pulumi.CustomResource` under the same recording mocks).
+- largest stack: resources of the one stack 1,000 tenants render to.
+
+The tenants are bench/synth_scale.py's (every feature on). Not a test: run `make bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import synth_scale  # noqa: E402  (the catalogue generator and the floor children)
+
+COPIED = shutil.ignore_patterns(".git", "venv", "out", ".cache", ".hypothesis", ".pytest_cache", "__pycache__",
+                                "bench", "generator", "tests", "docs")
+
+
+COMPACT_DEFAULTS = """defaults:
+  labels: {tier: bench}
+  params: {profile: k8s}
+  repo: {defaultBranch: main, path: deploy}
+  artifacts: {keyPrefix: runs/, encryption: kms, storageClass: archive, garbageCollection: true}
+  network:
+    ingress: {podLabels: {app.kubernetes.io/name: traefik}, namespaceLabels: {kubernetes.io/metadata.name: traefik}}
+    loadBalancerCidrs: [203.0.113.0/24]
+    allowEgressToInternet: true
+  minicluster: {size: 2, command: "flux run hostname", users: [alice]}
+  supplyChain:
+    enabled: true
+    certificateFile: certs/compliance-root-ca.pem
+    trustedIdentities: ["C=US, ST=Oregon, O=calypr, CN=compliance image signer"]
+tenants:
+"""
+
+
+def compact_catalogue(n: int) -> str:
+    """synth_scale's tenants with what they share in `defaults`, as a catalogue of thousands is written (and as
+    fits the catalogue's size limit): each entry is its name, team, region, repository and node/MiniCluster choice."""
+    regions = ["us-west-2", "eu-west-1", "us-east-1"]
+    return COMPACT_DEFAULTS + "".join(
+        f"  - {{name: t{i:05d}, team: team-{i}, region: {regions[i % 3]}, repo: {{url: https://github.com/bench/"
+        f"t{i:05d}.git}}, isolation: {{nodes: {'dedicated' if i % 2 else 'shared'}}}, "
+        f"minicluster: {{enabled: {'false' if i % 2 else 'true'}}}}}\n" for i in range(n))
+
+
+def child_render(tenants_file: str, jobs: str, cache_dir: str) -> dict:
+    """A full render into an empty cache folder (every tenant is rendered; the diff row then starts warm)."""
+    from components import cli, render, synth
+
+    started = time.perf_counter()
+    stack_settings, specs = cli.load_inputs(PROJECT, "dev", Path(tenants_file))
+    stats: dict = {}
+    result = render.render(PROJECT, "dev", Path(tenants_file), specs, stack_settings, Path(cache_dir), int(jobs),
+                           stats=stats)
+    assert stats["rendered"] == len(specs), stats
+    synth.write(result, Path(tenants_file).parent / "out")
+    return {"seconds": time.perf_counter() - started, "resources": len(result.resources),
+            "worker_mb": stats["peak_mb"], "parent_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _cpu() -> float:
+    """CPU seconds of every finished child process so far (this machine's cores may be shared: wall time alone
+    can measure the neighbours)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(command: list[str], cwd: Path = PROJECT) -> str:
+    """`<wall> s (<cpu> s CPU)` of one command."""
+    started, cpu = time.perf_counter(), _cpu()
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    if done.returncode not in (0, 2, 3):
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr}")
+    return f"{time.perf_counter() - started:.1f} s ({_cpu() - cpu:.1f} s CPU)"
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "components", *args]
+
+
+def _project(tmp: Path, catalogue: str) -> Path:
+    """A git repository holding the program and a catalogue, committed."""
+    project = tmp / "project"
+    shutil.copytree(PROJECT, project, ignore=COPIED)
+    (project / "tenants.yaml").write_text(catalogue)
+    git = ["git", "-C", str(project), "-c", "user.email=b@example.com", "-c", "user.name=b"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", "bench"], check=True)
+    return project
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--validate", type=int, default=10_000, help="tenants validated")
+    parser.add_argument("--tenants", type=int, default=1000, help="tenants rendered, diffed and compared")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--skip-overhead", action="store_true", help="leave out the (slow) single-process row")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child_render(*args.child)))
+        return
+
+    rows = []
+
+    def row(measure: str, value: str, target: str) -> None:
+        rows.append((measure, value, target))
+        print(f"{measure:<58} {value:<44} {target}", flush=True)
+
+    n = args.tenants
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        shutil.copytree(PROJECT / "certs", tmp / "certs")
+        big = tmp / "validate.yaml"
+        big.write_text(compact_catalogue(args.validate))
+        timing = _timed(_cli("validate", "--stack", "dev", "--tenants", str(big)))
+        row(f"validate of {args.validate:,} tenants ({big.stat().st_size / 1e6:.1f} MB)", timing, "<= 10 s")
+
+        path = tmp / "tenants.yaml"
+        path.write_text(synth_scale.catalogue(n))
+        project = _project(tmp, synth_scale.catalogue(n))
+        cpu = _cpu()
+        done = subprocess.run([sys.executable, __file__, "--child", str(path), str(args.jobs),
+                               str(project / ".cache" / "render")],
+                              capture_output=True, text=True, check=True)
+        synth = json.loads(done.stdout.strip().splitlines()[-1])
+        peaks = ", ".join(f"{mb:.0f}" for mb in synth["worker_mb"])
+        row(f"full synth of {n:,} tenants, {args.jobs} processes",
+            f"{synth['seconds']:.1f} s ({_cpu() - cpu:.0f} s CPU); peak MB per run {peaks}, "
+            f"parent {synth['parent_mb']:.0f}",
+            "<= 60 s, <= 1.5 GB per process")
+
+        diff_args = ("--project", str(project), "diff", "--stack", "dev", "--base", "HEAD", "--format", "json",
+                     "--jobs", str(args.jobs))
+        warm = _timed(_cli(*diff_args))
+        catalogue = project / "tenants.yaml"
+        edited = catalogue.read_text().replace(f"team: team-{n // 2}\n", "team: edited\n", 1)
+        assert edited != catalogue.read_text()
+        catalogue.write_text(edited)
+        timing = _timed(_cli(*diff_args))
+        row(f"diff --base after editing one tenant among {n:,}, warm cache", f"{timing}; unedited {warm}", "<= 5 s")
+
+        if not args.skip_overhead:
+            serial = synth_scale.run_child("synth", str(path))
+            floor = synth_scale.run_child("plain", str(serial["resources"]))
+            row(f"overhead: synth / bare SDK, {n:,} tenants, 1 process",
+                f"{serial['seconds'] / floor['seconds']:.2f} ({serial['seconds']:.1f} s / {floor['seconds']:.1f} s; "
+                f"{serial['peak_mb']:.0f} MB)", "<= 1.5")
+        row(f"largest stack at {n:,} tenants", f"{synth['resources']:,} resources", "<= the budget")
+
+
+if __name__ == "__main__":
+    main()

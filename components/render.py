@@ -1,0 +1,210 @@
+"""Rendering a stack offline with a per-tenant cache, over several processes: the same result as `synth.run`.
+
+A render runs the real program under the synth mocks (`synth.run`) with a selection of tenants: the program
+runs as written (providers, the platform, the stack outputs over every tenant of the catalogue), and only the
+Tenant components outside the selection are not constructed. Everything not under a Tenant component (the
+"shared" records) is therefore the same in every selective render, and each tenant's subtree is the same as in
+a full render, so a full render is the shared records followed by each tenant's records in catalogue order.
+`_split` checks that shape on every render and refuses to merge anything else.
+
+`render` takes the tenants whose cached rendering (render_cache keys) is missing, renders them in chunks over
+`jobs` processes (each chunk a fresh run of the program, which also bounds a process's memory), stores them,
+and merges cached and fresh renderings into one SynthResult identical to a single-process `synth.run`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import multiprocessing
+import os
+import resource
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+from . import render_cache
+from .render_cache import RenderCache
+from .synth import Progress, SynthResult
+
+TENANT_TYPE = "tenancy:index:Tenant"
+# Tenants per program run at most: bounds a worker's memory (a tenant is ~50 resources under mocks).
+CHUNK = 250
+# Below this many tenants a second process costs more than it saves (a worker starts by importing the SDKs, ~3 s).
+PARALLEL_FROM = 60
+
+
+class MergeRefused(RuntimeError):
+    """The program's records are not shared-then-tenant-subtrees; a merged render could differ from a full one."""
+
+
+@contextlib.contextmanager
+def _only_tenants(selection: frozenset[str]) -> Iterator[None]:
+    # The composition root imports `Tenant` from components.tenant when it runs, so this is what it constructs.
+    from . import tenant
+
+    original = tenant.Tenant
+
+    def construct(name: str, args: Any, opts: Any = None) -> Any:
+        return original(name, args, opts) if name in selection else None
+
+    tenant.Tenant = construct  # type: ignore[assignment, misc]
+    try:
+        yield
+    finally:
+        tenant.Tenant = original  # type: ignore[misc]
+
+
+def _split(records: list[dict[str, Any]], order: Sequence[str]) -> tuple[list[dict[str, Any]], dict[str, list]]:
+    """(shared records, tenant -> its records); MergeRefused unless shared come first, then whole tenant
+    subtrees in catalogue order."""
+    owner: dict[str, Optional[str]] = {}
+    shared: list[dict[str, Any]] = []
+    tenants: dict[str, list[dict[str, Any]]] = {}
+    current: Optional[str] = None
+    for record in records:
+        name = record["name"] if record["type"] == TENANT_TYPE else owner.get(record["parent"] or "")
+        owner[record["urn"]] = name
+        if name is None:
+            if current is not None:
+                raise MergeRefused(f"{record['urn']} is outside every tenant but constructed after tenant {current}")
+            shared.append(record)
+            continue
+        if name != current:
+            if name in tenants:
+                raise MergeRefused(f"the records of tenant {name} are not contiguous")
+            current = name
+            tenants[name] = []
+        tenants[name].append(record)
+    position = {name: i for i, name in enumerate(order)}
+    if [position.get(name, -1) for name in tenants] != sorted(position.get(name, -1) for name in tenants):
+        raise MergeRefused(f"tenants were constructed out of catalogue order: {list(tenants)}")
+    return shared, tenants
+
+
+def _render_chunk(project_dir: Path, stack: str, tenants_file: Optional[Path], selection: Sequence[str],
+                  order: Sequence[str], progress: Optional[Progress] = None) -> dict[str, Any]:
+    """One program run constructing only `selection`'s tenants, split into shared and per-tenant records."""
+    from . import synth
+
+    with _only_tenants(frozenset(selection)):
+        result = synth.run(project_dir, stack, tenants_file, progress=progress)
+    shared, tenants = _split(result.resources, order)
+    return {"shared": shared, "outputs": result.outputs, "tenants": tenants,
+            "generated_secrets": result.generated_secrets,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _chunks(names: list[str], jobs: int) -> list[list[str]]:
+    if not names:
+        return [[]]
+    size = min(CHUNK, math.ceil(len(names) / max(jobs, 1)))
+    return [names[i:i + size] for i in range(0, len(names), size)]
+
+
+def _render_selection(project_dir: Path, stack: str, tenants_file: Optional[Path], selection: list[str],
+                      order: Sequence[str], jobs: int, progress: Optional[Progress], stats: dict[str, Any]
+                      ) -> dict[str, Any]:
+    """Render `selection` (in chunks over `jobs` processes when there is more than one chunk) into one chunk
+    result; every chunk's shared records must be identical."""
+    chunks = _chunks(selection, jobs)
+    if len(chunks) == 1 or jobs <= 1 or len(selection) < PARALLEL_FROM:
+        chunks = [selection[i:i + CHUNK] for i in range(0, len(selection), CHUNK)] or [[]]
+        parts = [_render_chunk(project_dir, stack, tenants_file, chunk, order, progress) for chunk in chunks]
+    else:
+        # spawn, not fork: the parent may hold a half-used Pulumi runtime, threads and gRPC state.
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(min(jobs, len(chunks)), maxtasksperchild=1) as pool:
+            pending = [pool.apply_async(_render_chunk, (project_dir, stack, tenants_file, chunk, order))
+                       for chunk in chunks]
+            parts = []
+            for job in pending:
+                part = job.get()
+                if progress is not None:
+                    for records in part["tenants"].values():
+                        for record in records:
+                            progress.registered(record)
+                parts.append(part)
+            pool.close()
+            pool.join()
+        if progress is not None:
+            progress.done()
+    stats["runs"] = stats.get("runs", 0) + len(parts)
+    stats.setdefault("peak_mb", []).extend(p["peak_mb"] for p in parts)
+    first = parts[0]
+    for part in parts[1:]:
+        if part["shared"] != first["shared"] or part["outputs"] != first["outputs"]:
+            raise MergeRefused("renders of different tenants disagree on the shared records or stack outputs")
+        first["tenants"].update(part["tenants"])
+        first["generated_secrets"].extend(part["generated_secrets"])
+    return first
+
+
+@functools.lru_cache(maxsize=4)
+def _open(cache_dir: Path) -> RenderCache:
+    # One per folder and process: both sides of a diff share its reads.
+    return RenderCache(cache_dir)
+
+
+def render(project_dir: Path, stack: str, tenants_file: Optional[Path], specs: Sequence[tuple[Any, Any]],
+           stack_settings: Any, cache_dir: Optional[Path] = None, jobs: int = 1,
+           progress: Optional[Progress] = None, stats: Optional[dict[str, Any]] = None) -> SynthResult:
+    """`synth.run` of a validated stack (`specs` from `cli.load_inputs`), reusing `cache_dir`'s renderings
+    (None: no cache) and rendering the rest over `jobs` processes. `stats` receives what was rendered."""
+    stats = {} if stats is None else stats
+    order = [spec.name for spec, _ in specs]
+    cache = _open(cache_dir) if cache_dir is not None else None
+    keys: dict[str, str] = {}
+    shared_entry = None
+    cached: dict[str, dict[str, Any]] = {}
+    if cache is not None:
+        code = render_cache.code_fingerprint(project_dir)
+        settings_fp = render_cache.settings_fingerprint(project_dir, stack, stack_settings)
+        keys = {spec.name: render_cache.tenant_key(code, settings_fp, spec, names) for spec, names in specs}
+        shared_id = render_cache.shared_key(code, settings_fp, (keys[name] for name in order))
+        shared_entry = cache.get(shared_id)
+        cached = {name: entry for name in order if (entry := cache.get(keys[name])) is not None}
+    platform = shared_entry["platform"] if shared_entry else None
+    # Without the shared records at hand, a cached tenant is trusted only once this render's platform hash is known.
+    misses = [name for name in order if name not in cached or (platform and cached[name]["platform"] != platform)]
+    generated: list[str] = []
+    if progress is not None:
+        # Cached tenants are ready before anything renders; the bar then counts on from them.
+        for name in order:
+            if name in cached and name not in misses:
+                for record in cached[name]["records"]:
+                    progress.registered(record)
+    if shared_entry is None or misses:
+        fresh = _render_selection(project_dir, stack, tenants_file, misses, order, jobs, progress, stats)
+        platform = render_cache.records_hash(fresh["shared"])
+        stale = [name for name in order if name in cached and name not in fresh["tenants"]
+                 and cached[name]["platform"] != platform]
+        if stale:
+            more = _render_selection(project_dir, stack, tenants_file, stale, order, jobs, progress, stats)
+            if more["shared"] != fresh["shared"]:
+                raise MergeRefused("two renders of one stack disagree on the shared records")
+            fresh["tenants"].update(more["tenants"])
+            fresh["generated_secrets"].extend(more["generated_secrets"])
+        shared_entry = {"platform": platform, "records": fresh["shared"], "outputs": fresh["outputs"]}
+        generated = fresh["generated_secrets"]
+        stats["rendered"] = len(fresh["tenants"])
+        if cache is not None:
+            cache.put(shared_id, shared_entry)
+            for name, records in fresh["tenants"].items():
+                cached[name] = {"platform": platform, "records": records}
+                cache.put(keys[name], cached[name])
+        else:
+            cached = {name: {"records": records} for name, records in fresh["tenants"].items()}
+    elif progress is not None:
+        progress.done()
+    stats["cached"] = len(order) - stats.setdefault("rendered", 0)
+    resources = list(shared_entry["records"])
+    for name in order:
+        resources.extend(cached[name]["records"])
+    return SynthResult(stack=stack, resources=resources, outputs=shared_entry["outputs"],
+                       generated_secrets=generated)
+
+
+def default_jobs() -> int:
+    """Every core the process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -1,0 +1,240 @@
+"""components/render.py and render_cache.py: cached and parallel renders are the single-process render, always."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components import cli, diff, render, render_cache, synth
+
+from .conftest import PROJECT
+
+TENANT = """  - name: t{i:03d}
+    team: team-{i}
+    region: {region}
+    repo: {{url: https://github.com/bench/t{i:03d}.git, defaultBranch: main, path: deploy}}
+    owners: {{admins: [t{i:03d}-admins], developers: [t{i:03d}-devs]}}
+    artifacts: {{keyPrefix: runs/, encryption: {encryption}}}
+    minicluster: {minicluster}
+"""
+
+# The catalogue refuses MiniCluster settings on a tenant whose MiniCluster is off: they would act nowhere.
+MINICLUSTER_ON = '{enabled: true, size: 2, command: "flux run hostname", users: [alice]}'
+MINICLUSTER_OFF = "{enabled: false}"
+
+
+def _catalogue(n: int) -> str:
+    regions = ["us-west-2", "eu-west-1", "us-east-1"]
+    return "tenants:\n" + "".join(TENANT.format(i=i, region=regions[i % 3], encryption="kms" if i % 2 else "aes256",
+                                                minicluster=MINICLUSTER_ON if i % 3 == 0 else MINICLUSTER_OFF) for i in range(n))
+
+
+def _resources_json(result: synth.SynthResult) -> str:
+    # What `synth --out` writes as resources.json.
+    return json.dumps(result.resources, indent=2, sort_keys=False) + "\n"
+
+
+def _render(project: Path, stack: str, tenants: Path | None, cache: Path | None, jobs: int = 1,
+            stats: dict | None = None) -> synth.SynthResult:
+    stack_settings, specs = cli.load_inputs(project, stack, tenants)
+    return render.render(project, stack, tenants, specs, stack_settings, cache, jobs, stats=stats)
+
+
+@pytest.fixture
+def seven(tmp_path: Path) -> Path:
+    path = tmp_path / "tenants.yaml"
+    path.write_text(_catalogue(7))
+    return path
+
+
+def test_chunked_render_is_byte_for_byte_the_single_process_render(seven: Path, monkeypatch):
+    """Tenants rendered two at a time, by separate runs of the program, merge into the full render's bytes."""
+    serial = synth.run(PROJECT, "dev", seven)
+    monkeypatch.setattr(render, "CHUNK", 2)
+    stats: dict = {}
+    chunked = _render(PROJECT, "dev", seven, None, stats=stats)
+    assert stats["runs"] == 4
+    assert _resources_json(chunked) == _resources_json(serial)
+    assert chunked.outputs == serial.outputs
+    assert chunked.manifests() == serial.manifests()
+
+
+def test_two_processes_render_the_single_process_bytes(seven: Path, monkeypatch):
+    """The parallel path proper: spawned workers, each running the program for its share of the tenants."""
+    serial = synth.run(PROJECT, "dev", seven)
+    monkeypatch.setattr(render, "PARALLEL_FROM", 0)
+    stats: dict = {}
+    parallel = _render(PROJECT, "dev", seven, None, jobs=2, stats=stats)
+    assert stats["runs"] == 2 and stats["rendered"] == 7
+    assert _resources_json(parallel) == _resources_json(serial)
+    assert parallel.outputs == serial.outputs
+
+
+def test_a_selective_render_constructs_only_its_tenants_and_every_shared_record(seven: Path):
+    """Providers of every region and the stack outputs over every tenant, however few tenants are constructed."""
+    full = synth.run(PROJECT, "dev", seven)
+    order = full.tenant_names()
+    part = render._render_chunk(PROJECT, "dev", seven, ["t001"], order)  # noqa: SLF001
+    assert list(part["tenants"]) == ["t001"]
+    assert part["tenants"]["t001"] == [full.of_type(render.TENANT_TYPE)[1], *full.tenant("t001")]
+    shared = [r for r in full.resources if r["urn"] not in {x["urn"] for t in order for x in
+                                                             [*full.tenant(t), *full.of_type(render.TENANT_TYPE)]}]
+    assert part["shared"] == shared
+    assert {r["name"] for r in shared if r["type"] == "pulumi:providers:aws"} == \
+        {"aws-us-west-2", "aws-eu-west-1", "aws-us-east-1"}
+    assert part["outputs"] == full.outputs
+
+
+def test_merge_refuses_records_that_are_not_shared_then_whole_tenants():
+    def record(urn, typ, name, parent=None):
+        return {"urn": urn, "type": typ, "name": name, "parent": parent}
+
+    tenant_a = record("a", render.TENANT_TYPE, "a")
+    late_shared = record("p", "pulumi:providers:aws", "aws-eu-west-1")
+    with pytest.raises(render.MergeRefused, match="outside every tenant"):
+        render._split([tenant_a, late_shared], ["a"])  # noqa: SLF001
+    tenant_b = record("b", render.TENANT_TYPE, "b")
+    with pytest.raises(render.MergeRefused, match="not contiguous"):
+        render._split([tenant_a, tenant_b, record("x", "t", "x", parent="a")], ["a", "b"])  # noqa: SLF001
+    with pytest.raises(render.MergeRefused, match="out of catalogue order"):
+        render._split([tenant_b, tenant_a], ["a", "b"])  # noqa: SLF001
+
+
+def test_a_warm_cache_renders_only_the_edited_tenant(seven: Path, tmp_path: Path):
+    cache = tmp_path / "cache"
+    first: dict = {}
+    _render(PROJECT, "dev", seven, cache, stats=first)
+    assert first["rendered"] == 7
+    again: dict = {}
+    _render(PROJECT, "dev", seven, cache, stats=again)
+    assert again == {"rendered": 0, "cached": 7}
+    seven.write_text(seven.read_text().replace("team: team-4\n", "team: team-four\n"))
+    edited: dict = {}
+    result = _render(PROJECT, "dev", seven, cache, stats=edited)
+    assert edited["rendered"] == 1 and edited["cached"] == 6
+    assert _resources_json(result) == _resources_json(synth.run(PROJECT, "dev", seven))
+
+
+def test_keys_follow_code_settings_and_spec(repo_copy: Path):
+    """Every input a tenant's rendering depends on is part of its key; the catalogue's path is not."""
+    stack_settings, specs = cli.load_inputs(repo_copy, "dev", None)
+    spec, names = specs[0]
+    code = render_cache.code_fingerprint(repo_copy)
+    settings_fp = render_cache.settings_fingerprint(repo_copy, "dev", stack_settings)
+    key = render_cache.tenant_key(code, settings_fp, spec, names)
+
+    (repo_copy / "components" / "quota.py").write_text((repo_copy / "components" / "quota.py").read_text() + "\n#\n")
+    assert render_cache.code_fingerprint(repo_copy) != code
+    assert render_cache.settings_fingerprint(repo_copy, "staging", stack_settings) != settings_fp
+    stack_file = repo_copy / "Pulumi.dev.yaml"
+    stack_file.write_text(stack_file.read_text().replace("quotaScale: 0.5", "quotaScale: 0.25"))
+    assert render_cache.settings_fingerprint(repo_copy, "dev", stack_settings) != settings_fp
+    other_spec = spec.model_copy(update={"team": spec.team + "-x"})
+    assert render_cache.tenant_key(code, settings_fp, other_spec, names) != key
+    assert render_cache.tenant_key(code, settings_fp, spec, names) == key
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """A throw-away git repository holding a copy of the project (program, stacks, sample), committed."""
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(
+        ".git", "venv", "out", ".cache", ".hypothesis", ".pytest_cache", "__pycache__", "bench", "generator", "tests"))
+    git = ["git", "-C", str(project), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", "base"], check=True)
+    return project
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_a_stale_cache_never_changes_a_diff(repo_copy: Path, monkeypatch):
+    """Program code, settings and catalogue change in turn; each time, `diff --base` and synth with the warm
+    cache equal the same without a cache.
+
+    The program code change is made twice over: in the project's files (what the cache key reads) and in the
+    loaded module (what runs in this process, which imported components/ from the repository under test).
+    """
+    cache = repo_copy / render_cache.CACHE_DIR
+
+    def check() -> None:
+        cached = diff.against_base(repo_copy, "dev", "HEAD", cache_dir=cache)
+        fresh = diff.against_base(repo_copy, "dev", "HEAD")
+        assert diff.format_json(cached) == diff.format_json(fresh)
+        assert _resources_json(_render(repo_copy, "dev", None, cache)) == \
+            _resources_json(synth.run(repo_copy, "dev", None))
+
+    doc = yaml.safe_load((repo_copy / "tenants.yaml").read_text())
+    doc["tenants"][0]["team"] = "renamed-team"
+    (repo_copy / "tenants.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    check()  # warms the cache for both sides
+
+    # Program code: every namespace gets one more label.
+    from components import tenant as tenant_module
+
+    original = tenant_module.namespace_manifest
+
+    def labelled(*args, **kwargs):
+        manifest = original(*args, **kwargs)
+        manifest["metadata"]["labels"]["tenancy.example/changed"] = "yes"
+        return manifest
+
+    monkeypatch.setattr(tenant_module, "namespace_manifest", labelled)
+    _edit(repo_copy / "components" / "namespace.py", '"""', '"""Changed. ')
+    check()
+    assert any("tenancy.example/changed" in json.dumps(r["inputs"]) for r in
+               _render(repo_copy, "dev", None, cache).resources)
+
+    # Settings: the working tree's quotas halve (the base keeps its own stack file).
+    _edit(repo_copy / "Pulumi.dev.yaml", "quotaScale: 0.5", "quotaScale: 0.25")
+    check()
+
+    # Catalogue: another tenant changes, in a field every part of it reads.
+    doc = yaml.safe_load((repo_copy / "tenants.yaml").read_text())
+    doc["tenants"][1]["team"] = "another-team"
+    (repo_copy / "tenants.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    check()
+
+
+def test_tenants_rendered_beside_other_shared_records_are_rendered_again(seven: Path, tmp_path: Path):
+    """A cached tenant read platform outputs; when this render's shared records hash differently, it is stale."""
+    cache = tmp_path / "cache"
+    _render(PROJECT, "dev", seven, cache)
+    for path in cache.rglob("*.json"):
+        entry = json.loads(path.read_text())
+        if "outputs" in entry:
+            path.unlink()  # the shared records must be rendered again, so the platform hash is recomputed
+        else:
+            path.write_text(json.dumps({**entry, "platform": "another platform"}))
+    render._open.cache_clear()  # noqa: SLF001 - a new process would read the folder afresh
+    stats: dict = {}
+    result = _render(PROJECT, "dev", seven, cache, stats=stats)
+    assert stats["rendered"] == 7 and stats["runs"] == 2
+    assert _resources_json(result) == _resources_json(synth.run(PROJECT, "dev", seven))
+
+
+def test_a_copy_of_the_program_has_the_programs_fingerprint(repo_copy: Path):
+    """The base side of a diff renders from a copy: identical code must find the working tree's entries."""
+    assert render_cache.code_fingerprint(repo_copy) == render_cache.code_fingerprint(PROJECT)
+
+
+def test_the_base_side_of_a_diff_renders_only_what_differs(repo_copy: Path):
+    """Working tree: every tenant and the shared records are rendered; base: only the edited tenant's old spec
+    and its shared records, which makes two entries more (a base copy keyed apart would render all three)."""
+    cache = repo_copy / render_cache.CACHE_DIR
+    doc = yaml.safe_load((repo_copy / "tenants.yaml").read_text())
+    doc["tenants"][0]["team"] = "renamed-team"
+    (repo_copy / "tenants.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    diff.against_base(repo_copy, "dev", "HEAD", cache_dir=cache)
+    head_tenants = len(cli.load_inputs(repo_copy, "dev", None)[1])
+    assert len(list(cache.rglob("*.json"))) == (head_tenants + 1) + (1 + 1)
