@@ -24,15 +24,12 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from . import revision
 from . import settings as settings_module
-from .problems import InvalidInput, Problem
 from .registry_provider import _REPLACING as _REGISTRY_ROW_REPLACING
 from .synth import SynthResult
 
@@ -40,9 +37,6 @@ SHARED = "(shared)"
 ENV_TOKEN = "<env>"
 TENANT_TYPE = "tenancy:index:Tenant"
 # Local state and installs are not part of the program; copying them would be slow and pointless.
-_NOT_COPIED = shutil.ignore_patterns(".git", "venv", ".venv", "out", ".hypothesis", ".pytest_cache", "__pycache__",
-                                     "node_modules", ".cache")
-
 
 @dataclass(frozen=True)
 class DataKind:
@@ -373,15 +367,6 @@ def between_stacks(project_dir: Path, stack: str, other: str, tenants: Optional[
                    right_settings.protect_data, lifecycles=(left_lifecycles, right_lifecycles))
 
 
-def _git_show(project_dir: Path, rev: str, relative: str) -> str:
-    shown = subprocess.run(["git", "-C", str(project_dir), "show", f"{rev}:./{relative}"],
-                           capture_output=True, text=True)
-    if shown.returncode != 0:
-        raise InvalidInput([Problem(relative, "", f"cannot read it at --base {rev}: "
-                                                  f"{shown.stderr.strip() or 'git failed'}")])
-    return shown.stdout
-
-
 def against_base(project_dir: Path, stack: str, rev: str, progress: bool = False, cache_dir: Optional[Path] = None,
                  jobs: int = 1) -> Diff:
     """The stack rendered from `rev`'s catalogue and stack config (working-tree code) against the working tree.
@@ -390,13 +375,7 @@ def against_base(project_dir: Path, stack: str, rev: str, progress: bool = False
     head_label, base_label = f"{stack}@working-tree", f"{stack}@{rev}"
     head_settings, head, head_lifecycles = _render(project_dir, stack, None, head_label if progress else None,
                                                    cache_dir, jobs)
-    with tempfile.TemporaryDirectory(prefix="tenancy-base-") as tmp:
-        base_dir = Path(tmp) / "project"
-        shutil.copytree(project_dir, base_dir, ignore=_NOT_COPIED)
-        stack_file = f"Pulumi.{stack}.yaml"
-        (base_dir / stack_file).write_text(_git_show(project_dir, rev, stack_file))
-        base_catalogue = settings_module.load_stack(base_dir, stack).catalogue
-        (base_dir / base_catalogue).write_text(_git_show(project_dir, rev, base_catalogue))
+    with revision.project_at(project_dir, stack, rev) as base_dir:
         _, base, base_lifecycles = _render(base_dir, stack, None, base_label if progress else None, cache_dir, jobs)
     base.stack, head.stack = base_label, head_label
     return compare(base, head, set(), set(), head_settings.protect_data, over_time=True,

@@ -11,14 +11,12 @@ shards are not listed.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import catalogue, sharding
+from . import catalogue, revision, sharding
 from . import settings as settings_module
 from .admission import params_data
 from .argocd import expected_tenants
@@ -28,9 +26,6 @@ from .problems import InvalidInput, Problem
 NOT_PROGRAM = ("docs/", "tests/", ".github/", "deployments/", "bench/", "generator/", "schemas/")
 NOT_PROGRAM_FILES = ("README.md", "pytest.ini", "requirements-dev.txt", "Makefile", ".gitignore",
                      "tenants.schema.json")
-_NOT_COPIED = shutil.ignore_patterns(".git", "venv", ".venv", "out", ".hypothesis", ".pytest_cache", "__pycache__",
-                                     "node_modules")
-
 
 @dataclass
 class Inputs:
@@ -51,14 +46,6 @@ class StackPlan:
 
 def _git(project_dir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", "-C", str(project_dir), *args], capture_output=True, text=True)
-
-
-def _show(project_dir: Path, rev: str, relative: str) -> str:
-    shown = _git(project_dir, "show", f"{rev}:./{relative}")
-    if shown.returncode != 0:
-        raise InvalidInput([Problem(relative, "", f"cannot read it at --base {rev}: "
-                                                  f"{shown.stderr.strip() or 'git failed'}")])
-    return shown.stdout
 
 
 def changed_files(project_dir: Path, rev: str) -> list[str]:
@@ -87,13 +74,7 @@ def load(project_dir: Path, environment: str) -> Inputs:
 
 def load_base(project_dir: Path, environment: str, rev: str) -> Inputs:
     """The environment's settings and tenants at `rev` (read with git show; parsed by the working tree's code)."""
-    with tempfile.TemporaryDirectory(prefix="tenancy-plan-") as tmp:
-        base_dir = Path(tmp) / "project"
-        shutil.copytree(project_dir, base_dir, ignore=_NOT_COPIED)
-        stack_file = f"Pulumi.{environment}.yaml"
-        (base_dir / stack_file).write_text(_show(project_dir, rev, stack_file))
-        base_catalogue = settings_module.load_stack(base_dir, environment).catalogue
-        (base_dir / base_catalogue).write_text(_show(project_dir, rev, base_catalogue))
+    with revision.project_at(project_dir, environment, rev) as base_dir:
         return load(base_dir, environment)
 
 
