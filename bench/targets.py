@@ -98,10 +98,15 @@ def _cli(*args: str) -> list[str]:
 
 
 def _project(tmp: Path, catalogue: str) -> Path:
-    """A git repository holding the program and a catalogue, committed."""
+    """A git repository holding the program and a catalogue, committed. The rows measure one stack of every
+    tenant (the issue's baseline), so the stack's resource budget is lifted rather than the tenants sharded."""
     project = tmp / "project"
     shutil.copytree(PROJECT, project, ignore=COPIED)
     (project / "tenants.yaml").write_text(catalogue)
+    stack_file = project / "Pulumi.dev.yaml"
+    stack_file.write_text(stack_file.read_text().replace("  tenancy:stackBudget: 5000\n",
+                                                         "  tenancy:stackBudget: 1000000\n"))
+    assert "tenancy:stackBudget: 1000000" in stack_file.read_text(), "Pulumi.dev.yaml no longer sets the budget"
     git = ["git", "-C", str(project), "-c", "user.email=b@example.com", "-c", "user.name=b"]
     subprocess.run(git + ["init", "-q"], check=True)
     subprocess.run(git + ["add", "-A"], check=True)

@@ -8,7 +8,6 @@ raised together as `InvalidInput` before the program registers a single resource
 
 from __future__ import annotations
 
-import copy
 import re
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Optional
@@ -390,13 +389,20 @@ _TENANT_KEYS = frozenset(f.alias or n for n, f in TenantSpec.model_fields.items(
 
 
 def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    """Mappings merge key by key; lists and scalars in `top` replace those in `base`."""
-    merged = copy.deepcopy(dict(base))
+    """Mappings merge key by key; lists and scalars in `top` replace those in `base`.
+
+    Every mapping that comes from `top` is rebuilt, so assigning into the result never reaches the catalogue's own
+    layers (`_merged` starts from an empty mapping, so all of its mappings are new). Lists and scalars are shared
+    rather than deep-copied (the copies were most of `validate`'s time): nothing mutates them, and the models copy
+    what they keep.
+    """
+    merged = dict(base)
     for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
+        if isinstance(value, Mapping):
+            old = merged.get(key)
+            merged[key] = deep_merge(old if isinstance(old, Mapping) else {}, value)
         else:
-            merged[key] = copy.deepcopy(value)
+            merged[key] = value
     return merged
 
 

@@ -433,3 +433,17 @@ def test_a_problem_stays_one_line_when_the_input_holds_line_breaks(tmp_path):
     [line] = problems(with_tenant(**{'"col\\u2028our\\tx"': "blue"}), tmp_path)
     assert line.startswith("tenants.yaml: tenants[2] (name=gamma).col\\u2028our\\tx: unknown field")
     assert len(line.splitlines()) == 1
+
+
+def test_merging_never_writes_into_the_catalogues_layers():
+    """One tenant's merged spec is assigned into (e.g. supplyChain.certificate read from its file); no other
+    tenant, and not the defaults, may see that."""
+    defaults = {"labels": {"tier": "a"}, "artifacts": {"keyPrefix": "runs/", "tags": ["x"]}}
+    tenant = {"artifacts": {"storageClass": "archive"}}
+    merged = catalogue.deep_merge(catalogue.deep_merge({}, defaults), tenant)
+    assert merged == {"labels": {"tier": "a"}, "artifacts": {"keyPrefix": "runs/", "tags": ["x"],
+                                                             "storageClass": "archive"}}
+    merged["labels"]["tier"] = "changed"
+    merged["artifacts"]["keyPrefix"] = "changed/"
+    assert defaults == {"labels": {"tier": "a"}, "artifacts": {"keyPrefix": "runs/", "tags": ["x"]}}
+    assert tenant == {"artifacts": {"storageClass": "archive"}}
