@@ -62,17 +62,19 @@ def compact_catalogue(n: int) -> str:
         f"minicluster: {{enabled: {'false' if i % 2 else 'true'}}}}}\n" for i in range(n))
 
 
-def child_render(tenants_file: str, jobs: str, cache_dir: str) -> dict:
-    """A full render into an empty cache folder (every tenant is rendered; the diff row then starts warm)."""
+def child_render(project_dir: str, jobs: str, cache_dir: str) -> dict:
+    """A full render of the bench project into an empty cache folder (every tenant is rendered; the diff row, on
+    the same project, then starts warm)."""
     from components import cli, render, synth
 
     started = time.perf_counter()
-    stack_settings, specs = cli.load_inputs(PROJECT, "dev", Path(tenants_file))
+    project, tenants_file = Path(project_dir), Path(project_dir) / "tenants.yaml"
+    stack_settings, specs = cli.load_inputs(project, "dev", tenants_file)
     stats: dict = {}
-    result = render.render(PROJECT, "dev", Path(tenants_file), specs, stack_settings, Path(cache_dir), int(jobs),
+    result = render.render(project, "dev", tenants_file, specs, stack_settings, Path(cache_dir), int(jobs),
                            stats=stats)
     assert stats["rendered"] == len(specs), stats
-    synth.write(result, Path(tenants_file).parent / "out")
+    synth.write(result, project / "out")
     return {"seconds": time.perf_counter() - started, "resources": len(result.resources),
             "worker_mb": stats["peak_mb"], "parent_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -145,7 +147,7 @@ def main() -> None:
         path.write_text(synth_scale.catalogue(n))
         project = _project(tmp, synth_scale.catalogue(n))
         cpu = _cpu()
-        done = subprocess.run([sys.executable, __file__, "--child", str(path), str(args.jobs),
+        done = subprocess.run([sys.executable, __file__, "--child", str(project), str(args.jobs),
                                str(project / ".cache" / "render")],
                               capture_output=True, text=True, check=True)
         synth = json.loads(done.stdout.strip().splitlines()[-1])
