@@ -1,0 +1,43 @@
+# Sourced by the Go engine recipes (etcd.sh, kube.sh). An upstream main module whose go.mod replaces its
+# sibling modules with relative paths cannot be required as it is (a dependency's replace directives do not
+# apply to the module that requires it), so each engine is built as a tool of a wrapper module generated here,
+# which restates every such sibling at a published version.
+
+# prepare_work <dest>: a clean $work (<dest>/src) and the build settings every engine shares.
+prepare_work() {
+    export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+    work="$1/src"
+    rm -rf "$work" "$1/bin.tmp"
+    mkdir -p "$work"
+}
+
+# fetch_upstream <module>@<version>: downloads it; sets $upstream_mod (its go.mod) and $commit (its VCS hash,
+# empty when the proxy gives none).
+fetch_upstream() {
+    local info
+    info=$(go mod download -json "$1")
+    upstream_mod=$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p' <<<"$info")
+    commit=$(sed -n 's/^[[:space:]]*"Hash": "\(.*\)",*$/\1/p' <<<"$info" | head -n1)
+}
+
+# write_wrapper <wrapper name> <module> <version> <siblings' version> <tool package>...: $work/go.mod requiring
+# <module>@<version> with the tools, its go/godebug lines, and every "x => ./..." or "x => ../..." of
+# $upstream_mod restated as "x => x <siblings' version>".
+write_wrapper() {
+    local name=$1 module=$2 version=$3 siblings=$4
+    shift 4
+    {
+        echo "module tenancy.local/engines/$name"
+        echo
+        grep -E '^(go|godebug) ' "$upstream_mod"
+        echo
+        echo "require $module $version"
+        echo
+        for tool in "$@"; do echo "tool $tool"; done
+        echo
+        echo "replace ("
+        sed -n 's#^[[:space:]]*\([^[:space:]]*\) => \.\{1,2\}/.*#\1#p' "$upstream_mod" |
+            while read -r mod; do echo "	$mod => $mod $siblings"; done
+        echo ")"
+    } >"$work/go.mod"
+}
