@@ -21,10 +21,10 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt generator/requirements.txt |
 	touch $@
 
 synth: $(VENV)/.runtime
-	$(BIN)/python -m components synth --stack $(STACK) --out $(OUT)
+	$(BIN)/python -m tenancy synth --stack $(STACK) --out $(OUT)
 
 validate: $(VENV)/.runtime
-	for stack in dev staging prod; do $(BIN)/python -m components validate --stack $$stack || exit 1; done
+	for stack in dev staging prod; do $(BIN)/python -m tenancy validate --stack $$stack || exit 1; done
 
 # The fast suite validates custom resources against the upstream CRDs, fetched from the projects' Go modules.
 test: $(VENV)/.dev crds
@@ -43,7 +43,7 @@ e2e: $(VENV)/.dev engines
 	$(BIN)/python -m pytest -q tests/e2e
 
 schema: $(VENV)/.runtime
-	$(BIN)/python -m components schema
+	$(BIN)/python -m tenancy schema
 
 bench: $(VENV)/.dev
 	$(BIN)/python bench/targets.py

@@ -67,7 +67,7 @@ def _import_sdks() -> None:
 
 
 def child_synth(tenants_file: str) -> dict:
-    from components import cli, synth
+    from tenancy import inputs, synth
 
     _import_sdks()
     # A one-tenant warm-up pays the lazy SDK imports and first-use costs that do not grow with size.
@@ -76,7 +76,7 @@ def child_synth(tenants_file: str) -> dict:
     synth.run(PROJECT, "dev", warmup)
 
     started = time.perf_counter()
-    cli.load_inputs(PROJECT, "dev", Path(tenants_file))
+    inputs.load_inputs(PROJECT, "dev", Path(tenants_file))
     result = synth.run(PROJECT, "dev", Path(tenants_file))
     seconds = time.perf_counter() - started
     # What each resource carried, for the payload floor: plain resources with these very inputs.
@@ -90,7 +90,7 @@ def child_floor(kind: str, value: str) -> dict:
     from pulumi.runtime import settings as runtime_settings
     from pulumi.runtime.sync_await import _sync_await
 
-    from components import synth
+    from tenancy import synth
 
     _import_sdks()
     payloads = (json.loads(Path(value).read_text()) if kind == "payload"

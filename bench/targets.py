@@ -1,9 +1,9 @@
 """Benchmark: every row of the scale targets (issue 15), each measured in a fresh process on the dev stack.
 
-- validate: `python -m components validate` of 10,000 tenants, wall time of the command.
+- validate: `python -m tenancy validate` of 10,000 tenants, wall time of the command.
 - synth: a full render of 1,000 tenants with no cache over 2 processes (`render.render`, jobs=2, written out as
   `synth --out` does), wall time and the peak RSS of every process (the parent and each worker).
-- diff: `python -m components diff --base HEAD` in a git repository holding 1,000 tenants, after one tenant was
+- diff: `python -m tenancy diff --base HEAD` in a git repository holding 1,000 tenants, after one tenant was
   edited, with the cache the synth row filled (and an unedited diff before): wall time of the command.
 - overhead: single-process synth ÷ the bare SDK registering as many plain resources (bench/synth_scale.py's
   children, unchanged: the floor is `pulumi.CustomResource` under the same recording mocks).
@@ -65,11 +65,11 @@ def compact_catalogue(n: int) -> str:
 def child_render(project_dir: str, jobs: str, cache_dir: str) -> dict:
     """A full render of the bench project into an empty cache folder (every tenant is rendered; the diff row, on
     the same project, then starts warm)."""
-    from components import cli, render, synth
+    from tenancy import inputs, render, synth
 
     started = time.perf_counter()
     project, tenants_file = Path(project_dir), Path(project_dir) / "tenants.yaml"
-    stack_settings, specs = cli.load_inputs(project, "dev", tenants_file)
+    stack_settings, specs = inputs.load_inputs(project, "dev", tenants_file)
     stats: dict = {}
     result = render.render(project, "dev", tenants_file, specs, stack_settings, Path(cache_dir), int(jobs),
                            stats=stats)
@@ -96,7 +96,7 @@ def _timed(command: list[str], cwd: Path = PROJECT) -> str:
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "components", *args]
+    return [sys.executable, "-m", "tenancy", *args]
 
 
 def _project(tmp: Path, catalogue: str) -> Path:

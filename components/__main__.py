@@ -1,7 +1,9 @@
+"""`python -m components` still works for scripts and pipelines written before the tooling moved to `tenancy/`;
+it says where the tooling went and runs it."""
 import sys
 
-from .cli import main
-
-# Guarded: render's worker processes (multiprocessing spawn) import the main module without running it.
 if __name__ == "__main__":
+    print("note: the offline tooling moved to its own package: use `python -m tenancy ...`", file=sys.stderr)
+    from tenancy.cli import main
+
     sys.exit(main())

@@ -80,5 +80,5 @@ def pre_run_commands(stack: str) -> list[str]:
     return [
         "python -m venv venv",
         "venv/bin/pip install -q -r requirements.txt",
-        f"venv/bin/python -m components validate --stack {stack}",
+        f"venv/bin/python -m tenancy validate --stack {stack}",
     ]

@@ -14,7 +14,7 @@ from typing import Optional
 
 import pytest
 
-from components import cli, synth
+from tenancy import inputs, synth
 
 PROJECT = Path(__file__).resolve().parent.parent
 SAMPLE = PROJECT / "tenants.yaml"
@@ -30,7 +30,7 @@ def render(stack: str = "dev", catalogue: Optional[str] = None, tmp_path: Option
         (tmp_path / "certs").mkdir(exist_ok=True)
         for cert in (PROJECT / "certs").glob("*.pem"):
             (tmp_path / "certs" / cert.name).write_text(cert.read_text())
-    cli.load_inputs(PROJECT, stack, tenants)
+    inputs.load_inputs(PROJECT, stack, tenants)
     return synth.run(PROJECT, stack, tenants)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import kubernetes_validate
 from openapi_schema_validator import OAS30Validator
 
-from components import synth
+from tenancy import synth
 from tests import crds
 
 KUBERNETES_VERSION = "1.33"

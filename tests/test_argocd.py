@@ -10,7 +10,8 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from components import argocd, naming, settings as settings_module, synth
+from components import argocd, naming, settings as settings_module
+from tenancy import synth
 from components.problems import InvalidInput
 from tests import schema_check
 from tests.conftest import PROJECT, render

@@ -190,7 +190,7 @@ def test_cli_exits_1_with_problem_lines_and_no_traceback(text, command, tmp_path
     path = tmp_path / "tenants.yaml"
     path.write_text(textwrap.dedent(text))
     out = tmp_path / "out"
-    run = subprocess.run([sys.executable, "-m", "components", command, "--stack", "dev", "--tenants", str(path),
+    run = subprocess.run([sys.executable, "-m", "tenancy", command, "--stack", "dev", "--tenants", str(path),
                           *(["--out", str(out)] if command == "synth" else [])],
                          cwd=PROJECT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 1
@@ -419,7 +419,7 @@ def test_a_quota_that_leaves_the_range_once_scaled_names_its_key(tmp_path):
 
 
 def test_cli_lists_the_stacks_when_stack_names_none(capsys):
-    from components import cli
+    from tenancy import cli
 
     assert cli.main(["validate", "--stack", "qa"]) == 1
     assert capsys.readouterr().err.splitlines()[0] == (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from components import synth
+from tenancy import synth
 from tests.conftest import PROJECT
 
 

@@ -13,7 +13,7 @@ import yaml
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.sync_await import _sync_await
 
-from components.synth import RecordingMonitor, SynthMocks
+from tenancy.synth import RecordingMonitor, SynthMocks
 
 PROGRAM = Path(__file__).resolve().parent.parent / "deployments"
 
@@ -60,7 +60,7 @@ def test_every_stack_deploys_from_the_repository(records):
                                                                                         "Pulumi.yaml")]
         commands = s["operationContext"]["preRunCommands"]
         assert commands.index("venv/bin/pip install -q -r requirements.txt") < commands.index(
-            f"venv/bin/python -m components validate --stack {stack}")
+            f"venv/bin/python -m tenancy validate --stack {stack}")
         assert s["operationContext"]["oidc"]["aws"]["roleARN"].endswith(f"role/tenancy-deploy-{stack}")
 
 
@@ -113,7 +113,7 @@ def test_every_shard_stack_is_deployed_like_its_environment(monkeypatch):
     for shard in ("dev-shard-0", "dev-shard-1", "dev-shard-2"):
         s = settings[shard]
         assert "Pulumi.dev.yaml" in s["github"]["paths"] and s["github"]["deployCommits"] is True
-        assert f"venv/bin/python -m components validate --stack {shard}" in s["operationContext"]["preRunCommands"]
+        assert f"venv/bin/python -m tenancy validate --stack {shard}" in s["operationContext"]["preRunCommands"]
         assert s["operationContext"]["oidc"]["aws"]["roleARN"].endswith("role/tenancy-deploy-dev")
     assert set(_by_stack(records, "pulumiservice:index:DriftSchedule")) == set(settings)
     hooks = _by_stack(records, "pulumiservice:index:Webhook", key="stackName")

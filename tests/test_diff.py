@@ -1,4 +1,4 @@
-"""`python -m components diff`: stack-to-stack and against a git revision, with the exit-code contract CI uses."""
+"""`python -m tenancy diff`: stack-to-stack and against a git revision, with the exit-code contract CI uses."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import cli, diff
-from components.synth import SynthResult
+from tenancy import cli, diff
+from tenancy.synth import SynthResult
 
 PROJECT = Path(__file__).resolve().parent.parent
 

@@ -1,6 +1,6 @@
 """Fuzzing the edge: any catalogue or stack file is either accepted or refused with problem lines, never a crash.
 
-Every case runs the real CLI entry point (`components.cli.main`) in-process on a copy of the project, with one
+Every case runs the real CLI entry point (`tenancy.cli.main`) in-process on a copy of the project, with one
 file replaced: random mutations of the sample `tenants.yaml` and `Pulumi.dev.yaml` (text and tree level),
 generated YAML, and the classes of input already seen to crash (seeded below, one test each). The run is
 bounded and deterministic (`TENANCY_FUZZ_SEED`, default 1212); `TENANCY_FUZZ_CASES=20000 make test` runs a
@@ -33,7 +33,8 @@ import yaml
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
-from components import cli, quota
+from components import quota
+from tenancy import cli, inputs
 from tests.conftest import PROJECT
 
 CASES = int(os.environ.get("TENANCY_FUZZ_CASES", "300"))
@@ -131,7 +132,7 @@ def verdict(project: Path, stack: str = "dev") -> Optional[str]:
 def _quantities_render(project: Path, stack: str) -> Optional[str]:
     """An accepted catalogue's quotas and limits render as synth would render them."""
     try:
-        stack_settings, tenants = cli.load_inputs(project, stack, None)
+        stack_settings, tenants = inputs.load_inputs(project, stack, None)
         for spec, names in tenants:
             quota.resource_quota(spec, names, stack_settings.quota_scale)
             quota.limit_range(spec, names)
@@ -440,7 +441,7 @@ def test_a_stack_file_that_is_not_a_file_is_refused(kind, project):
 def test_a_crash_class_through_the_real_process(project):
     """One sample through a separate interpreter: exit status 1, problem lines, no traceback anywhere."""
     (project / "deep.yaml").write_bytes(SEEDED["deep nesting"]["tenants.yaml"])
-    run = subprocess.run([sys.executable, "-m", "components", "--project", str(project), "validate", "--stack", "dev",
+    run = subprocess.run([sys.executable, "-m", "tenancy", "--project", str(project), "validate", "--stack", "dev",
                           "--tenants", str(project / "deep.yaml")], cwd=PROJECT, capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 1 and "Traceback" not in run.stderr + run.stdout

@@ -7,7 +7,8 @@ import pulumi_kubernetes as k8s
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.sync_await import _sync_await
 
-from components import kube, synth
+from components import kube
+from tenancy import synth
 
 TYPED = {
     ("v1", "Namespace"): k8s.core.v1.Namespace, ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,

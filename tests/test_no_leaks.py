@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components import synth
+from tenancy import synth
 from tests.conftest import sample
 
 

@@ -282,7 +282,7 @@ def test_pack_and_diff_agree_on_what_counts_as_data():
     # The pack runs in its own virtualenv without components/, so its list is kept apart. Everything it requires
     # protected must count as data for the diff; the diff also flags data that is retained rather than protected
     # (Vault KV values, generated passwords, registry rows), so its table is wider.
-    from components import diff
+    from tenancy import diff
 
     assert set(rules.DATA_TYPES) <= set(diff.DATA_KINDS)
 

@@ -77,7 +77,7 @@ def test_the_cli_stops_before_registering_anything(tmp_path, root):
     import subprocess
     import sys
     (tmp_path / "tenants.yaml").write_text(_supply(tmp_path, pki.pem(root[0]), ["O=calypr, CN=x"]))
-    done = subprocess.run([sys.executable, "-m", "components", "validate", "--stack", "dev",
+    done = subprocess.run([sys.executable, "-m", "tenancy", "validate", "--stack", "dev",
                            "--tenants", str(tmp_path / "tenants.yaml")], cwd=PROJECT, capture_output=True, text=True)
     assert done.returncode == 1 and "Traceback" not in done.stderr + done.stdout
     assert f"{WHERE}.supplyChain.trustedIdentities" in done.stderr + done.stdout

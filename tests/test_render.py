@@ -1,4 +1,4 @@
-"""components/render.py and render_cache.py: cached and parallel renders are the single-process render, always."""
+"""tenancy/render.py and render_cache.py: cached and parallel renders are the single-process render, always."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import cli, diff, render, render_cache, synth
+from tenancy import diff, inputs, render, render_cache, synth
 
 from .conftest import PROJECT
 
@@ -41,7 +41,7 @@ def _resources_json(result: synth.SynthResult) -> str:
 
 def _render(project: Path, stack: str, tenants: Path | None, cache: Path | None, jobs: int = 1,
             stats: dict | None = None) -> synth.SynthResult:
-    stack_settings, specs = cli.load_inputs(project, stack, tenants)
+    stack_settings, specs = inputs.load_inputs(project, stack, tenants)
     return render.render(project, stack, tenants, specs, stack_settings, cache, jobs, stats=stats)
 
 
@@ -122,7 +122,7 @@ def test_a_warm_cache_renders_only_the_edited_tenant(seven: Path, tmp_path: Path
 
 def test_keys_follow_code_settings_and_spec(repo_copy: Path):
     """Every input a tenant's rendering depends on is part of its key; the catalogue's path is not."""
-    stack_settings, specs = cli.load_inputs(repo_copy, "dev", None)
+    stack_settings, specs = inputs.load_inputs(repo_copy, "dev", None)
     spec, names = specs[0]
     code = render_cache.code_fingerprint(repo_copy)
     settings_fp = render_cache.settings_fingerprint(repo_copy, "dev", stack_settings)
@@ -137,6 +137,16 @@ def test_keys_follow_code_settings_and_spec(repo_copy: Path):
     other_spec = spec.model_copy(update={"team": spec.team + "-x"})
     assert render_cache.tenant_key(code, settings_fp, other_spec, names) != key
     assert render_cache.tenant_key(code, settings_fp, spec, names) == key
+
+
+def test_code_key_follows_the_tooling_that_records(repo_copy: Path, monkeypatch):
+    """The mocks and recording monitor (tenancy/synth.py) shape every record, so the tooling package that runs is
+    part of the code key, although it is not the Pulumi program."""
+    # Stand the copy's tooling in for the running package (code_fingerprint hashes the package it is loaded from).
+    monkeypatch.setattr(render_cache, "__file__", str(repo_copy / "tenancy" / "render_cache.py"))
+    code = render_cache.code_fingerprint(repo_copy)
+    _edit(repo_copy / "tenancy" / "synth.py", '"""', '"""Changed. ')
+    assert render_cache.code_fingerprint(repo_copy) != code
 
 
 @pytest.fixture
@@ -236,5 +246,5 @@ def test_the_base_side_of_a_diff_renders_only_what_differs(repo_copy: Path):
     doc["tenants"][0]["team"] = "renamed-team"
     (repo_copy / "tenants.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     diff.against_base(repo_copy, "dev", "HEAD", cache_dir=cache)
-    head_tenants = len(cli.load_inputs(repo_copy, "dev", None)[1])
+    head_tenants = len(inputs.load_inputs(repo_copy, "dev", None)[1])
     assert len(list(cache.rglob("*.json"))) == (head_tenants + 1) + (1 + 1)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import naming, settings, synth
+from components import naming, settings
+from tenancy import synth
 from components.secrets import (REFRESH_INTERVAL, S3_KEYS, external_secret_manifest, minicluster_keys,
                                 secret_store_manifest, service_account_manifest)
 from components.vault_policy import tenant_policy
@@ -286,7 +287,7 @@ def test_without_the_setting_the_store_trusts_the_system_roots(dev):
     ("not a certificate", "tenancy:vault.caCertFile: .* must hold PEM CERTIFICATE blocks and nothing else"),
 ])
 def test_a_bad_vault_ca_file_stops_validation_with_both_files_problems(monkeypatch, in_project, content, message):
-    from components import cli
+    from tenancy import inputs
     from components.problems import InvalidInput
 
     if content is not None:
@@ -295,5 +296,5 @@ def test_a_bad_vault_ca_file_stops_validation_with_both_files_problems(monkeypat
     _with_vault_setting(monkeypatch, caCertFile=str(relative / "vault-ca.pem"),
                         kubernetesAuth={"path": "kubernetes-dev", "caCertFile": str(relative / "missing.pem")})
     with pytest.raises(InvalidInput, match=message) as raised:
-        cli.load_inputs(PROJECT, "dev", None)
+        inputs.load_inputs(PROJECT, "dev", None)
     assert "tenancy:vault.kubernetesAuth.caCertFile: cannot read" in str(raised.value)

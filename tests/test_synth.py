@@ -9,7 +9,8 @@ import sys
 
 import yaml
 
-from components import catalogue, cli, settings
+from components import catalogue, settings
+from tenancy import cli
 from tests.conftest import PROJECT
 
 RECORD_KEYS = {"urn", "type", "name", "parent", "custom", "provider", "inputs", "protect", "retainOnDelete"}
@@ -17,7 +18,7 @@ RECORD_KEYS = {"urn", "type", "name", "parent", "custom", "provider", "inputs", 
 
 def test_synth_writes_resources_and_manifests(tmp_path):
     out = tmp_path / "o"
-    run = subprocess.run([sys.executable, "-m", "components", "synth", "--stack", "dev", "--out", str(out)],
+    run = subprocess.run([sys.executable, "-m", "tenancy", "synth", "--stack", "dev", "--out", str(out)],
                          cwd=PROJECT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "research" in run.stdout and "wf-calypr-research" in run.stdout  # the per-tenant table
@@ -81,7 +82,7 @@ def test_stack_outputs_resolve_to_concrete_values(dev):
 def test_schema_file_is_current():
     shipped = json.loads((PROJECT / cli.SCHEMA_FILE).read_text())
     assert shipped == catalogue.json_schema(settings.known_stacks(PROJECT)), \
-        "run `python -m components schema` and commit tenants.schema.json"
+        "run `python -m tenancy schema` and commit tenants.schema.json"
 
 
 def test_sample_catalogue_validates_against_its_json_schema():
@@ -149,7 +150,7 @@ def test_secret_manifest_keeps_its_keys_with_masked_values(dev):
 
 
 def test_summary_shows_lifecycle_and_explains_columns(capsys):
-    from components import synth
+    from tenancy import synth
 
     table = synth.format_table(synth.tenant_summary(
         _dev(), {"research": "suspended", "compliance": "active", "scratch": "offboarded"}))
@@ -181,7 +182,7 @@ class _Clock:
 def _progress(tty: bool, clock):
     import io
 
-    from components import synth
+    from tenancy import synth
 
     stream = io.StringIO()
     stream.isatty = lambda: tty
@@ -220,7 +221,7 @@ def test_progress_draws_a_bar_on_a_terminal():
 def test_progress_goes_to_stderr_never_stdout(monkeypatch, capsys):
     import functools
 
-    from components import synth
+    from tenancy import synth
 
     monkeypatch.setattr(synth, "Progress", functools.partial(synth.Progress, delay=0))
     assert cli.main(["synth", "--stack", "dev"]) == 0

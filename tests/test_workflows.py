@@ -88,14 +88,14 @@ def test_pull_request_tests_validates_comments_and_previews_affected_stacks():
     assert "make test" in run_text(jobs["test"]) and "make validate" in run_text(jobs["test"])
     diff = jobs["diff"]
     assert diff["needs"] == "test"
-    assert 'components diff --stack "$stack" --base "$BASE"' in run_text(diff)
+    assert 'tenancy diff --stack "$stack" --base "$BASE"' in run_text(diff)
     assert diff["steps"][0]["with"]["fetch-depth"] == 0
     (comment,) = steps_using(diff, "marocchino/sticky-pull-request-comment@")
     assert comment["with"]["path"] == "diff.md"
     assert diff["permissions"]["pull-requests"] == "write"
     plan = jobs["plan"]
     assert plan["steps"][0]["with"]["fetch-depth"] == 0
-    assert 'components plan --stack "$env" --base "$BASE" --format json' in run_text(plan)
+    assert 'tenancy plan --stack "$env" --base "$BASE" --format json' in run_text(plan)
     preview = jobs["preview"]
     assert preview["needs"] == ["diff", "plan"]
     # One matrix job per touched stack (platform or shard), in its environment's preview environment.
@@ -170,7 +170,7 @@ def _sharded_repo(tmp_path: Path) -> Path:
 
 
 def test_pull_request_plan_step_emits_the_touched_stacks_as_a_matrix(tmp_path):
-    """Runs the plan step's script as the runner would, with the real `components plan`."""
+    """Runs the plan step's script as the runner would, with the real `tenancy plan`."""
     import yaml as _yaml
 
     from components import sharding
@@ -227,7 +227,7 @@ def _pull_request_diff_step() -> dict[str, Any]:
     ({"dev": 2, "staging": 3, "prod": 0}, "true"),
 ])
 def test_pull_request_diff_step_flags_exit_3_for_an_extra_approval(tmp_path, codes, destructive):
-    """Runs the step's script as the runner would, with `components diff` stubbed by its exit-code contract."""
+    """Runs the step's script as the runner would, with `tenancy diff` stubbed by its exit-code contract."""
     git = ["git", "-C", str(tmp_path), "-c", "user.email=t@example.com", "-c", "user.name=t"]
     subprocess.run(git + ["init", "-q", "-b", "main"], check=True)
     (tmp_path / "tenants.yaml").write_text("tenants: []\n")
@@ -238,7 +238,7 @@ def test_pull_request_diff_step_flags_exit_3_for_an_extra_approval(tmp_path, cod
     subprocess.run(git + ["commit", "-qam", "pr"], check=True)
     stub = tmp_path / "venv" / "bin" / "python"
     stub.parent.mkdir(parents=True)
-    # `python -m components diff --stack S --base B --format markdown`: $5 is the stack.
+    # `python -m tenancy diff --stack S --base B --format markdown`: $5 is the stack.
     stub.write_text('#!/bin/sh\n'
                     'echo "### $5"\n'
                     'echo "progress" >&2\n'
@@ -285,5 +285,5 @@ def test_destructive_changes_wait_for_the_approval_environment():
 
 def test_promotion_summaries_use_the_markdown_format():
     steps = [s for job in load("promote.yml")["jobs"].values() for s in job["steps"]
-             if "components diff" in s.get("run", "")]
+             if "tenancy diff" in s.get("run", "")]
     assert steps and all("--format markdown" in s["run"] for s in steps)

@@ -4,7 +4,7 @@
 - `start_cluster` (session): a callable returning a context manager that starts a clean etcd + kube-apiserver
   (+ kube-controller-manager) on free loopback ports, with the upstream CRDs installed, and stops them by PID.
 - `cluster` (module): one such clean cluster per test module.
-- `rendered` (session): a callable `rendered(stack) -> Path`, the output folder of `components synth` for
+- `rendered` (session): a callable `rendered(stack) -> Path`, the output folder of `tenancy synth` for
   that stack, as `make synth STACK=<stack>` writes it.
 - `deployed` (session, one per stack): that stack applied to its own clean cluster (`Deployed`).
 
@@ -54,13 +54,13 @@ def cluster(request, start_cluster):
 
 @pytest.fixture(scope="session")
 def rendered(tmp_path_factory):
-    """`rendered(stack)`: the folder `python -m components synth --stack <stack>` wrote (cached per stack)."""
+    """`rendered(stack)`: the folder `python -m tenancy synth --stack <stack>` wrote (cached per stack)."""
     root = tmp_path_factory.mktemp("synth")
 
     @functools.lru_cache(maxsize=None)
     def render(stack: str) -> Path:
         out = root / stack
-        done = subprocess.run([sys.executable, "-m", "components", "synth", "--stack", stack, "--out", str(out)],
+        done = subprocess.run([sys.executable, "-m", "tenancy", "synth", "--stack", stack, "--out", str(out)],
                               cwd=PROJECT, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, f"synth {stack} failed:\n{done.stdout}\n{done.stderr}"
         return out

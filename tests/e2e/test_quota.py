@@ -106,7 +106,7 @@ def test_a_suspended_tenant_admits_no_pod(deployed, tmp_path):
     for cert in (PROJECT / "certs").glob("*.pem"):
         (tmp_path / "certs" / cert.name).write_text(cert.read_text())
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "components", "synth", "--stack", deployed.stack,
+    done = subprocess.run([sys.executable, "-m", "tenancy", "synth", "--stack", deployed.stack,
                            "--tenants", str(tmp_path / "tenants.yaml"), "--out", str(out)],
                           cwd=PROJECT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr

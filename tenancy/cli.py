@@ -1,4 +1,4 @@
-"""`python -m components validate|synth|diff|plan|stacks|schema`: the offline tooling around the Pulumi program.
+"""`python -m tenancy validate|synth|diff|plan|stacks|schema`: the offline tooling around the Pulumi program.
 
 Input problems print one per line and exit 1 with no traceback; nothing is rendered from invalid input.
 """
@@ -11,38 +11,13 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import catalogue, settings
-from .problems import InvalidInput
+from components import catalogue, settings
+from components.problems import InvalidInput
+
+from .inputs import load_inputs
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SCHEMA_FILE = "tenants.schema.json"
-
-
-def load_inputs(project_dir: Path, stack: str, tenants: Optional[Path]):
-    """Settings and the stack's tenants, or InvalidInput listing settings and catalogue problems together."""
-    problems = []
-    stack_settings = None
-    stacks = settings.known_stacks(project_dir)
-    try:
-        stack_settings = settings.load_stack(project_dir, stack)
-    except InvalidInput as invalid:
-        problems.extend(invalid.problems)
-    try:
-        if stack_settings is not None:
-            settings.read_vault_pems(project_dir, stack_settings)
-    except InvalidInput as invalid:
-        problems.extend(invalid.problems)
-    path = tenants or project_dir / (stack_settings.catalogue if stack_settings else "tenants.yaml")
-    try:
-        cat = catalogue.load(path, stacks=stacks)
-        if stack_settings is not None:
-            tenants_of_stack = cat.for_stack(stack_settings)
-            # A bad certificate file is a problem even when the settings and catalogue are fine.
-            if not problems:
-                return stack_settings, tenants_of_stack
-    except InvalidInput as invalid:
-        problems.extend(invalid.problems)
-    raise InvalidInput(problems)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -107,7 +82,8 @@ def _refuse_shard_moves(args: argparse.Namespace) -> bool:
     """A changed shard count moves tenants between stacks. The diff matches resources without their stack, so it
     shows no change, but `pulumi up` without the moves would delete each moved tenant in one stack and create it
     empty in another: print the `pulumi state move` steps and exit 3 (an approval, and the steps, are needed)."""
-    from . import plan, sharding
+    from components import sharding
+    from . import plan
 
     environment = sharding.parse_stack(args.stack)[0]
     head, base = plan.load(args.project, environment), plan.load_base(args.project, environment, args.base)
@@ -125,7 +101,8 @@ def _refuse_shard_moves(args: argparse.Namespace) -> bool:
 
 def _stacks(args: argparse.Namespace) -> int:
     """Every stack of an environment in update order, in plan's format (for CI when there is no base to plan)."""
-    from . import plan, sharding
+    from components import sharding
+    from . import plan
 
     stack_settings = settings.load_stack(args.project, args.stack)
     every = [plan.StackPlan(name, "platform" if name == stack_settings.environment else "shard", ["every stack"])
@@ -149,7 +126,7 @@ def _schema(args: argparse.Namespace) -> int:
     if args.check:
         current = (args.project / SCHEMA_FILE).read_text() if (args.project / SCHEMA_FILE).exists() else ""
         if current != text:
-            print(f"{SCHEMA_FILE} is out of date; run `python -m components schema`", file=sys.stderr)
+            print(f"{SCHEMA_FILE} is out of date; run `python -m tenancy schema`", file=sys.stderr)
             return 1
         return 0
     (args.project / SCHEMA_FILE).write_text(text)
@@ -157,7 +134,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m components", description=__doc__)
+    root = argparse.ArgumentParser(prog="python -m tenancy", description=__doc__)
     root.add_argument("--project", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
     commands = root.add_subparsers(dest="command", required=True)
 

@@ -26,7 +26,7 @@ from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.sync_await import _sync_await
 
-from . import settings as stack_settings_module
+from components import settings as stack_settings_module
 
 SECRET = "[secret]"
 MOCK_ACCOUNT = "123456789012"
@@ -380,7 +380,7 @@ def run(project_dir: Path, stack: str, tenants_file: Optional[Path] = None,
     """Run the program in `project_dir` for `stack` under mocks; the caller validates inputs first.
 
     `stack_outputs` answers the program's StackReferences (a shard stack needs its platform stack's outputs)."""
-    from .sharding import is_shard_stack
+    from components.sharding import is_shard_stack
 
     # What Pulumi hands the program: the stack's own file (a shard stack may have none; the program reads its
     # environment's settings and refuses any in the shard's).

@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import settings as settings_module
-from . import sharding, synth
-from .problems import InvalidInput, Problem
+from components import settings as settings_module
+from components import sharding
+from . import synth
+from components.problems import InvalidInput, Problem
 
 ProgressFactory = Callable[[str], Optional["synth.Progress"]]
 

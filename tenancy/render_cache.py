@@ -6,8 +6,8 @@ the registry table). A key is a SHA-256 over exactly those; a rendering is store
 matches can only return what the same inputs rendered before, and any change to one of them is a different key:
 a stale entry is never found, only left behind.
 
-- code: every `.py` file under `components/` (the project's and the imported package's, if another) and
-  `__main__.py`, `Pulumi.yaml`, the Python version and the installed versions of the Pulumi SDK and provider
+- code: every `.py` file under `components/` (the project's and the imported package's, if another) and under
+  this tooling package (`tenancy/`: the mocks and monitor that record), `__main__.py`, `Pulumi.yaml`, the Python version and the installed versions of the Pulumi SDK and provider
   packages (their typed classes shape what is registered).
 - settings: the stack name and the config map the program is given (encrypted values are already "[secret]";
   the catalogue's path is left out, its content is in each tenant's spec), with the PEM files the settings name.
@@ -32,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from . import settings as settings_module
+from components import settings as settings_module
 
 CACHE_DIR = Path(".cache") / "render"
 # Packages whose code runs while the program renders: the SDK and every provider SDK the program imports.
@@ -60,13 +60,18 @@ def code_fingerprint(project_dir: Path) -> str:
     """Hash of the program: its Python files, Pulumi.yaml, the interpreter and SDK/provider versions.
 
     The components that run are the imported package, which is the project's own except when the tooling renders
-    another folder (`--project`, the base side of a diff): both are hashed."""
-    files = set()  # (relative path, digest): a copy identical to the running package hashes as the package alone
-    for folder in {(project_dir / "components").resolve(), Path(__file__).resolve().parent}:
+    another folder (`--project`, the base side of a diff): both are hashed. So is this tooling package: its mocks
+    and recording monitor shape every recorded resource."""
+    import components
+
+    files = set()  # (folder, relative path, digest): a copy identical to the running package hashes as it alone
+    for folder in {(project_dir / "components").resolve(), Path(components.__file__).resolve().parent,
+                   Path(__file__).resolve().parent}:
         for path in folder.rglob("*.py"):
             if "__pycache__" not in path.parts:
-                files.add((path.relative_to(folder).as_posix(), hashlib.sha256(path.read_bytes()).hexdigest()))
-    parts = [FORMAT, sys.version, *(f"{p}=={_version(p)}" for p in PACKAGES), *(f"{n}:{d}" for n, d in sorted(files))]
+                files.add((folder.name, path.relative_to(folder).as_posix(), hashlib.sha256(path.read_bytes()).hexdigest()))
+    parts = [FORMAT, sys.version, *(f"{p}=={_version(p)}" for p in PACKAGES),
+             *(f"{f}/{n}:{d}" for f, n, d in sorted(files))]
     for path in (project_dir / "__main__.py", project_dir / "Pulumi.yaml"):
         if path.exists():
             parts += [path.name, hashlib.sha256(path.read_bytes()).hexdigest()]

@@ -41,7 +41,7 @@ class MergeRefused(RuntimeError):
 @contextlib.contextmanager
 def _only_tenants(selection: frozenset[str]) -> Iterator[None]:
     # The composition root imports `Tenant` from components.tenant when it runs, so this is what it constructs.
-    from . import tenant
+    from components import tenant
 
     original = tenant.Tenant
 
@@ -149,7 +149,7 @@ def _open(cache_dir: Path) -> RenderCache:
 def render(project_dir: Path, stack: str, tenants_file: Optional[Path], specs: Sequence[tuple[Any, Any]],
            stack_settings: Any, cache_dir: Optional[Path] = None, jobs: int = 1,
            progress: Optional[Progress] = None, stats: Optional[dict[str, Any]] = None) -> SynthResult:
-    """`synth.run` of a validated stack (`specs` from `cli.load_inputs`), reusing `cache_dir`'s renderings
+    """`synth.run` of a validated stack (`specs` from `inputs.load_inputs`), reusing `cache_dir`'s renderings
     (None: no cache) and rendering the rest over `jobs` processes. `stats` receives what was rendered."""
     stats = {} if stats is None else stats
     order = [spec.name for spec, _ in specs]

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from . import revision
-from . import settings as settings_module
-from .registry_provider import _REPLACING as _REGISTRY_ROW_REPLACING
+from components import settings as settings_module
+from components.registry_provider import _REPLACING as _REGISTRY_ROW_REPLACING
 from .synth import SynthResult
 
 SHARED = "(shared)"
@@ -344,9 +344,10 @@ def _render(project_dir: Path, stack: str, tenants: Optional[Path], progress_lab
     """One side: every stack of the environment (platform and shards) in one result, so resources match without
     their stack; a one-stack environment renders through render's cache (`cache_dir`, None for none) and `jobs`
     processes."""
-    from . import cli, environment, render, synth
+    from . import environment, render, synth
+    from .inputs import load_inputs
 
-    stack_settings, specs = cli.load_inputs(project_dir, stack, tenants)
+    stack_settings, specs = load_inputs(project_dir, stack, tenants)
     result = environment.merged(environment.render(
         project_dir, stack, tenants,
         progress=(lambda name: synth.Progress(progress_label if name == stack else f"{progress_label}:{name}",

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from . import settings as settings_module
-from .problems import InvalidInput, Problem
+from components import settings as settings_module
+from components.problems import InvalidInput, Problem
 
 # What a copy of the project leaves out: version control, environments, outputs and caches.
 NOT_COPIED = shutil.ignore_patterns(".git", "venv", ".venv", "out", ".hypothesis", ".pytest_cache", "__pycache__",
