@@ -14,12 +14,12 @@ import yaml
 
 from . import naming
 from .catalogue import TenantSpec
+from .images import NEXTFLOW_IMAGE
 from .namespace import node_placement
 from .naming import TenantNames
 
 ARGO_API = "argoproj.io/v1alpha1"
 DEFAULT_REPOSITORY_ANNOTATION = "workflows.argoproj.io/default-artifact-repository"
-NEXTFLOW_IMAGE = "docker.io/nextflow/nextflow:24.10.4"
 # Any non-root identity works for the restricted Pod Security level; 1000 matches the image's home layout.
 RUNNER_UID = 1000
 SOURCE_PATH = "/src"

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Literal, Mapping, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from . import certificates, naming, notation, quantity, safe_yaml
+from . import certificates, images, naming, notation, quantity, safe_yaml
 from .problems import InvalidInput, Problem, describe, did_you_mean, join_path, pydantic_message
 from .settings import AWS_REGIONS, StackSettings, check_cidrs, check_object_names, check_registries
 
@@ -32,8 +32,6 @@ _PARAM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 _RESERVED_PARAMS = frozenset({"tenantId", "namespace", "cluster", "repoURL", "path", "labels", "params"})
 _GROUP = re.compile(r"^[^\s:][^\s]{0,255}$")
 _USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-_IMAGE = re.compile(r"^[a-z0-9]([a-z0-9._/-]*[a-z0-9])?(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
-                    r"|^[a-z0-9.-]+(:\d+)?/[a-z0-9._/-]+(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$")
 _KEY_PREFIX = re.compile(r"^([A-Za-z0-9!_.*'()-]+/)*$")
 
 
@@ -186,12 +184,7 @@ class MiniClusterSpec(_Model):
     users: list[str] = Field(default_factory=list, description="The flux-restful-api account (at most one; v1alpha2 "
                                                                "only); its password is generated in Vault.")
 
-    @field_validator("image")
-    @classmethod
-    def _image(cls, value: str) -> str:
-        if not _IMAGE.match(value):
-            raise ValueError(f"{value!r} is not a container image reference")
-        return value
+    _image = field_validator("image")(classmethod(lambda cls, v: images.check_reference(v)))
 
     @field_validator("users")
     @classmethod
@@ -562,7 +555,7 @@ class Catalogue:
             if spec.artifacts.credentials == "irsa" and settings.irsa is None:
                 problems.append(Problem(self.source, self._locate(index, entry, environment, ("artifacts", "credentials")),
                                         f"irsa credentials need tenancy:irsa.oidcProviderArn in stack {environment!r}"))
-            for loc, why in minicluster_problems(spec, settings):
+            for loc, why in [*minicluster_problems(spec, settings), *registry_problems(spec, settings)]:
                 problems.append(Problem(self.source, self._locate(index, entry, environment, loc), why))
             for key, why in _scaled_quota_problems(spec, settings.quota_scale):
                 problems.append(Problem(self.source, self._locate(index, entry, environment, ("quota", key)), why))
@@ -673,6 +666,30 @@ def minicluster_problems(spec: TenantSpec, settings: StackSettings) -> list[tupl
             "flux-restful-api logs in one account from its environment (FLUX_USER/FLUX_TOKEN, from Vault); further "
             "users live in its own database, which Flux Operator 0.2.x never fills: list one user")))
     return problems
+
+
+def templated_images(spec: TenantSpec, settings: StackSettings) -> list[tuple[str, str]]:
+    """(image, what runs it) for every image tenancy itself puts in pods of the tenant's namespace."""
+    if not spec.keeps_identities:  # offboarded: neither a WorkflowTemplate nor a MiniCluster is rendered
+        return []
+    found = [(images.NEXTFLOW_IMAGE, "the image of its WorkflowTemplate"),
+             (settings.workflows.executor_image, "Argo's executor in every workflow pod (tenancy:workflows.executorImage)")]
+    if spec.minicluster.enabled:
+        found.append((spec.minicluster.image, "its minicluster.image"))
+        if settings.minicluster.api_version == "v1alpha2":
+            found.append((images.FLUX_VIEW_IMAGE, "the Flux Operator 0.2.x init container of its MiniCluster pods"))
+    return found
+
+
+def registry_problems(spec: TenantSpec, settings: StackSettings) -> list[tuple[tuple[str, ...], str]]:
+    """A registry allow-list that would refuse the pods tenancy templates for the tenant (the stack would deploy,
+    then every workflow or MiniCluster pod be refused by the allowed-registries policy)."""
+    registries = spec.allowed.registries or []
+    refused = [(image, what) for image, what in templated_images(spec, settings)
+               if not images.admitted(image, registries)]
+    return [(("allowed", "registries"), (
+        f"[{', '.join(registries)}] does not admit {image}, {what}, so the allowed-registries policy would refuse those pods; "
+        f"add {images.qualified(image).rsplit('/', 1)[0]} (or a path above it)")) for image, what in refused]
 
 
 def _with_stack_defaults(spec: TenantSpec, settings: StackSettings) -> TenantSpec:

@@ -15,7 +15,7 @@ from typing import Any, Literal, Mapping, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from . import certificates, naming, safe_yaml, sharding
+from . import certificates, images, naming, safe_yaml, sharding
 from .problems import InvalidInput, Problem, did_you_mean, join_path, pydantic_message
 
 AWS_REGIONS = frozenset({
@@ -191,6 +191,16 @@ class MiniClusterSettings(_Model):
                            "tolerations field of their own.")
 
 
+class WorkflowsSettings(_Model):
+    executor_image: str = Field(
+        "quay.io/argoproj/argoexec:v3.7.9",
+        description="The image Argo's workflow controller runs as the init and wait containers of every workflow pod "
+                    "(its `executor.image`, by default quay.io/argoproj/argoexec at the controller's version); tenant "
+                    "registry allow-lists must admit it.")
+
+    _image = field_validator("executor_image")(classmethod(lambda cls, v: images.check_reference(v)))
+
+
 class GeneratorResources(_Model):
     cpu_request: str = "50m"
     memory_request: str = "128Mi"
@@ -310,6 +320,7 @@ class StackSettings(_Model):
     artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
     irsa: Optional[IrsaSettings] = None
     minicluster: MiniClusterSettings = Field(default_factory=MiniClusterSettings)
+    workflows: WorkflowsSettings = Field(default_factory=WorkflowsSettings)
     argocd: ArgoCdSettings = Field(default_factory=ArgoCdSettings)
     admission: AdmissionSettings = Field(default_factory=AdmissionSettings)
     catalogue: str = Field("tenants.yaml", description="Catalogue path, relative to the project.")

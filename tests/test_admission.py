@@ -16,7 +16,7 @@ import celpy
 import celpy.celtypes as ct
 import pytest
 
-from components import admission, catalogue, naming
+from components import admission, catalogue, images, naming
 from components import settings as stack_settings
 from components.problems import InvalidInput
 from tests.conftest import PROJECT, render, sample
@@ -182,6 +182,25 @@ def test_registries(image, admitted):
         assert message.startswith("tenant alpha: image ") and "allowed-registries" in message
 
 
+IMAGE_CASES = ["nginx", "library/nginx:1", "someone/nginx:1", "docker.io/nextflow/nextflow:24.10.4",
+               "nextflow/nextflow:1", "index.docker.io/nextflow/nextflow:1", "ghcr.io/calypr/tool:1",
+               "ghcr.io/calypr-evil/tool:1", "ghcr.io.evil.example/calypr/x", "localhost/x:1", "localhost:5000/x",
+               "registry.local:5000/x:1", "quay.io/argoproj/argoexec:v3.7.9", images.FLUX_VIEW_IMAGE]
+LIST_CASES = [["ghcr.io/calypr"], ["docker.io/library", "registry.local:5000"], ["docker.io/nextflow"],
+              ["docker.io"], ["localhost"], ["ghcr.io/converged-computing", "quay.io/argoproj"]]
+
+
+@pytest.mark.parametrize("registries", LIST_CASES, ids=",".join)
+def test_the_catalogue_reads_images_as_the_policy_does(registries):
+    """images.admitted (what the catalogue checks tenancy's own images with) agrees with the allowed-registries
+    policy's CEL on every image spelling, so the catalogue refuses exactly the lists the API server would enforce
+    against tenancy's pods."""
+    params = {"alpha.registries": ",".join(registries)}
+    for image in IMAGE_CASES:
+        by_policy = decide(POLICIES[admission.REGISTRIES], pod(image), tenant="alpha", params=params) is None
+        assert images.admitted(image, registries) == by_policy, image
+
+
 def test_every_container_kind_is_checked_and_no_list_means_no_restriction():
     policy = POLICIES[admission.REGISTRIES]
     for field in ("initContainers", "ephemeralContainers"):
@@ -306,7 +325,7 @@ def test_tenants_templated_images_pass_their_own_allow_list():
 
 CATALOGUE = """
 defaults:
-  allowed: {registries: [ghcr.io/calypr]}
+  allowed: {registries: [ghcr.io/calypr, docker.io/nextflow, quay.io/argoproj]}
   overrides:
     prod: {allowed: {storageClasses: [gp3]}}
 tenants:
@@ -330,8 +349,8 @@ def _params(result) -> dict[str, str]:
 
 def test_allow_lists_merge_per_environment(tmp_path):
     dev, prod = _params(render("dev", CATALOGUE, tmp_path)), _params(render("prod", CATALOGUE, tmp_path))
-    assert dev == {"alpha.nodes": "shared", "alpha.registries": "ghcr.io/calypr", "alpha.priorityClasses": "batch",
-                   "beta.nodes": "shared"}
+    assert dev == {"alpha.nodes": "shared", "alpha.registries": "ghcr.io/calypr,docker.io/nextflow,quay.io/argoproj",
+                   "alpha.priorityClasses": "batch", "beta.nodes": "shared"}
     assert prod["alpha.storageClasses"] == prod["beta.storageClasses"] == "gp3"
     assert prod["beta.registries"] == "docker.io/nextflow,quay.io/argoproj"
 
@@ -350,9 +369,72 @@ def test_bad_allow_list_entries_are_refused_with_their_place(tmp_path, field, va
     assert f"tenants[0] (name=alpha).allowed.{field}" in str(caught.value) and why in str(caught.value)
 
 
+REFUSING = """
+defaults:
+  minicluster: {size: 2, command: "flux run hostname"}
+tenants:
+  - name: alpha
+    team: a
+    repo: {url: https://github.com/calypr/a.git}
+    allowed: {registries: [ghcr.io/calypr, quay.io/argoproj]}
+  - name: beta
+    team: b
+    repo: {url: https://github.com/calypr/b.git}
+    minicluster: {enabled: true}
+    allowed: {registries: [docker.io/nextflow, quay.io/argoproj]}
+  - name: gamma
+    team: g
+    repo: {url: https://github.com/calypr/g.git}
+    lifecycle: offboarded
+    allowed: {registries: [ghcr.io/calypr]}
+"""
+
+
+def test_an_allow_list_that_would_refuse_tenancys_own_pods_is_refused(tmp_path):
+    """alpha's list leaves out the WorkflowTemplate's image; beta's the MiniCluster's image and the init container
+    Flux Operator 0.2.x adds (flux-framework/flux-operator 0.2.1 api/v1alpha2/minicluster_types.go defaults
+    `Flux.Container.Image`); offboarded gamma runs neither, so its list stands."""
+    with pytest.raises(InvalidInput) as caught:
+        render("dev", REFUSING, tmp_path)
+    lines = str(caught.value).splitlines()
+    alpha = [line for line in lines if "tenants[0] (name=alpha).allowed.registries" in line]
+    beta = [line for line in lines if "tenants[1] (name=beta).allowed.registries" in line]
+    assert len(alpha) == 1 and "does not admit docker.io/nextflow/nextflow:24.10.4" in alpha[0]
+    assert "add docker.io/nextflow" in alpha[0]
+    assert len(beta) == 2
+    assert any("ghcr.io/flux-framework/flux-restful-api:latest, its minicluster.image" in line for line in beta)
+    assert any(f"{images.FLUX_VIEW_IMAGE}, the Flux Operator 0.2.x init container" in line for line in beta)
+    assert not any("gamma" in line for line in lines)
+    fixed = REFUSING.replace("[ghcr.io/calypr, quay.io/argoproj]", "[ghcr.io/calypr, quay.io/argoproj, docker.io/nextflow]") \
+        .replace("registries: [docker.io/nextflow, quay.io/argoproj]}",
+                 "registries: [docker.io/nextflow, quay.io/argoproj, ghcr.io/flux-framework, ghcr.io/converged-computing]}")
+    render("dev", fixed, tmp_path)
+
+
+def test_a_mirrored_argo_executor_must_be_admitted_too():
+    """The workflow controller puts its executor image (`tenancy:workflows.executorImage`) in every workflow pod:
+    a platform that mirrors it must list the mirror for every tenant with an allow-list."""
+    config, secret_keys = stack_settings.read_stack_file(PROJECT, "dev")
+    config["tenancy:workflows"] = '{"executorImage": "registry.local:5000/argoproj/argoexec:v3.7.9"}'
+    mirrored = stack_settings.from_config(config, stack="dev", secret_keys=secret_keys)
+    text = """
+tenants:
+  - {name: alpha, team: a, repo: {url: "https://github.com/calypr/a.git"},
+     allowed: {registries: [docker.io/nextflow, quay.io/argoproj]}}
+"""
+    cat = catalogue.parse(text, source="tenants.yaml", base_dir=PROJECT, stacks=STACKS)
+    with pytest.raises(InvalidInput, match=r"tenants\[0\] \(name=alpha\)\.allowed\.registries: .* does not admit "
+                                           r"registry\.local:5000/argoproj/argoexec:v3\.7\.9, Argo's executor"):
+        cat.for_stack(mirrored)
+    cat = catalogue.parse(text.replace("quay.io/argoproj", "registry.local:5000/argoproj"), source="tenants.yaml",
+                          base_dir=PROJECT, stacks=STACKS)
+    assert [spec.name for spec, _ in cat.for_stack(mirrored)] == ["alpha"]
+
+
 def test_the_stacks_lists_fill_tenants_that_name_none():
     config, secret_keys = stack_settings.read_stack_file(PROJECT, "dev")
-    config["tenancy:admission"] = '{"allowed": {"registries": ["ghcr.io/calypr"], "priorityClasses": ["batch"]}}'
+    config["tenancy:admission"] = ('{"allowed": {"registries": ["ghcr.io/calypr", "docker.io/nextflow", '
+                                   '"quay.io/argoproj"], "priorityClasses": ["batch"]}}')
     with_lists = stack_settings.from_config(config, stack="dev", secret_keys=secret_keys)
     text = """
 tenants:
@@ -361,8 +443,8 @@ tenants:
 """
     cat = catalogue.parse(text, source="tenants.yaml", base_dir=PROJECT, stacks=STACKS)
     data = admission.params_data([spec for spec, _ in cat.for_stack(with_lists)])
-    assert data == {"alpha.nodes": "shared", "alpha.registries": "ghcr.io/calypr", "alpha.priorityClasses": "batch",
-                    "beta.nodes": "shared", "beta.priorityClasses": "batch"}
+    assert data == {"alpha.nodes": "shared", "alpha.registries": "ghcr.io/calypr,docker.io/nextflow,quay.io/argoproj",
+                    "alpha.priorityClasses": "batch", "beta.nodes": "shared", "beta.priorityClasses": "batch"}
 
 
 @pytest.mark.parametrize("stack", STACKS)

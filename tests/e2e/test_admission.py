@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 import pytest
 
-from components import admission, catalogue, naming, rbac, settings
+from components import admission, argo, catalogue, images, naming, rbac, settings
 from components.namespace import namespace_manifest
 
 # The control-plane harness (tests/e2e/kube.py, conftest.py) comes from the "real control plane" issue; `make e2e`
@@ -36,7 +36,8 @@ TENANTS = DEDICATED + SHARED
 CATALOGUE = """
 defaults:
   allowed:
-    registries: [ghcr.io/calypr, docker.io/library]
+    # With the images tenancy itself runs in their pods (the catalogue refuses a list without them).
+    registries: [ghcr.io/calypr, docker.io/library, docker.io/nextflow, quay.io/argoproj]
     storageClasses: [standard]
     priorityClasses: [tenancy-e2e-batch]
 tenants:
@@ -58,6 +59,7 @@ def _stack() -> tuple[settings.StackSettings, list]:
 
 STACK_SETTINGS, SPECS = _stack()
 NAMESPACES = {spec.name: names.namespace for spec, names in SPECS}
+SPECS_BY_NAME = {spec.name: (spec, names) for spec, names in SPECS}
 
 
 def rule_name(rule: str) -> str:
@@ -239,6 +241,33 @@ def test_an_image_from_an_unlisted_registry_is_refused(tenants_cluster, tenant):
     init = pod(tenant, **placement(tenant))
     init["spec"]["initContainers"] = [{**init["spec"]["containers"][0], "name": "init", "image": "quay.io/evil/x"}]
     refused(tenants_cluster, init, admission.REGISTRIES, tenant)
+
+
+@pytest.mark.parametrize("tenant", DEDICATED)
+def test_the_catalogue_reads_images_as_the_api_server_does(tenants_cluster, tenant):
+    """The catalogue refuses a registry list that would refuse tenancy's own pods by `images.admitted`; the real
+    policy must agree with it on every spelling of an image (Docker Hub short names, hosts with ports, lookalike
+    hosts and paths)."""
+    registries = SPECS_BY_NAME[tenant][0].allowed.registries
+    for image in ("nginx:1", "library/nginx:1", "someone/nginx:1", "nextflow/nextflow:1", "docker.io/nextflow/x:1",
+                  "index.docker.io/nextflow/x:1", "ghcr.io/calypr/tool:1", "ghcr.io/calypr-evil/tool:1",
+                  "ghcr.io.evil.example/calypr/x:1", "localhost:5000/x:1", "quay.io/argoproj/argoexec:v3.7.9",
+                  images.FLUX_VIEW_IMAGE):
+        status, body = tenants_cluster.create(pod(tenant, image=image, **placement(tenant)), dry_run=True)
+        assert (status == 201) == images.admitted(image, registries), (image, status, body.get("message"))
+
+
+@pytest.mark.parametrize("tenant", TENANTS)
+def test_the_workflow_pods_tenancy_templates_pass_the_tenants_registry_list(tenants_cluster, tenant):
+    """Argo's pods for the tenant's WorkflowTemplate (main, init and wait containers, built as the controller
+    builds them: tests/e2e/upstream_pods.py) are admitted under the tenant's own allow-list."""
+    from tests.e2e.upstream_pods import argo_workflow_pods
+
+    spec, names = SPECS_BY_NAME[tenant]
+    tenants_cluster.apply({"apiVersion": "v1", "kind": "ServiceAccount",
+                           "metadata": {"name": naming.RUNNER_SERVICE_ACCOUNT, "namespace": names.namespace}})
+    for workflow_pod in argo_workflow_pods(argo.workflow_template(spec, names)):
+        admitted(tenants_cluster, workflow_pod)
 
 
 def test_an_ephemeral_container_from_an_unlisted_registry_is_refused(tenants_cluster):
