@@ -290,15 +290,15 @@ class TenantSpec(_Model):
     @classmethod
     def _minicluster_pod_security(cls, data: Any) -> Any:
         # The Flux Operator's MiniCluster pods start as root (the entrypoint sets up the flux user, munge and
-        # curve keys) and set no restricted securityContext, so `restricted` would reject every pod. Such a
-        # namespace is raised to `baseline`: still no privileged pods, host namespaces, hostPath or added caps.
-        if not isinstance(data, dict):
+        # curve keys) and set no restricted securityContext, so `restricted` would reject every pod. A MiniCluster
+        # tenant that names no level gets `baseline`: still no privileged pods, host namespaces, hostPath or added
+        # caps. A `restricted` written in the catalogue stays, and `minicluster_problems` refuses it: a level the
+        # user chose is never lowered behind their back.
+        if not isinstance(data, dict) or "pod_security" in data or "podSecurity" in data:
             return data
-        key = "pod_security" if "pod_security" in data else "podSecurity"
         minicluster = data.get("minicluster")
-        if isinstance(minicluster, dict) and minicluster.get("enabled") is True \
-                and data.get(key, "restricted") == "restricted":
-            return {**data, key: "baseline"}
+        if isinstance(minicluster, dict) and minicluster.get("enabled") is True:
+            return {**data, "podSecurity": "baseline"}
         return data
 
     @field_validator("name")
@@ -646,6 +646,10 @@ def minicluster_problems(spec: TenantSpec, settings: StackSettings) -> list[tupl
     if not mc.enabled:
         return []
     problems: list[tuple[tuple[str, ...], str]] = []
+    if spec.pod_security == "restricted":
+        problems.append((("podSecurity",), (
+            "Pod Security `restricted` refuses every MiniCluster pod (the Flux Operator starts them as root without "
+            "a restricted securityContext); write `baseline` for this tenant, or leave minicluster disabled")))
     if spec.isolation.nodes == "dedicated" and not settings.minicluster.pod_toleration_restriction:
         problems.append((("isolation", "nodes"), (
             "a dedicated tenant's MiniCluster pods would select its tainted nodes without tolerating the taint "

@@ -169,11 +169,32 @@ def test_minicluster_credentials_are_references_never_values():
     assert minicluster.minicluster(off, names, "v1alpha2") is None
 
 
-def test_minicluster_namespace_is_raised_to_baseline_not_further():
-    research, _ = _spec("research")
-    assert research.minicluster.enabled and research.pod_security == "baseline"
-    scratch, _ = _spec("scratch")
-    assert scratch.pod_security == "restricted"
+MINICLUSTER_TENANT = """
+{defaults}
+tenants:
+  - {{name: a, team: a, repo: {{url: "https://github.com/calypr/a.git"}}, minicluster: {{enabled: true, command: "x"}}{extra}}}
+  - {{name: b, team: b, repo: {{url: "https://github.com/calypr/b.git"}}}}
+"""
+
+
+def _pod_security(defaults: str = "", extra: str = "") -> dict[str, str]:
+    text = MINICLUSTER_TENANT.format(defaults=defaults, extra=extra)
+    cat = catalogue.parse(text, source="tenants.yaml", base_dir=PROJECT, stacks=("dev", "staging", "prod"))
+    return {spec.name: spec.pod_security for spec, _ in cat.for_stack(settings.load_stack(PROJECT, "dev"))}
+
+
+def test_a_minicluster_tenant_naming_no_level_gets_baseline_and_a_written_restricted_is_refused():
+    """MiniCluster pods need `baseline` (see minicluster_problems); a level the user wrote is never lowered."""
+    assert _pod_security() == {"a": "baseline", "b": "restricted"}
+    assert _pod_security(extra=", podSecurity: privileged") == {"a": "privileged", "b": "restricted"}
+    for defaults, extra, where in [("", ", podSecurity: restricted", "tenants[0] (name=a).podSecurity"),
+                                   ("defaults: {podSecurity: restricted}", "", "defaults.podSecurity")]:
+        with pytest.raises(InvalidInput) as caught:
+            _pod_security(defaults, extra)
+        assert str(caught.value).startswith(f"tenants.yaml: {where}: Pod Security `restricted` refuses every "
+                                            "MiniCluster pod"), str(caught.value)
+    assert _pod_security("defaults: {podSecurity: restricted}", ", podSecurity: baseline") == \
+        {"a": "baseline", "b": "restricted"}
 
 
 def test_ratify_trusts_only_the_tenants_certificate():
