@@ -23,10 +23,6 @@ import pytest
 from components import admission, argo, catalogue, images, naming, rbac, settings
 from components.namespace import namespace_manifest
 
-# The control-plane harness (tests/e2e/kube.py, conftest.py) comes from the "real control plane" issue; `make e2e`
-# runs this module only where it exists.
-pytest.importorskip("tests.e2e.kube", reason="the e2e control-plane harness (tests/e2e/kube.py) is not here")
-
 PROJECT = Path(__file__).resolve().parents[2]
 STACK = "dev"
 DEDICATED = ("alpha", "beta")
