@@ -64,7 +64,7 @@ def test_a_minicluster_is_stored_by_the_flux_operator_crd(deployed):
     """The CRD is derived from the operator's PyPI SDK (tools/engines/minicluster_crd.py, fluxoperator 0.2.0)."""
     clusters = deployed.of_kind("MiniCluster")
     assert clusters
-    stored = {(m["kind"], m["metadata"]["namespace"], m["metadata"]["name"]) for m in deployed.stored}
+    stored = {(m["kind"], m["metadata"].get("namespace", ""), m["metadata"]["name"]) for m in deployed.stored}
     assert {("MiniCluster", m["metadata"]["namespace"], m["metadata"]["name"]) for m in clusters} <= stored
 
 
