@@ -79,7 +79,7 @@ def _every_option():
 def test_each_operator_api_is_served_by_the_crd_of_its_pinned_sdk(api_version, sdk):
     crd = _derived(api_version)
     assert crd.source == f"flux-operator-sdk-{sdk}" and list(crd.served()) == [api_version]
-    assert crd.definition["metadata"]["annotations"]["tenancy.derived-from"].startswith(f"pypi:fluxoperator=={sdk} ")
+    assert crd.definition["metadata"]["annotations"]["tenancy.io/derived-from"].startswith(f"pypi:fluxoperator=={sdk} ")
     assert crd.name == "miniclusters.flux-framework.org" and crd.definition["spec"]["scope"] == "Namespaced"
 
 
@@ -180,7 +180,7 @@ def test_the_generator_maps_every_sdk_type(tmp_path):
         "ports": {"type": "array", "items": {"type": "integer"}},
         "limits": {"type": "object", "additionalProperties": {"x-kubernetes-int-or-string": True}},
         "cond": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}
-    assert crd["metadata"]["annotations"]["tenancy.opaque-types"] == "V1Condition"
+    assert crd["metadata"]["annotations"]["tenancy.io/opaque-types"] == "V1Condition"
     out = tmp_path / "crd.yaml"
     minicluster_crd.main(["minicluster_crd.py", str(wheel), str(out)])
     assert json.loads(out.read_text()) == crd

@@ -42,7 +42,7 @@ def _renamed(obj: dict) -> list[tuple[str, dict]]:
 def test_the_stacks_cluster_serves_the_sdk_0_2_0_crd(deployed):
     served = deployed.cluster.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
                                   "miniclusters.flux-framework.org")
-    assert served["metadata"]["annotations"]["tenancy.derived-from"].startswith("pypi:fluxoperator==0.2.0 ")
+    assert served["metadata"]["annotations"]["tenancy.io/derived-from"].startswith("pypi:fluxoperator==0.2.0 ")
     assert [v["name"] for v in served["spec"]["versions"]] == ["v1alpha2"]
 
 

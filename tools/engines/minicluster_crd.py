@@ -129,8 +129,8 @@ def derive(wheel_path: Path) -> dict:
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {"name": f"{plural}.{group}", "annotations": {
-            "tenancy.derived-from": f"pypi:fluxoperator=={sdk_version} ({wheel_path.name})",
-            "tenancy.opaque-types": ",".join(sorted(derivation.opaque))}},
+            "tenancy.io/derived-from": f"pypi:fluxoperator=={sdk_version} ({wheel_path.name})",
+            "tenancy.io/opaque-types": ",".join(sorted(derivation.opaque))}},
         "spec": {
             "group": group,
             "names": {"kind": "MiniCluster", "listKind": "MiniClusterList", "plural": plural,
