@@ -139,12 +139,10 @@ def test_rendered_minicluster_fields_exist_at_the_operator_tag():
 
 
 def test_both_minicluster_shapes_pass_their_crd():
-    """The Flux Operator's own CRDs (tags 0.1.1 and 0.2.1): pod.nodeSelector and containers[].secrets exist, no
-    pod.tolerations or pod.securityContext. Skipped while the Go module proxy does not serve the module."""
-    from tests import crds, schema_check
-    missing = crds.unavailable_group(minicluster.MINICLUSTER_GROUP + "/v1alpha2")
-    if missing:
-        pytest.skip(f"{missing}: the Go module proxy does not serve this module, so its CRD cannot be fetched")
+    """The CRDs derived from the Flux Operator's PyPI SDK (fluxoperator 0.1.1 for v1alpha1, 0.2.0 for v1alpha2;
+    tests/test_minicluster_crd.py compares them with the operator's CRDs at tags 0.1.1 and 0.2.1):
+    pod.nodeSelector and containers[].secrets exist, no pod.tolerations or pod.securityContext."""
+    from tests import schema_check
     from tests.test_k8s_builders import _spec
     from components import catalogue
     spec, names = _spec("compliance", minicluster=catalogue.MiniClusterSpec(enabled=True, users=["carol"],

@@ -424,7 +424,9 @@ class Cluster:
 
     def _established(self, name: str) -> bool:
         crd = self.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-        return any(c["type"] == "Established" and c["status"] == "True" for c in crd.get("status", {}).get("conditions", []))
+        # A CRD just created may carry `status.conditions: null` until apiextensions first names it.
+        conditions = (crd.get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
     @staticmethod
     def wait_for(predicate, what: str, timeout: float = 60, interval: float = 0.3):
