@@ -8,6 +8,7 @@ raised together as `InvalidInput` before the program registers a single resource
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Optional
@@ -388,6 +389,12 @@ _ACTS_ONLY: tuple[tuple[tuple[str, str], Any, str], ...] = (
 _TENANT_KEYS = frozenset(f.alias or n for n, f in TenantSpec.model_fields.items())
 
 
+# Specs validated in this process, by the merged mapping they were validated from (see `Catalogue._validate`);
+# emptied when full, so a long-lived process stays bounded.
+_VALID_SPECS: dict[str, "TenantSpec"] = {}
+_VALID_SPECS_MAX = 50_000
+
+
 def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     """Mappings merge key by key; lists and scalars in `top` replace those in `base`.
 
@@ -430,6 +437,8 @@ class Catalogue:
         # Each (tenant, environment) is merged and validated once: loading checks every environment, and
         # `for_stack` then reuses the result instead of merging and validating the same tenant again.
         self._specs: dict[tuple[int, str], tuple[Optional[TenantSpec], list[Problem]]] = {}
+        # Certificate files by the name tenants give (most name the same file): PEM text or why it is unusable.
+        self.certificates: dict[str, str | ValueError] = {}
 
     @staticmethod
     def _where(index: int, entry: Mapping[str, Any]) -> str:
@@ -480,8 +489,13 @@ class Catalogue:
             and supply.get("certificate") is None
         problems = [Problem(self.source, self._locate(index, entry, env, loc), why)
                     for loc, why in self._read_certificate(merged)]
+        # The model is a pure function of the merged mapping: a tenant merged alike before (the other side of a
+        # diff, the program re-reading the catalogue the tooling read) is not validated again.
+        known = json.dumps(merged, sort_keys=True) if not problems else None
+        if known in _VALID_SPECS:
+            return _VALID_SPECS[known], problems
         try:
-            return TenantSpec.model_validate(merged), problems
+            spec = TenantSpec.model_validate(merged)
         except ValidationError as exc:
             for error in exc.errors():
                 loc = tuple(p for p in error["loc"] if p not in ("function-after",) and not str(p).startswith("function"))
@@ -490,6 +504,11 @@ class Catalogue:
                     loc = ("supplyChain", "certificateFile")
                 problems.append(Problem(self.source, self._locate(index, entry, env, loc), message))
             return None, problems
+        if known is not None:
+            if len(_VALID_SPECS) >= _VALID_SPECS_MAX:
+                _VALID_SPECS.clear()
+            _VALID_SPECS[known] = spec
+        return spec, problems
 
     def _read_certificate(self, merged: dict[str, Any]) -> list[tuple[tuple, str]]:
         """Put the certificates `supplyChain.certificateFile` names into `merged` (the model checks `certificate`).
@@ -503,7 +522,14 @@ class Catalogue:
         name, inline = supply.get("certificateFile"), supply.get("certificate")
         try:
             if isinstance(name, str) and inline is None:
-                pem = certificates.read_confined(self.base_dir, name)
+                if name not in self.certificates:
+                    try:
+                        self.certificates[name] = certificates.read_confined(self.base_dir, name)
+                    except ValueError as exc:
+                        self.certificates[name] = exc
+                pem = self.certificates[name]
+                if isinstance(pem, ValueError):
+                    raise pem
                 merged["supplyChain"] = {**{k: v for k, v in supply.items() if k != "certificateFile"}, "certificate": pem}
             elif isinstance(inline, str):
                 certificates.certificates_only(inline)
@@ -796,11 +822,32 @@ def parse(text: str | bytes, *, source: str, base_dir: Path, stacks: Iterable[st
 
 
 def load(path: Path, *, stacks: Iterable[str]) -> Catalogue:
+    """The catalogue in the file `path`. A file this process read before with the same bytes, and whose
+    certificate files still hold what they held, is not parsed again (the tooling reads the catalogue, then runs
+    the program, which reads it too)."""
     try:
         data = safe_yaml.read_file(path)
     except safe_yaml.YamlRefused as refused:
         raise InvalidInput([Problem(path.name or str(path), p, why) for p, why in refused.problems]) from None
-    return parse(data, source=path.name, base_dir=path.parent, stacks=stacks)
+    key = (str(path.resolve()), data, tuple(stacks))
+    known = _LOADED.get(key)
+    if known is not None and all(_read_again(known.base_dir, name) == pem for name, pem in known.certificates.items()):
+        return known
+    catalogue = parse(data, source=path.name, base_dir=path.parent, stacks=key[2])
+    while len(_LOADED) >= 2:  # both sides of a diff, and no more
+        del _LOADED[next(iter(_LOADED))]
+    _LOADED[key] = catalogue
+    return catalogue
+
+
+_LOADED: dict[tuple[str, bytes, tuple[str, ...]], Catalogue] = {}
+
+
+def _read_again(base_dir: Path, name: str) -> str | ValueError:
+    try:
+        return certificates.read_confined(base_dir, name)
+    except ValueError as exc:
+        return exc
 
 
 def json_schema(stacks: Iterable[str]) -> dict[str, Any]:
