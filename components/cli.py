@@ -18,8 +18,9 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 SCHEMA_FILE = "tenants.schema.json"
 
 
-def load_inputs(project_dir: Path, stack: str, tenants: Optional[Path]):
-    """Settings and the stack's tenants, or InvalidInput listing settings and catalogue problems together."""
+def load_inputs(project_dir: Path, stack: str, tenants: Optional[Path], parsed_dir: Optional[Path] = None):
+    """Settings and the stack's tenants, or InvalidInput listing settings and catalogue problems together.
+    `parsed_dir`: where parsed catalogues are kept (catalogue.load), None for nowhere."""
     problems = []
     stack_settings = None
     stacks = settings.known_stacks(project_dir)
@@ -34,7 +35,7 @@ def load_inputs(project_dir: Path, stack: str, tenants: Optional[Path]):
         problems.extend(invalid.problems)
     path = tenants or project_dir / (stack_settings.catalogue if stack_settings else "tenants.yaml")
     try:
-        cat = catalogue.load(path, stacks=stacks)
+        cat = catalogue.load(path, stacks=stacks, parsed_dir=parsed_dir)
         if stack_settings is not None:
             tenants_of_stack = cat.for_stack(stack_settings)
             # A bad certificate file is a problem even when the settings and catalogue are fine.
@@ -60,13 +61,15 @@ def _render_options(args: argparse.Namespace) -> dict:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from . import environment, render, synth
+    from . import diff, environment, render, synth
 
-    stack_settings, tenants = load_inputs(args.project, args.stack, args.tenants)
+    options = _render_options(args)
+    stack_settings, tenants = load_inputs(args.project, args.stack, args.tenants, options["cache_dir"] and
+                                          options["cache_dir"].parent / diff.PARSED_CATALOGUES)
     results = environment.render(
         args.project, args.stack, args.tenants, progress=lambda name: synth.Progress(name, len(tenants)),
         render_one=lambda progress: render.render(args.project, args.stack, args.tenants, tenants, stack_settings,
-                                                  progress=progress, **_render_options(args)))
+                                                  progress=progress, **options))
     # An environment's stack renders with all its shards (written beside it, e.g. out/dev-shard-0); a shard alone.
     shown = results if args.stack == stack_settings.environment else {args.stack: results[args.stack]}
     lifecycles = {spec.name: spec.lifecycle for spec, _ in tenants}

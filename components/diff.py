@@ -34,6 +34,7 @@ from .registry_provider import _REPLACING as _REGISTRY_ROW_REPLACING
 from .synth import SynthResult
 
 SHARED = "(shared)"
+PARSED_CATALOGUES = "catalogue"  # folder beside the render cache's
 ENV_TOKEN = "<env>"
 TENANT_TYPE = "tenancy:index:Tenant"
 # Local state and installs are not part of the program; copying them would be slow and pointless.
@@ -397,9 +398,11 @@ def against_base(project_dir: Path, stack: str, rev: str, progress: bool = False
     from . import cli, sharding
 
     head_label, base_label = f"{stack}@working-tree", f"{stack}@{rev}"
-    head_inputs = cli.load_inputs(project_dir, stack, None)
+    # Beside the renderings, the catalogues parsed (the base's is most often parsed already).
+    parsed_dir = cache_dir.parent / PARSED_CATALOGUES if cache_dir is not None else None
+    head_inputs = cli.load_inputs(project_dir, stack, None, parsed_dir)
     with revision.project_at(project_dir, stack, rev) as base_dir:
-        base_inputs = cli.load_inputs(base_dir, stack, None)
+        base_inputs = cli.load_inputs(base_dir, stack, None, parsed_dir)
         lifecycles = tuple({spec.name: spec.lifecycle for spec, _ in specs} for _, specs in (base_inputs, head_inputs))
         if cache_dir is not None and head_inputs[0].shards == 1 and base_inputs[0].shards == 1:
             head = _rendering(project_dir, stack, head_inputs, head_label if progress else None, cache_dir, jobs)
