@@ -238,3 +238,29 @@ def test_the_base_side_of_a_diff_renders_only_what_differs(repo_copy: Path):
     diff.against_base(repo_copy, "dev", "HEAD", cache_dir=cache)
     head_tenants = len(cli.load_inputs(repo_copy, "dev", None)[1])
     assert len(list(cache.rglob("*.json"))) == (head_tenants + 1) + (1 + 1)
+
+
+def test_a_diff_reads_the_records_of_changed_tenants_only(repo_copy: Path, monkeypatch):
+    """Warm cache, one tenant edited: the tenants found under one key on both sides are neither read nor compared
+    (equal keys, equal records), and the diff is the uncached one."""
+    cache = repo_copy / render_cache.CACHE_DIR
+    diff.against_base(repo_copy, "dev", "HEAD", cache_dir=cache)
+    render._open.cache_clear()  # noqa: SLF001 - as a new process: nothing read yet
+    doc = yaml.safe_load((repo_copy / "tenants.yaml").read_text())
+    edited = doc["tenants"][1]["name"]
+    doc["tenants"][1]["team"] = "renamed-team"
+    (repo_copy / "tenants.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    read: list[str] = []
+    original = render_cache.RenderCache.get
+
+    def spy(self, key):
+        entry = original(self, key)
+        if entry is not None and "outputs" not in entry:
+            read.append(next(r["name"] for r in entry["records"] if r["type"] == render.TENANT_TYPE))
+        return entry
+
+    monkeypatch.setattr(render_cache.RenderCache, "get", spy)
+    cached = diff.against_base(repo_copy, "dev", "HEAD", cache_dir=cache)
+    assert read == [edited]  # the base side's entry; the working tree's was rendered just now
+    assert diff.format_json(cached) == diff.format_json(diff.against_base(repo_copy, "dev", "HEAD"))
+    assert [t.tenant for t in cached.tenants if not t.empty()] == [edited]
