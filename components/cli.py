@@ -61,11 +61,11 @@ def _render_options(args: argparse.Namespace) -> dict:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from . import diff, environment, render, synth
+    from . import environment, render, render_cache, synth
 
     options = _render_options(args)
-    stack_settings, tenants = load_inputs(args.project, args.stack, args.tenants, options["cache_dir"] and
-                                          options["cache_dir"].parent / diff.PARSED_CATALOGUES)
+    stack_settings, tenants = load_inputs(args.project, args.stack, args.tenants,
+                                          None if args.no_cache else args.project / render_cache.PARSED_DIR)
     results = environment.render(
         args.project, args.stack, args.tenants, progress=lambda name: synth.Progress(name, len(tenants)),
         render_one=lambda progress: render.render(args.project, args.stack, args.tenants, tenants, stack_settings,

@@ -28,13 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from . import revision
+from . import render_cache, revision
 from . import settings as settings_module
 from .registry_provider import _REPLACING as _REGISTRY_ROW_REPLACING
 from .synth import SynthResult
 
 SHARED = "(shared)"
-PARSED_CATALOGUES = "catalogue"  # folder beside the render cache's
 ENV_TOKEN = "<env>"
 TENANT_TYPE = "tenancy:index:Tenant"
 # Local state and installs are not part of the program; copying them would be slow and pointless.
@@ -399,7 +398,7 @@ def against_base(project_dir: Path, stack: str, rev: str, progress: bool = False
 
     head_label, base_label = f"{stack}@working-tree", f"{stack}@{rev}"
     # Beside the renderings, the catalogues parsed (the base's is most often parsed already).
-    parsed_dir = cache_dir.parent / PARSED_CATALOGUES if cache_dir is not None else None
+    parsed_dir = cache_dir.parent / render_cache.PARSED_DIR.name if cache_dir is not None else None
     head_inputs = cli.load_inputs(project_dir, stack, None, parsed_dir)
     with revision.project_at(project_dir, stack, rev) as base_dir:
         base_inputs = cli.load_inputs(base_dir, stack, None, parsed_dir)

@@ -35,6 +35,8 @@ from typing import Any, Iterable, Optional
 from . import settings as settings_module
 
 CACHE_DIR = Path(".cache") / "render"
+# Parsed catalogues (catalogue.load's `parsed_dir`), beside the renderings.
+PARSED_DIR = Path(".cache") / "catalogue"
 # Packages whose code runs while the program renders: the SDK and every provider SDK the program imports.
 PACKAGES = ("pulumi", "pulumi-aws", "pulumi-kubernetes", "pulumi-random", "pulumi-vault", "protobuf")
 # Bumped when the layout of an entry changes.
