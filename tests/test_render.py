@@ -264,3 +264,14 @@ def test_a_diff_reads_the_records_of_changed_tenants_only(repo_copy: Path, monke
     assert read == [edited]  # the base side's entry; the working tree's was rendered just now
     assert diff.format_json(cached) == diff.format_json(diff.against_base(repo_copy, "dev", "HEAD"))
     assert [t.tenant for t in cached.tenants if not t.empty()] == [edited]
+
+
+def test_a_cached_diff_keeps_the_stack_budget(repo_copy: Path, capsys):
+    """The cached `diff --base` counts resources from entry heads; over the budget it refuses as synth does."""
+    _edit(repo_copy / "Pulumi.dev.yaml", "tenancy:stackBudget: 5000", "tenancy:stackBudget: 120")
+    args = ["--project", str(repo_copy), "diff", "--stack", "dev", "--base", "HEAD"]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert "Pulumi.dev.yaml: tenancy:shards: stack dev would hold" in err and "set tenancy:shards to at least" in err
+    assert cli.main(args) == 1  # warm: nothing renders, the heads still count
+    assert capsys.readouterr().err == err
