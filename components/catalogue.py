@@ -8,10 +8,15 @@ raised together as `InvalidInput` before the program registers a single resource
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Optional
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
@@ -381,6 +386,12 @@ _ACTS_ONLY: tuple[tuple[tuple[str, str], Any, str], ...] = (
 _TENANT_KEYS = frozenset(f.alias or n for n, f in TenantSpec.model_fields.items())
 
 
+# Specs validated in this process, by the merged mapping they were validated from (see `Catalogue._validate`);
+# emptied when full, so a long-lived process stays bounded.
+_VALID_SPECS: dict[str, "TenantSpec"] = {}
+_VALID_SPECS_MAX = 50_000
+
+
 def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     """Mappings merge key by key; lists and scalars in `top` replace those in `base`.
 
@@ -391,9 +402,11 @@ def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any
     """
     merged = dict(base)
     for key, value in top.items():
-        if isinstance(value, Mapping):
+        # The layers are parsed YAML, whose mappings are dicts; `isinstance(x, Mapping)` (an ABC check) was a
+        # third of a large catalogue's merge time.
+        if isinstance(value, dict):
             old = merged.get(key)
-            merged[key] = deep_merge(old if isinstance(old, Mapping) else {}, value)
+            merged[key] = deep_merge(old if isinstance(old, dict) else {}, value)
         else:
             merged[key] = value
     return merged
@@ -423,6 +436,9 @@ class Catalogue:
         # Each (tenant, environment) is merged and validated once: loading checks every environment, and
         # `for_stack` then reuses the result instead of merging and validating the same tenant again.
         self._specs: dict[tuple[int, str], tuple[Optional[TenantSpec], list[Problem]]] = {}
+        # Certificate files by the name tenants give (most name the same file): PEM text or why it is unusable.
+        self.certificates: dict[str, str | ValueError] = {}
+        self._all_problems: Optional[list[Problem]] = None
 
     @staticmethod
     def _where(index: int, entry: Mapping[str, Any]) -> str:
@@ -473,8 +489,13 @@ class Catalogue:
             and supply.get("certificate") is None
         problems = [Problem(self.source, self._locate(index, entry, env, loc), why)
                     for loc, why in self._read_certificate(merged)]
+        # The model is a pure function of the merged mapping: a tenant merged alike before (the other side of a
+        # diff, the program re-reading the catalogue the tooling read) is not validated again.
+        known = json.dumps(merged, sort_keys=True) if not problems else None
+        if known in _VALID_SPECS:
+            return _VALID_SPECS[known], problems
         try:
-            return TenantSpec.model_validate(merged), problems
+            spec = TenantSpec.model_validate(merged)
         except ValidationError as exc:
             for error in exc.errors():
                 loc = tuple(p for p in error["loc"] if p not in ("function-after",) and not str(p).startswith("function"))
@@ -483,6 +504,11 @@ class Catalogue:
                     loc = ("supplyChain", "certificateFile")
                 problems.append(Problem(self.source, self._locate(index, entry, env, loc), message))
             return None, problems
+        if known is not None:
+            if len(_VALID_SPECS) >= _VALID_SPECS_MAX:
+                _VALID_SPECS.clear()
+            _VALID_SPECS[known] = spec
+        return spec, problems
 
     def _read_certificate(self, merged: dict[str, Any]) -> list[tuple[tuple, str]]:
         """Put the certificates `supplyChain.certificateFile` names into `merged` (the model checks `certificate`).
@@ -496,7 +522,14 @@ class Catalogue:
         name, inline = supply.get("certificateFile"), supply.get("certificate")
         try:
             if isinstance(name, str) and inline is None:
-                pem = certificates.read_confined(self.base_dir, name)
+                if name not in self.certificates:
+                    try:
+                        self.certificates[name] = certificates.read_confined(self.base_dir, name)
+                    except ValueError as exc:
+                        self.certificates[name] = exc
+                pem = self.certificates[name]
+                if isinstance(pem, ValueError):
+                    raise pem
                 merged["supplyChain"] = {**{k: v for k, v in supply.items() if k != "certificateFile"}, "certificate": pem}
             elif isinstance(inline, str):
                 certificates.certificates_only(inline)
@@ -506,6 +539,12 @@ class Catalogue:
 
     def validate_all_environments(self) -> list[Problem]:
         """Field rules for every tenant in every environment it names, so a bad prod override fails in dev CI."""
+        # Loading checks them, and every `for_stack` again: the catalogue does not change in between.
+        if self._all_problems is None:
+            self._all_problems = self._every_environment_problems()
+        return list(self._all_problems)
+
+    def _every_environment_problems(self) -> list[Problem]:
         problems: list[Problem] = []
         for index, entry in enumerate(self.entries):
             specs: dict[str, Optional[TenantSpec]] = {}
@@ -799,11 +838,13 @@ def _overrides_problems(source: str, where: str, fields: Mapping[str, Any], stac
     return problems
 
 
-def parse(text: str | bytes, *, source: str, base_dir: Path, stacks: Iterable[str]) -> Catalogue:
-    """A catalogue from YAML text; InvalidInput listing every structural and field problem."""
+def parse(text: str | bytes, *, source: str, base_dir: Path, stacks: Iterable[str],
+          parsed_dir: Optional[Path] = None) -> Catalogue:
+    """A catalogue from YAML text; InvalidInput listing every structural and field problem. `parsed_dir`: a
+    folder keeping what a text parsed to, so the same text is not parsed again (see `_read_yaml`)."""
     stacks = tuple(stacks)
     try:
-        raw = safe_yaml.loads(text)
+        raw = _read_yaml(text, parsed_dir)
     except safe_yaml.YamlRefused as refused:
         raise InvalidInput([Problem(source, path, why) for path, why in refused.problems]) from None
     problems = _structure_problems(source, raw, stacks)
@@ -816,12 +857,57 @@ def parse(text: str | bytes, *, source: str, base_dir: Path, stacks: Iterable[st
     return catalogue
 
 
-def load(path: Path, *, stacks: Iterable[str]) -> Catalogue:
+def _read_yaml(text: str | bytes, parsed_dir: Optional[Path]) -> Any:
+    """`safe_yaml.loads(text)`, kept in `parsed_dir` (None: not kept) as JSON under a hash of the text, safe_yaml's
+    code and PyYAML's version: what a text parses to depends on nothing else, and JSON reads back the very same
+    values (text, numbers, booleans, null, lists, mappings) about a hundred times faster than YAML. Refused texts
+    are not kept; an unreadable entry is parsed again."""
+    if parsed_dir is None:
+        return safe_yaml.loads(text)
+    data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    digest = hashlib.sha256(b"\0".join([Path(safe_yaml.__file__).read_bytes(), yaml.__version__.encode(), data]))
+    entry = parsed_dir / f"{digest.hexdigest()}.json"
+    try:
+        return json.loads(entry.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    raw = safe_yaml.loads(data)
+    parsed_dir.mkdir(parents=True, exist_ok=True)
+    # Written whole then renamed: a reader never sees half an entry.
+    fd, tmp = tempfile.mkstemp(dir=parsed_dir, prefix=".tmp-")
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(raw, out)
+    os.replace(tmp, entry)
+    return raw
+
+
+def load(path: Path, *, stacks: Iterable[str], parsed_dir: Optional[Path] = None) -> Catalogue:
+    """The catalogue in the file `path`. A file this process read before with the same bytes, and whose
+    certificate files still hold what they held, is not parsed again (the tooling reads the catalogue, then runs
+    the program, which reads it too). `parsed_dir`: see `_read_yaml`."""
     try:
         data = safe_yaml.read_file(path)
     except safe_yaml.YamlRefused as refused:
         raise InvalidInput([Problem(path.name or str(path), p, why) for p, why in refused.problems]) from None
-    return parse(data, source=path.name, base_dir=path.parent, stacks=stacks)
+    key = (str(path.resolve()), data, tuple(stacks))
+    known = _LOADED.get(key)
+    if known is not None and all(_read_again(known.base_dir, name) == pem for name, pem in known.certificates.items()):
+        return known
+    catalogue = parse(data, source=path.name, base_dir=path.parent, stacks=key[2], parsed_dir=parsed_dir)
+    while len(_LOADED) >= 2:  # both sides of a diff, and no more
+        del _LOADED[next(iter(_LOADED))]
+    _LOADED[key] = catalogue
+    return catalogue
+
+
+_LOADED: dict[tuple[str, bytes, tuple[str, ...]], Catalogue] = {}
+
+
+def _read_again(base_dir: Path, name: str) -> str | ValueError:
+    try:
+        return certificates.read_confined(base_dir, name)
+    except ValueError as exc:
+        return exc
 
 
 def json_schema(stacks: Iterable[str]) -> dict[str, Any]:

@@ -54,10 +54,17 @@ class _Resolver(yaml.resolver.Resolver):
     """YAML 1.1 resolution, except that plain scalars whose type YAML 1.2 would read differently are marked."""
 
     def resolve(self, kind, value, implicit):
-        tag = super().resolve(kind, value, implicit)
-        if kind is ScalarNode and implicit[0] and _yaml11_only(tag, value):
-            return _AMBIGUOUS
-        return tag
+        if kind is not ScalarNode:
+            return super().resolve(kind, value, implicit)
+        # A scalar's tag depends on its text and plainness alone; a catalogue repeats the same keys and values
+        # in every tenant, so each is resolved once per document.
+        known = self._scalar_tags.get((value, implicit))
+        if known is None:
+            known = super().resolve(kind, value, implicit)
+            if implicit[0] and _yaml11_only(known, value):
+                known = _AMBIGUOUS
+            self._scalar_tags[value, implicit] = known
+        return known
 
 
 def _yaml11_only(tag: str, value: str) -> bool:
@@ -85,6 +92,7 @@ class _Loader(*_READERS, yaml.constructor.SafeConstructor, _Resolver):  # type: 
             yaml.composer.Composer.__init__(self)
         yaml.constructor.SafeConstructor.__init__(self)
         _Resolver.__init__(self)
+        self._scalar_tags: dict[tuple[str, tuple[bool, bool]], str] = {}
 
 
 def _show(value: str) -> str:
@@ -160,9 +168,10 @@ def decode(data: bytes) -> str:
 
 # --- checking the document before constructing it ---------------------------------------------------------
 
-def _check_events(text: str) -> None:
-    """Refuse alias bombs, recursive aliases and deep nesting from the event stream, before any node is built."""
-    aliases = depth = 0
+def _check_events(text: str) -> tuple[int, int]:
+    """Refuse alias bombs, recursive aliases and deep nesting from the event stream, before any node is built.
+    Returns how many aliases and how many other nodes (scalars and collections) there are."""
+    aliases = depth = nodes = 0
     latest: dict[str, int] = {}  # anchor -> id of its latest definition (anchors may be redefined)
     open_ids: list[Optional[int]] = []
     for number, event in enumerate(yaml.parse(text, Loader=_Loader)):
@@ -178,7 +187,10 @@ def _check_events(text: str) -> None:
             continue
         if anchor is not None:
             latest[anchor] = number
-        if isinstance(event, yaml.CollectionStartEvent):
+        if isinstance(event, yaml.ScalarEvent):
+            nodes += 1
+        elif isinstance(event, yaml.CollectionStartEvent):
+            nodes += 1
             depth += 1
             if depth > MAX_DEPTH:
                 raise _refuse_at(event.start_mark, f"nested more than {MAX_DEPTH} levels deep")
@@ -186,6 +198,7 @@ def _check_events(text: str) -> None:
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
             open_ids.pop()
+    return aliases, nodes
 
 
 def _size(node: Node, sizes: dict[int, int]) -> int:
@@ -297,13 +310,14 @@ def loads(text: Union[str, bytes]) -> Any:
         raise YamlRefused([("", f"file is larger than {MAX_BYTES // 1024} KiB")])
     text = decode(data)  # text with lone surrogates is refused here like undecodable bytes
     try:
-        _check_events(text)
+        aliases, nodes = _check_events(text)
         loader = _Loader(text)
         try:
             node = loader.get_single_node()
             if node is None:
                 return None
-            if _size(node, {}) > MAX_NODES:
+            # Without aliases no node appears twice, so the events counted them all.
+            if (_size(node, {}) if aliases else nodes) > MAX_NODES:
                 raise YamlRefused([("", f"expands to more than {MAX_NODES} values; refusing a possible "
                                         "alias-expansion bomb")])
             checker = _Checker(loader)

@@ -35,13 +35,15 @@ def _render_options(args: argparse.Namespace) -> dict:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from . import environment, render, synth
+    from . import environment, render, render_cache, synth
 
-    stack_settings, tenants = load_inputs(args.project, args.stack, args.tenants)
+    options = _render_options(args)
+    stack_settings, tenants = load_inputs(args.project, args.stack, args.tenants,
+                                          None if args.no_cache else args.project / render_cache.PARSED_DIR)
     results = environment.render(
         args.project, args.stack, args.tenants, progress=lambda name: synth.Progress(name, len(tenants)),
         render_one=lambda progress: render.render(args.project, args.stack, args.tenants, tenants, stack_settings,
-                                                  progress=progress, **_render_options(args)))
+                                                  progress=progress, **options))
     # An environment's stack renders with all its shards (written beside it, e.g. out/dev-shard-0); a shard alone.
     shown = results if args.stack == stack_settings.environment else {args.stack: results[args.stack]}
     lifecycles = {spec.name: spec.lifecycle for spec, _ in tenants}
@@ -73,28 +75,26 @@ def _diff(args: argparse.Namespace) -> int:
         print(diff.format_markdown(result, args.max_chars))
     else:
         print(diff.format_json(result) if args.format == "json" else diff.format_text(result))
-    if args.base is not None and _refuse_shard_moves(args):
+    if args.base is not None and _refuse_shard_moves(args, result):
         return 3
     return diff.exit_code(result)
 
 
-def _refuse_shard_moves(args: argparse.Namespace) -> bool:
+def _refuse_shard_moves(args: argparse.Namespace, result) -> bool:
     """A changed shard count moves tenants between stacks. The diff matches resources without their stack, so it
     shows no change, but `pulumi up` without the moves would delete each moved tenant in one stack and create it
     empty in another: print the `pulumi state move` steps and exit 3 (an approval, and the steps, are needed)."""
     from components import sharding
-    from . import plan
 
     environment = sharding.parse_stack(args.stack)[0]
-    head, base = plan.load(args.project, environment), plan.load_base(args.project, environment, args.base)
-    moved = plan.shard_moves(base, head)
+    moved, (old, new) = result.moves, result.shards
     if not moved:
         return False
     count = sum(len(m.tenants) for m in moved)
-    print(f"REFUSED without state moves: tenancy:shards {base.settings.shards} -> {head.settings.shards} moves "
+    print(f"REFUSED without state moves: tenancy:shards {old} -> {new} moves "
           f"{count} tenant(s) to another stack. Applied as it is, `pulumi up` deletes them (and their data) in one "
           f"stack and creates them empty in another. Run these steps instead, in order:", file=sys.stderr)
-    for step in sharding.move_steps(environment, "tenancy", moved, head.settings.shards):
+    for step in sharding.move_steps(environment, "tenancy", moved, new):
         print(f"  {step}", file=sys.stderr)
     return True
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from . import revision
+from . import render_cache, revision
 from components import settings as settings_module
 from components.registry_provider import _REPLACING as _REGISTRY_ROW_REPLACING
 from .synth import SynthResult
@@ -152,6 +152,9 @@ class Diff:
     # Only across revisions of one stack is a missing resource a deletion; across stacks it is just not promoted.
     removal_is_deletion: bool = False
     destructive: list[Destructive] = field(default_factory=list)
+    # Across revisions: the tenants a changed shard count moves to another stack, and the counts (base, head).
+    moves: list[Any] = field(default_factory=list)
+    shards: tuple[int, int] = (1, 1)
 
     @property
     def different(self) -> bool:
@@ -284,7 +287,16 @@ def compare(left: SynthResult, right: SynthResult, left_names: set[str], right_n
     `over_time`: both sides are the same stack (a revision and the working tree), so what is only on the left
     would be deleted and data resources deleted or replaced are listed as destructive.
     """
-    left_groups, right_groups = _by_tenant(left), _by_tenant(right)
+    return _compare_groups(left.stack, right.stack, _by_tenant(left), _by_tenant(right), left_names, right_names,
+                           right_protects_data, over_time, lifecycles)
+
+
+def _compare_groups(left_label: str, right_label: str, left_groups: dict[str, list[dict[str, Any]]],
+                    right_groups: dict[str, list[dict[str, Any]]], left_names: set[str], right_names: set[str],
+                    right_protects_data: bool, over_time: bool, lifecycles: tuple[dict[str, str], dict[str, str]],
+                    same: frozenset[str] = frozenset()) -> Diff:
+    """`compare` of records grouped by tenant; `same` are tenants known to be identical on both sides without
+    their records (left out of the groups)."""
     # A tenant with equal records on both sides (the same cache entry, typically) has nothing to flatten or
     # compare; equal records are equal after normalisation only when both sides normalise alike.
     unchanged = frozenset(t for t in left_groups.keys() & right_groups.keys()
@@ -293,8 +305,12 @@ def compare(left: SynthResult, right: SynthResult, left_names: set[str], right_n
     right_index = _index(right_groups, _normaliser(right_names), unchanged)
     tenants = []
     destructive: list[Destructive] = []
-    for tenant in sorted(set(left_groups) | set(right_groups), key=lambda t: (t == SHARED, t)):
+    for tenant in sorted(set(left_groups) | set(right_groups) | same, key=lambda t: (t == SHARED, t)):
         lifecycle = (lifecycles[0].get(tenant), lifecycles[1].get(tenant))
+        if tenant in same:
+            # Data counts serve only the advice about a removed tenant; an identical one has none to count.
+            tenants.append(TenantDiff(tenant, "changed", lifecycle=lifecycle))
+            continue
         if tenant in unchanged:
             data_records = [r for r in left_groups[tenant] if r["type"] in DATA_KINDS]
             tenants.append(TenantDiff(tenant, "changed", lifecycle=lifecycle, data_resources=len(data_records),
@@ -329,7 +345,7 @@ def compare(left: SynthResult, right: SynthResult, left_names: set[str], right_n
                 if old.type in DATA_KINDS:
                     destructive.append(_destructive(old, tenant, "replace", key, "; ".join(reasons)))
         tenants.append(entry)
-    return Diff(left.stack, right.stack, bool(left_names or right_names), right_protects_data, tenants,
+    return Diff(left_label, right_label, bool(left_names or right_names), right_protects_data, tenants,
                 removal_is_deletion=over_time, destructive=destructive)
 
 
@@ -339,23 +355,28 @@ def _destructive(old: _Entry, tenant: str, action: str, key: str, reason: str) -
 
 
 def _render(project_dir: Path, stack: str, tenants: Optional[Path], progress_label: Optional[str] = None,
-            cache_dir: Optional[Path] = None, jobs: int = 1
+            cache_dir: Optional[Path] = None, jobs: int = 1, inputs: Optional[tuple[Any, list]] = None
             ) -> tuple[settings_module.StackSettings, SynthResult, dict[str, str]]:
     """One side: every stack of the environment (platform and shards) in one result, so resources match without
     their stack; a one-stack environment renders through render's cache (`cache_dir`, None for none) and `jobs`
-    processes."""
-    from . import environment, render, synth
+    processes. `inputs`: the stack's (settings, specs) when already loaded."""
+    from . import environment, render
     from .inputs import load_inputs
 
-    stack_settings, specs = load_inputs(project_dir, stack, tenants)
+    stack_settings, specs = inputs or load_inputs(project_dir, stack, tenants)
     result = environment.merged(environment.render(
         project_dir, stack, tenants,
-        progress=(lambda name: synth.Progress(progress_label if name == stack else f"{progress_label}:{name}",
-                                              len(specs))) if progress_label else None,
+        progress=_progress(progress_label, stack, len(specs)),
         render_one=lambda progress: render.render(project_dir, stack, tenants, specs, stack_settings, cache_dir,
                                                   jobs, progress=progress)),
         stack)
     return stack_settings, result, {spec.name: spec.lifecycle for spec, _ in specs}
+
+
+def _progress(label: Optional[str], stack: str, tenants: int):
+    from . import synth
+
+    return (lambda name: synth.Progress(label if name == stack else f"{label}:{name}", tenants)) if label else None
 
 
 def between_stacks(project_dir: Path, stack: str, other: str, tenants: Optional[Path] = None,
@@ -372,15 +393,57 @@ def against_base(project_dir: Path, stack: str, rev: str, progress: bool = False
                  jobs: int = 1) -> Diff:
     """The stack rendered from `rev`'s catalogue and stack config (working-tree code) against the working tree.
 
-    Both sides share `cache_dir`: a tenant whose merged spec is the same at `rev` is not rendered again."""
+    Both sides share `cache_dir`: a tenant whose merged spec is the same at `rev` is not rendered again, and when
+    both sides found it in one cache entry its records are not even read (they are the same records)."""
+    from components import sharding
+
+    from .inputs import load_inputs
+
     head_label, base_label = f"{stack}@working-tree", f"{stack}@{rev}"
-    head_settings, head, head_lifecycles = _render(project_dir, stack, None, head_label if progress else None,
-                                                   cache_dir, jobs)
+    # Beside the renderings, the catalogues parsed (the base's is most often parsed already).
+    parsed_dir = cache_dir.parent / render_cache.PARSED_DIR.name if cache_dir is not None else None
+    head_inputs = load_inputs(project_dir, stack, None, parsed_dir)
     with revision.project_at(project_dir, stack, rev) as base_dir:
-        _, base, base_lifecycles = _render(base_dir, stack, None, base_label if progress else None, cache_dir, jobs)
-    base.stack, head.stack = base_label, head_label
-    return compare(base, head, set(), set(), head_settings.protect_data, over_time=True,
-                   lifecycles=(base_lifecycles, head_lifecycles))
+        base_inputs = load_inputs(base_dir, stack, None, parsed_dir)
+        lifecycles = tuple({spec.name: spec.lifecycle for spec, _ in specs} for _, specs in (base_inputs, head_inputs))
+        if cache_dir is not None and head_inputs[0].shards == 1 and base_inputs[0].shards == 1:
+            head = _rendering(project_dir, stack, head_inputs, head_label if progress else None, cache_dir, jobs)
+            base = _rendering(base_dir, stack, base_inputs, base_label if progress else None, cache_dir, jobs)
+            same = frozenset(name for name in head.order if base.same_as(head, name))
+            result = _compare_groups(base_label, head_label, _groups(base, same), _groups(head, same), set(), set(),
+                                     head_inputs[0].protect_data, True, lifecycles, same)
+        else:
+            _, head_result, _ = _render(project_dir, stack, None, head_label if progress else None, cache_dir, jobs,
+                                        head_inputs)
+            _, base_result, _ = _render(base_dir, stack, None, base_label if progress else None, cache_dir, jobs,
+                                        base_inputs)
+            base_result.stack, head_result.stack = base_label, head_label
+            result = compare(base_result, head_result, set(), set(), head_inputs[0].protect_data, over_time=True,
+                             lifecycles=lifecycles)
+    environment, (old, new) = head_inputs[0].environment, (base_inputs[0].shards, head_inputs[0].shards)
+    both = [spec.name for spec, _ in head_inputs[1] if spec.name in lifecycles[0]]
+    result.moves, result.shards = sharding.moves(environment, both, old, new), (old, new)
+    return result
+
+
+def _rendering(project_dir: Path, stack: str, inputs: tuple[Any, list], label: Optional[str], cache_dir: Path,
+               jobs: int):
+    """One side of a one-stack environment as render's cache holds it (within the stack's resource budget)."""
+    from . import environment, render
+
+    stack_settings, specs = inputs
+    progress = _progress(label, stack, len(specs))
+    rendered = render.rendering(project_dir, stack, None, specs, stack_settings, cache_dir, jobs,
+                                progress=progress(stack) if progress else None)
+    environment.check_rendering_budget(stack_settings, rendered)
+    return rendered
+
+
+def _groups(rendered: Any, same: frozenset[str]) -> dict[str, list[dict[str, Any]]]:
+    """What `_by_tenant` gives for the render, without the tenants in `same`."""
+    groups = {SHARED: rendered.shared} if rendered.shared else {}
+    groups.update((name, rendered.records(name)) for name in rendered.order if name not in same)
+    return groups
 
 
 def exit_code(diff: Diff) -> int:

@@ -7,7 +7,7 @@ the environment renders offline, in the order Pulumi must update them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from components import settings as settings_module
 from components import sharding
@@ -63,14 +63,23 @@ def merged(results: dict[str, synth.SynthResult], label: str) -> synth.SynthResu
     return combined
 
 
-def stack_size(stack: str, result: synth.SynthResult) -> int:
-    """Resources in the stack's state: those registered, the stack itself and a shard's StackReference."""
-    return len(result.resources) + 1 + sharding.is_shard_stack(stack)
+def stack_size(stack: str, result: Any) -> int:
+    """Resources in the stack's state: those registered (a SynthResult's, or a render.Rendering's size), the stack
+    itself and a shard's StackReference."""
+    registered = len(result.resources) if hasattr(result, "resources") else result.size()
+    return registered + 1 + sharding.is_shard_stack(stack)
 
 
 def tenant_sizes(result: synth.SynthResult) -> dict[str, int]:
     """Exact resource count of each tenant in a render: its component and everything under it."""
     return {name: 1 + len(result.tenant(name)) for name in result.tenant_names()}
+
+
+def check_rendering_budget(stack_settings: settings_module.StackSettings, rendering: Any) -> None:
+    """`check_budget` of a one-stack environment's `render.Rendering`: counted from the cache's heads, its records
+    read only to explain a refusal."""
+    if stack_size(stack_settings.environment, rendering) > stack_settings.stack_budget:
+        check_budget(stack_settings, {stack_settings.environment: rendering.result()})
 
 
 def check_budget(stack_settings: settings_module.StackSettings, results: dict[str, synth.SynthResult]) -> None:

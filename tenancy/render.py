@@ -15,6 +15,7 @@ and merges cached and fresh renderings into one SynthResult identical to a singl
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import math
 import multiprocessing
@@ -146,63 +147,123 @@ def _open(cache_dir: Path) -> RenderCache:
     return RenderCache(cache_dir)
 
 
-def render(project_dir: Path, stack: str, tenants_file: Optional[Path], specs: Sequence[tuple[Any, Any]],
-           stack_settings: Any, cache_dir: Optional[Path] = None, jobs: int = 1,
-           progress: Optional[Progress] = None, stats: Optional[dict[str, Any]] = None) -> SynthResult:
-    """`synth.run` of a validated stack (`specs` from `inputs.load_inputs`), reusing `cache_dir`'s renderings
-    (None: no cache) and rendering the rest over `jobs` processes. `stats` receives what was rendered."""
+@dataclasses.dataclass
+class Rendering:
+    """A one-stack render as the cache holds it: the shared records and outputs, and each tenant's records, read
+    from the cache only when asked for, with the keys they are stored under (none without a cache)."""
+
+    stack: str
+    order: list[str]
+    platform: str  # hash of the shared records, beside which every tenant's records were rendered
+    shared: list[dict[str, Any]]
+    outputs: dict[str, Any]
+    keys: dict[str, str]
+    generated_secrets: list[str]
+    fresh: dict[str, list[dict[str, Any]]]  # tenant -> records this run rendered
+    cache: Optional[RenderCache]
+    counts: dict[str, int]  # tenant -> how many records it has
+
+    def size(self) -> int:
+        """Resources registered: the shared records and every tenant's."""
+        return len(self.shared) + sum(self.counts.values())
+
+    def records(self, name: str) -> list[dict[str, Any]]:
+        if name in self.fresh:
+            return self.fresh[name]
+        entry = self.cache.get(self.keys[name]) if self.cache is not None else None
+        if entry is None or entry["platform"] != self.platform:
+            raise MergeRefused(f"the cached rendering of tenant {name} can no longer be read; delete "
+                               f"{self.cache.directory if self.cache else 'the cache'} and run again")
+        return entry["records"]
+
+    def same_as(self, other: "Rendering", name: str) -> bool:
+        """Tenant `name` has the very same records in both renders, known without reading them: both found it under
+        one key (program, settings, merged spec) beside the same shared records, i.e. in one cache entry."""
+        return self.cache is not None and self.cache is other.cache and self.platform == other.platform \
+            and name in self.keys and self.keys[name] == other.keys.get(name)
+
+    def result(self) -> SynthResult:
+        """The render as `synth.run` gives it: the shared records, then each tenant's in catalogue order."""
+        resources = list(self.shared)
+        for name in self.order:
+            resources.extend(self.records(name))
+        return SynthResult(stack=self.stack, resources=resources, outputs=self.outputs,
+                           generated_secrets=self.generated_secrets)
+
+
+def _count_cached(progress: Progress, count: int) -> None:
+    # The bar counts a cached tenant's resources as if they registered (a head holds their count, not them).
+    progress.registered({"type": TENANT_TYPE})
+    for _ in range(count - 1):
+        progress.registered(_CACHED_RECORD)
+
+
+_CACHED_RECORD = {"type": "(cached)"}
+
+
+def rendering(project_dir: Path, stack: str, tenants_file: Optional[Path], specs: Sequence[tuple[Any, Any]],
+              stack_settings: Any, cache_dir: Optional[Path] = None, jobs: int = 1,
+              progress: Optional[Progress] = None, stats: Optional[dict[str, Any]] = None) -> Rendering:
+    """A validated stack (`specs` from `inputs.load_inputs`) rendered with `cache_dir`'s renderings (None: no cache),
+    the rest over `jobs` processes. Cached tenants are judged by their entries' heads; their records are read
+    when `Rendering.records` asks. `stats` receives what was rendered."""
     stats = {} if stats is None else stats
     order = [spec.name for spec, _ in specs]
     cache = _open(cache_dir) if cache_dir is not None else None
     keys: dict[str, str] = {}
     shared_entry = None
-    cached: dict[str, dict[str, Any]] = {}
+    heads: dict[str, dict[str, Any]] = {}
     if cache is not None:
         code = render_cache.code_fingerprint(project_dir)
         settings_fp = render_cache.settings_fingerprint(project_dir, stack, stack_settings)
         keys = {spec.name: render_cache.tenant_key(code, settings_fp, spec, names) for spec, names in specs}
         shared_id = render_cache.shared_key(code, settings_fp, (keys[name] for name in order))
         shared_entry = cache.get(shared_id)
-        cached = {name: entry for name in order if (entry := cache.get(keys[name])) is not None}
+        heads = {name: head for name in order if (head := cache.head(keys[name])) is not None}
     platform = shared_entry["platform"] if shared_entry else None
     # Without the shared records at hand, a cached tenant is trusted only once this render's platform hash is known.
-    misses = [name for name in order if name not in cached or (platform and cached[name]["platform"] != platform)]
+    misses = [name for name in order if name not in heads or (platform and heads[name]["platform"] != platform)]
     generated: list[str] = []
+    fresh: dict[str, list[dict[str, Any]]] = {}
     if progress is not None:
         # Cached tenants are ready before anything renders; the bar then counts on from them.
         for name in order:
-            if name in cached and name not in misses:
-                for record in cached[name]["records"]:
-                    progress.registered(record)
+            if name in heads and name not in misses:
+                _count_cached(progress, heads[name]["count"])
     if shared_entry is None or misses:
-        fresh = _render_selection(project_dir, stack, tenants_file, misses, order, jobs, progress, stats)
-        platform = render_cache.records_hash(fresh["shared"])
-        stale = [name for name in order if name in cached and name not in fresh["tenants"]
-                 and cached[name]["platform"] != platform]
+        rendered = _render_selection(project_dir, stack, tenants_file, misses, order, jobs, progress, stats)
+        platform = render_cache.records_hash(rendered["shared"])
+        stale = [name for name in order if name in heads and name not in rendered["tenants"]
+                 and heads[name]["platform"] != platform]
         if stale:
             more = _render_selection(project_dir, stack, tenants_file, stale, order, jobs, progress, stats)
-            if more["shared"] != fresh["shared"]:
+            if more["shared"] != rendered["shared"]:
                 raise MergeRefused("two renders of one stack disagree on the shared records")
-            fresh["tenants"].update(more["tenants"])
-            fresh["generated_secrets"].extend(more["generated_secrets"])
-        shared_entry = {"platform": platform, "records": fresh["shared"], "outputs": fresh["outputs"]}
-        generated = fresh["generated_secrets"]
-        stats["rendered"] = len(fresh["tenants"])
+            rendered["tenants"].update(more["tenants"])
+            rendered["generated_secrets"].extend(more["generated_secrets"])
+        shared_entry = {"platform": platform, "records": rendered["shared"], "outputs": rendered["outputs"]}
+        generated = rendered["generated_secrets"]
+        fresh = rendered["tenants"]
+        stats["rendered"] = len(fresh)
         if cache is not None:
             cache.put(shared_id, shared_entry)
-            for name, records in fresh["tenants"].items():
-                cached[name] = {"platform": platform, "records": records}
-                cache.put(keys[name], cached[name])
-        else:
-            cached = {name: {"records": records} for name, records in fresh["tenants"].items()}
+            for name, records in fresh.items():
+                cache.put(keys[name], {"platform": platform, "records": records})
     elif progress is not None:
         progress.done()
     stats["cached"] = len(order) - stats.setdefault("rendered", 0)
-    resources = list(shared_entry["records"])
-    for name in order:
-        resources.extend(cached[name]["records"])
-    return SynthResult(stack=stack, resources=resources, outputs=shared_entry["outputs"],
-                       generated_secrets=generated)
+    counts = {name: len(fresh[name]) if name in fresh else heads[name]["count"] for name in order}
+    return Rendering(stack, order, shared_entry["platform"], shared_entry["records"], shared_entry["outputs"], keys,
+                     generated, fresh, cache, counts)
+
+
+def render(project_dir: Path, stack: str, tenants_file: Optional[Path], specs: Sequence[tuple[Any, Any]],
+           stack_settings: Any, cache_dir: Optional[Path] = None, jobs: int = 1,
+           progress: Optional[Progress] = None, stats: Optional[dict[str, Any]] = None) -> SynthResult:
+    """`synth.run` of a validated stack (`specs` from `inputs.load_inputs`), reusing `cache_dir`'s renderings
+    (None: no cache) and rendering the rest over `jobs` processes. `stats` receives what was rendered."""
+    return rendering(project_dir, stack, tenants_file, specs, stack_settings, cache_dir, jobs, progress,
+                     stats).result()
 
 
 def default_jobs() -> int:

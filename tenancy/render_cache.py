@@ -35,10 +35,12 @@ from typing import Any, Iterable, Optional
 from components import settings as settings_module
 
 CACHE_DIR = Path(".cache") / "render"
+# Parsed catalogues (catalogue.load's `parsed_dir`), beside the renderings.
+PARSED_DIR = Path(".cache") / "catalogue"
 # Packages whose code runs while the program renders: the SDK and every provider SDK the program imports.
 PACKAGES = ("pulumi", "pulumi-aws", "pulumi-kubernetes", "pulumi-random", "pulumi-vault", "protobuf")
 # Bumped when the layout of an entry changes.
-FORMAT = "1"
+FORMAT = "2"
 
 
 def _sha(*parts: str) -> str:
@@ -102,35 +104,63 @@ def records_hash(records: list[dict[str, Any]]) -> str:
 
 
 class RenderCache:
-    """Renderings stored as `<dir>/<key[:2]>/<key>.json`; a missing or unreadable entry is a miss."""
+    """Renderings stored as `<dir>/<key[:2]>/<key>.json`; a missing or unreadable entry is a miss.
+
+    A file is two lines of JSON: a small head (`key`, `platform`, `count` of records) and the body (`records`,
+    and the stack `outputs` for shared records). Which tenants must render, and which are the same on both sides
+    of a diff, is decided from heads alone; a body is parsed only when its records are used."""
 
     def __init__(self, directory: Path):
         self.directory = directory
         # An entry never changes under its key, so one read serves both sides of a diff: they then hold the very
         # same records, which diff compares by identity before anything else.
+        self._heads: dict[str, dict[str, Any]] = {}
         self._read: dict[str, dict[str, Any]] = {}
 
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.json"
 
+    def head(self, key: str) -> Optional[dict[str, Any]]:
+        """The entry's head (`key`, `platform`, `count`), or None when there is no readable entry."""
+        if key in self._heads:
+            return self._heads[key]
+        try:
+            with self._path(key).open(encoding="utf-8") as stream:
+                head = json.loads(stream.readline())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(head, dict) or head.get("key") != key:
+            return None
+        self._heads[key] = head
+        return head
+
     def get(self, key: str) -> Optional[dict[str, Any]]:
+        """The whole entry, head and body, or None when there is no readable entry."""
         if key in self._read:
             return self._read[key]
         try:
-            entry = json.loads(self._path(key).read_text(encoding="utf-8"))
+            head_line, body_line = self._path(key).read_text(encoding="utf-8").split("\n", 1)
+            head, body = json.loads(head_line), json.loads(body_line)
         except (OSError, ValueError):
             return None
-        if not isinstance(entry, dict) or entry.get("key") != key:
+        if not isinstance(head, dict) or head.get("key") != key or not isinstance(body, dict) \
+                or not isinstance(body.get("records"), list) or len(body["records"]) != head.get("count"):
             return None
-        self._read[key] = entry
-        return entry
+        self._heads[key] = head
+        self._read[key] = {**body, **head}
+        return self._read[key]
 
     def put(self, key: str, entry: dict[str, Any]) -> None:
+        """Store `entry` (`platform`, `records` and any more body fields) under `key`."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Written whole then renamed, so a reader (or a crash) never sees half an entry.
+        head = {"key": key, "platform": entry["platform"], "count": len(entry["records"])}
+        body = {k: v for k, v in entry.items() if k not in head}
+        # Written whole then renamed, so a reader (or a crash) never sees half an entry. JSON escapes newlines in
+        # strings, so the head is exactly the first line.
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump({**entry, "key": key}, out)
+            out.write(json.dumps(head) + "\n" + json.dumps(body))
         os.replace(tmp, path)
-        self._read[key] = {**entry, "key": key}
+        self._heads[key] = head
+        self._read[key] = {**body, **head}

@@ -141,6 +141,17 @@ def test_yaml_is_read_safely(tmp_path):
     assert "alias-expansion bomb" in problems(bomb + "tenants: []\n", tmp_path)[0]
 
 
+def test_many_values_without_aliases_are_refused_and_repeated_scalars_each_checked(tmp_path):
+    """Without aliases the node count comes from the event pass; scalar tags are resolved once per text, so the
+    same ambiguous text in two places must still be reported at both."""
+    from components import safe_yaml
+
+    many = "[" + ",".join(["0"] * (safe_yaml.MAX_NODES + 1)) + "]"
+    assert "expands to more than" in problems(f"tenants: []\nx: {many}\n", tmp_path)[0]
+    found = problems(with_tenant(labels="{a: yes, b: yes}"), tmp_path)
+    assert [f.split(": ", 2)[1] for f in found] == ["tenants[2] (name=gamma).labels.a", "tenants[2] (name=gamma).labels.b"], found
+
+
 def test_oversized_file_is_refused(tmp_path):
     assert "limit" in problems("tenants: []\n#" + "x" * (3 * 1024 * 1024), tmp_path)[0]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tenancy import diff, inputs, render, render_cache, synth
+from tenancy import cli, diff, inputs, render, render_cache, synth
 
 from .conftest import PROJECT
 
@@ -221,11 +221,11 @@ def test_tenants_rendered_beside_other_shared_records_are_rendered_again(seven: 
     cache = tmp_path / "cache"
     _render(PROJECT, "dev", seven, cache)
     for path in cache.rglob("*.json"):
-        entry = json.loads(path.read_text())
-        if "outputs" in entry:
+        head, body = path.read_text().split("\n")
+        if "outputs" in json.loads(body):
             path.unlink()  # the shared records must be rendered again, so the platform hash is recomputed
         else:
-            path.write_text(json.dumps({**entry, "platform": "another platform"}))
+            path.write_text(json.dumps({**json.loads(head), "platform": "another platform"}) + "\n" + body)
     render._open.cache_clear()  # noqa: SLF001 - a new process would read the folder afresh
     stats: dict = {}
     result = _render(PROJECT, "dev", seven, cache, stats=stats)
@@ -248,3 +248,40 @@ def test_the_base_side_of_a_diff_renders_only_what_differs(repo_copy: Path):
     diff.against_base(repo_copy, "dev", "HEAD", cache_dir=cache)
     head_tenants = len(inputs.load_inputs(repo_copy, "dev", None)[1])
     assert len(list(cache.rglob("*.json"))) == (head_tenants + 1) + (1 + 1)
+
+
+def test_a_diff_reads_the_records_of_changed_tenants_only(repo_copy: Path, monkeypatch):
+    """Warm cache, one tenant edited: the tenants found under one key on both sides are neither read nor compared
+    (equal keys, equal records), and the diff is the uncached one."""
+    cache = repo_copy / render_cache.CACHE_DIR
+    diff.against_base(repo_copy, "dev", "HEAD", cache_dir=cache)
+    render._open.cache_clear()  # noqa: SLF001 - as a new process: nothing read yet
+    doc = yaml.safe_load((repo_copy / "tenants.yaml").read_text())
+    edited = doc["tenants"][1]["name"]
+    doc["tenants"][1]["team"] = "renamed-team"
+    (repo_copy / "tenants.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    read: list[str] = []
+    original = render_cache.RenderCache.get
+
+    def spy(self, key):
+        entry = original(self, key)
+        if entry is not None and "outputs" not in entry:
+            read.append(next(r["name"] for r in entry["records"] if r["type"] == render.TENANT_TYPE))
+        return entry
+
+    monkeypatch.setattr(render_cache.RenderCache, "get", spy)
+    cached = diff.against_base(repo_copy, "dev", "HEAD", cache_dir=cache)
+    assert read == [edited]  # the base side's entry; the working tree's was rendered just now
+    assert diff.format_json(cached) == diff.format_json(diff.against_base(repo_copy, "dev", "HEAD"))
+    assert [t.tenant for t in cached.tenants if not t.empty()] == [edited]
+
+
+def test_a_cached_diff_keeps_the_stack_budget(repo_copy: Path, capsys):
+    """The cached `diff --base` counts resources from entry heads; over the budget it refuses as synth does."""
+    _edit(repo_copy / "Pulumi.dev.yaml", "tenancy:stackBudget: 5000", "tenancy:stackBudget: 120")
+    args = ["--project", str(repo_copy), "diff", "--stack", "dev", "--base", "HEAD"]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert "Pulumi.dev.yaml: tenancy:shards: stack dev would hold" in err and "set tenancy:shards to at least" in err
+    assert cli.main(args) == 1  # warm: nothing renders, the heads still count
+    assert capsys.readouterr().err == err
