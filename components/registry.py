@@ -15,6 +15,7 @@ import pulumi_aws as aws
 
 from .catalogue import TenantSpec
 from .naming import TenantNames
+from . import sdk
 from .providers import Providers, child
 from .registry_provider import COLUMN_TYPES, PARTITION_KEY, RegistryProvider
 from .settings import StackSettings
@@ -81,14 +82,14 @@ class Registry(pulumi.ComponentResource):
         # Platform resources carry environment/org/managed-by through the provider's default tags.
         data_opts = child(self, args.providers.aws(region), protect=settings.protect_data,
                           retain_on_delete=settings.protect_data)
-        keyspace = aws.keyspaces.Keyspace(f"{name}-keyspace", name=settings.registry.keyspace, opts=data_opts)
-        table = aws.keyspaces.Table(
-            f"{name}-table", keyspace_name=keyspace.name, table_name=settings.registry.table,
+        keyspace = sdk.register(aws.keyspaces.Keyspace, f"{name}-keyspace", data_opts, name=settings.registry.keyspace)
+        table = sdk.register(
+            aws.keyspaces.Table, f"{name}-table", data_opts, ["arn"], keyspace_name=keyspace.name,
+            table_name=settings.registry.table,
             schema_definition=schema_definition(),
             capacity_specification={"throughput_mode": "PAY_PER_REQUEST"},
             encryption_specification={"type": "AWS_OWNED_KMS_KEY"},
-            point_in_time_recovery={"status": "ENABLED"},
-            opts=data_opts)
+            point_in_time_recovery={"status": "ENABLED"})
         self.target = registry_target(settings, args.password)
         # Default providers are disabled for every package but `pulumi`, the dynamic provider's included, so the
         # records get an explicit one (the same plugin the engine would otherwise start as a default).
