@@ -423,7 +423,7 @@ def _resolve_outputs(root: Any) -> dict[str, Any]:
 def write(result: SynthResult, out_dir: Path) -> None:
     import shutil
 
-    import yaml
+    from .yaml_emit import dump
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "resources.json").write_text(json.dumps(result.resources, indent=2, sort_keys=False) + "\n")
@@ -434,7 +434,7 @@ def write(result: SynthResult, out_dir: Path) -> None:
     for relative, manifest in result.manifests():
         path = manifests_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+        path.write_text(dump(manifest))
 
 
 # The summary's columns, explained under the table so a first-time reader needs no other document.
