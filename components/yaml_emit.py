@@ -28,7 +28,7 @@ _KEY_LIMIT = 121
 _DOUBLE_QUOTED = re.compile(r'(?m)^ *"|[-?:] "')
 # Only a line this long can hold a key of _KEY_LIMIT characters and its ":".
 _LONG_LINE = re.compile(r"(?m)^.{%d,}$" % (_KEY_LIMIT + 1))
-_INDICATORS = re.compile(r" *(?:[-?] +)*")
+_INDICATORS = re.compile(r" *(?:[-?:] +)*")
 
 
 def _pyyaml_would_agree(text: str) -> bool:

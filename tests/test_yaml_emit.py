@@ -42,6 +42,7 @@ def test_dump_is_safe_dump(data):
     {"k" * 121 + ": 1": 1, "a": ["k" * 125]},
     {"k": "\n'[x -- :[z #\"x'\\x:y'] c cx- a#x{zbx[#\\z\"-[c\n #\\{x\\#z[}#c\n}{}:\n#]cxzac'}\\# y##-z'"},
     {"k" * 123: []},
+    {"k" * 129: {"k" * 123: None}},
     {"k" * 128: 1},
 ])
 def test_known_disagreements_are_written_by_pyyaml(data):
