@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
-import yaml
-
-from . import naming
+from . import naming, yaml_emit
 from .catalogue import TenantSpec
 from .images import NEXTFLOW_IMAGE
 from .namespace import node_placement
@@ -74,7 +72,7 @@ def artifact_repositories_configmap(names: TenantNames, repository_yaml: Any) ->
 
 
 def repository_yaml(repository: dict[str, Any]) -> str:
-    return yaml.safe_dump(repository, sort_keys=False)
+    return yaml_emit.dump(repository)
 
 
 def pod_security_context() -> dict[str, Any]:

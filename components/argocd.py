@@ -27,7 +27,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from . import iam_policies, kube, naming, rbac
+from . import iam_policies, kube, naming, rbac, sdk
 from .catalogue import TenantSpec
 from .naming import TenantNames
 from .network import NAMESPACE_NAME_LABEL, _public
@@ -371,8 +371,8 @@ class ArgoCdGenerator(pulumi.ComponentResource):
         k8s_opts = child(self, providers.kubernetes)
         namespace = settings.argocd.namespace
 
-        token = random.RandomPassword(f"{name}-token", length=48, special=False,
-                                      opts=child(self, providers.random))
+        token = sdk.register(random.RandomPassword, f"{name}-token", child(self, providers.random), ["result"],
+                             length=48, special=False)
         objects = [service_account(settings, self._registry_identity(name, args)), token_secret(namespace, pulumi.Output.secret(token.result))]
         if settings.registry.auth == "service-specific":
             objects.append(registry_secret(namespace, pulumi.Output.secret(args.registry_password)))
@@ -397,11 +397,12 @@ class ArgoCdGenerator(pulumi.ComponentResource):
         opts = child(self, args.providers.aws(registry_region(settings)))
         trust = iam_policies.irsa_trust_policy(irsa.oidc_provider_arn, irsa.issuer, settings.argocd.namespace,
                                                naming.GENERATOR)
-        role = aws.iam.Role(f"{name}-role", name=naming.generator_iam_role(settings.org, settings.environment),
-                            assume_role_policy=json.dumps(trust), opts=opts)
-        policy = aws.iam.Policy(
-            f"{name}-registry-read", name=naming.generator_iam_policy(settings.org, settings.environment),
-            policy=args.registry_table_arn.apply(lambda arn: json.dumps(iam_policies.registry_read_policy(arn))),
-            opts=opts)
-        aws.iam.RolePolicyAttachment(f"{name}-registry-read", role=role.name, policy_arn=policy.arn, opts=opts)
+        role = sdk.register(aws.iam.Role, f"{name}-role", opts, ["arn"],
+                            name=naming.generator_iam_role(settings.org, settings.environment),
+                            assume_role_policy=json.dumps(trust))
+        policy = sdk.register(
+            aws.iam.Policy, f"{name}-registry-read", opts, ["arn"],
+            name=naming.generator_iam_policy(settings.org, settings.environment),
+            policy=args.registry_table_arn.apply(lambda arn: json.dumps(iam_policies.registry_read_policy(arn))))
+        sdk.register(aws.iam.RolePolicyAttachment, f"{name}-registry-read", opts, role=role.name, policy_arn=policy.arn)
         return role.arn

@@ -5,16 +5,19 @@ The Argo CD plugin generator reads this table, so a row is how a tenant's reposi
 
 from __future__ import annotations
 
+import functools
 import pickle
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import pulumi
 import pulumi.dynamic as dynamic
+from pulumi.dynamic.dynamic import PROVIDER_KEY, serialize_provider
 import pulumi_aws as aws
 
 from .catalogue import TenantSpec
 from .naming import TenantNames
+from . import sdk
 from .providers import Providers, child
 from .registry_provider import COLUMN_TYPES, PARTITION_KEY, RegistryProvider
 from .settings import StackSettings
@@ -81,14 +84,14 @@ class Registry(pulumi.ComponentResource):
         # Platform resources carry environment/org/managed-by through the provider's default tags.
         data_opts = child(self, args.providers.aws(region), protect=settings.protect_data,
                           retain_on_delete=settings.protect_data)
-        keyspace = aws.keyspaces.Keyspace(f"{name}-keyspace", name=settings.registry.keyspace, opts=data_opts)
-        table = aws.keyspaces.Table(
-            f"{name}-table", keyspace_name=keyspace.name, table_name=settings.registry.table,
+        keyspace = sdk.register(aws.keyspaces.Keyspace, f"{name}-keyspace", data_opts, name=settings.registry.keyspace)
+        table = sdk.register(
+            aws.keyspaces.Table, f"{name}-table", data_opts, ["arn"], keyspace_name=keyspace.name,
+            table_name=settings.registry.table,
             schema_definition=schema_definition(),
             capacity_specification={"throughput_mode": "PAY_PER_REQUEST"},
             encryption_specification={"type": "AWS_OWNED_KMS_KEY"},
-            point_in_time_recovery={"status": "ENABLED"},
-            opts=data_opts)
+            point_in_time_recovery={"status": "ENABLED"})
         self.target = registry_target(settings, args.password)
         # Default providers are disabled for every package but `pulumi`, the dynamic provider's included, so the
         # records get an explicit one (the same plugin the engine would otherwise start as a default).
@@ -99,19 +102,31 @@ class Registry(pulumi.ComponentResource):
         self.register_outputs({"keyspace": table.keyspace_name, "table": table.table_name, "tableArn": table.arn})
 
 
+@functools.lru_cache(maxsize=1)
+def serialized_provider() -> str:
+    """The RegistryProvider pickled as the SDK's dynamic.Resource pickles it into each record's `__provider` input.
+
+    The same for every record, so it is pickled once per process rather than once per tenant (dill walks the
+    provider's module every time: ~3 ms a record). The SDK's serialisation also wraps pickle's `_batch_setitems`
+    in a sorting shim on every call and never unwraps it, so each call would add a stack frame to every later
+    pickle (around a thousand calls hit RecursionError): the original is put back.
+    """
+    batch_setitems = pickle._Pickler._batch_setitems  # noqa: SLF001 - the attribute the SDK leaks
+    try:
+        return serialize_provider(RegistryProvider())
+    finally:
+        pickle._Pickler._batch_setitems = batch_setitems  # noqa: SLF001
+
+
 class RegistryRecord(dynamic.Resource):
     """One tenant's row; removed on delete, or only disabled where the stack protects data."""
 
     def __init__(self, name: str, registry: Registry, row: dict[str, Any], disable_on_delete: bool,
                  opts: Optional[pulumi.ResourceOptions] = None):
-        props = {**registry.target, **row, "disable_on_delete": disable_on_delete}
+        props = {**registry.target, **row, "disable_on_delete": disable_on_delete,
+                 # As dynamic.Resource sends it: always a secret (its `serialize_as_secret_always`).
+                 PROVIDER_KEY: pulumi.Output.secret(serialized_provider())}
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=registry.record_provider,
                                                                          depends_on=registry.records_depend_on))
-        # The SDK's provider serialisation wraps pickle's `_batch_setitems` in a sorting shim on every call and
-        # never unwraps it, so each dynamic resource adds a stack frame to every later pickle: around a thousand
-        # records in one program hit RecursionError (seen at 1,000 tenants). Put the original back each time.
-        batch_setitems = pickle._Pickler._batch_setitems  # noqa: SLF001 - the attribute the SDK leaks
-        try:
-            super().__init__(RegistryProvider(), name, props, opts)
-        finally:
-            pickle._Pickler._batch_setitems = batch_setitems  # noqa: SLF001
+        # dynamic.Resource.__init__ would pickle the provider again; register under its type token directly.
+        pulumi.CustomResource.__init__(self, f"pulumi-python:{self._resource_type_name}", name, props, opts)

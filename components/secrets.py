@@ -17,7 +17,7 @@ import pulumi
 import pulumi_random as random
 import pulumi_vault as vault
 
-from . import kube, naming
+from . import kube, naming, sdk
 from .catalogue import TenantSpec
 from .naming import TenantNames
 from .namespace import tenancy_labels
@@ -145,9 +145,9 @@ class TenantSecrets(pulumi.ComponentResource):
 
         def kv_secret(suffix: str, path: str, values: dict[str, pulumi.Output[str]],
                       opts: pulumi.ResourceOptions) -> vault.kv.SecretV2:
-            return vault.kv.SecretV2(
-                f"{name}-kv-{suffix}", mount=kv_mount, name=path,
-                data_json=pulumi.Output.secret(pulumi.Output.all(**values).apply(json.dumps)), opts=opts)
+            return sdk.register(
+                vault.kv.SecretV2, f"{name}-kv-{suffix}", opts, mount=kv_mount, name=path,
+                data_json=pulumi.Output.secret(pulumi.Output.all(**values).apply(json.dumps)))
 
         deliveries: list[tuple[str, str, list[str]]] = []
         access = args.access
@@ -163,22 +163,21 @@ class TenantSecrets(pulumi.ComponentResource):
             keys = minicluster_keys(spec.minicluster.users)
             # Fixed logical names and no keepers: the same values on every run, new ones only for new users.
             values = {
-                key: random.RandomPassword(f"{name}-{key}", length=PASSWORD_LENGTH, special=False,
-                                           opts=child(self, providers.random, **keep)).result
+                key: sdk.register(random.RandomPassword, f"{name}-{key}", child(self, providers.random, **keep),
+                                  ["result"], length=PASSWORD_LENGTH, special=False).result
                 for key in keys
             }
             kv_secret("minicluster", names.vault_minicluster_path, values, child(self, providers.vault, **keep))
             deliveries.append((names.minicluster_secret, names.vault_minicluster_path, keys))
 
-        policy = vault.Policy(f"{name}-policy", name=names.vault_policy,
-                              policy=kv_mount.apply(lambda mount: tenant_policy(mount, names.vault_base_path)),
-                              opts=child(self, providers.vault))
+        policy = sdk.register(vault.Policy, f"{name}-policy", child(self, providers.vault), name=names.vault_policy,
+                              policy=kv_mount.apply(lambda mount: tenant_policy(mount, names.vault_base_path)))
         if spec.is_active:
             # Removing the role is what suspension revokes: External Secrets can no longer log in, while the
             # paths, values and delivery objects stay for resuming.
-            vault.kubernetes.AuthBackendRole(
-                f"{name}-role", backend=args.vault.kubernetes_auth_path, role_name=names.vault_role,
-                **role_fields(names, settings.vault), opts=child(self, providers.vault, depends_on=[policy]))
+            sdk.register(
+                vault.kubernetes.AuthBackendRole, f"{name}-role", child(self, providers.vault, depends_on=[policy]),
+                backend=args.vault.kubernetes_auth_path, role_name=names.vault_role, **role_fields(names, settings.vault))
 
         # The objects live in the tenant's namespace, so they must wait for it.
         k8s_opts = child(self, providers.kubernetes, depends_on=[args.namespace])

@@ -9,7 +9,7 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from . import iam_policies, naming
+from . import iam_policies, naming, sdk
 from .catalogue import TenantSpec
 from .naming import TenantNames
 from .providers import Providers, child
@@ -65,43 +65,40 @@ class TenantStorage(pulumi.ComponentResource):
         opts_ = child(self, provider)
         data_opts = child(self, provider, protect=settings.protect_data, retain_on_delete=settings.protect_data)
 
-        bucket = aws.s3.Bucket(f"{name}-bucket", bucket=names.bucket, force_destroy=settings.artifacts.force_destroy,
-                               tags=tags, opts=data_opts)
-        aws.s3.BucketOwnershipControls(f"{name}-ownership", bucket=bucket.id,
-                                       rule={"object_ownership": "BucketOwnerEnforced"}, opts=opts_)
-        aws.s3.BucketPublicAccessBlock(f"{name}-public-access-block", bucket=bucket.id, block_public_acls=True,
-                                       block_public_policy=True, ignore_public_acls=True,
-                                       restrict_public_buckets=True, opts=opts_)
+        bucket = sdk.register(aws.s3.Bucket, f"{name}-bucket", data_opts, ["arn"], bucket=names.bucket,
+                              force_destroy=settings.artifacts.force_destroy, tags=tags)
+        sdk.register(aws.s3.BucketOwnershipControls, f"{name}-ownership", opts_, bucket=bucket.id,
+                     rule={"object_ownership": "BucketOwnerEnforced"})
+        sdk.register(aws.s3.BucketPublicAccessBlock, f"{name}-public-access-block", opts_, bucket=bucket.id,
+                     block_public_acls=True, block_public_policy=True, ignore_public_acls=True,
+                     restrict_public_buckets=True)
 
         kms_key = None
         sse_default: dict = {"sse_algorithm": "AES256"}
         if spec.uses_kms:
-            kms_key = aws.kms.Key(
-                f"{name}-kms-key", description=f"Artifacts of tenant {spec.name} ({settings.environment})",
+            kms_key = sdk.register(
+                aws.kms.Key, f"{name}-kms-key", data_opts, ["key_id", "arn"],
+                description=f"Artifacts of tenant {spec.name} ({settings.environment})",
                 enable_key_rotation=True, tags=tags,
                 deletion_window_in_days=(KMS_DELETION_WINDOW_PROTECTED_DAYS if settings.protect_data
-                                         else KMS_DELETION_WINDOW_DAYS),
-                opts=data_opts)
-            aws.kms.Alias(f"{name}-kms-alias", name=names.kms_alias, target_key_id=kms_key.key_id, opts=opts_)
+                                         else KMS_DELETION_WINDOW_DAYS))
+            sdk.register(aws.kms.Alias, f"{name}-kms-alias", opts_, name=names.kms_alias, target_key_id=kms_key.key_id)
             sse_default = {"sse_algorithm": "aws:kms", "kms_master_key_id": kms_key.arn}
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-sse", bucket=bucket.id,
+        sdk.register(
+            aws.s3.BucketServerSideEncryptionConfiguration, f"{name}-sse", opts_, bucket=bucket.id,
             # The bucket key cuts KMS requests (and their cost and throttling) by orders of magnitude.
-            rules=[{"apply_server_side_encryption_by_default": sse_default, "bucket_key_enabled": spec.uses_kms}],
-            opts=opts_)
-        aws.s3.BucketVersioning(
-            f"{name}-versioning", bucket=bucket.id,
+            rules=[{"apply_server_side_encryption_by_default": sse_default, "bucket_key_enabled": spec.uses_kms}])
+        sdk.register(
+            aws.s3.BucketVersioning, f"{name}-versioning", opts_, bucket=bucket.id,
             # "Suspended", not "Disabled": only Suspended is accepted once a bucket has ever been versioned.
-            versioning_configuration={"status": "Enabled" if artifacts.versioning else "Suspended"}, opts=opts_)
-        aws.s3.BucketLifecycleConfiguration(
-            f"{name}-lifecycle", bucket=bucket.id,
+            versioning_configuration={"status": "Enabled" if artifacts.versioning else "Suspended"})
+        sdk.register(
+            aws.s3.BucketLifecycleConfiguration, f"{name}-lifecycle", opts_, bucket=bucket.id,
             rules=iam_policies.lifecycle_rules(
                 artifacts.storage_class, noncurrent_expire_days=settings.artifacts.noncurrent_version_expire_days,
-                archive_after_days=artifacts.archive_after_days, expire_after_days=artifacts.expire_after_days),
-            opts=opts_)
-        aws.s3.BucketPolicy(f"{name}-tls-only", bucket=bucket.id,
-                            policy=bucket.arn.apply(lambda arn: json.dumps(iam_policies.tls_only_bucket_policy(arn))),
-                            opts=opts_)
+                archive_after_days=artifacts.archive_after_days, expire_after_days=artifacts.expire_after_days))
+        sdk.register(aws.s3.BucketPolicy, f"{name}-tls-only", opts_, bucket=bucket.id,
+                     policy=bucket.arn.apply(lambda arn: json.dumps(iam_policies.tls_only_bucket_policy(arn))))
 
         kms_arn = kms_key.arn if kms_key is not None else None
         role_arn = access_key_id = secret_access_key = None
@@ -121,8 +118,8 @@ class TenantStorage(pulumi.ComponentResource):
         document = pulumi.Output.all(bucket.arn, kms_arn).apply(lambda values: json.dumps(
             iam_policies.artifact_access_policy(values[0], artifacts.key_prefix,
                                                 allow_delete=artifacts.garbage_collection, kms_key_arn=values[1])))
-        policy = aws.iam.Policy(f"{name}-policy", name=names.iam_policy, policy=document, tags=tags,
-                                description=f"Artifact access of tenant {spec.name}", opts=opts_)
+        policy = sdk.register(aws.iam.Policy, f"{name}-policy", opts_, ["arn"], name=names.iam_policy, policy=document,
+                              tags=tags, description=f"Artifact access of tenant {spec.name}")
         if artifacts.credentials == "irsa":
             irsa = settings.irsa
             if irsa is None:
@@ -130,16 +127,17 @@ class TenantStorage(pulumi.ComponentResource):
             trust = (iam_policies.irsa_trust_policy(irsa.oidc_provider_arn, irsa.issuer, names.namespace,
                                                     naming.RUNNER_SERVICE_ACCOUNT)
                      if spec.is_active else iam_policies.suspended_trust_policy(irsa.oidc_provider_arn))
-            role = aws.iam.Role(f"{name}-role", name=names.iam_role, assume_role_policy=json.dumps(trust),
-                                tags=tags, opts=opts_)
+            role = sdk.register(aws.iam.Role, f"{name}-role", opts_, ["arn"], name=names.iam_role,
+                                assume_role_policy=json.dumps(trust), tags=tags)
             if spec.is_active:
-                aws.iam.RolePolicyAttachment(f"{name}-role-policy", role=role.name, policy_arn=policy.arn,
-                                             opts=opts_)
+                sdk.register(aws.iam.RolePolicyAttachment, f"{name}-role-policy", opts_, role=role.name,
+                             policy_arn=policy.arn)
             return role.arn, None, None
-        user = aws.iam.User(f"{name}-user", name=names.iam_user, tags=tags, opts=opts_)
+        user = sdk.register(aws.iam.User, f"{name}-user", opts_, name=names.iam_user, tags=tags)
         if spec.is_active:
-            aws.iam.UserPolicyAttachment(f"{name}-user-policy", user=user.name, policy_arn=policy.arn, opts=opts_)
+            sdk.register(aws.iam.UserPolicyAttachment, f"{name}-user-policy", opts_, user=user.name,
+                         policy_arn=policy.arn)
         # Suspension disables the key instead of deleting it, so resuming does not rotate it under the tenant.
-        key = aws.iam.AccessKey(f"{name}-access-key", user=user.name,
-                                status="Active" if spec.is_active else "Inactive", opts=opts_)
+        key = sdk.register(aws.iam.AccessKey, f"{name}-access-key", opts_, ["secret"], user=user.name,
+                           status="Active" if spec.is_active else "Inactive")
         return None, pulumi.Output.secret(key.id), pulumi.Output.secret(key.secret)

@@ -12,6 +12,7 @@ from typing import Optional
 import pulumi
 import pulumi_vault as vault
 
+from . import sdk
 from .providers import Providers, child
 from .settings import VaultSettings
 
@@ -41,14 +42,15 @@ class VaultPlatform(pulumi.ComponentResource):
 
         mount_settings = settings.kv_mount
         if mount_settings.create:
-            mount = vault.Mount(
+            mount = sdk.register(
+                vault.Mount,
                 f"{name}-kv",
+                # Deleting a kv mount deletes every secret in it.
+                child(self, provider, protect=args.protect_data, retain_on_delete=args.protect_data),
                 path=mount_settings.path,
                 type="kv",
                 options={"version": "2"},
                 description="tenancy: per-tenant secrets delivered by External Secrets",
-                # Deleting a kv mount deletes every secret in it.
-                opts=child(self, provider, protect=args.protect_data, retain_on_delete=args.protect_data),
             )
             # Tenant secrets take the path from the resource, so they wait for the mount to exist.
             self.kv_mount_path = mount.path
@@ -57,19 +59,21 @@ class VaultPlatform(pulumi.ComponentResource):
 
         auth_settings = settings.kubernetes_auth
         if auth_settings.create:
-            backend = vault.AuthBackend(
+            backend = sdk.register(
+                vault.AuthBackend,
                 f"{name}-kubernetes",
+                child(self, provider),
                 type="kubernetes",
                 path=auth_settings.path,
                 description="tenancy: External Secrets service accounts of tenant namespaces",
-                opts=child(self, provider),
             )
-            vault.kubernetes.AuthBackendConfig(
+            sdk.register(
+                vault.kubernetes.AuthBackendConfig,
                 f"{name}-kubernetes-config",
+                child(self, provider),
                 backend=backend.path,
                 kubernetes_host=auth_settings.host,
                 kubernetes_ca_cert=args.kubernetes_ca_cert,
-                opts=child(self, provider),
             )
             self.kubernetes_auth_path = backend.path
         else:

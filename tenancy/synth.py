@@ -8,6 +8,8 @@ carry concrete values. Secret values are recorded only as "[secret]": synth outp
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
 import runpy
@@ -16,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, TextIO
+from typing import Any, Callable, Iterator, Optional, TextIO
 
 import pulumi
 from google.protobuf import json_format, struct_pb2
@@ -375,6 +377,24 @@ def _ordered_manifest(inputs: dict[str, Any]) -> dict[str, Any]:
     return {**{k: inputs[k] for k in first if k in inputs}, **{k: v for k, v in inputs.items() if k not in first}}
 
 
+# Allocations between young-generation collections while a program runs under the mocks (CPython's default: 700).
+# The SDK allocates futures, tasks and Outputs by the hundred per resource and keeps most of them until the end, so
+# at the default nearly every collection traverses survivors only: half the CPU of a large synth (measured at
+# 200 tenants: 25 s with the defaults, 13 s with these).
+GC_THRESHOLDS = (100_000, 50, 100)
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Run with GC_THRESHOLDS, then restore the process's own (garbage cycles are collected later, not never)."""
+    before = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def run(project_dir: Path, stack: str, tenants_file: Optional[Path] = None,
         progress: Optional[Progress] = None, stack_outputs: Optional[dict[str, dict[str, Any]]] = None) -> SynthResult:
     """Run the program in `project_dir` for `stack` under mocks; the caller validates inputs first.
@@ -396,8 +416,9 @@ def run(project_dir: Path, stack: str, tenants_file: Optional[Path] = None,
     program = str(project_dir / "__main__.py")
     sys.path.insert(0, str(project_dir))
     try:
-        _sync_await(pulumi.runtime.stack.run_pulumi_func(lambda: _run_program(program, monitor)))
-        outputs = _resolve_outputs(runtime_settings.get_root_resource())
+        with fewer_collections():
+            _sync_await(pulumi.runtime.stack.run_pulumi_func(lambda: _run_program(program, monitor)))
+            outputs = _resolve_outputs(runtime_settings.get_root_resource())
     finally:
         sys.path.remove(str(project_dir))
         if progress is not None:
@@ -423,7 +444,7 @@ def _resolve_outputs(root: Any) -> dict[str, Any]:
 def write(result: SynthResult, out_dir: Path) -> None:
     import shutil
 
-    import yaml
+    from components.yaml_emit import dump
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "resources.json").write_text(json.dumps(result.resources, indent=2, sort_keys=False) + "\n")
@@ -434,7 +455,7 @@ def write(result: SynthResult, out_dir: Path) -> None:
     for relative, manifest in result.manifests():
         path = manifests_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+        path.write_text(dump(manifest))
 
 
 # The summary's columns, explained under the table so a first-time reader needs no other document.

@@ -60,3 +60,35 @@ def test_many_records_do_not_exhaust_the_stack(tmp_path):
     before = pickle._Pickler._batch_setitems
     render("dev", "tenants:\n" + entries, tmp_path)
     assert pickle._Pickler._batch_setitems is before
+
+
+def test_records_carry_the_provider_as_the_sdk_pickles_it(monkeypatch):
+    """Each record's `__provider` is what pulumi's dynamic.Resource sends (pulumi/dynamic/dynamic.py, SDK 3.27x):
+    the provider pickled by the SDK's `serialize_provider`, always secret, and it unpickles to the provider the
+    engine's python dynamic-provider host runs."""
+    import base64
+
+    import dill
+    from pulumi.dynamic.dynamic import serialize_provider
+    from pulumi.runtime import rpc
+
+    from tenancy import synth
+    from components.registry import serialized_provider
+    from components.registry_provider import RegistryProvider
+
+    sent = []
+    original = synth.RecordingMonitor.RegisterResource
+
+    def recording(self, request):
+        if request.type == "pulumi-python:dynamic:Resource":
+            sent.append(request.object["__provider"])
+        return original(self, request)
+
+    monkeypatch.setattr(synth.RecordingMonitor, "RegisterResource", recording)
+    render("dev")
+    expected = serialize_provider(RegistryProvider())
+    assert sent and serialized_provider() == expected
+    for value in sent:
+        assert value[rpc._special_sig_key] == rpc._special_secret_sig  # noqa: SLF001
+        assert value["value"] == expected
+    assert isinstance(dill.loads(base64.b64decode(expected)), RegistryProvider)

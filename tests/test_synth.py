@@ -228,3 +228,25 @@ def test_progress_goes_to_stderr_never_stdout(monkeypatch, capsys):
     captured = capsys.readouterr()
     assert "dev: done, 3/3 tenants" in captured.err
     assert "tenants," not in captured.out and captured.out.startswith("TENANT")
+
+
+def test_run_collects_less_only_while_the_program_runs():
+    import gc
+
+    from tenancy import synth
+    from tests.conftest import render
+
+    before = gc.get_threshold()
+    seen = []
+    original = synth._run_program
+
+    def spying(program, monitor):
+        seen.append(gc.get_threshold())
+        return original(program, monitor)
+
+    synth._run_program, restore = spying, original
+    try:
+        render("dev")
+    finally:
+        synth._run_program = restore
+    assert seen == [synth.GC_THRESHOLDS] and gc.get_threshold() == before
