@@ -151,7 +151,7 @@ def _open(cache_dir: Path) -> RenderCache:
 
 @dataclasses.dataclass
 class Rendering:
-    """A one-stack render as the cache holds it: the shared records and outputs, and each tenant's records, read
+    """A stack's render as the cache holds it: the shared records and outputs, and each tenant's records, read
     from the cache only when asked for, with the keys they are stored under (none without a cache)."""
 
     stack: str
