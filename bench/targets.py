@@ -7,6 +7,8 @@
   edited, with the cache the synth row filled (and an unedited diff before, which also keeps the parse of HEAD's
   catalogue in .cache/catalogue/, as any earlier diff or synth of that revision does; without it the edited diff
   parses one more catalogue, about 0.6 s): wall and CPU time of the command.
+- sharded diff: the same diff in an environment of `--shards` stacks (the platform stack and the tenants' shards),
+  its cache filled by `synth` of the environment (cold, also shown) and an unedited diff: wall and CPU time.
 - overhead: single-process synth ÷ the bare SDK registering as many plain resources (bench/synth_scale.py's
   children, unchanged: the floor is `pulumi.CustomResource` under the same recording mocks).
 - largest stack: resources of the one stack 1,000 tenants render to.
@@ -101,16 +103,17 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "tenancy", *args]
 
 
-def _project(tmp: Path, catalogue: str) -> Path:
-    """A git repository holding the program and a catalogue, committed. The rows measure one stack of every
-    tenant (the issue's baseline), so the stack's resource budget is lifted rather than the tenants sharded."""
-    project = tmp / "project"
+def _project(tmp: Path, catalogue: str, shards: int = 1) -> Path:
+    """A git repository holding the program and a catalogue, committed, its dev stack split in `shards`. The rows
+    compare layouts of the same tenants (one stack is the issue's baseline), so the resource budget is lifted."""
+    project = tmp / ("project" if shards == 1 else f"project-{shards}-shards")
     shutil.copytree(PROJECT, project, ignore=COPIED)
     (project / "tenants.yaml").write_text(catalogue)
     stack_file = project / "Pulumi.dev.yaml"
-    stack_file.write_text(stack_file.read_text().replace("  tenancy:stackBudget: 5000\n",
-                                                         "  tenancy:stackBudget: 1000000\n"))
+    stack_file.write_text(stack_file.read_text().replace("  tenancy:stackBudget: 5000\n", "  tenancy:stackBudget: 1000000\n")
+                          .replace("  tenancy:shards: 1\n", f"  tenancy:shards: {shards}\n"))
     assert "tenancy:stackBudget: 1000000" in stack_file.read_text(), "Pulumi.dev.yaml no longer sets the budget"
+    assert f"tenancy:shards: {shards}" in stack_file.read_text(), "Pulumi.dev.yaml no longer sets the shards"
     git = ["git", "-C", str(project), "-c", "user.email=b@example.com", "-c", "user.name=b"]
     subprocess.run(git + ["init", "-q"], check=True)
     subprocess.run(git + ["add", "-A"], check=True)
@@ -123,6 +126,8 @@ def main() -> None:
     parser.add_argument("--validate", type=int, default=10_000, help="tenants validated")
     parser.add_argument("--tenants", type=int, default=1000, help="tenants rendered, diffed and compared")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--shards", type=int, default=4, help="shards of the sharded diff row")
+    parser.add_argument("--only-sharded", action="store_true", help="measure the sharded rows alone")
     parser.add_argument("--skip-overhead", action="store_true", help="leave out the (slow) single-process row")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -147,6 +152,9 @@ def main() -> None:
 
         path = tmp / "tenants.yaml"
         path.write_text(synth_scale.catalogue(n))
+        if args.only_sharded:
+            sharded_rows(tmp, n, args.jobs, args.shards, row)
+            return
         project = _project(tmp, synth_scale.catalogue(n))
         cpu = _cpu()
         done = subprocess.run([sys.executable, __file__, "--child", str(project), str(args.jobs),
@@ -168,6 +176,7 @@ def main() -> None:
         catalogue.write_text(edited)
         timing = _timed(_cli(*diff_args))
         row(f"diff --base after editing one tenant among {n:,}, warm cache", f"{timing}; unedited {warm}", "<= 5 s")
+        sharded_rows(tmp, n, args.jobs, args.shards, row)
 
         if not args.skip_overhead:
             serial = synth_scale.run_child("synth", str(path))
@@ -176,6 +185,23 @@ def main() -> None:
                 f"{serial['seconds'] / floor['seconds']:.2f} ({serial['seconds']:.1f} s / {floor['seconds']:.1f} s; "
                 f"{serial['peak_mb']:.0f} MB)", "<= 1.5")
         row(f"largest stack at {n:,} tenants", f"{synth['resources']:,} resources", "<= the budget")
+
+
+def sharded_rows(tmp: Path, n: int, jobs: int, shards: int, row) -> None:
+    """The diff row in an environment of `shards` shard stacks, warmed by the environment's synth."""
+    project = _project(tmp, synth_scale.catalogue(n), shards)
+    cold = _timed(_cli("--project", str(project), "synth", "--stack", "dev", "--jobs", str(jobs)))
+    row(f"synth of {n:,} tenants in {shards} shards, cold cache, {jobs} processes", cold, "-")
+    diff_args = ("--project", str(project), "diff", "--stack", "dev", "--base", "HEAD", "--format", "json",
+                 "--jobs", str(jobs))
+    warm = _timed(_cli(*diff_args))
+    catalogue = project / "tenants.yaml"
+    edited = catalogue.read_text().replace(f"team: team-{n // 2}\n", "team: edited\n", 1)
+    assert edited != catalogue.read_text()
+    catalogue.write_text(edited)
+    timing = _timed(_cli(*diff_args))
+    row(f"diff --base after editing one tenant among {n:,} in {shards} shards, warm cache",
+        f"{timing}; unedited {warm}", "<= 5 s")
 
 
 if __name__ == "__main__":

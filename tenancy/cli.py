@@ -35,15 +35,13 @@ def _render_options(args: argparse.Namespace) -> dict:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from . import environment, render, render_cache, synth
+    from . import environment, render_cache, synth
 
-    options = _render_options(args)
     stack_settings, tenants = load_inputs(args.project, args.stack, args.tenants,
                                           None if args.no_cache else args.project / render_cache.PARSED_DIR)
-    results = environment.render(
-        args.project, args.stack, args.tenants, progress=lambda name: synth.Progress(name, len(tenants)),
-        render_one=lambda progress: render.render(args.project, args.stack, args.tenants, tenants, stack_settings,
-                                                  progress=progress, **options))
+    results = environment.render(args.project, args.stack, args.tenants,
+                                 progress=lambda name: synth.Progress(name, len(tenants)),
+                                 inputs=(stack_settings, tenants), **_render_options(args))
     # An environment's stack renders with all its shards (written beside it, e.g. out/dev-shard-0); a shard alone.
     shown = results if args.stack == stack_settings.environment else {args.stack: results[args.stack]}
     lifecycles = {spec.name: spec.lifecycle for spec, _ in tenants}

@@ -358,18 +358,15 @@ def _render(project_dir: Path, stack: str, tenants: Optional[Path], progress_lab
             cache_dir: Optional[Path] = None, jobs: int = 1, inputs: Optional[tuple[Any, list]] = None
             ) -> tuple[settings_module.StackSettings, SynthResult, dict[str, str]]:
     """One side: every stack of the environment (platform and shards) in one result, so resources match without
-    their stack; a one-stack environment renders through render's cache (`cache_dir`, None for none) and `jobs`
-    processes. `inputs`: the stack's (settings, specs) when already loaded."""
-    from . import environment, render
+    their stack, rendered through render's cache (`cache_dir`, None for none) and `jobs` processes. `inputs`: the
+    stack's (settings, specs) when already loaded."""
+    from . import environment
     from .inputs import load_inputs
 
     stack_settings, specs = inputs or load_inputs(project_dir, stack, tenants)
     result = environment.merged(environment.render(
-        project_dir, stack, tenants,
-        progress=_progress(progress_label, stack, len(specs)),
-        render_one=lambda progress: render.render(project_dir, stack, tenants, specs, stack_settings, cache_dir,
-                                                  jobs, progress=progress)),
-        stack)
+        project_dir, stack, tenants, progress=_progress(progress_label, stack, len(specs)),
+        inputs=(stack_settings, specs), cache_dir=cache_dir, jobs=jobs), stack)
     return stack_settings, result, {spec.name: spec.lifecycle for spec, _ in specs}
 
 
@@ -406,10 +403,10 @@ def against_base(project_dir: Path, stack: str, rev: str, progress: bool = False
     with revision.project_at(project_dir, stack, rev) as base_dir:
         base_inputs = load_inputs(base_dir, stack, None, parsed_dir)
         lifecycles = tuple({spec.name: spec.lifecycle for spec, _ in specs} for _, specs in (base_inputs, head_inputs))
-        if cache_dir is not None and head_inputs[0].shards == 1 and base_inputs[0].shards == 1:
-            head = _rendering(project_dir, stack, head_inputs, head_label if progress else None, cache_dir, jobs)
-            base = _rendering(base_dir, stack, base_inputs, base_label if progress else None, cache_dir, jobs)
-            same = frozenset(name for name in head.order if base.same_as(head, name))
+        if cache_dir is not None:
+            head = _renderings(project_dir, stack, head_inputs, head_label if progress else None, cache_dir, jobs)
+            base = _renderings(base_dir, stack, base_inputs, base_label if progress else None, cache_dir, jobs)
+            same = _same(base, head)
             result = _compare_groups(base_label, head_label, _groups(base, same), _groups(head, same), set(), set(),
                                      head_inputs[0].protect_data, True, lifecycles, same)
         else:
@@ -426,24 +423,41 @@ def against_base(project_dir: Path, stack: str, rev: str, progress: bool = False
     return result
 
 
-def _rendering(project_dir: Path, stack: str, inputs: tuple[Any, list], label: Optional[str], cache_dir: Path,
-               jobs: int):
-    """One side of a one-stack environment as render's cache holds it (within the stack's resource budget)."""
-    from . import environment, render
+def _renderings(project_dir: Path, stack: str, inputs: tuple[Any, list], label: Optional[str], cache_dir: Path,
+                jobs: int) -> dict[str, Any]:
+    """One side as render's cache holds it: stack -> render.Rendering for every stack of the environment (within
+    the resource budget)."""
+    from . import environment
 
-    stack_settings, specs = inputs
-    progress = _progress(label, stack, len(specs))
-    rendered = render.rendering(project_dir, stack, None, specs, stack_settings, cache_dir, jobs,
-                                progress=progress(stack) if progress else None)
-    environment.check_rendering_budget(stack_settings, rendered)
-    return rendered
+    return environment.renderings(project_dir, stack, None, _progress(label, stack, len(inputs[1])), inputs,
+                                  cache_dir, jobs)
 
 
-def _groups(rendered: Any, same: frozenset[str]) -> dict[str, list[dict[str, Any]]]:
-    """What `_by_tenant` gives for the render, without the tenants in `same`."""
-    groups = {SHARED: rendered.shared} if rendered.shared else {}
-    groups.update((name, rendered.records(name)) for name in rendered.order if name not in same)
-    return groups
+def _same(base: dict[str, Any], head: dict[str, Any]) -> frozenset[str]:
+    """Tenants with the very same records on both sides, known from their keys (same stack, same cache entry)."""
+    base_stacks = {name: stack for stack, rendered in base.items() for name in rendered.order}
+    return frozenset(name for stack, rendered in head.items() for name in rendered.order
+                     if base_stacks.get(name) == stack and base[stack].same_as(rendered, name))
+
+
+def _groups(rendered: dict[str, Any], same: frozenset[str]) -> dict[str, list[dict[str, Any]]]:
+    """What `_by_tenant` gives for the environment's merged render (environment.merged), without reading the
+    tenants in `same`."""
+    from . import environment
+
+    env = next(iter(rendered))
+    shared: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for stack, rendering in rendered.items():
+        for record in rendering.shared:
+            record = environment.renamed(record, stack, env)
+            if record["urn"] not in seen:
+                seen.add(record["urn"])
+                shared.append(record)
+        groups.update((name, [environment.renamed(record, stack, env)
+                              for record in rendering.records(name)]) for name in rendering.order if name not in same)
+    return {SHARED: shared, **groups} if shared else groups
 
 
 def exit_code(diff: Diff) -> int:

@@ -84,12 +84,13 @@ def _split(records: list[dict[str, Any]], order: Sequence[str]) -> tuple[list[di
 
 
 def _render_chunk(project_dir: Path, stack: str, tenants_file: Optional[Path], selection: Sequence[str],
-                  order: Sequence[str], progress: Optional[Progress] = None) -> dict[str, Any]:
+                  order: Sequence[str], progress: Optional[Progress] = None,
+                  stack_outputs: Optional[dict[str, dict[str, Any]]] = None) -> dict[str, Any]:
     """One program run constructing only `selection`'s tenants, split into shared and per-tenant records."""
     from . import synth
 
     with _only_tenants(frozenset(selection)):
-        result = synth.run(project_dir, stack, tenants_file, progress=progress)
+        result = synth.run(project_dir, stack, tenants_file, progress=progress, stack_outputs=stack_outputs)
     shared, tenants = _split(result.resources, order)
     return {"shared": shared, "outputs": result.outputs, "tenants": tenants,
             "generated_secrets": result.generated_secrets,
@@ -104,20 +105,21 @@ def _chunks(names: list[str], jobs: int) -> list[list[str]]:
 
 
 def _render_selection(project_dir: Path, stack: str, tenants_file: Optional[Path], selection: list[str],
-                      order: Sequence[str], jobs: int, progress: Optional[Progress], stats: dict[str, Any]
-                      ) -> dict[str, Any]:
+                      order: Sequence[str], jobs: int, progress: Optional[Progress], stats: dict[str, Any],
+                      stack_outputs: Optional[dict[str, dict[str, Any]]] = None) -> dict[str, Any]:
     """Render `selection` (in chunks over `jobs` processes when there is more than one chunk) into one chunk
     result; every chunk's shared records must be identical."""
     chunks = _chunks(selection, jobs)
     if len(chunks) == 1 or jobs <= 1 or len(selection) < PARALLEL_FROM:
         chunks = [selection[i:i + CHUNK] for i in range(0, len(selection), CHUNK)] or [[]]
-        parts = [_render_chunk(project_dir, stack, tenants_file, chunk, order, progress) for chunk in chunks]
+        parts = [_render_chunk(project_dir, stack, tenants_file, chunk, order, progress, stack_outputs)
+                 for chunk in chunks]
     else:
         # spawn, not fork: the parent may hold a half-used Pulumi runtime, threads and gRPC state.
         context = multiprocessing.get_context("spawn")
         with context.Pool(min(jobs, len(chunks)), maxtasksperchild=1) as pool:
-            pending = [pool.apply_async(_render_chunk, (project_dir, stack, tenants_file, chunk, order))
-                       for chunk in chunks]
+            pending = [pool.apply_async(_render_chunk, (project_dir, stack, tenants_file, chunk, order, None,
+                                                        stack_outputs)) for chunk in chunks]
             parts = []
             for job in pending:
                 part = job.get()
@@ -149,7 +151,7 @@ def _open(cache_dir: Path) -> RenderCache:
 
 @dataclasses.dataclass
 class Rendering:
-    """A one-stack render as the cache holds it: the shared records and outputs, and each tenant's records, read
+    """A stack's render as the cache holds it: the shared records and outputs, and each tenant's records, read
     from the cache only when asked for, with the keys they are stored under (none without a cache)."""
 
     stack: str
@@ -203,10 +205,16 @@ _CACHED_RECORD = {"type": "(cached)"}
 
 def rendering(project_dir: Path, stack: str, tenants_file: Optional[Path], specs: Sequence[tuple[Any, Any]],
               stack_settings: Any, cache_dir: Optional[Path] = None, jobs: int = 1,
-              progress: Optional[Progress] = None, stats: Optional[dict[str, Any]] = None) -> Rendering:
-    """A validated stack (`specs` from `inputs.load_inputs`) rendered with `cache_dir`'s renderings (None: no cache),
-    the rest over `jobs` processes. Cached tenants are judged by their entries' heads; their records are read
-    when `Rendering.records` asks. `stats` receives what was rendered."""
+              progress: Optional[Progress] = None, stats: Optional[dict[str, Any]] = None,
+              stack_outputs: Optional[dict[str, dict[str, Any]]] = None,
+              shared_specs: Optional[Sequence[tuple[Any, Any]]] = None) -> Rendering:
+    """A validated stack rendered with `cache_dir`'s renderings (None: no cache), the rest over `jobs` processes.
+    `specs`: the tenants the stack holds (`inputs.load_inputs`'s, or a sharded environment's stack's share of
+    them); `shared_specs`: the tenants its shared records render from (default `specs`; every tenant of the
+    environment for a sharded environment's platform stack, which holds none); `stack_outputs`: other stacks'
+    outputs, by stack name, for the StackReference of a shard stack (part of every key). Cached tenants are judged
+    by their entries' heads; their records are read when `Rendering.records` asks. `stats` receives what was
+    rendered."""
     stats = {} if stats is None else stats
     order = [spec.name for spec, _ in specs]
     cache = _open(cache_dir) if cache_dir is not None else None
@@ -215,9 +223,11 @@ def rendering(project_dir: Path, stack: str, tenants_file: Optional[Path], specs
     heads: dict[str, dict[str, Any]] = {}
     if cache is not None:
         code = render_cache.code_fingerprint(project_dir)
-        settings_fp = render_cache.settings_fingerprint(project_dir, stack, stack_settings)
+        settings_fp = render_cache.settings_fingerprint(project_dir, stack, stack_settings, stack_outputs)
         keys = {spec.name: render_cache.tenant_key(code, settings_fp, spec, names) for spec, names in specs}
-        shared_id = render_cache.shared_key(code, settings_fp, (keys[name] for name in order))
+        shared_id = render_cache.shared_key(code, settings_fp, (
+            keys[spec.name] if spec.name in keys else render_cache.tenant_key(code, settings_fp, spec, names)
+            for spec, names in (specs if shared_specs is None else shared_specs)))
         shared_entry = cache.get(shared_id)
         heads = {name: head for name in order if (head := cache.head(keys[name])) is not None}
     platform = shared_entry["platform"] if shared_entry else None
@@ -231,12 +241,14 @@ def rendering(project_dir: Path, stack: str, tenants_file: Optional[Path], specs
             if name in heads and name not in misses:
                 _count_cached(progress, heads[name]["count"])
     if shared_entry is None or misses:
-        rendered = _render_selection(project_dir, stack, tenants_file, misses, order, jobs, progress, stats)
+        rendered = _render_selection(project_dir, stack, tenants_file, misses, order, jobs, progress, stats,
+                                     stack_outputs)
         platform = render_cache.records_hash(rendered["shared"])
         stale = [name for name in order if name in heads and name not in rendered["tenants"]
                  and heads[name]["platform"] != platform]
         if stale:
-            more = _render_selection(project_dir, stack, tenants_file, stale, order, jobs, progress, stats)
+            more = _render_selection(project_dir, stack, tenants_file, stale, order, jobs, progress, stats,
+                                     stack_outputs)
             if more["shared"] != rendered["shared"]:
                 raise MergeRefused("two renders of one stack disagree on the shared records")
             rendered["tenants"].update(more["tenants"])
@@ -259,11 +271,13 @@ def rendering(project_dir: Path, stack: str, tenants_file: Optional[Path], specs
 
 def render(project_dir: Path, stack: str, tenants_file: Optional[Path], specs: Sequence[tuple[Any, Any]],
            stack_settings: Any, cache_dir: Optional[Path] = None, jobs: int = 1,
-           progress: Optional[Progress] = None, stats: Optional[dict[str, Any]] = None) -> SynthResult:
-    """`synth.run` of a validated stack (`specs` from `inputs.load_inputs`), reusing `cache_dir`'s renderings
-    (None: no cache) and rendering the rest over `jobs` processes. `stats` receives what was rendered."""
+           progress: Optional[Progress] = None, stats: Optional[dict[str, Any]] = None,
+           stack_outputs: Optional[dict[str, dict[str, Any]]] = None,
+           shared_specs: Optional[Sequence[tuple[Any, Any]]] = None) -> SynthResult:
+    """`synth.run` of a validated stack (`rendering`'s arguments), reusing `cache_dir`'s renderings (None: no
+    cache) and rendering the rest over `jobs` processes. `stats` receives what was rendered."""
     return rendering(project_dir, stack, tenants_file, specs, stack_settings, cache_dir, jobs, progress,
-                     stats).result()
+                     stats, stack_outputs, shared_specs).result()
 
 
 def default_jobs() -> int:

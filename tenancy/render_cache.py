@@ -11,11 +11,15 @@ a stale entry is never found, only left behind.
   packages (their typed classes shape what is registered).
 - settings: the stack name and the config map the program is given (encrypted values are already "[secret]";
   the catalogue's path is left out, its content is in each tenant's spec), with the PEM files the settings name.
+  A shard stack (`<env>-shard-<i>`) is given its environment's config map (and its own file's, which holds no
+  settings) and reads the platform stack's outputs through a StackReference: a hash of those outputs is part
+  of its settings, so a changed platform output is a different key for every tenant of every shard.
 - tenant: the spec after defaults, overrides and stack defaults are merged (a certificate file's content is
   part of it) and its derived names.
 - platform: a tenant entry records a hash of the shared records it was rendered beside; it is used only when
-  the shared records of this render hash the same (the shared records themselves are keyed by every tenant,
-  since providers and stack outputs depend on the whole list).
+  the shared records of this render hash the same (the shared records themselves are keyed by every tenant
+  they render from, since providers and stack outputs depend on the whole list: a stack's own tenants, or every
+  tenant of the environment for a sharded environment's platform stack, which holds none).
 
 Entries live in `.cache/render/` of the project (ignored by git); deleting the folder is always safe.
 """
@@ -33,6 +37,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from components import settings as settings_module
+from components import sharding
 
 CACHE_DIR = Path(".cache") / "render"
 # Parsed catalogues (catalogue.load's `parsed_dir`), beside the renderings.
@@ -80,12 +85,19 @@ def code_fingerprint(project_dir: Path) -> str:
     return _sha(*parts)
 
 
-def settings_fingerprint(project_dir: Path, stack: str, stack_settings: settings_module.StackSettings) -> str:
-    """Hash of what the program reads about the stack: its name, its config map and the PEM files it names."""
-    config, secret_keys = settings_module.read_stack_file(project_dir, stack)
+def settings_fingerprint(project_dir: Path, stack: str, stack_settings: settings_module.StackSettings,
+                         platform_outputs: Optional[dict[str, Any]] = None) -> str:
+    """Hash of what the program reads about the stack: its name, its environment's config map, its own (a shard
+    stack's file may exist without settings), the PEM files the settings name and, for a shard stack, the platform
+    stack's outputs its StackReference reads (`platform_outputs`)."""
+    config, secret_keys = settings_module.read_stack_file(project_dir, stack_settings.environment)
     config.pop(f"{settings_module.NAMESPACE}:catalogue", None)
+    own, own_secret_keys = settings_module.shard_config(project_dir, stack) \
+        if sharding.is_shard_stack(stack) else ({}, frozenset())
     pems = settings_module.read_vault_pems(project_dir, stack_settings)
-    return _sha(stack, json.dumps(config, sort_keys=True), json.dumps(sorted(secret_keys)), json.dumps(pems))
+    return _sha(stack, json.dumps(config, sort_keys=True), json.dumps(sorted(secret_keys)),
+                json.dumps(own, sort_keys=True), json.dumps(sorted(own_secret_keys)), json.dumps(pems),
+                json.dumps(platform_outputs, sort_keys=True, default=str))
 
 
 def tenant_key(code: str, settings_fp: str, spec: Any, names: Any) -> str:

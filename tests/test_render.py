@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tenancy import cli, diff, inputs, render, render_cache, synth
+from components import sharding
+from tenancy import cli, diff, environment, inputs, render, render_cache, synth
 
 from .conftest import PROJECT
 
@@ -285,3 +286,129 @@ def test_a_cached_diff_keeps_the_stack_budget(repo_copy: Path, capsys):
     assert "Pulumi.dev.yaml: tenancy:shards: stack dev would hold" in err and "set tenancy:shards to at least" in err
     assert cli.main(args) == 1  # warm: nothing renders, the heads still count
     assert capsys.readouterr().err == err
+
+
+# Sharded environments: the platform stack `dev` (no tenants) and shard stacks reading its outputs.
+
+def _commit(project: Path, message: str) -> None:
+    git = ["git", "-C", str(project), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", message], check=True)
+
+
+@pytest.fixture
+def sharded_copy(repo_copy: Path) -> Path:
+    """repo_copy with `tenancy:shards: 2` and two more tenants (copies of `scratch`), committed: dev-shard-0 holds
+    research, compliance and scratch, dev-shard-1 tenant0 and tenant1 (sharding.assign)."""
+    _edit(repo_copy / "Pulumi.dev.yaml", "tenancy:shards: 1", "tenancy:shards: 2")
+    doc = yaml.safe_load((repo_copy / "tenants.yaml").read_text())
+    scratch = next(t for t in doc["tenants"] if t["name"] == "scratch")
+    doc["tenants"] += [{**json.loads(json.dumps(scratch)), "name": name, "displayName": name}
+                       for name in ("tenant0", "tenant1")]
+    (repo_copy / "tenants.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    _commit(repo_copy, "sharded")
+    assert sharding.assign("dev", [t["name"] for t in doc["tenants"]], 2) == {
+        "dev": [], "dev-shard-0": ["research", "compliance", "scratch"], "dev-shard-1": ["tenant0", "tenant1"]}
+    return repo_copy
+
+
+def _synth_environment(project: Path) -> dict[str, str]:
+    """stack -> resources.json of every stack, rendered without any cache as `synth` did before the cache knew
+    shards: the platform with `synth.run`, then each shard with `synth.run` answering its StackReference."""
+    environment, shards = "dev", inputs.load_inputs(project, "dev", None)[0].shards
+    results: dict[str, synth.SynthResult] = {}
+    for name in sharding.stacks_of(environment, shards):
+        outputs = {environment: results[environment].outputs} if name != environment else None
+        results[name] = synth.run(project, name, None, stack_outputs=outputs)
+    return {name: _resources_json(result) for name, result in results.items()}
+
+
+def _cached_environment(project: Path, stats: dict | None = None) -> dict[str, str]:
+    results = environment.render(project, "dev", None, cache_dir=project / render_cache.CACHE_DIR, stats=stats)
+    return {name: _resources_json(result) for name, result in results.items()}
+
+
+def _edit_tenant(project: Path, name: str, **fields) -> None:
+    doc = yaml.safe_load((project / "tenants.yaml").read_text())
+    next(t for t in doc["tenants"] if t["name"] == name).update(fields)
+    (project / "tenants.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def test_a_sharded_synth_with_a_warm_cache_is_the_uncached_one_and_renders_only_the_edited_tenant(sharded_copy):
+    """Every stack's resources.json is byte for byte the uncached render, cold, warm, and after one tenant is
+    edited: then only that tenant renders, in its shard, beside the platform (keyed by every tenant, no tenant
+    of its own); the other shard runs no program at all."""
+    cold: dict = {}
+    assert _cached_environment(sharded_copy, cold) == _synth_environment(sharded_copy)
+    assert {name: s["rendered"] for name, s in cold.items()} == {"dev": 0, "dev-shard-0": 3, "dev-shard-1": 2}
+    render._open.cache_clear()  # noqa: SLF001 - as a new process: nothing read yet
+    warm: dict = {}
+    _cached_environment(sharded_copy, warm)
+    assert warm == {name: {"rendered": 0, "cached": n} for name, n in (("dev", 0), ("dev-shard-0", 3),
+                                                                       ("dev-shard-1", 2))}
+    _edit_tenant(sharded_copy, "tenant1", team="team-renamed")
+    edited: dict = {}
+    assert _cached_environment(sharded_copy, edited) == _synth_environment(sharded_copy)
+    # (program runs, tenants rendered, tenants cached) per stack
+    assert {name: (s.get("runs", 0), s["rendered"], s["cached"]) for name, s in edited.items()} == \
+        {"dev": (1, 0, 0), "dev-shard-0": (0, 0, 3), "dev-shard-1": (1, 1, 1)}
+
+
+def test_a_stale_cache_never_changes_a_sharded_diff(sharded_copy: Path, monkeypatch):
+    """As test_a_stale_cache_never_changes_a_diff, for an environment of two shards: a tenant, the program code,
+    a setting (quotas), a setting that changes the platform's outputs the shards read (the Vault KV mount path), and a tenant added
+    (which changes the platform's records: the generator expects every tenant) change in turn; each time, the
+    cached `diff --base` and synth of every stack equal the uncached ones."""
+    cache = sharded_copy / render_cache.CACHE_DIR
+
+    def check() -> None:
+        cached = diff.against_base(sharded_copy, "dev", "HEAD", cache_dir=cache)
+        fresh = diff.against_base(sharded_copy, "dev", "HEAD")
+        assert diff.format_json(cached) == diff.format_json(fresh)
+        assert _cached_environment(sharded_copy) == _synth_environment(sharded_copy)
+
+    _edit_tenant(sharded_copy, "tenant0", team="renamed-team")
+    check()  # warms the cache for both sides
+
+    from components import tenant as tenant_module
+
+    original = tenant_module.namespace_manifest
+
+    def labelled(*args, **kwargs):
+        manifest = original(*args, **kwargs)
+        manifest["metadata"]["labels"]["tenancy.example/changed"] = "yes"
+        return manifest
+
+    monkeypatch.setattr(tenant_module, "namespace_manifest", labelled)
+    _edit(sharded_copy / "components" / "namespace.py", '"""', '"""Changed. ')
+    check()
+
+    _edit(sharded_copy / "Pulumi.dev.yaml", "quotaScale: 0.5", "quotaScale: 0.25")
+    check()
+
+    _edit(sharded_copy / "Pulumi.dev.yaml", "path: kv-dev", "path: kv-dev-moved")
+    check()
+    assert '"kv-dev-moved/' in _cached_environment(sharded_copy)["dev-shard-1"]
+
+    doc = yaml.safe_load((sharded_copy / "tenants.yaml").read_text())
+    doc["tenants"].append({**json.loads(json.dumps(doc["tenants"][-1])), "name": "tenant9", "displayName": "tenant9"})
+    (sharded_copy / "tenants.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    check()
+
+
+def test_a_shard_is_keyed_by_the_platform_outputs_it_reads(sharded_copy: Path):
+    """A shard's tenants read the platform stack's outputs through a StackReference; rendered beside other outputs
+    (whatever changed them), every tenant renders again and the result is the uncached render with those outputs."""
+    cache = sharded_copy / render_cache.CACHE_DIR
+    stack_settings, specs = inputs.load_inputs(sharded_copy, "dev", None)
+    shard = [(spec, names) for spec, names in specs if spec.name in ("tenant0", "tenant1")]
+    platform = synth.run(sharded_copy, "dev", None).outputs
+    moved = {**platform, "platform": {**platform["platform"], "kvMountPath": "kv-elsewhere"}}
+    for outputs in (platform, moved):
+        stats: dict = {}
+        cached = render.render(sharded_copy, "dev-shard-1", None, shard, stack_settings, cache, stats=stats,
+                               stack_outputs={"dev": outputs})
+        assert stats["rendered"] == 2
+        assert _resources_json(cached) == \
+            _resources_json(synth.run(sharded_copy, "dev-shard-1", None, stack_outputs={"dev": outputs}))
+    assert '"kv-elsewhere/' in _resources_json(cached)
