@@ -169,6 +169,22 @@ def _edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
+def _change_the_program(project: Path, monkeypatch) -> None:
+    """Program code: every namespace gets one more label, in the project's files (what the cache key reads) and in
+    the loaded module (what runs in this process, which imported components/ from the repository under test)."""
+    from components import tenant as tenant_module
+
+    original = tenant_module.namespace_manifest
+
+    def labelled(*args, **kwargs):
+        manifest = original(*args, **kwargs)
+        manifest["metadata"]["labels"]["tenancy.example/changed"] = "yes"
+        return manifest
+
+    monkeypatch.setattr(tenant_module, "namespace_manifest", labelled)
+    _edit(project / "components" / "namespace.py", '"""', '"""Changed. ')
+
+
 def test_a_stale_cache_never_changes_a_diff(repo_copy: Path, monkeypatch):
     """Program code, settings and catalogue change in turn; each time, `diff --base` and synth with the warm
     cache equal the same without a cache.
@@ -190,18 +206,7 @@ def test_a_stale_cache_never_changes_a_diff(repo_copy: Path, monkeypatch):
     (repo_copy / "tenants.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     check()  # warms the cache for both sides
 
-    # Program code: every namespace gets one more label.
-    from components import tenant as tenant_module
-
-    original = tenant_module.namespace_manifest
-
-    def labelled(*args, **kwargs):
-        manifest = original(*args, **kwargs)
-        manifest["metadata"]["labels"]["tenancy.example/changed"] = "yes"
-        return manifest
-
-    monkeypatch.setattr(tenant_module, "namespace_manifest", labelled)
-    _edit(repo_copy / "components" / "namespace.py", '"""', '"""Changed. ')
+    _change_the_program(repo_copy, monkeypatch)
     check()
     assert any("tenancy.example/changed" in json.dumps(r["inputs"]) for r in
                _render(repo_copy, "dev", None, cache).resources)
@@ -370,17 +375,7 @@ def test_a_stale_cache_never_changes_a_sharded_diff(sharded_copy: Path, monkeypa
     _edit_tenant(sharded_copy, "tenant0", team="renamed-team")
     check()  # warms the cache for both sides
 
-    from components import tenant as tenant_module
-
-    original = tenant_module.namespace_manifest
-
-    def labelled(*args, **kwargs):
-        manifest = original(*args, **kwargs)
-        manifest["metadata"]["labels"]["tenancy.example/changed"] = "yes"
-        return manifest
-
-    monkeypatch.setattr(tenant_module, "namespace_manifest", labelled)
-    _edit(sharded_copy / "components" / "namespace.py", '"""', '"""Changed. ')
+    _change_the_program(sharded_copy, monkeypatch)
     check()
 
     _edit(sharded_copy / "Pulumi.dev.yaml", "quotaScale: 0.5", "quotaScale: 0.25")
