@@ -12,12 +12,12 @@ import pytest
 import yaml
 
 from components import naming, settings
-from tenancy import synth
 from components.secrets import (REFRESH_INTERVAL, S3_KEYS, external_secret_manifest, minicluster_keys,
                                 secret_store_manifest, service_account_manifest)
 from components.vault_policy import tenant_policy
+from tenancy import synth
 
-from .conftest import PROJECT
+from .conftest import PROJECT, self_signed_ca_pem
 
 POLICY = "vault:index/policy:Policy"
 ROLE = "vault:kubernetes/authBackendRole:AuthBackendRole"
@@ -216,24 +216,6 @@ def test_pure_builders_name_the_fixed_objects():
     assert secret_store_manifest(names, {}, enterprise, "kv", "k")["spec"]["provider"]["vault"]["namespace"] == "team-a"
 
 
-def _ca_pem(common_name: str = "vault test CA") -> str:
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
 def _with_vault_setting(monkeypatch, **vault_fields):
     """Synth inputs as if Pulumi.dev.yaml's tenancy:vault also carried `vault_fields`."""
     import json
@@ -262,7 +244,7 @@ def test_vault_server_ca_becomes_every_secret_stores_ca_bundle(monkeypatch, in_p
 
     from .conftest import render
 
-    pem = _ca_pem()
+    pem = self_signed_ca_pem("vault test CA")
     (in_project / "vault-ca.pem").write_text(pem)
     _with_vault_setting(monkeypatch, caCertFile=str((in_project / "vault-ca.pem").relative_to(PROJECT)))
     result = render("dev")
