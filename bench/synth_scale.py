@@ -4,9 +4,12 @@ For each size N it generates a catalogue of N tenants with every feature on (ded
 alternate tenants, which the catalogue refuses together), renders the dev stack offline in a
 fresh process (wall time of the run, peak RSS of the process), then, also in a fresh process, registers the same
 number of plain resources under the same recording mocks: the floor no program can beat. A second floor registers
-plain resources carrying exactly the inputs synth recorded, which separates the program's own overhead
-(components, outputs, typed SDK classes) from the cost of the payload itself. Prints a table with both ratios
-and the per-tenant cost, so linearity can be read off. Not a test: run `make bench`.
+plain resources carrying exactly the inputs synth recorded, which separates the cost of the payload itself. A third
+replays synth's own registration requests through the bare SDK in one flat loop: the same types, names, parents,
+providers, inputs, dependencies, aliases and options, with no program around them (no components' code, no typed
+classes, no Output chains). That is what the SDK costs for these very resources; synth over it is the program's own
+overhead. Prints a table with the three ratios and the per-tenant cost, so linearity can be read off. Not a test:
+run `make bench`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
@@ -85,7 +89,8 @@ def child_synth(tenants_file: str) -> dict:
 
 
 def child_floor(kind: str, value: str) -> dict:
-    """`plain N`: N resources with two small inputs. `payload FILE`: one resource per recorded input set."""
+    """`plain N`: N resources with two small inputs. `payload FILE`: one resource per recorded input set.
+    `requests FILE`: synth's own registration requests for the catalogue FILE, replayed flat."""
     import pulumi
     from pulumi.runtime import settings as runtime_settings
     from pulumi.runtime.sync_await import _sync_await
@@ -93,10 +98,18 @@ def child_floor(kind: str, value: str) -> dict:
     from tenancy import synth
 
     _import_sdks()
-    payloads = (json.loads(Path(value).read_text()) if kind == "payload"
-                else [{"value": str(i), "labels": {"a": "b"}} for i in range(int(value))])
+    if kind == "requests":
+        requests = _captured_requests(value)
+        warmup, program = _replay(requests[:10]), _replay(requests)
+    else:
+        payloads = (json.loads(Path(value).read_text()) if kind == "payload"
+                    else [{"value": str(i), "labels": {"a": "b"}} for i in range(int(value))])
 
-    def register(props: list[dict]) -> tuple[float, float, int]:
+        def plain(props: list[dict]) -> Callable[[], None]:
+            return lambda: [pulumi.CustomResource("bench:index:Plain", f"plain-{i}", p) for i, p in enumerate(props)]
+        warmup, program = plain(payloads[:10]), plain(payloads)
+
+    def register(flat_program: Callable[[], None]) -> tuple[float, float, int]:
         mocks = synth.SynthMocks()
         monitor = synth.RecordingMonitor(mocks)
         runtime_settings.ROOT.set(None)
@@ -104,13 +117,77 @@ def child_floor(kind: str, value: str) -> dict:
         pulumi.runtime.set_mocks(mocks, project="bench", stack="dev", preview=False, monitor=monitor)
         # The runtime settings synth.run gives the program (garbage collection), so the ratio measures the program.
         with synth.fewer_collections():
-            _sync_await(pulumi.runtime.stack.run_pulumi_func(
-                lambda: [pulumi.CustomResource("bench:index:Plain", f"plain-{i}", p) for i, p in enumerate(props)]))
+            _sync_await(pulumi.runtime.stack.run_pulumi_func(flat_program))
         return time.perf_counter() - started, time.process_time() - cpu, len(monitor.records)
 
-    register(payloads[:10])  # the same kind of warm-up as the synth side
-    seconds, cpu, registered = register(payloads)
+    register(warmup)  # the same kind of warm-up as the synth side
+    seconds, cpu, registered = register(program)
+    if kind == "requests" and registered != len(requests):
+        raise SystemExit(f"the replay registered {registered} of synth's {len(requests)} requests")
     return {"seconds": seconds, "cpu": cpu, "resources": registered}
+
+
+def _captured_requests(tenants_file: str) -> list:
+    """Synth's RegisterResource requests with their URNs (untimed), in the order the program constructed them."""
+    from tenancy import synth
+
+    requests = []
+
+    class Capturing(synth.RecordingMonitor):
+        def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+            if request.type != "pulumi:pulumi:Stack":
+                requests.append(request)
+            return super().RegisterResource(request)
+
+    # synth.run builds its own monitor; this bench child swaps the class for one run that is not timed.
+    recording, synth.RecordingMonitor = synth.RecordingMonitor, Capturing
+    try:
+        result = synth.run(PROJECT, "dev", Path(tenants_file))
+    finally:
+        synth.RecordingMonitor = recording
+    urns = {(r["type"], r["name"]): (i, r["urn"]) for i, r in enumerate(result.resources)}
+    return sorted(((urns[(request.type, request.name)][1], request) for request in requests),
+                  key=lambda pair: urns[(pair[1].type, pair[1].name)][0])
+
+
+def _replay(requests: list) -> Callable[[], None]:
+    """A flat program registering each request again with the bare SDK classes."""
+    import pulumi
+    from google.protobuf import json_format
+
+    from tenancy import synth
+
+    def provider_urn(reference: str) -> str:
+        return reference.rsplit("::", 1)[0]
+
+    def aliases(request) -> list:
+        return [alias.urn if alias.WhichOneof("alias") == "urn"
+                else pulumi.Alias(type_=alias.spec.type or ..., name=alias.spec.name or ...)
+                for alias in request.aliases]
+
+    # Inputs as plain values (secrets unwrapped, resource references as URNs), decoded before the clock starts.
+    plans = [(urn, request, synth._unwrap(json_format.MessageToDict(request.object,  # noqa: SLF001
+                                                                      preserving_proto_field_name=True)))
+             for urn, request in requests]
+
+    def program() -> None:
+        made: dict[str, pulumi.Resource] = {}
+        for urn, request, inputs in plans:
+            opts = pulumi.ResourceOptions(
+                parent=made.get(request.parent), provider=made.get(provider_urn(request.provider)),
+                depends_on=[made[dependency] for dependency in request.dependencies if dependency in made] or None,
+                protect=request.protect or None, retain_on_delete=request.retainOnDelete or None,
+                additional_secret_outputs=list(request.additionalSecretOutputs) or None,
+                aliases=aliases(request) or None)
+            if request.type.startswith("pulumi:providers:"):
+                made_now = pulumi.ProviderResource(request.type.split(":")[-1], request.name, inputs, opts)
+            elif request.custom:
+                made_now = pulumi.CustomResource(request.type, request.name, inputs, opts)
+            else:
+                made_now = pulumi.ComponentResource(request.type, request.name, None, opts)
+                made_now.register_outputs({})
+            made[urn] = made_now
+    return program
 
 
 def run_child(*args: str) -> dict:
@@ -133,7 +210,8 @@ def main() -> None:
     # Wall seconds, then CPU seconds in brackets: the machine's cores may be shared, and CPU is what the program
     # itself costs. Both ratios are synth over floor, wall and CPU alike.
     print(f"{'tenants':>8} {'resources':>9} {'synth s (cpu)':>14} {'floor s (cpu)':>14} {'ratio (cpu)':>12} "
-          f"{'payload s (cpu)':>16} {'ratio (cpu)':>12} {'ms/tenant':>9} {'synth MB':>8} {'floor MB':>8}")
+          f"{'payload s (cpu)':>16} {'ratio (cpu)':>12} {'requests s (cpu)':>17} {'ratio (cpu)':>12} "
+          f"{'ms/tenant':>9} {'synth MB':>8} {'floor MB':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copytree(PROJECT / "certs", Path(tmp) / "certs")
         for n in args.sizes:
@@ -142,6 +220,7 @@ def main() -> None:
             synth = run_child("synth", str(path))
             floor = run_child("plain", str(synth["resources"]))
             payload = run_child("payload", str(path.with_suffix(".inputs.json")))
+            requests = run_child("requests", str(path))
 
             def both(row: dict) -> str:
                 return f"{row['seconds']:.2f} ({row['cpu']:.2f})"
@@ -150,7 +229,8 @@ def main() -> None:
                 return f"{synth['seconds'] / base['seconds']:.2f} ({synth['cpu'] / base['cpu']:.2f})"
 
             print(f"{n:>8} {synth['resources']:>9} {both(synth):>14} {both(floor):>14} {ratio(floor):>12} "
-                  f"{both(payload):>16} {ratio(payload):>12} {1000 * synth['seconds'] / n:>9.1f} "
+                  f"{both(payload):>16} {ratio(payload):>12} {both(requests):>17} {ratio(requests):>12} "
+                  f"{1000 * synth['seconds'] / n:>9.1f} "
                   f"{synth['peak_mb']:>8.0f} {floor['peak_mb']:>8.0f}", flush=True)
 
 if __name__ == "__main__":
