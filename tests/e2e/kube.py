@@ -415,10 +415,9 @@ class Cluster:
     def install_crds(self, files: list[Path] | tuple[Path, ...]) -> None:
         names = []
         for path in files:
-            for doc in yaml.safe_load_all(path.read_text()):
-                if doc and doc.get("kind") == "CustomResourceDefinition":
-                    self.apply(doc)
-                    names.append(doc["metadata"]["name"])
+            for doc in crds.definitions(path):
+                self.apply(doc)
+                names.append(doc["metadata"]["name"])
         self.wait_for(lambda: all(self._established(n) for n in names), "CRDs established", timeout=120)
         self._resources.clear()
 
