@@ -127,20 +127,25 @@ def child_floor(kind: str, value: str) -> dict:
     return {"seconds": seconds, "cpu": cpu, "resources": registered}
 
 
-def _captured_requests(tenants_file: str) -> list:
-    """Synth's RegisterResource requests with their URNs (untimed), in the order the program constructed them."""
+def capturing_monitor(requests: list) -> type:
+    """synth's RecordingMonitor, also keeping every RegisterResource request but the stack's in `requests`."""
     from tenancy import synth
-
-    requests = []
 
     class Capturing(synth.RecordingMonitor):
         def RegisterResource(self, request):  # noqa: N802 - gRPC method name
             if request.type != "pulumi:pulumi:Stack":
                 requests.append(request)
             return super().RegisterResource(request)
+    return Capturing
 
+
+def _captured_requests(tenants_file: str) -> list:
+    """Synth's RegisterResource requests with their URNs (untimed), in the order the program constructed them."""
+    from tenancy import synth
+
+    requests: list = []
     # synth.run builds its own monitor; this bench child swaps the class for one run that is not timed.
-    recording, synth.RecordingMonitor = synth.RecordingMonitor, Capturing
+    recording, synth.RecordingMonitor = synth.RecordingMonitor, capturing_monitor(requests)
     try:
         result = synth.run(PROJECT, "dev", Path(tenants_file))
     finally:

@@ -35,17 +35,11 @@ def test_the_requests_floor_replays_synths_requests():
     """Secrets travel unwrapped in the replay (a plain value costs the SDK less than a secret one, so the floor
     errs low); every other field of every request is synth's."""
     captured = synth_scale._captured_requests(str(PROJECT / "tenants.yaml"))  # noqa: SLF001
-    replayed = []
-
-    class Capturing(synth.RecordingMonitor):
-        def RegisterResource(self, request):  # noqa: N802 - gRPC method name
-            if request.type != "pulumi:pulumi:Stack":
-                replayed.append(request)
-            return super().RegisterResource(request)
-
+    replayed: list = []
     mocks = synth.SynthMocks()
     runtime_settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(mocks, project="tenancy", stack="dev", preview=False, monitor=Capturing(mocks))
+    pulumi.runtime.set_mocks(mocks, project="tenancy", stack="dev", preview=False,
+                             monitor=synth_scale.capturing_monitor(replayed)(mocks))
     _sync_await(pulumi.runtime.stack.run_pulumi_func(synth_scale._replay(captured)))  # noqa: SLF001
 
     original = {(r.type, r.name): _fields(r) for _, r in captured}
