@@ -26,6 +26,8 @@ from typing import Any, Iterator
 import hvac
 import yaml
 
+from components.settings import VaultSettings
+
 from tests.e2e.kube import ENGINES, PROJECT, Server, _pinned, _start, free_port
 from tests.processes import stop
 from tests.test_eso_vault_contract import _role_payload
@@ -134,25 +136,39 @@ def synth(project: Path, stack: str, out: Path) -> tuple[list[dict[str, Any]], l
     return json.loads((out / "resources.json").read_text()), manifests
 
 
+@dataclass(frozen=True)
+class PlatformVault:
+    """What the platform team configured on its side: the API server Vault calls back and the token it uses."""
+    kubernetes_host: str
+    kubernetes_ca_cert: str
+    reviewer_jwt: str
+
+
 def _of_type(resources: list[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
     return [r["inputs"] for r in resources if r["type"] == type_]
 
 
 def load_vault(bao: hvac.Client, resources: list[dict[str, Any]], manifests: list[dict[str, Any]],
-               reviewer_jwt: str) -> dict[tuple[str, str], dict[str, str]]:
+               vault: VaultSettings, platform: PlatformVault) -> dict[tuple[str, str], dict[str, str]]:
     """Create in OpenBao what the stack's Vault resources declare; returns the values written, by (mount, path).
 
     The values of `kv.SecretV2` are Pulumi secrets (masked in synth output), so fresh random ones are written
-    for exactly the properties the rendered ExternalSecrets read. `reviewer_jwt` is the platform's part: the
-    token Vault calls TokenReview with (in-cluster Vault uses its own pod's token; tenancy renders none)."""
-    for mount in _of_type(resources, MOUNT):
+    for exactly the properties the rendered ExternalSecrets read. What tenancy adopts instead of creating
+    (`create: false`: no record) is made here as the platform would have made it, from `platform`."""
+    mounts = _of_type(resources, MOUNT)
+    assert len(mounts) == int(vault.kv_mount.create), mounts
+    for mount in mounts or [{"type": "kv", "path": vault.kv_mount.path, "options": {"version": "2"}}]:
         bao.sys.enable_secrets_engine(mount["type"], path=mount["path"], options=mount.get("options"))
-    for backend in _of_type(resources, AUTH_BACKEND):
+    backends, configs = _of_type(resources, AUTH_BACKEND), _of_type(resources, AUTH_CONFIG)
+    assert len(backends) == len(configs) == int(vault.kubernetes_auth.create), (backends, configs)
+    for backend in backends or [{"type": "kubernetes", "path": vault.kubernetes_auth.path}]:
         bao.sys.enable_auth_method(backend["type"], path=backend["path"])
-    for config in _of_type(resources, AUTH_CONFIG):
+    for config in configs or [{"backend": vault.kubernetes_auth.path, "kubernetesHost": platform.kubernetes_host,
+                               "kubernetesCaCert": platform.kubernetes_ca_cert}]:
         assert set(config) <= {"backend", "kubernetesHost", "kubernetesCaCert"}, f"unloaded field in {config}"
+        # The reviewer token is the platform's part: an in-cluster Vault reviews with its own pod's token.
         bao.write(f"auth/{config['backend']}/config", kubernetes_host=config["kubernetesHost"],
-                  kubernetes_ca_cert=config.get("kubernetesCaCert"), token_reviewer_jwt=reviewer_jwt)
+                  kubernetes_ca_cert=config.get("kubernetesCaCert"), token_reviewer_jwt=platform.reviewer_jwt)
     for policy in _of_type(resources, POLICY):
         bao.sys.create_or_update_policy(policy["name"], policy["policy"])
     for role in _of_type(resources, ROLE):

@@ -1,11 +1,13 @@
 """The real External Secrets Operator (v0.17.0, built by tools/engines/eso.sh) against what tenancy renders.
 
-A clean kube-apiserver, an OpenBao with TLS, and the dev stack rendered by synth with settings that name them
-(`project_for`: the Vault address and CA, the Kubernetes host and CA; nothing patched in the manifests). OpenBao
-is loaded from synth's Vault records (kv-v2 mount, kubernetes auth backend and config, each tenant's policy and
-role, the KV entries with fresh random values); the platform's share, which tenancy does not render, is the
-token Vault calls TokenReview with: a `vault` ServiceAccount bound to `system:auth-delegator`, as an in-cluster
-Vault's own pod token is. Every rendered manifest is applied, then the ESO controller reconciles them.
+For each stack (dev, staging, prod): a clean kube-apiserver, an OpenBao with TLS, and the stack rendered by synth
+with settings that name them (`project_for`: the Vault address and CA, the Kubernetes host and CA; nothing
+patched in the manifests). OpenBao is loaded from synth's Vault records (kv-v2 mount, kubernetes auth backend
+and config, each tenant's policy and role, the KV entries with fresh random values). The platform's share, which
+tenancy does not render, is made as the platform would: the token Vault calls TokenReview with (a `vault`
+ServiceAccount bound to `system:auth-delegator`, as an in-cluster Vault's own pod token is), and in prod the
+mount and auth backend tenancy adopts (`create: false`). Every rendered manifest is applied, then the ESO
+controller reconciles them.
 
 What a user sees is asserted: each tenant's SecretStore `Ready=True`, each ExternalSecret `Ready=True`
 (`SecretSynced`) and its Secret holding exactly the Vault entry's keys and values; a tenant's store cannot read
@@ -36,11 +38,11 @@ from typing import Any
 import pytest
 
 from components import naming, settings
-from components.secrets import S3_KEYS, external_secret_manifest
+from components.secrets import external_secret_manifest
 from tests.e2e import eso
 from tests.e2e.kube import PROJECT
 
-STACK = "dev"
+STACKS = ("dev", "staging", "prod")
 ESO_API = "/apis/external-secrets.io/v1"
 TIMEOUT = 90
 
@@ -67,16 +69,18 @@ def _events(cluster, namespace: str, kind: str, name: str) -> list[str]:
     return [e.get("message", "") for e in body.get("items", [])]
 
 
-@pytest.fixture(scope="module")
-def world(cluster, tmp_path_factory):
-    """OpenBao, the rendered dev stack applied and loaded into it, and the ESO controller running."""
+@pytest.fixture(scope="module", params=STACKS)
+def world(request, start_cluster, tmp_path_factory):
+    """For one stack: a clean cluster, OpenBao, the rendered stack applied and loaded into it, ESO running."""
     eso.eso_binary()  # fail fast when not built
-    folder = tmp_path_factory.mktemp("eso")
-    stack_settings = settings.load_stack(PROJECT, STACK)
-    with eso.openbao_tls(folder / "openbao") as bao:
-        project = eso.project_for(folder, STACK, vault_url=bao.url, vault_ca=bao.ca_file,
+    stack = request.param
+    folder = tmp_path_factory.mktemp(f"eso-{stack}")
+    stack_settings = settings.load_stack(PROJECT, stack)
+    with start_cluster(logs_name=f"external-secrets-{stack}") as cluster, \
+            eso.openbao_tls(folder / "openbao") as bao:
+        project = eso.project_for(folder, stack, vault_url=bao.url, vault_ca=bao.ca_file,
                                   kube_url=cluster.url, kube_ca=cluster.ca_file)
-        resources, manifests = eso.synth(project, STACK, folder / "out")
+        resources, manifests = eso.synth(project, stack, folder / "out")
 
         # The platform's side: the identity Vault reviews tokens with (helm chart `server.authDelegator`).
         cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vault"}})
@@ -89,7 +93,8 @@ def world(cluster, tmp_path_factory):
         code, token = cluster.request("POST", "/api/v1/namespaces/vault/serviceaccounts/vault/token", json={
             "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}})
         assert code == 201, token
-        written = eso.load_vault(bao.client, resources, manifests, token["status"]["token"])
+        platform = eso.PlatformVault(cluster.url, cluster.ca_file.read_text(), token["status"]["token"])
+        written = eso.load_vault(bao.client, resources, manifests, stack_settings.vault, platform)
 
         cluster.install_crds(eso.eso_crd_files())
         stored, refused, _ = cluster.apply_all(manifests)
@@ -97,8 +102,8 @@ def world(cluster, tmp_path_factory):
         assert not {k: v for k, v in refused.items() if k[0] in ours}, refused
 
         with eso.eso_controller(cluster.admin_kubeconfig, folder) as controller:
-            yield {"cluster": cluster, "bao": bao, "settings": stack_settings, "resources": resources,
-                   "manifests": manifests, "written": written, "controller": controller}
+            yield {"stack": stack, "cluster": cluster, "bao": bao, "settings": stack_settings,
+                   "resources": resources, "manifests": manifests, "written": written, "controller": controller}
 
 
 def _tenants(world) -> dict[str, naming.TenantNames]:
@@ -108,10 +113,10 @@ def _tenants(world) -> dict[str, naming.TenantNames]:
     for ns in (m for m in world["manifests"] if m["kind"] == "Namespace"):
         tenant = ns["metadata"].get("labels", {}).get(naming.TENANT_LABEL)
         if tenant:
-            derived = naming.derive(world["settings"].org, STACK, tenant)
+            derived = naming.derive(world["settings"].org, world["stack"], tenant)
             if derived.vault_role in roles:
                 names[tenant] = derived
-    assert len(names) >= 2, f"the dev stack needs two active tenants, has {sorted(names)}"
+    assert len(names) >= 2, f"{world['stack']} needs two active tenants, has {sorted(names)}"
     return names
 
 
@@ -133,9 +138,7 @@ def test_every_external_secret_syncs_exactly_the_vault_entry(world):
     cluster, mount = world["cluster"], world["settings"].vault.kv_mount.path
     synced = 0
     for tenant, names in _tenants(world).items():
-        externals = _rendered(world, "ExternalSecret", names.namespace)
-        assert externals, f"{tenant} renders no ExternalSecret"
-        for es in externals:
+        for es in _rendered(world, "ExternalSecret", names.namespace):
             name = es["metadata"]["name"]
             cond = _wait_condition(cluster, f"{ESO_API}/namespaces/{names.namespace}/externalsecrets/{name}",
                                    "True", f"ExternalSecret {names.namespace}/{name} Ready")
@@ -145,15 +148,29 @@ def test_every_external_secret_syncs_exactly_the_vault_entry(world):
             got = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
             assert got == world["written"][(mount, path)], f"{names.namespace}/{name}: keys or values differ"
             synced += 1
-    assert synced >= 3
+    # Every entry synth writes to Vault reaches a Secret (static S3 keys in dev, MiniCluster passwords everywhere).
+    assert synced == len(world["written"]) > 0, (synced, sorted(world["written"]))
+
+
+def _victim(world) -> tuple[naming.TenantNames, naming.TenantNames, str, list[str]]:
+    """(attacker A, victim B, one of B's Vault entries, its keys): B is a tenant with an entry in Vault."""
+    tenants = _tenants(world)
+    for b, names_b in tenants.items():
+        entries = [(path, data) for (_, path), data in world["written"].items()
+                   if path.startswith(names_b.vault_base_path + "/")]
+        if entries:
+            a = next(t for t in tenants if t != b)
+            path, data = entries[0]
+            return tenants[a], names_b, path, sorted(data)
+    raise AssertionError(f"{world['stack']}: no tenant has a Vault entry")
 
 
 def test_a_tenants_store_cannot_read_another_tenants_path(world):
-    """An ExternalSecret of tenant A, through A's own SecretStore, asking for B's S3 entry: Vault refuses
-    (A's policy covers `argo/apps/<A>/*` only), the ExternalSecret is not Ready and no Secret appears."""
+    """An ExternalSecret of tenant A, through A's own SecretStore, asking for B's entry: Vault refuses (A's
+    policy covers `argo/apps/<A>/*` only), the ExternalSecret is not Ready and no Secret appears."""
     cluster = world["cluster"]
-    (a, names_a), (b, names_b) = list(_tenants(world).items())[:2]
-    stolen = external_secret_manifest(names_a, {}, "stolen-from-" + b, names_b.vault_s3_path, S3_KEYS)
+    names_a, names_b, path_b, keys = _victim(world)
+    stolen = external_secret_manifest(names_a, {}, "stolen-from-" + names_b.tenant, path_b, keys)
     cluster.apply(stolen)
     path = f"{ESO_API}/namespaces/{names_a.namespace}/externalsecrets/{stolen['metadata']['name']}"
     cond = _wait_condition(cluster, path, "False", "the cross-tenant ExternalSecret to fail")
@@ -173,7 +190,7 @@ def test_a_tenants_store_cannot_log_in_with_another_tenants_role(world):
     """A's SecretStore re-pointed at B's Vault role (a tenant can edit its own store): the token ESO requests
     is for A's `external-secrets-vault` in A's namespace, and B's role is bound to B's namespace only."""
     cluster = world["cluster"]
-    (a, names_a), (b, names_b) = list(_tenants(world).items())[:2]
+    names_a, names_b, _, _ = _victim(world)
     (store,) = _rendered(world, "SecretStore", names_a.namespace)
     borrowed = copy.deepcopy(store)
     borrowed["metadata"] = {"name": "borrowed-role", "namespace": names_a.namespace}
