@@ -96,10 +96,12 @@ def openbao_tls(folder: Path) -> Iterator[OpenBao]:
         stop(server.process, group=True)
 
 
-def project_for(tmp: Path, stack: str, *, vault_url: str, vault_ca: Path, kube_url: str, kube_ca: Path) -> Path:
-    """A project folder identical to this one but for `stack`'s Vault settings, which name the test servers.
+def project_for(tmp: Path, stack: str, *, vault_url: str, vault_ca: Path, kube_url: str, kube_ca: Path,
+                suspend: tuple[str, ...] = ()) -> Path:
+    """A project folder identical to this one but for `stack`'s Vault settings, which name the test servers,
+    and the tenants in `suspend` set to `lifecycle: suspended` in its catalogue.
 
-    Only settings change (the address and the two CA files): every manifest and Vault record is rendered by the
+    Only inputs change (the address and the two CA files): every manifest and Vault record is rendered by the
     unchanged program from them."""
     project = tmp / "project"
     project.mkdir()
@@ -123,6 +125,14 @@ def project_for(tmp: Path, stack: str, *, vault_url: str, vault_ca: Path, kube_u
     vault["caCertFile"] = "e2e-certs/vault-ca.pem"
     vault["kubernetesAuth"] = {**vault["kubernetesAuth"], "host": kube_url, "caCertFile": "e2e-certs/kube-ca.pem"}
     (project / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    if suspend:
+        catalogue = yaml.safe_load((PROJECT / "tenants.yaml").read_text())
+        entries = [t for t in catalogue["tenants"] if t["name"] in suspend]
+        assert len(entries) == len(suspend), f"no tenant {suspend} in the catalogue"
+        for entry in entries:
+            entry["lifecycle"] = "suspended"
+        (project / "tenants.yaml").unlink()
+        (project / "tenants.yaml").write_text(yaml.safe_dump(catalogue, sort_keys=False))
     return project
 
 
