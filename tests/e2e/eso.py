@@ -42,6 +42,8 @@ AUTH_CONFIG = "vault:kubernetes/authBackendConfig:AuthBackendConfig"
 POLICY = "vault:index/policy:Policy"
 ROLE = "vault:kubernetes/authBackendRole:AuthBackendRole"
 KV_SECRET = "vault:kv/secretV2:SecretV2"
+# The ESO reconcilers of the kinds tenancy renders.
+RECONCILERS = ("SecretStore", "ExternalSecret")
 
 
 def eso_binary() -> Path:
@@ -214,6 +216,13 @@ def eso_controller(kubeconfig: Path, folder: Path) -> Iterator[Server]:
                                    env=env, start_new_session=True)
     server = Server("external-secrets", process, log)
     try:
+        # Both controllers tenancy relies on have started their workers (a missing CRD stops them instead).
+        deadline = time.monotonic() + 120
+        started = [f'"msg":"Starting workers","controller":"{kind.lower()}"' for kind in RECONCILERS]
+        while not all(line in log.read_text(errors="replace") for line in started):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the ESO controller did not start (exit code {process.poll()}):\n{server.tail()}")
+            time.sleep(0.2)
         yield server
     finally:
         stop(process, group=True)
