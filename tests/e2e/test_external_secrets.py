@@ -80,7 +80,7 @@ def world(request, start_cluster, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"eso-{stack}")
     stack_settings = settings.load_stack(PROJECT, stack)
     with start_cluster(logs_name=f"external-secrets-{stack}") as cluster, \
-            eso.openbao_tls(folder / "openbao") as bao:
+            eso.openbao_tls(cluster.folder) as bao:
         project = eso.project_for(folder, stack, vault_url=bao.url, vault_ca=bao.ca_file,
                                   kube_url=cluster.url, kube_ca=cluster.ca_file, suspend=SUSPENDED.get(stack, ()))
         resources, manifests = eso.synth(project, stack, folder / "out")
@@ -104,7 +104,8 @@ def world(request, start_cluster, tmp_path_factory):
         ours = {"Namespace", "ServiceAccount", "SecretStore", "ExternalSecret"}
         assert not {k: v for k, v in refused.items() if k[0] in ours}, refused
 
-        with eso.eso_controller(cluster.admin_kubeconfig, folder) as controller:
+        # Its log and OpenBao's sit beside the cluster's, so they are kept in .engines/e2e-logs/ too.
+        with eso.eso_controller(cluster.admin_kubeconfig, cluster.folder) as controller:
             yield {"stack": stack, "cluster": cluster, "bao": bao, "settings": stack_settings,
                    "resources": resources, "manifests": manifests, "written": written, "controller": controller}
 
