@@ -37,6 +37,7 @@ crds:
 engines: crds
 	tools/engines/etcd.sh
 	tools/engines/kube.sh
+	tools/engines/eso.sh
 	if [ -x tools/engines/cassandra.sh ]; then tools/engines/cassandra.sh; fi
 
 e2e: $(VENV)/.dev engines
