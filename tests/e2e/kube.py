@@ -56,7 +56,7 @@ class KubeError(Exception):
 
 # --- engines --------------------------------------------------------------------------------------------------
 
-def _pinned(script: str, variable: str) -> str:
+def pinned_version(script: str, variable: str) -> str:
     """The version a recipe under tools/engines pins (`VAR=${VAR:-vX.Y.Z}`), honouring the same override."""
     text = (PROJECT / "tools" / "engines" / script).read_text()
     match = re.search(rf"^{variable}=\$\{{{variable}:-([^}}]+)\}}", text, re.M)
@@ -76,7 +76,7 @@ class Engines:
 
     @classmethod
     def locate(cls) -> "Engines":
-        kube_version, etcd_version = _pinned("kube.sh", "KUBE_VERSION"), _pinned("etcd.sh", "ETCD_VERSION")
+        kube_version, etcd_version = pinned_version("kube.sh", "KUBE_VERSION"), pinned_version("etcd.sh", "ETCD_VERSION")
         kube_bin = ENGINES / f"kubernetes-{kube_version}" / "bin"
         etcd_bin = ENGINES / f"etcd-{etcd_version}" / "bin"
         engines = cls(kube_version, etcd_version, kube_bin / "kube-apiserver", kube_bin / "kube-controller-manager",
@@ -182,7 +182,7 @@ class Server:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
 
 
-def _start(name: str, argv: list[str], folder: Path) -> Server:
+def start_server(name: str, argv: list[str], folder: Path) -> Server:
     log = folder / f"{name}.log"
     with log.open("wb") as out:
         # Its own session, so a stray child never outlives the stop below.
@@ -475,7 +475,7 @@ def running_cluster(engines: Engines, *, controller_manager: bool = True, crd_fi
         pki = Pki(folder)
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
         etcd_url = f"http://127.0.0.1:{etcd_port}"
-        etcd = _start("etcd", [
+        etcd = start_server("etcd", [
             str(engines.etcd), "--name", "e2e", "--data-dir", str(folder / "etcd"),
             "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
             "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
@@ -489,7 +489,7 @@ def running_cluster(engines: Engines, *, controller_manager: bool = True, crd_fi
 
         serving_cert, serving_key = pki.issue("apiserver", "kube-apiserver", server=True)
         url = f"https://127.0.0.1:{api_port}"
-        apiserver = _start("kube-apiserver", [
+        apiserver = start_server("kube-apiserver", [
             str(engines.kube_apiserver), "--etcd-servers", etcd_url,
             "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", str(api_port),
             "--tls-cert-file", str(serving_cert), "--tls-private-key-file", str(serving_key),
@@ -520,7 +520,7 @@ def running_cluster(engines: Engines, *, controller_manager: bool = True, crd_fi
             cm_cert, cm_key = pki.issue("controller-manager", "system:kube-controller-manager")
             kubeconfig = pki.kubeconfig("controller-manager", url, cm_cert, cm_key)
             cm_port = free_port()
-            kcm = _start("kube-controller-manager", [
+            kcm = start_server("kube-controller-manager", [
                 str(engines.kube_controller_manager), "--kubeconfig", str(kubeconfig),
                 "--authentication-kubeconfig", str(kubeconfig), "--authorization-kubeconfig", str(kubeconfig),
                 "--bind-address", "127.0.0.1", "--secure-port", str(cm_port),
