@@ -57,7 +57,7 @@ RECORD = "pulumi-python:dynamic:Resource"
 RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
 SUSPENDED = "scratch"     # suspended in the catalogue copy: its Application stays, automated sync off
 OFFBOARDED = "research"   # offboarded in a second render, as the platform team would do it
-REGISTRY_KEY = {"research": "calypr-research", "compliance": "calypr-compliance", "scratch": "calypr-scratch"}
+MISSING = "compliance"    # its row is deleted to make the generator refuse
 
 
 def records(resources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -70,6 +70,13 @@ def expected_json(manifests: list[dict[str, Any]]) -> str:
     (configmap,) = [m for m in manifests if m["kind"] == "ConfigMap"
                     and m["metadata"]["name"] == naming.GENERATOR_EXPECTED_CONFIGMAP]
     return configmap["data"][naming.GENERATOR_EXPECTED_KEY]
+
+
+def registry_key(manifests: list[dict[str, Any]], tenant: str) -> str:
+    """The tenant's registry key (its Application's name): the name of the AppProject rendered for it."""
+    (project,) = [m["metadata"]["name"] for m in manifests if m["kind"] == "AppProject"
+                  and m["metadata"]["labels"].get(naming.TENANT_LABEL) == tenant]
+    return project
 
 
 def render(tmp_path_factory, lifecycles: dict[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -172,7 +179,8 @@ def tenant_rows(rendered) -> dict[str, dict[str, Any]]:
 def test_one_application_per_tenant_in_its_own_project(cluster, controller, rendered):
     rows_by_key = tenant_rows(rendered)
     generated = json.loads(expected_json(rendered[1]))
-    assert generated[REGISTRY_KEY[SUSPENDED]] == "suspended" and len(generated) == len(rows_by_key) == 3
+    suspended = registry_key(rendered[1], SUSPENDED)
+    assert generated[suspended] == "suspended" and len(generated) == len(rows_by_key) == 3
     apps = cluster.wait_for(lambda: (lambda found: found if set(found) == set(generated) else None)(
         applications(cluster)), "one Application per generated tenant", timeout=60)
     projects = {p["metadata"]["name"]: p for p in rendered[1] if p["kind"] == "AppProject"}
@@ -193,7 +201,7 @@ def test_one_application_per_tenant_in_its_own_project(cluster, controller, rend
         (owner,) = app["metadata"]["ownerReferences"]
         assert (owner["kind"], owner["name"]) == ("ApplicationSet", naming.APPLICATION_SET)
         assert app["metadata"]["labels"]["app.kubernetes.io/managed-by"] == naming.MANAGED_BY
-    assert apps[REGISTRY_KEY[SUSPENDED]]["spec"]["syncPolicy"]["automated"]["enabled"] is False
+    assert apps[suspended]["spec"]["syncPolicy"]["automated"]["enabled"] is False
     cluster.wait_for(lambda: up_to_date(cluster), "the ApplicationSet up to date", timeout=30)
     found = conditions(cluster)
     assert found["ParametersGenerated"]["status"] == "True"
@@ -202,15 +210,16 @@ def test_one_application_per_tenant_in_its_own_project(cluster, controller, rend
     assert sorted(r["name"] for r in status.get("resources") or []) == sorted(generated)
 
 
-def test_a_row_cannot_place_an_application_in_a_project_not_its_own(cluster, controller, cassandra, plugin, rows):
+def test_a_row_cannot_place_an_application_in_a_project_not_its_own(cluster, controller, cassandra, plugin, rows,
+                                                                    rendered):
     """A registry row for an unknown tenant aiming at an existing tenant's namespace: the Application's project is
     its own tenant id, which has no AppProject, so the controller refuses that Application (validation) and
     leaves the others alone. The controller checks only that the project exists and the destination resolves;
     the project's destinations and sourceRepos are enforced by the application controller at sync (not run)."""
     before = applications(cluster)
     urn, (_, olds) = next(iter(rows.items()))
-    rogue = {**olds, "tenant_id": "calypr-rogue", "namespace": before["calypr-compliance"]["spec"]["destination"][
-        "namespace"]}
+    victim = before[registry_key(rendered[1], MISSING)]["spec"]["destination"]["namespace"]
+    rogue = {**olds, "tenant_id": "calypr-rogue", "namespace": victim}
     rogue.pop("__provider", None)
     rogue_urn = urn.replace("registry-record", "rogue-record")
     rogue_id, rogue_state = plugin.create(rogue_urn, pointed_at(cassandra, rogue))
@@ -229,12 +238,13 @@ def test_a_row_cannot_place_an_application_in_a_project_not_its_own(cluster, con
     assert up_to_date(cluster)
 
 
-def test_a_refusing_generator_changes_no_application(cluster, controller, cassandra, plugin, rows):
+def test_a_refusing_generator_changes_no_application(cluster, controller, cassandra, plugin, rows, rendered):
     """An emptied registry (the original failure): the generator refuses (a tenant it must return is missing),
     the controller reports ErrorOccurred and, over several reconciles, deletes and changes nothing."""
     before = applications(cluster)
     assert before
-    urn, (id_, state) = next((u, r) for u, r in rows.items() if r[1]["tenant_id"] == "calypr-compliance")
+    missing = registry_key(rendered[1], MISSING)
+    urn, (id_, state) = next((u, r) for u, r in rows.items() if r[1]["tenant_id"] == missing)
     plugin.delete(urn, id_, state)   # the row is gone, as from an emptied or wrong table
     try:
         for n in range(3):
@@ -243,7 +253,7 @@ def test_a_refusing_generator_changes_no_application(cluster, controller, cassan
             error = conditions(cluster)["ErrorOccurred"]
             assert error["status"] == "True", error
             assert "API error with status code 503" in error["message"], error
-            assert "calypr-compliance" in error["message"], error
+            assert missing in error["message"], error
             assert conditions(cluster)["ParametersGenerated"]["status"] == "False"
             assert appset(cluster)["status"]["health"]["status"] == "Degraded"
     finally:
@@ -255,13 +265,13 @@ def test_a_refusing_generator_changes_no_application(cluster, controller, cassan
 
 
 def test_an_offboarded_tenant_loses_only_its_application(cluster, controller, cassandra, plugin, rows, generator,
-                                                         tmp_path_factory):
+                                                         rendered, tmp_path_factory):
     """Offboarding as the platform does it (catalogue lifecycle, `pulumi up`): the row says offboarded and the
     expected tenants no longer list it; the controller deletes that Application. It never carried the resources
     finalizer (preserveResourcesOnDeletion), so it is gone at once and nothing it deployed is deleted: with the
     finalizer, the Application would stay Terminating until the application controller deleted its resources."""
     resources, manifests = render(tmp_path_factory, {SUSPENDED: "suspended", OFFBOARDED: "offboarded"})
-    key = REGISTRY_KEY[OFFBOARDED]
+    key = registry_key(rendered[1], OFFBOARDED)
     assert key not in json.loads(expected_json(manifests))
     before = applications(cluster)
     for urn, news in records(resources).items():
@@ -270,6 +280,12 @@ def test_an_offboarded_tenant_loses_only_its_application(cluster, controller, ca
             assert news["lifecycle"] == "offboarded"
             rows[urn] = (id_, plugin.update(urn, id_, olds, pointed_at(cassandra, news)))
     generator.expected_file.write_text(expected_json(manifests))   # the re-rendered ConfigMap, as mounted
+    # `pulumi up` also deletes what the new render no longer holds: the tenant's AppProject.
+    kept = {m["metadata"]["name"] for m in manifests if m["kind"] == "AppProject"}
+    gone = [m for m in rendered[1] if m["kind"] == "AppProject" and m["metadata"]["name"] not in kept]
+    assert [m["metadata"]["name"] for m in gone] == [key]
+    for project in gone:
+        assert cluster.delete(project) == 200
     reconcile_once(cluster, controller, "offboarded")
     try:
         after = cluster.wait_for(lambda: (lambda found: found if key not in found else None)(applications(cluster)),
