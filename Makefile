@@ -38,6 +38,7 @@ engines: crds
 	tools/engines/etcd.sh
 	tools/engines/kube.sh
 	tools/engines/eso.sh
+	tools/engines/argocd.sh
 	if [ -x tools/engines/cassandra.sh ]; then tools/engines/cassandra.sh; fi
 
 e2e: $(VENV)/.dev engines

@@ -12,23 +12,20 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
-import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import hvac
-import yaml
 
 from components.settings import VaultSettings
 
-from tests.e2e.kube import ENGINES, PROJECT, Server, free_port, pinned_version, start_server
+from tests.e2e.kube import ENGINES, Server, free_port, pinned_version, start_server
+from tests.e2e.project import project_copy
 from tests import vault_records
 from tests.processes import stop
 
@@ -105,47 +102,19 @@ def project_for(tmp: Path, stack: str, *, vault_url: str, vault_ca: Path, kube_u
 
     Only inputs change (the address and the two CA files): every manifest and Vault record is rendered by the
     unchanged program from them."""
-    project = tmp / "project"
-    project.mkdir()
-    for entry in PROJECT.iterdir():
-        if entry.name in {f"Pulumi.{stack}.yaml", "venv", ".engines", "out", ".cache", ".git"}:
-            continue
-        # Inputs are copied (certificate files must lie inside the project, symbolic links refused); code linked.
-        if entry.is_file():
-            shutil.copy(entry, project / entry.name)
-        elif entry.name == "certs":
-            shutil.copytree(entry, project / entry.name)
-        else:
-            (project / entry.name).symlink_to(entry)
+    def name_test_servers(config: dict[str, Any]) -> None:
+        vault = config["tenancy:vault"]
+        vault["address"] = vault_url
+        vault["caCertFile"] = "e2e-certs/vault-ca.pem"
+        vault["kubernetesAuth"] = {**vault["kubernetesAuth"], "host": kube_url,
+                                   "caCertFile": "e2e-certs/kube-ca.pem"}
+
+    project = project_copy(tmp, stack, settings=name_test_servers, lifecycles={n: "suspended" for n in suspend})
     certs = project / "e2e-certs"
     certs.mkdir()
     (certs / "vault-ca.pem").write_text(vault_ca.read_text())
     (certs / "kube-ca.pem").write_text(kube_ca.read_text())
-    doc = yaml.safe_load((PROJECT / f"Pulumi.{stack}.yaml").read_text())
-    vault = doc["config"]["tenancy:vault"]
-    vault["address"] = vault_url
-    vault["caCertFile"] = "e2e-certs/vault-ca.pem"
-    vault["kubernetesAuth"] = {**vault["kubernetesAuth"], "host": kube_url, "caCertFile": "e2e-certs/kube-ca.pem"}
-    (project / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    if suspend:
-        catalogue = yaml.safe_load((PROJECT / "tenants.yaml").read_text())
-        entries = [t for t in catalogue["tenants"] if t["name"] in suspend]
-        assert len(entries) == len(suspend), f"no tenant {suspend} in the catalogue"
-        for entry in entries:
-            entry["lifecycle"] = "suspended"
-        (project / "tenants.yaml").unlink()
-        (project / "tenants.yaml").write_text(yaml.safe_dump(catalogue, sort_keys=False))
     return project
-
-
-def synth(project: Path, stack: str, out: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """`python -m tenancy synth` of `project`: (the resource records, the manifests)."""
-    done = subprocess.run([sys.executable, "-m", "tenancy", "--project", str(project), "synth", "--stack", stack,
-                           "--out", str(out), "--no-cache"],
-                          cwd=PROJECT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"synth failed:\n{done.stdout}\n{done.stderr}"
-    manifests = [yaml.safe_load(p.read_text()) for p in sorted((out / "manifests").rglob("*.yaml"))]
-    return json.loads((out / "resources.json").read_text()), manifests
 
 
 @dataclass(frozen=True)

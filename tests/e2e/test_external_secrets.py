@@ -42,6 +42,7 @@ from components import naming, settings
 from components.secrets import external_secret_manifest
 from tests.e2e import eso
 from tests.e2e.kube import PROJECT
+from tests.e2e.project import synth
 
 STACKS = ("dev", "staging", "prod")
 # A third tenant, only in dev, suspended in the catalogue: its objects stay, its Vault role goes.
@@ -83,7 +84,7 @@ def world(request, start_cluster, tmp_path_factory):
             eso.openbao_tls(cluster.folder) as bao:
         project = eso.project_for(folder, stack, vault_url=bao.url, vault_ca=bao.ca_file,
                                   kube_url=cluster.url, kube_ca=cluster.ca_file, suspend=SUSPENDED.get(stack, ()))
-        resources, manifests = eso.synth(project, stack, folder / "out")
+        resources, manifests = synth(project, stack, folder / "out")
 
         # The platform's side: the identity Vault reviews tokens with (helm chart `server.authDelegator`).
         cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vault"}})
