@@ -18,6 +18,7 @@
 # util/argo/diff does not pass: they do not compile. The ApplicationSet controller imports gitops-engine for health
 # and sync/common constants and (through util/argo) its diff; every behaviour the e2e asserts is argo-cd/v3 code.
 set -euo pipefail
+source "$(dirname "$0")/wrapper.sh"
 
 ARGOCD_VERSION=${ARGOCD_VERSION:-v3.5.7}   # keep in step with README
 GITOPS_ENGINE_VERSION=${GITOPS_ENGINE_VERSION:-v0.0.0-20260914071520-c9c369efcc5b}
@@ -29,15 +30,9 @@ if [[ -f $dest/.complete ]]; then
     exit 0
 fi
 
-export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=${GOTOOLCHAIN:-local}
-work="$dest/src"
 rm -rf "$dest"
-mkdir -p "$dest"
-
-dir=$(go mod download -json "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION" |
-    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
-cp -r "$dir" "$work"
-chmod -R u+w "$work"
+prepare_work "$dest"
+copy_main_module "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION"
 
 cd "$work"
 go mod edit -replace "github.com/argoproj/argo-cd/gitops-engine=github.com/argoproj/argo-cd/gitops-engine@$GITOPS_ENGINE_VERSION"

@@ -9,6 +9,7 @@
 # the module cache (read-only there) and built as the main module. main.go links every provider
 # (pkg/provider/register), so the first build downloads many cloud SDKs (README "Testing": time and size).
 set -euo pipefail
+source "$(dirname "$0")/wrapper.sh"
 
 ESO_VERSION=${ESO_VERSION:-v0.17.0}   # keep in step with README
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -19,15 +20,9 @@ if [[ -f $dest/.complete ]]; then
     exit 0
 fi
 
-export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=${GOTOOLCHAIN:-local}
-work="$dest/src"
 rm -rf "$dest"
-mkdir -p "$dest"
-
-dir=$(go mod download -json "github.com/external-secrets/external-secrets@$ESO_VERSION" |
-    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
-cp -r "$dir" "$work"
-chmod -R u+w "$work"
+prepare_work "$dest"
+copy_main_module "github.com/external-secrets/external-secrets@$ESO_VERSION"
 
 cd "$work"
 time go build -p 2 -trimpath -ldflags "-s -w" -o "$dest/bin/external-secrets" .

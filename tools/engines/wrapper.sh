@@ -1,7 +1,8 @@
-# Sourced by the Go engine recipes (etcd.sh, kube.sh). An upstream main module whose go.mod replaces its
-# sibling modules with relative paths cannot be required as it is (a dependency's replace directives do not
-# apply to the module that requires it), so each engine is built as a tool of a wrapper module generated here,
-# which restates every such sibling at a published version.
+# Sourced by the Go engine recipes (etcd.sh, kube.sh, eso.sh, argocd.sh). An upstream main module whose go.mod
+# replaces modules cannot be required as it is (a dependency's replace directives do not apply to the module that
+# requires it). etcd and kube are built as tools of a wrapper module generated here, which restates every sibling
+# at a published version; External Secrets and Argo CD, whose replaces name published versions (or one module we
+# re-point), are copied out of the module cache and built as the main module themselves (copy_main_module).
 
 # prepare_work <dest>: a clean $work (<dest>/src) and the build settings every engine shares.
 prepare_work() {
@@ -9,6 +10,16 @@ prepare_work() {
     work="$1/src"
     rm -rf "$work" "$1/bin.tmp"
     mkdir -p "$work"
+}
+
+# copy_main_module <module>@<version>: its source, writable, as $work (prepare_work first), so that its own
+# replace directives apply when it is built.
+copy_main_module() {
+    local dir
+    dir=$(go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
+    rm -rf "$work"
+    cp -r "$dir" "$work"
+    chmod -R u+w "$work"
 }
 
 # fetch_upstream <module>@<version>: downloads it; sets $upstream_mod (its go.mod) and $commit (its VCS hash,
