@@ -30,9 +30,7 @@ if [[ -f $dest/.complete ]]; then
     exit 0
 fi
 
-rm -rf "$dest"
-prepare_work "$dest"
-copy_main_module "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION"
+copy_main_module "$dest" "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION"
 
 cd "$work"
 go mod edit -replace "github.com/argoproj/argo-cd/gitops-engine=github.com/argoproj/argo-cd/gitops-engine@$GITOPS_ENGINE_VERSION"

@@ -20,9 +20,7 @@ if [[ -f $dest/.complete ]]; then
     exit 0
 fi
 
-rm -rf "$dest"
-prepare_work "$dest"
-copy_main_module "github.com/external-secrets/external-secrets@$ESO_VERSION"
+copy_main_module "$dest" "github.com/external-secrets/external-secrets@$ESO_VERSION"
 
 cd "$work"
 time go build -p 2 -trimpath -ldflags "-s -w" -o "$dest/bin/external-secrets" .

@@ -12,11 +12,13 @@ prepare_work() {
     mkdir -p "$work"
 }
 
-# copy_main_module <module>@<version>: its source, writable, as $work (prepare_work first), so that its own
-# replace directives apply when it is built.
+# copy_main_module <dest> <module>@<version>: an empty <dest> and the module's source, writable, as $work, so
+# that its own replace directives apply when it is built.
 copy_main_module() {
     local dir
-    dir=$(go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
+    rm -rf "$1"
+    prepare_work "$1"
+    dir=$(go mod download -json "$2" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
     rm -rf "$work"
     cp -r "$dir" "$work"
     chmod -R u+w "$work"
