@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STACK  ?= dev
 OUT    ?= out/$(STACK)
 
-.PHONY: synth validate test e2e crds engines schema bench clean clean-engines
+.PHONY: synth validate test e2e crds engines-cache engines schema bench clean clean-engines
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +30,17 @@ validate: $(VENV)/.runtime
 test: $(VENV)/.dev crds
 	$(BIN)/python -m pytest -q tests --ignore=tests/e2e
 
-crds:
+crds: engines-cache
 	tools/engines/crds.sh
 
-# Real engines, built from the Go module proxy / Maven Central into .engines/ (cached by version).
+# .engines links to a per-user cache outside the clone (tools/engines/cache.sh), so a fresh clone reuses engines.
+engines-cache:
+	tools/engines/cache.sh
+
+# Real engines, built from the Go module proxy / Maven Central into the engine cache (keyed by version).
 engines: crds
+	tools/engines/pulumi.sh
+	tools/engines/kubernetes-provider.sh
 	tools/engines/etcd.sh
 	tools/engines/kube.sh
 	tools/engines/eso.sh
@@ -55,4 +61,4 @@ clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis
 
 clean-engines:
-	rm -rf .engines
+	rm -rf "$$(readlink .engines)" .engines
