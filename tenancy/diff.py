@@ -302,7 +302,7 @@ def provider_replacement_reasons(typ: str, old: dict[str, Any], new: dict[str, A
     old_id, new_id = value(old, "clusterIdentifier"), value(new, "clusterIdentifier")
     if old_id is not None and new_id is not None:
         return [] if old_id == new_id else [f"clusterIdentifier changes from {_show(old_id)} to {_show(new_id)}"]
-    without = "and the provider has no clusterIdentifier on both sides"
+    without = "and no clusterIdentifier is set before and after"
     reasons = [f"{key} changes from {_show(value(old, key))} to {_show(value(new, key))} {without}"
                for key in _KUBERNETES_CLUSTER_INPUTS if value(old, key) != value(new, key)]
     if value(old, "renderYamlToDirectory") != value(new, "renderYamlToDirectory"):
