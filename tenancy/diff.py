@@ -286,8 +286,9 @@ def provider_replacement_reasons(typ: str, old: dict[str, Any], new: dict[str, A
 
     pulumi-kubernetes v4.25.0 provider/pkg/provider/provider.go `DiffConfig`: a `clusterIdentifier` set on both
     sides alone decides (changed: replace; same: never replace); otherwise (absent, added or removed) a change of
-    `kubeconfig`, `context` or `cluster` replaces when it selects another cluster entry of the kubeconfig, which
-    an offline render cannot see, so it counts as a replacement; a changed `renderYamlToDirectory` replaces too.
+    `kubeconfig`, `context` or `cluster` replaces when the kubeconfig resolves old and new to cluster entries that
+    differ. A render holds no kubeconfig (the provider reads KUBECONFIG where `pulumi up` runs), so such a change
+    counts as a replacement; a changed `renderYamlToDirectory` replaces too.
     Bridged providers (aws, vault, random) replace only on config marked ForcesProviderReplace
     (pulumi-terraform-bridge pkg/tfbridge/provider.go `configDiffer`); pulumi-aws provider/resources.go marks none,
     not even `region`, and tenancy names each AWS provider after its region, so another region is another provider.
