@@ -107,7 +107,7 @@ class Destructive:
 
     def consequence(self) -> str:
         if self.action == "expire":
-            return "S3 deletes the objects itself: the bucket's protect and retainOnDelete do not stop it"
+            return "S3 itself loses the data: the bucket's protect and retainOnDelete do not prevent it"
         if self.protected:
             return "protected: `pulumi up` stops before touching it until it is unprotected"
         if self.retained:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tenancy import cli, diff
+from tenancy import cli, diff, synth
 from tenancy.synth import SynthResult
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -405,3 +405,22 @@ def test_suspending_versioning_loses_overwritten_objects(old, new, lost):
         return None if status is None else {"versioningConfiguration.status": status, "bucket": "b"}
     typ = "aws:s3/bucketVersioning:BucketVersioning"
     assert bool(diff.data_loss_reasons(typ, flat(old), flat(new))) is lost
+
+
+def test_a_new_context_without_identifier_replaces_every_kubernetes_object(repo: Path):
+    """pulumi-kubernetes v4.25.0 provider/pkg/provider/provider.go DiffConfig replaces the provider, and the engine
+    every resource whose provider is replaced (pulumi/pulumi pkg/resource/deploy/step_generator.go): not only the
+    namespaces, every object the stack manages in the cluster; the namespaces are the destructive ones."""
+    stack_file = repo / "Pulumi.dev.yaml"
+    text = stack_file.read_text()
+    stack_file.write_text(re.sub(r"\n    clusterIdentifier: .*", "", text))
+    _commit(repo)
+    stack_file.write_text(stack_file.read_text().replace("context: calypr-dev", "context: calypr-dev-admin"))
+    result = diff.against_base(repo, "dev", "HEAD")
+    replaced = {key for entry in result.tenants for key in entry.replaced}
+    objects = {r["urn"].split("::", 2)[2] for r in synth.run(repo, "dev").resources
+               if r["custom"] and (r["type"].startswith("kubernetes:") or r["type"] == diff.KUBERNETES_PROVIDER)}
+    assert replaced == objects and len(objects) > 90
+    assert {(d.action, d.urn.rsplit("::", 1)[1]) for d in result.destructive} == {
+        ("replace", r.rsplit("::", 1)[1]) for r in objects if ":core/v1:Namespace::" in r}
+    assert diff.exit_code(result) == 3
