@@ -67,12 +67,15 @@ def _catalogue(project: Path, change: Callable[[dict], None]) -> None:
 
 
 def _tenant(tenant_name: str, **fields) -> Callable[[Path], None]:
-    """Sets `fields` of tenant `tenant_name` (mappings are merged one level deep)."""
+    """Sets `fields` of tenant `tenant_name` (mappings are merged one level deep, a None there removes the key)."""
     def change(doc: dict) -> None:
         (tenant,) = [t for t in doc["tenants"] if t["name"] == tenant_name]
         for key, value in fields.items():
             if isinstance(value, dict):
-                tenant.setdefault(key, {}).update(value)
+                section = tenant.setdefault(key, {})
+                section.update(value)
+                for gone in [k for k, v in value.items() if v is None]:
+                    del section[gone]
             else:
                 tenant[key] = value
     return lambda project: _catalogue(project, change)
@@ -155,6 +158,8 @@ EDITS = [
     Edit("add a tenant", "prod", _add("genomics", ["prod"]), 2),
     Edit("raise the noncurrent-version expiry", "prod", _settings("prod", "artifacts", noncurrentVersionExpireDays=120), 2),
     Edit("lengthen a temporary tenant's expiry", "dev", _tenant("scratch", artifacts={"expireAfterDays": 30}), 2),
+    Edit("temporary -> standard (expiry removed)", "dev", _tenant("scratch", artifacts={"storageClass": "standard",
+                                                                                  "expireAfterDays": None}), 2),
     Edit("change an artifact keyPrefix", "prod", _tenant("research", artifacts={"keyPrefix": "pipelines/"}), 2),
     Edit("aes256 -> kms (a key is added)", "prod", _tenant("research", artifacts={"encryption": "kms"}), 2),
     Edit("protectData true -> false (options only)", "prod", _setting("prod", "protectData", False), 2),
