@@ -73,6 +73,13 @@ class _Model(BaseModel):
 
 class KubernetesSettings(_Model):
     context: Optional[str] = Field(None, description="kubeconfig context of the target cluster.")
+    cluster_identifier: Optional[str] = Field(
+        None, min_length=1,
+        description="A stable name of the target cluster, given to the Kubernetes provider as `clusterIdentifier`: "
+                    "the provider (and every object under it, namespaces included) is then replaced only when this "
+                    "changes, never for another context or kubeconfig reaching the same cluster. Without it a changed "
+                    "`context` replaces them all. Add it in a change of its own, with `context` unchanged "
+                    "(docs/delivery.md: Cluster identity).")
     cluster_name: str = Field("in-cluster", description="Argo CD destination cluster name for tenant apps.")
     dns_namespace: str = "kube-system"
     api_server_cidrs: list[str] = Field(

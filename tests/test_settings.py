@@ -119,3 +119,12 @@ def test_admission_settings_refuse_unusable_lists_and_exempting_tenant_namespace
     ok = settings.from_config({**BASE, "tenancy:admission": '{"allowed": {"registries": ["registry.local:5000/a"]}}'},
                               stack="dev")
     assert ok.admission.allowed.registries == ["registry.local:5000/a"] and ok.admission.namespace == "tenancy-system"
+
+
+def test_the_cluster_identifier_is_optional_and_never_empty():
+    """An empty identifier would still be an identifier to pulumi-kubernetes (provider.go DiffConfig); refuse it."""
+    assert settings.from_config(BASE, stack="dev").kubernetes.cluster_identifier is None
+    assert messages({**BASE, "tenancy:kubernetes": '{"clusterIdentifier": ""}'}) == [
+        "Pulumi.dev.yaml: tenancy:kubernetes.clusterIdentifier: String should have at least 1 character"]
+    assert {s: settings.load_stack(PROJECT, s).kubernetes.cluster_identifier for s in ("dev", "staging", "prod")} == {
+        "dev": "calypr-dev-eks", "staging": "calypr-staging-eks", "prod": "calypr-prod-eks"}
