@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from .problems import shown
+
 # The main container of the tenant's WorkflowTemplate (argo.py).
 NEXTFLOW_IMAGE = "docker.io/nextflow/nextflow:24.10.4"
 # The init container Flux Operator 0.2.x adds to every MiniCluster pod to bring Flux into the application
@@ -27,7 +29,7 @@ _REFERENCE = re.compile(r"^[a-z0-9]([a-z0-9._/-]*[a-z0-9])?(:[\w][\w.-]{0,127})?
 def check_reference(value: str) -> str:
     """Validator for image settings and catalogue fields."""
     if not _REFERENCE.match(value):
-        raise ValueError(f"{value!r} is not a container image reference")
+        raise ValueError(f"{shown(value)} is not a container image reference")
     return value
 
 
