@@ -34,7 +34,9 @@ _COMPUTE_QUOTA_KEY = re.compile(
     r"|^requests\.[a-z0-9.-]+/[a-z0-9.-]+$"
     r"|^[a-z0-9.-]+\.storageclass\.storage\.k8s\.io/(requests\.storage|persistentvolumeclaims)$")
 _PARAM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
-_RESERVED_PARAMS = frozenset({"tenantId", "namespace", "cluster", "repoURL", "path", "labels", "params"})
+# The keys the Argo CD generator puts in every parameter map (generator/tenancy_generator/params.py FIXED_KEYS): a
+# param of the same name would be dropped there, so it is refused here.
+_RESERVED_PARAMS = frozenset({"tenantId", "namespace", "cluster", "repoURL", "path", "labels", "params", "autoSync"})
 _GROUP = re.compile(r"^[^\s:][^\s]{0,255}$")
 _USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _KEY_PREFIX = re.compile(r"^([A-Za-z0-9!_.*'()-]+/)*$")
@@ -342,6 +344,12 @@ class TenantSpec(_Model):
     @classmethod
     def _quota(cls, value: dict[str, Any]) -> dict[str, str]:
         for key, item in value.items():
+            # kube-apiserver's ValidateResourceQuotaResourceName: a qualified name first (so `count/` or
+            # `count/😀` is refused there), then a standard name or one with a '/'; tenancy keeps to the names it
+            # knows the meaning of.
+            if naming.label_key_problem(key):
+                raise ValueError(f"{shown(key)} is not a ResourceQuota resource name: Kubernetes needs a qualified "
+                                 "name ([DNS-subdomain prefix/]name, the name 1-63 letters, digits, '-', '_' or '.')")
             if not (is_object_count(key) or _COMPUTE_QUOTA_KEY.match(key)):
                 raise ValueError(f"{shown(key)} is not a ResourceQuota resource name")
             amount = _amount(key, item)

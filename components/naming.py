@@ -82,9 +82,11 @@ def is_dns1123_subdomain(value: str) -> bool:
 
 def label_key_problem(key: str) -> str | None:
     """Kubernetes qualified name: optional DNS-subdomain prefix, '/', name of at most 63 characters."""
-    prefix, _, name = key.rpartition("/")
+    prefix, slash, name = key.rpartition("/")
     if "/" in prefix:
         return f"label key {shown(key)} has more than one '/'"
+    if slash and not prefix:
+        return f"label key {shown(key)} has an empty prefix before '/'"
     if prefix and not is_dns1123_subdomain(prefix):
         return f"label key prefix {shown(prefix)} is not a DNS-1123 subdomain"
     if not name or len(name) > 63 or not _LABEL_NAME.fullmatch(name):

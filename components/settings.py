@@ -304,6 +304,12 @@ class AdmissionSettings(_Model):
         return value
 
 
+# Fewest resources the platform stack of any environment holds (24 with the registry, Argo CD and IRSA off and
+# both Vault mounts adopted; tests/test_sharding.py keeps this below what it renders): a smaller
+# tenancy:stackBudget cannot hold any environment, and synth would refuse every stack.
+MIN_STACK_BUDGET = 20
+
+
 class StackSettings(_Model):
     """The typed form of one stack's configuration."""
 
@@ -329,7 +335,8 @@ class StackSettings(_Model):
                            "an emptied list or misspelt environments would otherwise remove every tenant.")
     shards: int = Field(1, ge=1, le=256, description="Tenant stacks of this environment: 1 keeps platform and "
                                                      "tenants in one stack; N puts the tenants in <env>-shard-0..N-1.")
-    stack_budget: int = Field(5000, ge=1, description="Most resources one stack of this environment may hold.")
+    stack_budget: int = Field(5000, ge=MIN_STACK_BUDGET,
+                              description="Most resources one stack of this environment may hold.")
     secret_keys: frozenset[str] = Field(frozenset(), description="Config keys Pulumi holds as secrets.")
 
     @field_validator("org")

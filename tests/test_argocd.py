@@ -10,7 +10,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from components import argocd, naming, settings as settings_module
+from components import argocd, catalogue, naming, settings as settings_module
 from tenancy import synth
 from components.problems import InvalidInput
 from tests import schema_check
@@ -198,6 +198,20 @@ def test_application_set_templates_one_app_per_tenant_from_generator_keys(dev, p
     assert appset["spec"]["goTemplate"] is True and appset["spec"]["goTemplateOptions"] == ["missingkey=error"]
     placeholders = set(re.findall(r"\{\{\s*\.([^}\s]+)\s*\}\}", json.dumps(template) + appset["spec"]["templatePatch"]))
     assert placeholders and placeholders <= set(FIXED_KEYS)
+
+
+@pytest.mark.parametrize("key", FIXED_KEYS)
+def test_a_param_the_generator_would_drop_is_refused(key, tmp_path):
+    """generator/tenancy_generator/params.py `parameter_map` flattens a tenant's params beside FIXED_KEYS and drops
+    one of the same name (`autoSync` was accepted by validate and silently lost there): the catalogue refuses it."""
+    path = tmp_path / "tenants.yaml"
+    path.write_text(f"tenants:\n  - name: alpha\n    team: a\n    repo: {{url: https://github.com/x/a.git}}\n"
+                    f"    params: {{{key}: x}}\n")
+    stacks = settings_module.known_stacks(PROJECT)
+    with pytest.raises(InvalidInput) as refused:
+        catalogue.load(path, stacks=stacks).for_stack(settings_module.load_stack(PROJECT, "dev"))
+    assert [str(p) for p in refused.value.problems] == [
+        f"tenants.yaml: tenants[0] (name=alpha).params: param key '{key}' is reserved by the Argo CD generator"]
 
 
 def test_disabled_stack_renders_none_of_it(tmp_path, monkeypatch):

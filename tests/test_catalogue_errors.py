@@ -446,6 +446,22 @@ def test_a_problem_stays_one_line_when_the_input_holds_line_breaks(tmp_path):
     assert len(line.splitlines()) == 1
 
 
+@pytest.mark.parametrize("key", ["count/", "'count/\U0001F600'", "/pods", "count/" + "w" * 64, "count/a/b",
+                                 "'count/-x'"])
+def test_quota_keys_the_api_server_refuses_are_refused(key, tmp_path):
+    """kube-apiserver pkg/apis/core/validation/validation.go ValidateResourceQuotaResourceName: every spec.hard key
+    is a qualified name (apimachinery pkg/util/validation IsQualifiedName: optional DNS-subdomain prefix, '/', a
+    name of 1-63 [A-Za-z0-9][-A-Za-z0-9_.]*[A-Za-z0-9]); `count/` and `count/😀` passed validate and failed there."""
+    [line] = problems(with_tenant(quota=f"{{{key}: 1}}"), tmp_path)
+    assert line.startswith("tenants.yaml: tenants[2] (name=gamma).quota: ") and \
+        "is not a ResourceQuota resource name: Kubernetes needs a qualified name" in line, line
+
+
+def test_object_count_quota_keys_the_api_server_takes_are_kept(tmp_path):
+    assert problems(with_tenant(quota="{count/workflows.argoproj.io: 5, count/jobs.batch: 2, count/pods: 3}"),
+                    tmp_path) == []
+
+
 def test_a_key_that_is_a_digit_only_to_str_isdigit_is_an_unknown_field(tmp_path):
     # `²` is a digit to str.isdigit but not to int(): sorting problem paths crashed on it.
     found = problems(BASE + "\u00b2: 1\n\u0663: 1\n", tmp_path)
