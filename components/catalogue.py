@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from . import certificates, images, naming, notation, quantity, safe_yaml
-from .problems import InvalidInput, Problem, describe, did_you_mean, join_path, pydantic_message, shown
+from .problems import At, InvalidInput, Problem, describe, did_you_mean, error_loc, join_path, pydantic_message, shown
 from .settings import AWS_REGIONS, StackSettings, check_cidrs, check_object_names, check_registries
 
 
@@ -146,6 +146,17 @@ class Limits(_Model):
             if _amount(key, item) < 0:
                 raise ValueError(f"{key}: {shown(item)} is negative")
         return {k: str(v) for k, v in value.items()}
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Limits":
+        # The order kube-apiserver's ValidateLimitRange holds a LimitRange to (pkg/apis/core/validation):
+        # defaultRequest <= default <= max, and defaultRequest <= max.
+        for low, high in (("default_request", "default"), ("default", "max"), ("default_request", "max")):
+            for key, item in getattr(self, low).items():
+                ceiling = getattr(self, high).get(key)
+                if ceiling is not None and quantity.parse(item) > quantity.parse(ceiling):
+                    raise At((to_camel(low), key), f"{item} is more than {to_camel(high)}.{key} ({ceiling})")
+        return self
 
 
 class Ingress(_Model):
@@ -506,7 +517,7 @@ class Catalogue:
             spec = TenantSpec.model_validate(merged)
         except ValidationError as exc:
             for error in exc.errors():
-                loc = tuple(p for p in error["loc"] if p not in ("function-after",) and not str(p).startswith("function"))
+                loc = tuple(p for p in error_loc(error) if not str(p).startswith("function"))
                 message = pydantic_message({**error, "loc": loc}, TenantSpec)
                 if loc == ("supplyChain", "certificate") and from_file:
                     loc = ("supplyChain", "certificateFile")

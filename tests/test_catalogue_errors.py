@@ -457,6 +457,17 @@ def test_quota_keys_the_api_server_refuses_are_refused(key, tmp_path):
         "is not a ResourceQuota resource name: Kubernetes needs a qualified name" in line, line
 
 
+@pytest.mark.parametrize("limits, expected", [
+    ("{default: {memory: 2Gi}, max: {memory: 1Gi}}", "limits.default.memory: 2Gi is more than max.memory (1Gi)"),
+    ("{defaultRequest: {cpu: '2'}}", "limits.defaultRequest.cpu: 2 is more than default.cpu (1)"),
+    ("{defaultRequest: {ephemeral-storage: 2Gi}, max: {ephemeral-storage: 1Gi}}",
+     "limits.defaultRequest.ephemeral-storage: 2Gi is more than max.ephemeral-storage (1Gi)"),
+])
+def test_limits_the_api_server_would_refuse_are_refused(limits, expected, tmp_path):
+    """kubernetes pkg/apis/core/validation/limit_ranges.go ValidateLimitRange: defaultRequest <= default <= max."""
+    assert problems(with_tenant(limits=limits), tmp_path) == [f"tenants.yaml: tenants[2] (name=gamma).{expected}"]
+
+
 def test_object_count_quota_keys_the_api_server_takes_are_kept(tmp_path):
     assert problems(with_tenant(quota="{count/workflows.argoproj.io: 5, count/jobs.batch: 2, count/pods: 3}"),
                     tmp_path) == []
