@@ -197,7 +197,7 @@ class Allowed(_Model):
 class MiniClusterSpec(_Model):
     enabled: bool = False
     size: int = Field(2, ge=1, le=1024)
-    image: str = "ghcr.io/flux-framework/flux-restful-api:latest"
+    image: str = images.FLUX_RESTFUL_IMAGE
     command: str = ""
     users: list[str] = Field(default_factory=list, description="The flux-restful-api account (at most one; v1alpha2 "
                                                                "only); its password is generated in Vault.")
@@ -714,6 +714,9 @@ def minicluster_problems(spec: TenantSpec, settings: StackSettings) -> list[tupl
             f"(no Flux Operator release gives MiniCluster pods tolerations; stack {shown(settings.environment)} uses "
             f"{version}): set tenancy:minicluster.podTolerationRestriction when the API server runs the "
             "PodTolerationRestriction admission plugin, or leave minicluster disabled for this tenant")))
+    why = images.pin_problem(mc.image) if settings.pinned_images else None
+    if why:
+        problems.append((("minicluster", "image"), why))
     if version == "v1alpha1":
         if mc.users:
             problems.append((("minicluster", "users"), (

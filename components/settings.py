@@ -335,6 +335,8 @@ class StackSettings(_Model):
                            "an emptied list or misspelt environments would otherwise remove every tenant.")
     shards: int = Field(1, ge=1, le=256, description="Tenant stacks of this environment: 1 keeps platform and "
                                                      "tenants in one stack; N puts the tenants in <env>-shard-0..N-1.")
+    pinned_images: bool = Field(False, description="Refuse a tenant image (minicluster.image) named by neither a "
+                                                   "version tag nor a @sha256: digest.")
     stack_budget: int = Field(5000, ge=MIN_STACK_BUDGET,
                               description="Most resources one stack of this environment may hold.")
     secret_keys: frozenset[str] = Field(frozenset(), description="Config keys Pulumi holds as secrets.")
