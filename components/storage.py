@@ -82,6 +82,9 @@ class TenantStorage(pulumi.ComponentResource):
                 enable_key_rotation=True, tags=tags,
                 deletion_window_in_days=(KMS_DELETION_WINDOW_PROTECTED_DAYS if settings.protect_data
                                          else KMS_DELETION_WINDOW_DAYS))
+            sdk.register(aws.kms.KeyPolicy, f"{name}-kms-key-policy", opts_, key_id=kms_key.key_id,
+                         policy=pulumi.Output.all(kms_key.arn, bucket.arn).apply(
+                             lambda arns: json.dumps(iam_policies.kms_key_policy(arns[0], arns[1]))))
             sdk.register(aws.kms.Alias, f"{name}-kms-alias", opts_, name=names.kms_alias, target_key_id=kms_key.key_id)
             sse_default = {"sse_algorithm": "aws:kms", "kms_master_key_id": kms_key.arn}
         sdk.register(

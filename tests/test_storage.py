@@ -105,6 +105,8 @@ def test_kms_only_for_the_kms_tenant(prod):
             assert key["inputs"]["enableKeyRotation"] is True
             assert key["inputs"]["deletionWindowInDays"] == 30
             assert one(owned, "aws:kms/alias:Alias")["inputs"]["name"] == "alias/tenancy-calypr-prod-compliance-artifacts"
+            key_policy = json.loads(one(owned, "aws:kms/keyPolicy:KeyPolicy")["inputs"]["policy"])
+            assert {s["Sid"] for s in key_policy["Statement"]} == {"AccountAdministersKey", "AccountUsesKeyThroughS3Only"}
             assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
             assert rule["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"].startswith("arn:aws:kms:eu-west-1:")
             assert rule["bucketKeyEnabled"] is True
