@@ -248,6 +248,11 @@ def generator_iam_policy(org: str, environment: str) -> str:
     return f"{generator_iam_role(org, environment)}-read"
 
 
+def access_log_bucket(org: str, environment: str, region: str) -> str:
+    """The platform's bucket for the S3 server access logs of the artifact buckets in `region`."""
+    return f"{org}-{environment}-s3-access-logs-{region}"
+
+
 def platform_names(org: str, environment: str, namespaces: tuple[str, ...] = ()) -> dict[str, frozenset[str]]:
     """Names the platform itself takes, keyed and folded like `TenantNames.comparable()`.
 

@@ -164,6 +164,9 @@ class ArtifactSettings(_Model):
     versioning: bool = True
     noncurrent_version_expire_days: int = Field(30, ge=1, le=3650)
     force_destroy: bool = Field(False, description="Lets `pulumi destroy` empty buckets; never in stacks that protect data.")
+    access_logs: bool = Field(False, description="S3 server access logs of every artifact bucket, in the platform's "
+                                                 "log bucket of its region (<org>-<env>-s3-access-logs-<region>).")
+    access_log_days: int = Field(365, ge=1, le=3650, description="Days the access logs are kept.")
 
 
 class IrsaSettings(_Model):
