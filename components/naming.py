@@ -25,6 +25,7 @@ _CQL_TEXT_KEY = re.compile(r"^[a-z0-9][-a-z0-9]*$")
 
 # Fixed names inside every tenant namespace: the Argo design and the External Secrets wiring refer to them.
 RUNNER_SERVICE_ACCOUNT = "wf-runner"
+MINICLUSTER_SERVICE_ACCOUNT = "flux-runner"
 SECRETS_SERVICE_ACCOUNT = "external-secrets-vault"
 SECRET_STORE = "vault"
 ARTIFACT_REPOSITORIES_CONFIGMAP = "artifact-repositories"

@@ -180,7 +180,23 @@ def test_dedicated_tenant_pins_workflow_and_minicluster_pods():
     assert wf["tolerations"][0]["value"] == "compliance"
     for version in ("v1alpha2", "v1alpha1"):
         pod = minicluster.minicluster(spec, names, version)["spec"]["pod"]
-        assert pod == {"labels": {"tenancy.io/tenant": "compliance"}, "nodeSelector": wf["nodeSelector"]}
+        assert pod == {"labels": {"tenancy.io/tenant": "compliance"}, "nodeSelector": wf["nodeSelector"],
+                       "serviceAccountName": "flux-runner"}
+
+
+def test_minicluster_pods_get_no_api_token():
+    """Flux Operator 0.2.0 (the SDK schema tenancy validates v1alpha2 against) and 0.1.x have no
+    pod.automountServiceAccountToken (0.2.1 adds it: tests/test_minicluster_crd.py SDK_VS_TAG); their pods run as
+    pod.serviceAccountName, so the MiniCluster names its own account, which mounts no token
+    (flux-operator controllers/flux/job.go: the pod spec sets ServiceAccountName and no automount)."""
+    from components import cluster
+    spec, names = _spec("research")
+    assert spec.minicluster.enabled
+    for version in ("v1alpha2", "v1alpha1"):
+        assert minicluster.minicluster(spec, names, version)["spec"]["pod"]["serviceAccountName"] == "flux-runner"
+    account = minicluster.service_account(names)
+    assert account["metadata"] == {"name": "flux-runner", "namespace": names.namespace}
+    assert account["automountServiceAccountToken"] is False
 
 
 def test_minicluster_credentials_are_references_never_values():
