@@ -283,7 +283,7 @@ def test_service_specific_credentials_come_from_a_secret_never_inline():
 def test_settings_refuse_the_generator_without_a_registry():
     config, secret = settings_module.read_stack_file(PROJECT, "dev")
     config["tenancy:registry"] = json.dumps({**json.loads(config["tenancy:registry"]), "enabled": False})
-    with pytest.raises(InvalidInput, match="argocd.enabled needs"):
+    with pytest.raises(InvalidInput, match="tenancy:argocd.enabled: needs tenancy:registry.enabled"):
         settings_module.from_config(config, stack="dev", secret_keys=secret)
     config["tenancy:argocd"] = json.dumps({**json.loads(config["tenancy:argocd"]), "generatorRoleArn": "role/x"})
     with pytest.raises(InvalidInput, match="IAM role ARN"):
