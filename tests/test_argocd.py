@@ -10,7 +10,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from components import argocd, naming, settings as settings_module
+from components import argocd, catalogue, naming, settings as settings_module
 from tenancy import synth
 from components.problems import InvalidInput
 from tests import schema_check
@@ -200,6 +200,20 @@ def test_application_set_templates_one_app_per_tenant_from_generator_keys(dev, p
     assert placeholders and placeholders <= set(FIXED_KEYS)
 
 
+@pytest.mark.parametrize("key", FIXED_KEYS)
+def test_a_param_the_generator_would_drop_is_refused(key, tmp_path):
+    """generator/tenancy_generator/params.py `parameter_map` flattens a tenant's params beside FIXED_KEYS and drops
+    one of the same name (`autoSync` was accepted by validate and silently lost there): the catalogue refuses it."""
+    path = tmp_path / "tenants.yaml"
+    path.write_text(f"tenants:\n  - name: alpha\n    team: a\n    repo: {{url: https://github.com/x/a.git}}\n"
+                    f"    params: {{{key}: x}}\n")
+    stacks = settings_module.known_stacks(PROJECT)
+    with pytest.raises(InvalidInput) as refused:
+        catalogue.load(path, stacks=stacks).for_stack(settings_module.load_stack(PROJECT, "dev"))
+    assert [str(p) for p in refused.value.problems] == [
+        f"tenants.yaml: tenants[0] (name=alpha).params: param key '{key}' is reserved by the Argo CD generator"]
+
+
 def test_disabled_stack_renders_none_of_it(tmp_path, monkeypatch):
     read = settings_module.read_stack_file
 
@@ -269,7 +283,7 @@ def test_service_specific_credentials_come_from_a_secret_never_inline():
 def test_settings_refuse_the_generator_without_a_registry():
     config, secret = settings_module.read_stack_file(PROJECT, "dev")
     config["tenancy:registry"] = json.dumps({**json.loads(config["tenancy:registry"]), "enabled": False})
-    with pytest.raises(InvalidInput, match="argocd.enabled needs"):
+    with pytest.raises(InvalidInput, match="tenancy:argocd.enabled: needs tenancy:registry.enabled"):
         settings_module.from_config(config, stack="dev", secret_keys=secret)
     config["tenancy:argocd"] = json.dumps({**json.loads(config["tenancy:argocd"]), "generatorRoleArn": "role/x"})
     with pytest.raises(InvalidInput, match="IAM role ARN"):
