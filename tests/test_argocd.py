@@ -376,7 +376,7 @@ def generator_params(result: synth.SynthResult) -> dict[str, dict]:
     for record in result.of_type("pulumi-python:dynamic:Resource"):
         row = TenantRow.from_mapping(record["inputs"])
         if row.generated:
-            found[row.tenant_id] = parameter_map(row)
+            found[row.tenant_id] = parameter_map(row, row.auto_sync)
     return found
 
 

@@ -676,3 +676,65 @@ def test_keyspaces_session_verifies_the_endpoint_name(monkeypatch, endpoint, por
     assert seen["contact_points"] == [host] and seen["port"] == port
     assert seen["ssl_options"] == {"server_hostname": host}
     assert seen["ssl_context"].check_hostname is True
+
+
+# --- a sharded rollout: the registry and the expected tenants are updated at different times ------------------------
+
+def metric(base: str, name: str) -> float:
+    (line,) = [line for line in httpx.get(base + "/metrics").text.splitlines() if line.startswith(name + " ")]
+    return float(line.split()[-1])
+
+
+def test_a_row_no_tenant_expects_is_left_out_and_counted(token_file):
+    """A leftover active row (a tenant offboarded in tenancy before its row was, or another platform's row):
+    answered, Argo CD would create an Application in an AppProject that does not exist
+    (`validateGeneratedApplications` in argo-cd v3.5.7 applicationset_controller.go refuses the whole set then)."""
+    leftover = {**ROWS[0], "tenant_id": "calypr-leftover", "namespace": "wf-calypr-leftover"}
+    with ThreadedServer(keyspaces_app(token_file, lambda: FakeSession([*ROWS, leftover]), ttl=0.0)) as srv:
+        reply = post(srv.base, body())
+        filtered = post(srv.base, body(filterLabelKey="tier"))
+        ready = httpx.get(srv.base + "/readyz").status_code
+        unexpected = metric(srv.base, "generator_unexpected_rows")
+    assert reply.status_code == 200 and ready == 200
+    assert [p["tenantId"] for p in reply.json()["output"]["parameters"]] == ENABLED
+    assert "calypr-leftover" not in filtered.text
+    assert unexpected == 1
+
+
+@pytest.mark.parametrize("row_lifecycle, expected_lifecycle", [("active", "suspended"), ("suspended", "active")])
+def test_the_more_restrictive_lifecycle_wins(token_file, tmp_path, row_lifecycle, expected_lifecycle):
+    """Between tenancy publishing a suspension and the registry row following (or the other way round), the
+    Application keeps automated sync off: `autoSync` feeds the ApplicationSet's templatePatch."""
+    rows = [{**r, "lifecycle": row_lifecycle} if r["tenant_id"] == "calypr-research" else r for r in ROWS]
+    path = tmp_path / "expected.json"
+    path.write_text(json.dumps({**expected_of(ENABLED), "calypr-research": expected_lifecycle}))
+    with ThreadedServer(keyspaces_app(token_file, lambda: FakeSession(rows), ttl=0.0, expected_file=path)) as srv:
+        reply = post(srv.base, body())
+    research = next(p for p in reply.json()["output"]["parameters"] if p["tenantId"] == "calypr-research")
+    assert research["autoSync"] is False
+
+
+def test_a_tenant_on_two_rows_is_refused(token_file):
+    """Two rows for one tenant are not one Application twice (Argo CD v3.5.7 would reject the duplicate name
+    for the whole set); which row is right cannot be told, so nothing is answered."""
+    twice = [*ROWS, {**ROWS[0], "repo_url": "https://github.com/calypr/elsewhere.git"}]
+    with ThreadedServer(keyspaces_app(token_file, lambda: FakeSession(twice), ttl=0.0)) as srv:
+        reply = post(srv.base, body())
+        ready = httpx.get(srv.base + "/readyz").status_code
+        counted = refusals(srv.base)
+    assert reply.status_code == 503 and ready == 503
+    assert reply.json() == {"error": "1 tenant(s) on more than one registry row: calypr-research"}
+    assert "elsewhere" not in reply.text and counted["duplicate_tenant"] == 1
+
+
+def test_a_refusal_is_not_held_for_the_cache_lifetime(token_file):
+    """With a 30 s cache, the first request after the row is fixed is answered."""
+    session = FakeSession(ROWS[1:])
+    with ThreadedServer(keyspaces_app(token_file, lambda: session, ttl=30.0)) as srv:
+        refused = post(srv.base, body())
+        session.rows = ROWS
+        answered = post(srv.base, body())
+        again = post(srv.base, body())
+    assert refused.status_code == 503 and answered.status_code == 200 and again.status_code == 200
+    # Read again after the refusal, then cached as before.
+    assert len(session.statements) == 2

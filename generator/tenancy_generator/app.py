@@ -18,9 +18,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from .params import (GENERATED, BadRequest, Incomplete, LabelFilter, check_complete, generate, json_depth_exceeds,
-                     parse_request)
-from .registry import Registry, RegistryUnavailable
+from .params import (GENERATED, Answerable, BadRequest, Incomplete, LabelFilter, answerable, generate,
+                     json_depth_exceeds, named, parse_request)
+from .registry import Registry, RegistryUnavailable, Snapshots
 
 PLUGIN_PATH = "/api/v1/getparams.execute"
 MAX_BODY_BYTES = 64 * 1024
@@ -28,7 +28,8 @@ MAX_BODY_BYTES = 64 * 1024
 # would recurse on it (a RecursionError, i.e. a 500) long before the body cap stops it.
 MAX_JSON_DEPTH = 32
 # Every reason the service refuses to answer; the label set of generator_refusals_total is fixed.
-REFUSAL_REASONS = ("registry_unavailable", "undecodable_row", "expected_unreadable", "missing_tenant", "empty")
+REFUSAL_REASONS = ("registry_unavailable", "undecodable_row", "expected_unreadable", "duplicate_tenant",
+                   "missing_tenant", "empty")
 log = logging.getLogger("tenancy_generator")
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -137,10 +138,11 @@ class ExpectedTenants:
     def __init__(self, path: Path):
         self._path = path
         self._stamp: Optional[tuple[int, int, int]] = None
-        self._keys: frozenset[str] = frozenset()
+        self._expected: Mapping[str, str] = {}
 
-    def current(self) -> frozenset[str]:
-        """The keys; OSError or ValueError when the file is missing or malformed (then every answer is refused)."""
+    def current(self) -> Mapping[str, str]:
+        """Tenant id -> lifecycle, the same object until the file changes; OSError or ValueError when the file is
+        missing or malformed (then every answer is refused)."""
         st = self._path.stat()
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if stamp != self._stamp:
@@ -148,8 +150,8 @@ class ExpectedTenants:
             if not isinstance(expected, dict) or not all(
                     isinstance(k, str) and k and v in GENERATED for k, v in expected.items()):
                 raise ValueError("expected tenants file is not a JSON object of tenant id to active or suspended")
-            self._keys, self._stamp = frozenset(expected), stamp
-        return self._keys
+            self._expected, self._stamp = expected, stamp
+        return self._expected
 
 
 class Refused(Exception):
@@ -175,6 +177,10 @@ class Metrics:
                                    registry=self.registry)
         self.backend_errors = Counter("generator_backend_errors_total", "Failed registry reads.",
                                       registry=self.registry)
+        self.unexpected_rows = Gauge(
+            "generator_unexpected_rows",
+            "Active or suspended registry rows of tenants tenancy does not expect (left out of every answer), "
+            "at the last check.", registry=self.registry)
         self.refusals = Counter("generator_refusals_total",
                                 "Plugin requests refused (non-2xx) rather than answered without a tenant, by reason.",
                                 ["reason"], registry=self.registry)
@@ -208,7 +214,7 @@ class _MetricsMiddleware:
 
 
 class _Replies:
-    """Encoded replies per filter for one snapshot of rows.
+    """Encoded replies per filter for one answerable snapshot.
 
     Argo asks the same question on every poll. Building and encoding a thousand maps costs ~6 ms of CPU; a
     cached reply costs the server ~0.5 ms a request (bench/generator_load.py). The bytes are dropped as soon
@@ -218,20 +224,20 @@ class _Replies:
     MAX_ENTRIES = 64  # distinct filters per snapshot; an ApplicationSet author picks them, a caller could vary them
 
     def __init__(self) -> None:
-        self._snapshot: Optional[list] = None
+        self._snapshot: Optional[Answerable] = None
         self._encoded: dict[LabelFilter, tuple[bytes, int]] = {}
         self._lock = threading.Lock()
 
-    def get(self, rows: list, label_filter: LabelFilter) -> tuple[bytes, int]:
+    def get(self, answer: Answerable, label_filter: LabelFilter) -> tuple[bytes, int]:
         with self._lock:
-            if rows is not self._snapshot or len(self._encoded) >= self.MAX_ENTRIES:
-                self._snapshot, self._encoded = rows, {}
+            if answer is not self._snapshot or len(self._encoded) >= self.MAX_ENTRIES:
+                self._snapshot, self._encoded = answer, {}
             hit = self._encoded.get(label_filter)
         if hit is None:
-            parameters = generate(rows, label_filter)
+            parameters = generate(answer, label_filter)
             hit = (json.dumps({"output": {"parameters": parameters}}, separators=(",", ":")).encode(), len(parameters))
             with self._lock:
-                if rows is self._snapshot:
+                if answer is self._snapshot:
                     self._encoded[label_filter] = hit
         return hit
 
@@ -254,16 +260,16 @@ async def read_capped(request: Request, cap: int) -> Optional[bytes]:
     return bytes(body)
 
 
-def create_app(registry: Registry, token: TokenFile, expected: ExpectedTenants, allow_empty: bool = False,
+def create_app(registry: Snapshots, token: TokenFile, expected: ExpectedTenants, allow_empty: bool = False,
                metrics: Optional[Metrics] = None) -> FastAPI:
     """The service around `registry` (already cached by the caller); `token` guards the plugin endpoint, and
-    `expected` lists the tenants every answer must contain."""
+    `expected` lists the tenants every answer must contain and the only ones it may contain."""
     metrics = metrics or Metrics()
     replies = _Replies()
-    # The last (rows, expected keys) found complete: the cache hands out the same objects until it refreshes,
-    # so the check runs once per snapshot rather than once per request. References, not ids: holding them means
-    # a new snapshot can never be mistaken for a checked one.
-    checked: list[tuple[object, object]] = [(None, None)]
+    # The last (rows, expected, answerable) found complete: the cache hands out the same objects until it
+    # refreshes, so the check runs once per snapshot rather than once per request. References, not ids: holding
+    # them means a new snapshot can never be mistaken for a checked one.
+    checked: list[tuple[object, object, Optional[Answerable]]] = [(None, None, None)]
     app = FastAPI(title="tenancy ApplicationSet plugin generator", docs_url=None, redoc_url=None,
                   openapi_url=None)
     # Starlette answers `/path/` with a redirect to `/path` built from the request's Host header: a caller
@@ -281,24 +287,32 @@ def create_app(registry: Registry, token: TokenFile, expected: ExpectedTenants, 
             log.exception("registry read failed")
             raise RegistryUnavailable(f"registry read failed: {type(exc).__name__}") from exc
 
-    def complete_rows() -> list:
-        """Rows that may be answered with; Refused whenever an answer could lack a tenant that must be there."""
+    def complete_rows() -> tuple[list, Answerable]:
+        """The rows read and what they allow to be answered; Refused whenever an answer could lack a tenant that
+        must be there."""
         try:
             rows = read_rows()
         except RegistryUnavailable as exc:
             raise Refused(exc.reason, f"tenant registry unavailable ({exc})") from None
         try:
-            keys = expected.current()
+            wanted = expected.current()
         except (OSError, ValueError) as exc:
             raise Refused("expected_unreadable", f"expected tenants unreadable ({type(exc).__name__})") from None
-        last_rows, last_keys = checked[0]
-        if rows is not last_rows or keys is not last_keys:
+        last_rows, last_wanted, answer = checked[0]
+        if rows is not last_rows or wanted is not last_wanted or answer is None:
             try:
-                check_complete(rows, keys, allow_empty)
+                answer = answerable(rows, wanted, allow_empty)
             except Incomplete as exc:
+                # A refused snapshot is not kept for the cache's lifetime: the next request reads the registry
+                # again, so answers resume as soon as the row is fixed.
+                registry.refused(rows)
                 raise Refused(exc.reason, str(exc)) from None
-            checked[0] = (rows, keys)
-        return rows
+            checked[0] = (rows, wanted, answer)
+            metrics.unexpected_rows.set(len(answer.unexpected))
+            if answer.unexpected:
+                log.warning("left out %d registry row(s) no tenant expects: %s", len(answer.unexpected),
+                            named(answer.unexpected))
+        return rows, answer
 
     def unauthorized(request: Request) -> Optional[JSONResponse]:
         scheme, _, presented = request.headers.get("authorization", "").partition(" ")
@@ -328,13 +342,13 @@ def create_app(registry: Registry, token: TokenFile, expected: ExpectedTenants, 
         except (ValueError, UnicodeDecodeError) as exc:
             return _error(400, str(exc) if isinstance(exc, BadRequest) else "request body is not valid JSON")
         try:
-            rows = await run_in_threadpool(complete_rows)
+            _, answer = await run_in_threadpool(complete_rows)
         except Refused as exc:
             # Argo CD treats any non-2xx answer as "change nothing, retry later".
             metrics.refusals.labels(exc.reason).inc()
             log.warning("refused applicationset %s (%s): %s", appset, exc.reason, exc)
             return _error(503, str(exc))
-        encoded, count = replies.get(rows, label_filter)
+        encoded, count = replies.get(answer, label_filter)
         metrics.parameters.inc(count)
         return Response(encoded, media_type="application/json")
 
@@ -346,7 +360,7 @@ def create_app(registry: Registry, token: TokenFile, expected: ExpectedTenants, 
     async def readyz() -> Response:
         # The same checks as the plugin endpoint, through the cache: not ready exactly when it would refuse.
         try:
-            rows = await run_in_threadpool(complete_rows)
+            rows, _ = await run_in_threadpool(complete_rows)
         except Refused as exc:
             return _error(503, str(exc))
         return JSONResponse({"status": "ready", "rows": len(rows)})

@@ -41,6 +41,12 @@ class Registry(Protocol):
     def rows(self) -> list[TenantRow]: ...
 
 
+class Snapshots(Registry, Protocol):
+    """A registry whose rows are reused between reads, told when a snapshot cannot be answered with."""
+
+    def refused(self, rows: list[TenantRow]) -> None: ...
+
+
 class MemoryRegistry:
     """Rows from a JSON file (a list of row objects), re-read on every refresh as Keyspaces would be."""
 
@@ -146,7 +152,9 @@ class LazyKeyspacesRegistry:
 class CachedRegistry:
     """Serves rows from memory for `ttl` seconds, so Argo's polling (every replica, every requeue) does not
     turn into Keyspaces reads. One caller refreshes at a time; the others wait for its result. Failures are
-    not cached and never serve stale rows: a tenant disabled in the registry must not keep being generated."""
+    not cached and never serve stale rows: a tenant disabled in the registry must not keep being generated.
+    Neither are rows the service refused to answer with (`refused`): the next caller reads again, so a fixed
+    row is answered at once rather than after the TTL."""
 
     def __init__(self, inner: Registry, ttl: float, clock: Callable[[], float] = time.monotonic,
                  on_refresh: Optional[Callable[[int], None]] = None):
@@ -165,3 +173,8 @@ class CachedRegistry:
                 if self._on_refresh is not None:
                     self._on_refresh(len(rows))
             return self._rows
+
+    def refused(self, rows: list[TenantRow]) -> None:
+        with self._lock:
+            if rows is self._rows:
+                self._rows = None
