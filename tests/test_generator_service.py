@@ -738,3 +738,112 @@ def test_a_refusal_is_not_held_for_the_cache_lifetime(token_file):
     assert refused.status_code == 503 and answered.status_code == 200 and again.status_code == 200
     # Read again after the refusal, then cached as before.
     assert len(session.statements) == 2
+
+
+# --- slow clients: every connection is bounded in time ----------------------------------------------------------------
+
+HEAD = f"POST {PLUGIN} HTTP/1.1\r\nHost: generator\r\nAuthorization: Bearer {TOKEN}\r\n".encode()
+
+
+def hold(base: str, opening: bytes, trickle: bytes, clients: int, seconds: float) -> list[float | None]:
+    """`clients` real sockets each send `opening`, then one byte of `trickle` every 0.2 s; for each, the seconds
+    until the server closed it (None if it was still open after `seconds`)."""
+    import selectors
+
+    host, port = base.removeprefix("http://").split(":")
+    selector = selectors.DefaultSelector()
+    started = time.monotonic()
+    closed: dict[socket.socket, float | None] = {}
+    for _ in range(clients):
+        sock = socket.create_connection((host, int(port)))
+        sock.sendall(opening)
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ)
+        closed[sock] = None
+    sent = 0
+    while time.monotonic() - started < seconds and None in closed.values():
+        for key, _ in selector.select(timeout=0.2):
+            sock = key.fileobj
+            try:
+                data = sock.recv(65536)
+            except ConnectionError:
+                data = b""
+            if not data:
+                closed[sock] = time.monotonic() - started
+                selector.unregister(sock)
+        for sock, when in closed.items():
+            if when is None and sent < len(trickle):
+                try:
+                    sock.send(trickle[sent:sent + 1])
+                except OSError:
+                    closed[sock] = time.monotonic() - started
+                    selector.unregister(sock)
+        sent += 1
+    for sock in closed:
+        sock.close()
+    return list(closed.values())
+
+
+@pytest.fixture(scope="module")
+def impatient(tmp_path_factory, token_file):
+    """The image's process with 1 s head and body deadlines."""
+    with server_process(tmp_path_factory.mktemp("impatient"), token_file, ROWS, ENABLED,
+                        HEADER_TIMEOUT_SECONDS="1", BODY_TIMEOUT_SECONDS="1") as server:
+        yield server
+
+
+def test_a_trickled_or_missing_request_head_is_cut_off(impatient):
+    """uvicorn (h11_impl.py) has no head timeout of its own: without one these connections stay open."""
+    trickled = hold(impatient.base, HEAD, b"X-Slow: " + b"a" * 100, clients=30, seconds=6)
+    silent = hold(impatient.base, b"", b"", clients=30, seconds=6)
+    for when in trickled + silent:
+        assert when is not None and when < 3, (trickled, silent)
+    assert post(impatient.base, body()).status_code == 200  # the service answers meanwhile
+
+
+def test_a_trickled_body_is_cut_off_with_408(impatient):
+    opening = HEAD + b"Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+    host, port = impatient.base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=6) as sock:
+        sock.sendall(opening + b'{"applicationSetName": ')
+        started = time.monotonic()
+        reply = b""
+        sock.settimeout(0.2)
+        while time.monotonic() - started < 6:
+            try:
+                sock.send(b" ")
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            reply += chunk
+        elapsed = time.monotonic() - started
+    assert reply.startswith(b"HTTP/1.1 408 "), reply
+    assert b"request body not received within 1 s" in reply and elapsed < 3
+    assert 'status="408"' in httpx.get(impatient.base + "/metrics").text
+
+
+def test_a_kept_alive_connection_must_send_its_next_head_in_time(impatient):
+    """After a first answer on the connection, a trickled second head is cut off as well."""
+    host, port = impatient.base.removeprefix("http://").split(":")
+    payload = json.dumps(body()).encode()
+    first = HEAD + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(payload) + payload
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(first)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+        sock.sendall(HEAD)
+        sock.settimeout(0.3)
+        started = time.monotonic()
+        while time.monotonic() - started < 6:
+            try:
+                sock.send(b"X")
+                if sock.recv(65536) == b"":
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+        assert time.monotonic() - started < 3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hmac
 import json
 import logging
@@ -69,6 +71,10 @@ class Config:
     fetch_size: int = 500
     expected_tenants_file: Optional[Path] = None
     allow_empty: bool = False
+    # A request head, and then its body, must arrive whole within these; an idle kept-alive connection is closed
+    # after the first.
+    header_timeout_seconds: float = 5.0
+    body_timeout_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Config":
@@ -98,6 +104,8 @@ class Config:
             fetch_size=int(env.get("FETCH_SIZE", "500")),
             expected_tenants_file=Path(need("EXPECTED_TENANTS_FILE")),
             allow_empty=_flag(env.get("ALLOW_EMPTY", "false"), "ALLOW_EMPTY"),
+            header_timeout_seconds=_seconds(env.get("HEADER_TIMEOUT_SECONDS", "5"), "HEADER_TIMEOUT_SECONDS"),
+            body_timeout_seconds=_seconds(env.get("BODY_TIMEOUT_SECONDS", "5"), "BODY_TIMEOUT_SECONDS"),
         )
 
 
@@ -105,6 +113,16 @@ def _flag(value: str, key: str) -> bool:
     if value not in ("true", "false"):
         raise SystemExit(f"tenancy-generator: {key} must be true or false")
     return value == "true"
+
+
+def _seconds(value: str, key: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 300:
+        raise SystemExit(f"tenancy-generator: {key} must be a number of seconds between 0 and 300")
+    return seconds
 
 
 class TokenFile:
@@ -242,6 +260,49 @@ class _Replies:
         return hit
 
 
+class _BodyOverdue(Exception):
+    pass
+
+
+class _BodyDeadline:
+    """A request's body must arrive whole within `seconds` of its head, or the request is answered 408 and the
+    connection closed. uvicorn has no body timeout: its only timer is the keep-alive one (below), so a client
+    trickling a declared body would hold the request, and its connection, for as long as it likes."""
+
+    def __init__(self, app: Any, seconds: float):
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.seconds
+        state = {"body_done": False, "started": False}
+
+        async def bounded_receive():
+            if state["body_done"]:  # a later receive only waits for a disconnect; not the body's deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                raise _BodyOverdue from None
+            state["body_done"] = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        async def tracking_send(message):
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, bounded_receive, tracking_send)
+        except _BodyOverdue:
+            if state["started"]:
+                raise
+            await _error(408, f"request body not received within {self.seconds:g} s",
+                         {"Connection": "close"})(scope, receive, send)
+
+
 def _error(status: int, message: str, headers: Optional[dict[str, str]] = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
@@ -261,7 +322,7 @@ async def read_capped(request: Request, cap: int) -> Optional[bytes]:
 
 
 def create_app(registry: Snapshots, token: TokenFile, expected: ExpectedTenants, allow_empty: bool = False,
-               metrics: Optional[Metrics] = None) -> FastAPI:
+               metrics: Optional[Metrics] = None, body_timeout: float = Config.body_timeout_seconds) -> FastAPI:
     """The service around `registry` (already cached by the caller); `token` guards the plugin endpoint, and
     `expected` lists the tenants every answer must contain and the only ones it may contain."""
     metrics = metrics or Metrics()
@@ -374,6 +435,8 @@ def create_app(registry: Snapshots, token: TokenFile, expected: ExpectedTenants,
         log.exception("unhandled error on %s", request.url.path)
         return _error(500, "internal error")
 
+    # Inside the metrics middleware, so a 408 is counted as one.
+    app.add_middleware(_BodyDeadline, seconds=body_timeout)
     app.add_middleware(_MetricsMiddleware, metrics=metrics,
                        known_paths=frozenset({PLUGIN_PATH, "/healthz", "/readyz", "/metrics"}))
     app.state.metrics = metrics
@@ -396,7 +459,52 @@ def build(config: Config, connect: Optional[Callable[[], Any]] = None) -> FastAP
         raise ValueError("expected_tenants_file is required: without it an emptied table could not be told apart")
     cached = CachedRegistry(inner, config.cache_ttl_seconds, on_refresh=metrics.registry_rows.set)
     return create_app(cached, TokenFile(config.token_file), ExpectedTenants(config.expected_tenants_file),
-                      config.allow_empty, metrics)
+                      config.allow_empty, metrics, config.body_timeout_seconds)
+
+
+def _head_deadline_protocol() -> type:
+    """uvicorn's h11 protocol with a deadline on every request head.
+
+    uvicorn's own timer is only `timeout_keep_alive`, armed once a response is complete
+    (`on_response_complete`) and cancelled by any byte received (`data_received`), in
+    uvicorn/protocols/http/h11_impl.py (0.29 to 0.55); `Config` has no header-read timeout. So a connection that
+    sends nothing, or trickles a head one byte at a time, is held forever. Here a head must be complete within
+    `header_timeout` of the connection opening or of the previous response, whatever arrives meanwhile; the
+    head's size stays bounded by h11's `max_incomplete_event_size` (`h11_max_incomplete_event_size`).
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadDeadlineProtocol(H11Protocol):
+        def __init__(self, *args: Any, header_timeout: float, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self._header_timeout = header_timeout
+            self._head_timer: Optional[asyncio.TimerHandle] = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._await_head()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._await_head()
+
+        def connection_lost(self, exc: Optional[Exception]) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            super().connection_lost(exc)
+
+        def _await_head(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            self._head_timer = self.loop.call_later(self._header_timeout, self._head_overdue, self.cycle)
+
+        def _head_overdue(self, cycle: Any) -> None:
+            # No new request since the timer was armed: the cycle is the same one, absent or already answered.
+            # A request being answered (a slow registry read) is not the client's fault and is left alone.
+            if self.cycle is cycle and (cycle is None or cycle.response_complete) and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeadDeadlineProtocol
 
 
 def main() -> None:
@@ -410,5 +518,10 @@ def main() -> None:
         TokenFile(config.token_file).current()  # fail fast at start rather than refuse every request later
     except (OSError, ValueError) as exc:
         raise SystemExit(f"tenancy-generator: PLUGIN_TOKEN_FILE {config.token_file}: {exc}") from None
+    protocol = functools.partial(_head_deadline_protocol(), header_timeout=config.header_timeout_seconds)
+    # An idle kept-alive connection is closed by the head deadline too; uvicorn's own keep-alive timer is set to
+    # the same value so neither outlives the other. Heads are capped at h11's default 16 KiB, stated here.
     uvicorn.run(build(config), host=config.host, port=config.port, access_log=False, server_header=False,
-                proxy_headers=False, log_config=None)
+                proxy_headers=False, log_config=None, http=protocol,
+                timeout_keep_alive=max(1, round(config.header_timeout_seconds)),
+                h11_max_incomplete_event_size=16 * 1024)
