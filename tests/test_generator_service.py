@@ -32,7 +32,7 @@ sys.path.insert(0, str(GENERATOR))
 from tenancy_generator import app as service  # noqa: E402
 
 from tests.processes import stop  # noqa: E402
-from tenancy_generator.params import TenantRow  # noqa: E402
+from tenancy_generator.params import COLUMNS, TenantRow  # noqa: E402
 from tenancy_generator.registry import CachedRegistry, MemoryRegistry, RegistryUnavailable  # noqa: E402
 
 TOKEN = "s3cr3t-plugin-token-0123456789"
@@ -285,18 +285,39 @@ def test_server_without_a_token_file_refuses_to_start(tmp_path):
 
 # --- Keyspaces backend over a fake driver session ---------------------------------------------------------------
 
+class FakePrepared:
+    """A prepared statement: `bind` gives the statement executed (consistency and page size carried over)."""
+
+    def __init__(self, query_string):
+        self.query_string, self.fetch_size, self.consistency_level = query_string, None, None
+
+    def bind(self, values):
+        assert values == ()
+        return self
+
+
 class FakeSession:
-    """Stands in for a cassandra-driver Session: records statements, returns rows or fails like the driver."""
+    """Stands in for a cassandra-driver Session: records statements, returns rows as the session's row factory
+    (tuple_factory: values in the selected columns' order) would, or fails like the driver."""
 
     def __init__(self, rows):
         self.rows, self.statements, self.failure = rows, [], None
         self.row_factory = None
 
+    def prepare(self, query):
+        if self.failure is not None:
+            raise self.failure
+        return FakePrepared(query)
+
     def execute(self, statement):
         self.statements.append(statement)
         if self.failure is not None:
             raise self.failure
-        return iter([dict(r) for r in self.rows])
+        return iter([as_selected(r) for r in self.rows])
+
+
+def as_selected(row: dict) -> tuple:
+    return tuple(row.get(column) for column in COLUMNS)
 
 
 class ThreadedServer:
@@ -331,7 +352,7 @@ def keyspaces_app(token_file, connect, ttl=60.0, expected_file=None, allow_empty
 
 def test_keyspaces_backend_pages_without_allow_filtering_and_caches(token_file):
     from cassandra import ConsistencyLevel
-    from cassandra.query import dict_factory
+    from cassandra.query import tuple_factory
 
     session = FakeSession(ROWS)
     with ThreadedServer(keyspaces_app(token_file, lambda: session)) as srv:
@@ -349,7 +370,7 @@ def test_keyspaces_backend_pages_without_allow_filtering_and_caches(token_file):
     assert "ALLOW FILTERING" not in statement.query_string.upper() and "WHERE" not in statement.query_string.upper()
     assert statement.fetch_size == 100
     assert statement.consistency_level == ConsistencyLevel.LOCAL_QUORUM
-    assert session.row_factory is dict_factory
+    assert session.row_factory is tuple_factory
 
 
 def test_keyspaces_cache_expires_after_ttl(token_file):
@@ -472,7 +493,7 @@ class PagedSession(FakeSession):
             for index, row in enumerate(self.rows):
                 if index == self.page:
                     raise self.page_failure
-                yield dict(row)
+                yield as_selected(row)
         return pages()
 
 

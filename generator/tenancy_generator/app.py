@@ -68,7 +68,7 @@ class Config:
     keyspace: str = "tenant_ops"
     table: str = "tenant_configs"
     cache_ttl_seconds: float = 30.0
-    fetch_size: int = 500
+    fetch_size: int = 5000
     expected_tenants_file: Optional[Path] = None
     allow_empty: bool = False
     # A request head, and then its body, must arrive whole within these; an idle kept-alive connection is closed
@@ -101,7 +101,7 @@ class Config:
             keyspace=env.get("KEYSPACE", "tenant_ops"),
             table=env.get("TABLE", "tenant_configs"),
             cache_ttl_seconds=float(env.get("CACHE_TTL_SECONDS", "30")),
-            fetch_size=int(env.get("FETCH_SIZE", "500")),
+            fetch_size=int(env.get("FETCH_SIZE", "5000")),
             expected_tenants_file=Path(need("EXPECTED_TENANTS_FILE")),
             allow_empty=_flag(env.get("ALLOW_EMPTY", "false"), "ALLOW_EMPTY"),
             header_timeout_seconds=_seconds(env.get("HEADER_TIMEOUT_SECONDS", "5"), "HEADER_TIMEOUT_SECONDS"),

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Optional
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, NamedTuple, Optional, Sequence
 
 # The keys every parameter map carries; a tenant's own params are flattened beside them and never replace them.
 FIXED_KEYS = ("tenantId", "namespace", "cluster", "repoURL", "path", "labels", "params", "autoSync")
@@ -16,9 +16,14 @@ class UndecodableRow(ValueError):
     """A registry row that cannot be read as a tenant; the message names the row and field, never its values."""
 
 
-@dataclass(frozen=True)
-class TenantRow:
-    """One row of the registry table (`tenant_configs`)."""
+# The registry table's columns, in the order the generator selects them (a row arrives as a tuple in this order).
+COLUMNS = ("tenant_id", "enabled", "lifecycle", "namespace", "target_cluster", "repo_url", "repo_path", "labels",
+           "params")
+_TEXTS = ("namespace", "target_cluster", "repo_url", "repo_path")
+
+
+class TenantRow(NamedTuple):
+    """One row of the registry table (`tenant_configs`). A tuple: 10,000 of them are built per table read."""
 
     tenant_id: str
     lifecycle: str
@@ -26,8 +31,8 @@ class TenantRow:
     target_cluster: str
     repo_url: str
     repo_path: str
-    labels: Mapping[str, str] = field(default_factory=dict)
-    params: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str]
+    params: Mapping[str, str]
 
     @property
     def generated(self) -> bool:
@@ -39,34 +44,49 @@ class TenantRow:
 
     @classmethod
     def from_mapping(cls, row: Mapping[str, Any]) -> "TenantRow":
-        """The row, or UndecodableRow: a row that cannot be read might be an active tenant, so it is never skipped."""
-        tenant_id = row.get("tenant_id")
+        """The row from a mapping of column name to value (see `from_values`)."""
+        return cls.from_values([row.get(column) for column in COLUMNS])
+
+    @classmethod
+    def from_values(cls, values: Sequence[Any]) -> "TenantRow":
+        """The row from its COLUMNS values, or UndecodableRow: a row that cannot be read might be an active tenant,
+        so it is never skipped."""
+        tenant_id, enabled, lifecycle, namespace, target_cluster, repo_url, repo_path, labels, params = values
         if not isinstance(tenant_id, str) or not tenant_id:
             raise UndecodableRow("a row has no tenant_id")
-        where = f"row {tenant_id!r}"
-        lifecycle = row.get("lifecycle")
         if lifecycle is None:
             # Rows written before the lifecycle column existed: only `enabled` says whether the tenant is active.
-            lifecycle = "active" if row.get("enabled") is True else "offboarded"
+            lifecycle = "active" if enabled is True else "offboarded"
         if lifecycle not in LIFECYCLES:
-            raise UndecodableRow(f"{where}: lifecycle is not one of {', '.join(LIFECYCLES)}")
-        # Cassandra returns null for an empty map: that is an empty map, not a fault.
-        maps = {}
-        for name in ("labels", "params"):
-            value = row.get(name) or {}
-            if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
-                                                         for k, v in value.items()):
-                raise UndecodableRow(f"{where}: {name} is not a map of text to text")
-            maps[name] = dict(value)
-        texts = {}
-        for name in ("namespace", "target_cluster", "repo_url", "repo_path"):
-            value = row.get(name)
-            if value is None and name == "repo_path":
-                value = "."
-            if lifecycle in GENERATED and (not isinstance(value, str) or not value):
-                raise UndecodableRow(f"{where}: {name} is empty")
-            texts[name] = value if isinstance(value, str) else ""
-        return cls(tenant_id=tenant_id, lifecycle=lifecycle, **texts, **maps)
+            raise UndecodableRow(f"row {tenant_id!r}: lifecycle is not one of {', '.join(LIFECYCLES)}")
+        if repo_path is None:
+            repo_path = "."
+        texts = (namespace, target_cluster, repo_url, repo_path)
+        if not all(isinstance(value, str) and value for value in texts):
+            if lifecycle in GENERATED:
+                empty = next(n for n, v in zip(_TEXTS, texts) if not isinstance(v, str) or not v)
+                raise UndecodableRow(f"row {tenant_id!r}: {empty} is empty")
+            texts = tuple(value if isinstance(value, str) else "" for value in texts)
+        return cls(tenant_id, lifecycle, *texts, _text_map(labels, tenant_id, "labels"),
+                   _text_map(params, tenant_id, "params"))
+
+
+def _text_map(value: Any, tenant_id: str, name: str) -> dict[str, str]:
+    # Cassandra returns null for an empty map: that is an empty map, not a fault.
+    if not value:
+        return {}
+    # The driver's map type (cassandra-driver cassandra/util.py OrderedMapSerializedKey) finds each value by
+    # serialising its key again; its `_items` pairs are read directly, costing a quarter as much at 10,000 rows.
+    # Any other mapping (the JSON backend, another driver version) is read through the Mapping interface.
+    items = getattr(value, "_items", None)
+    if items is None and isinstance(value, Mapping):
+        items = value.items()
+    if items is None:
+        raise UndecodableRow(f"row {tenant_id!r}: {name} is not a map of text to text")
+    result = dict(items)
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in result.items()):
+        raise UndecodableRow(f"row {tenant_id!r}: {name} is not a map of text to text")
+    return result
 
 
 class BadRequest(ValueError):
