@@ -253,7 +253,9 @@ class _Replies:
             hit = self._encoded.get(label_filter)
         if hit is None:
             parameters = generate(answer, label_filter)
-            hit = (json.dumps({"output": {"parameters": parameters}}, separators=(",", ":")).encode(), len(parameters))
+            # Maps built just above hold no cycle; skipping the check saves a tenth of the encoding.
+            encoded = json.dumps({"output": {"parameters": parameters}}, separators=(",", ":"), check_circular=False)
+            hit = (encoded.encode(), len(parameters))
             with self._lock:
                 if answer is self._snapshot:
                     self._encoded[label_filter] = hit
