@@ -110,7 +110,7 @@ def keyspaces_session(region: str, root_cert: Optional[str], username: Optional[
     """
     from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import Cluster
-    from cassandra.policies import DCAwareRoundRobinPolicy
+    from cassandra.policies import ConstantReconnectionPolicy, DCAwareRoundRobinPolicy
 
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=root_cert)
     context.check_hostname = True
@@ -130,6 +130,10 @@ def keyspaces_session(region: str, root_cert: Optional[str], username: Optional[
         # names only the endpoint, so the name to verify is given explicitly (as the registry provider does).
         cluster = Cluster([host], port=port, ssl_context=context, ssl_options={"server_hostname": host},
                           auth_provider=auth, load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=region),
+                          # A node marked down is retried every second, for ever: the driver's default
+                          # (ExponentialReconnectionPolicy, 1 s doubling up to 10 min) kept every answer refused
+                          # for 20-30 s after the registry was back (tests/e2e/test_registry_cassandra.py).
+                          reconnection_policy=ConstantReconnectionPolicy(delay=1.0, max_attempts=None),
                           protocol_version=4, connect_timeout=10)
         return cluster.connect()
     except Exception as exc:
