@@ -708,8 +708,9 @@ def metric(base: str, name: str) -> float:
 
 def test_a_row_no_tenant_expects_is_left_out_and_counted(token_file):
     """A leftover active row (a tenant offboarded in tenancy before its row was, or another platform's row):
-    answered, Argo CD would create an Application in an AppProject that does not exist
-    (`validateGeneratedApplications` in argo-cd v3.5.7 applicationset_controller.go refuses the whole set then)."""
+    answered, it would template an Application whose AppProject does not exist, which argo-cd v3.5.7
+    (`validateGeneratedApplications`, applicationset_controller.go) skips and reports as ErrorOccurred
+    (ApplicationValidationError) on the ApplicationSet at every reconcile."""
     leftover = {**ROWS[0], "tenant_id": "calypr-leftover", "namespace": "wf-calypr-leftover"}
     with ThreadedServer(keyspaces_app(token_file, lambda: FakeSession([*ROWS, leftover]), ttl=0.0)) as srv:
         reply = post(srv.base, body())
@@ -736,8 +737,11 @@ def test_the_more_restrictive_lifecycle_wins(token_file, tmp_path, row_lifecycle
 
 
 def test_a_tenant_on_two_rows_is_refused(token_file):
-    """Two rows for one tenant are not one Application twice (Argo CD v3.5.7 would reject the duplicate name
-    for the whole set); which row is right cannot be told, so nothing is answered."""
+    """Two rows for one tenant: argo-cd v3.5.7 (`validateGeneratedApplications`) would keep whichever map came
+    first and flag the other as a duplicate name; which row is right cannot be told, so nothing is answered
+    (a 503: `CheckResponse` in applicationset/services/internal/http/client.go makes it an error, `List` in
+    applicationset/services/plugin/plugin_service.go and `GenerateParams` in applicationset/generators/plugin.go
+    return it, and the controller changes no Application)."""
     twice = [*ROWS, {**ROWS[0], "repo_url": "https://github.com/calypr/elsewhere.git"}]
     with ThreadedServer(keyspaces_app(token_file, lambda: FakeSession(twice), ttl=0.0)) as srv:
         reply = post(srv.base, body())
