@@ -390,7 +390,7 @@ def generator_params(result: synth.SynthResult) -> dict[str, dict]:
     for record in result.of_type("pulumi-python:dynamic:Resource"):
         row = TenantRow.from_mapping(record["inputs"])
         if row.generated:
-            found[row.tenant_id] = parameter_map(row)
+            found[row.tenant_id] = parameter_map(row, row.auto_sync)
     return found
 
 
@@ -538,3 +538,30 @@ def test_empty_platform_is_a_setting():
                      argocd.deployment(s)["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env(stack_settings())["ALLOW_EMPTY"] == "false"
     assert env(stack_settings(allow_empty=True))["ALLOW_EMPTY"] == "true"
+
+
+def test_replicated_generator_spreads_across_nodes_and_drains_one_at_a_time(dev, prod):
+    """With more than one replica, a PodDisruptionBudget (k8s.io/api policy/v1 types.go: maxUnavailable,
+    unhealthyPodEvictionPolicy) lets a drain evict one answering replica at a time, and the pods spread by
+    hostname (core/v1 TopologySpreadConstraint) so a node's loss leaves one; the kube-scheduler's
+    PodTopologySpread plugin counts only pods its labelSelector and matchLabelKeys select."""
+    objects = {k: r["inputs"] for k, r in generator_objects(prod).items()}
+    deployment = objects["Deployment"]
+    assert deployment["spec"]["replicas"] > 1
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    budget = objects["PodDisruptionBudget"]
+    assert generator_objects(prod)["PodDisruptionBudget"]["type"] == "kubernetes:policy/v1:PodDisruptionBudget"
+    assert budget["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    assert budget["spec"]["maxUnavailable"] == 1 and "minAvailable" not in budget["spec"]
+    # A replica refusing because the registry is down must not block a node drain.
+    assert budget["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    (spread,) = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert (spread["topologyKey"], spread["maxSkew"], spread["whenUnsatisfiable"]) == (
+        "kubernetes.io/hostname", 1, "DoNotSchedule")
+    assert spread["labelSelector"]["matchLabels"].items() <= pod_labels.items()
+    for manifest in (budget, deployment):
+        kubernetes_validate.validate(manifest, "1.33", strict=True)
+    # One replica (dev): no budget, which could only ever block a drain.
+    assert generator_objects(dev)["Deployment"]["inputs"]["spec"]["replicas"] == 1
+    assert "PodDisruptionBudget" not in generator_objects(dev)
