@@ -42,7 +42,11 @@ def _digest(*parts: str, length: int = 16) -> str:
 
 
 def _mask(value: Any) -> Any:
-    """Plain JSON of a wire value: secrets become "[secret]", resource references their URN, whole numbers ints.
+    """Plain JSON of a wire value: secrets become "[secret]", resource references their URN, whole numbers ints,
+    mappings in key order.
+
+    A protobuf Struct's fields arrive in no fixed order (it differs between runs and processes), and what synth
+    writes must be the same bytes on every run and machine.
 
     The wire carries every number as a double (google.protobuf Struct), so 443 arrives as 443.0; ports, sizes
     and counts are integers in every schema tenancy renders to.
@@ -53,7 +57,7 @@ def _mask(value: Any) -> Any:
             return _masked_secret(value.get("value"))
         if sig == _RESOURCE_SIG:
             return value.get("urn")
-        return {k: _mask(v) for k, v in value.items()}
+        return {k: _mask(value[k]) for k in sorted(value)}
     if isinstance(value, list):
         return [_mask(v) for v in value]
     if value == rpc.UNKNOWN:
@@ -67,7 +71,7 @@ def _masked_secret(value: Any) -> Any:
     """A secret's shape without its values: a secret mapping keeps its keys (a Secret's `stringData` stays a
     valid mapping of key names), every value becomes "[secret]"."""
     if isinstance(value, dict) and value.get(_SIG_KEY) is None:
-        return {k: _masked_secret(v) for k, v in value.items()}
+        return {k: _masked_secret(value[k]) for k in sorted(value)}
     return SECRET
 
 
@@ -302,9 +306,17 @@ class Progress:
         self._lock = threading.Lock()
 
     def registered(self, record: dict[str, Any]) -> None:
+        self.add(record["type"] == "tenancy:index:Tenant", 1)
+
+    def cached(self, resources: int) -> None:
+        """A tenant taken from the cache with its `resources`: counted as if it had registered them."""
+        self.add(1, resources)
+
+    def add(self, tenants: int, resources: int) -> None:
+        """Tenants begun and resources registered (in this process, or reported by a render worker)."""
         with self._lock:
-            self.resources += 1
-            self.tenants_seen += record["type"] == "tenancy:index:Tenant"
+            self.resources += resources
+            self.tenants_seen += tenants
             now = self.clock()
             if now - self.started < self.delay:
                 return
@@ -372,7 +384,7 @@ class SynthResult:
 
 
 def _ordered_manifest(inputs: dict[str, Any]) -> dict[str, Any]:
-    # Wire inputs arrive unordered; manifests read best in the conventional order.
+    # Recorded inputs are in key order; manifests read best with the conventional fields first.
     first = ("apiVersion", "kind", "metadata")
     return {**{k: inputs[k] for k in first if k in inputs}, **{k: v for k, v in inputs.items() if k not in first}}
 
@@ -399,7 +411,8 @@ def run(project_dir: Path, stack: str, tenants_file: Optional[Path] = None,
         progress: Optional[Progress] = None, stack_outputs: Optional[dict[str, dict[str, Any]]] = None) -> SynthResult:
     """Run the program in `project_dir` for `stack` under mocks; the caller validates inputs first.
 
-    `stack_outputs` answers the program's StackReferences (a shard stack needs its platform stack's outputs)."""
+    `stack_outputs` answers the program's StackReferences (a shard stack needs its platform stack's outputs).
+    `progress` hears of every registration; its owner says when the whole render is done."""
     from components.sharding import is_shard_stack
 
     # What Pulumi hands the program: the stack's own file (a shard stack may have none; the program reads its
@@ -421,8 +434,6 @@ def run(project_dir: Path, stack: str, tenants_file: Optional[Path] = None,
             outputs = _resolve_outputs(runtime_settings.get_root_resource())
     finally:
         sys.path.remove(str(project_dir))
-        if progress is not None:
-            progress.done()
     return SynthResult(stack=stack, resources=monitor.ordered_records(), outputs=outputs,
                        generated_secrets=monitor.generated_secrets)
 
