@@ -14,14 +14,15 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Optional
+from typing import Any, Callable, Iterable, Literal, Mapping, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from . import certificates, images, naming, notation, quantity, safe_yaml
-from .problems import InvalidInput, Problem, describe, did_you_mean, join_path, pydantic_message
+from .problems import ENTRIES, InvalidInput, Problem, describe, did_you_mean, join_path, pydantic_messages
 from .settings import AWS_REGIONS, StackSettings, check_cidrs, check_object_names, check_registries
 
 
@@ -61,6 +62,22 @@ def _amount(key: str, item: Any) -> Any:
         return quantity.parse(str(item))
     except ValueError as exc:
         raise ValueError(f"{key}: {exc}") from None
+
+
+def _every_entry(value: dict[str, Any], problem: Callable[[str, Any], Optional[str]]) -> dict[str, str]:
+    """`value` as text when `problem` finds nothing in any entry; otherwise one error carrying every entry's
+    problem (problems.ENTRIES), so that fixing one key does not reveal the next only on the following run."""
+    found = []
+    for key, item in value.items():
+        try:
+            why = problem(key, item)
+        except ValueError as exc:
+            why = str(exc)
+        if why:
+            found.append(why)
+    if found:
+        raise PydanticCustomError(ENTRIES, "{first}", {"first": found[0], "entries": found})
+    return {k: str(v) for k, v in value.items()}
 
 
 def _check_labels(value: dict[str, str]) -> dict[str, str]:
@@ -138,12 +155,14 @@ class Limits(_Model):
     @field_validator("default_request", "default", "max")
     @classmethod
     def _quantities(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, item in value.items():
+        def problem(key: str, item: Any) -> Optional[str]:
             if key not in ("cpu", "memory", "ephemeral-storage"):
-                raise ValueError(f"{key!r}: only cpu, memory and ephemeral-storage are limited per container")
+                return f"{key!r}: only cpu, memory and ephemeral-storage are limited per container"
             if _amount(key, item) < 0:
-                raise ValueError(f"{key}: {item!r} is negative")
-        return {k: str(v) for k, v in value.items()}
+                return f"{key}: {item!r} is negative"
+            return None
+
+        return _every_entry(value, problem)
 
 
 class Ingress(_Model):
@@ -341,15 +360,17 @@ class TenantSpec(_Model):
     @field_validator("quota")
     @classmethod
     def _quota(cls, value: dict[str, Any]) -> dict[str, str]:
-        for key, item in value.items():
+        def problem(key: str, item: Any) -> Optional[str]:
             if not (is_object_count(key) or _COMPUTE_QUOTA_KEY.match(key)):
-                raise ValueError(f"{key!r} is not a ResourceQuota resource name")
+                return f"{key!r} is not a ResourceQuota resource name"
             amount = _amount(key, item)
             if amount < 0:
-                raise ValueError(f"{key}: {item!r} is negative")
+                return f"{key}: {item!r} is negative"
             if is_object_count(key) and amount != amount.to_integral_value():
-                raise ValueError(f"{key}: object counts must be whole numbers, got {item!r}")
-        return {k: str(v) for k, v in value.items()}
+                return f"{key}: object counts must be whole numbers, got {item!r}"
+            return None
+
+        return _every_entry(value, problem)
 
     @property
     def uses_kms(self) -> bool:
@@ -499,10 +520,10 @@ class Catalogue:
         except ValidationError as exc:
             for error in exc.errors():
                 loc = tuple(p for p in error["loc"] if p not in ("function-after",) and not str(p).startswith("function"))
-                message = pydantic_message({**error, "loc": loc}, TenantSpec)
                 if loc == ("supplyChain", "certificate") and from_file:
                     loc = ("supplyChain", "certificateFile")
-                problems.append(Problem(self.source, self._locate(index, entry, env, loc), message))
+                problems += [Problem(self.source, self._locate(index, entry, env, loc), message)
+                             for message in pydantic_messages({**error, "loc": loc}, TenantSpec)]
             return None, problems
         if known is not None:
             if len(_VALID_SPECS) >= _VALID_SPECS_MAX:
@@ -547,12 +568,16 @@ class Catalogue:
     def _every_environment_problems(self) -> list[Problem]:
         problems: list[Problem] = []
         for index, entry in enumerate(self.entries):
+            if not _mergeable(entry):
+                continue  # its shape is wrong (_structure_problems says how): nothing to merge
             specs: dict[str, Optional[TenantSpec]] = {}
-            for env in self.environments_of(entry):
-                if env in self.stacks:
-                    specs[env], found = self._spec(index, entry, env)
-                    problems.extend(found)
-            if all(specs.values()):
+            known = [env for env in self.environments_of(entry) if env in self.stacks]
+            # A tenant naming no known stack is still checked field by field (as in the first stack), so that a
+            # misspelt stack does not hide its other problems until it is fixed.
+            for env in known or self.stacks[:1]:
+                specs[env], found = self._spec(index, entry, env)
+                problems.extend(found)
+            if known and all(specs.values()):
                 problems.extend(self._without_effect(index, entry, specs))
         return problems
 
@@ -748,6 +773,16 @@ def _with_stack_defaults(spec: TenantSpec, settings: StackSettings) -> TenantSpe
                                    "allowed": allowed})
 
 
+def _mergeable(fields: Any) -> bool:
+    """Tenant fields (an entry, or the defaults) shaped so that `Catalogue._merged` can layer them: a mapping
+    whose `overrides`, if any, map stacks to mappings."""
+    if not isinstance(fields, dict):
+        return False
+    overrides = fields.get("overrides")
+    return overrides is None or isinstance(overrides, dict) and all(
+        values is None or isinstance(values, dict) for values in overrides.values())
+
+
 def _structure_problems(source: str, raw: Any, stacks: tuple[str, ...]) -> list[Problem]:
     """Shape rules that hold before any merging: top level, names, environments, overrides."""
     if raw is None:
@@ -848,10 +883,11 @@ def parse(text: str | bytes, *, source: str, base_dir: Path, stacks: Iterable[st
     except safe_yaml.YamlRefused as refused:
         raise InvalidInput([Problem(source, path, why) for path, why in refused.problems]) from None
     problems = _structure_problems(source, raw, stacks)
-    if problems:
-        raise InvalidInput(problems)
-    catalogue = Catalogue(source, base_dir, raw.get("defaults") or {}, raw["tenants"], stacks)
-    problems = catalogue.validate_all_environments()
+    defaults = raw.get("defaults") or {} if isinstance(raw, dict) else None
+    if _mergeable(defaults) and isinstance(raw.get("tenants"), list):
+        # Field rules run beside the structure's: every problem of the file in one run.
+        catalogue = Catalogue(source, base_dir, defaults, raw["tenants"], stacks)
+        problems += catalogue.validate_all_environments()
     if problems:
         raise InvalidInput(problems)
     return catalogue

@@ -73,28 +73,7 @@ def _diff(args: argparse.Namespace) -> int:
         print(diff.format_markdown(result, args.max_chars))
     else:
         print(diff.format_json(result) if args.format == "json" else diff.format_text(result))
-    if args.base is not None and _refuse_shard_moves(args, result):
-        return 3
     return diff.exit_code(result)
-
-
-def _refuse_shard_moves(args: argparse.Namespace, result) -> bool:
-    """A changed shard count moves tenants between stacks. The diff matches resources without their stack, so it
-    shows no change, but `pulumi up` without the moves would delete each moved tenant in one stack and create it
-    empty in another: print the `pulumi state move` steps and exit 3 (an approval, and the steps, are needed)."""
-    from components import sharding
-
-    environment = sharding.parse_stack(args.stack)[0]
-    moved, (old, new) = result.moves, result.shards
-    if not moved:
-        return False
-    count = sum(len(m.tenants) for m in moved)
-    print(f"REFUSED without state moves: tenancy:shards {old} -> {new} moves "
-          f"{count} tenant(s) to another stack. Applied as it is, `pulumi up` deletes them (and their data) in one "
-          f"stack and creates them empty in another. Run these steps instead, in order:", file=sys.stderr)
-    for step in sharding.move_steps(environment, "tenancy", moved, new):
-        print(f"  {step}", file=sys.stderr)
-    return True
 
 
 def _stacks(args: argparse.Namespace) -> int:

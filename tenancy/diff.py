@@ -34,6 +34,7 @@ from components.registry_provider import _REPLACING as _REGISTRY_ROW_REPLACING
 from .synth import SynthResult
 
 SHARED = "(shared)"
+PROJECT = "tenancy"  # Pulumi.yaml's name: the project part of every URN
 ENV_TOKEN = "<env>"
 TENANT_TYPE = "tenancy:index:Tenant"
 # Local state and installs are not part of the program; copying them would be slow and pointless.
@@ -155,10 +156,14 @@ class Diff:
     # Across revisions: the tenants a changed shard count moves to another stack, and the counts (base, head).
     moves: list[Any] = field(default_factory=list)
     shards: tuple[int, int] = (1, 1)
+    # The commands, in order, that move them without recreating anything (sharding.move_steps).
+    move_steps: list[str] = field(default_factory=list)
 
     @property
     def different(self) -> bool:
-        return any(not t.empty() for t in self.tenants)
+        # Tenants that change stack are a change even when every resource matches: without the state moves,
+        # `pulumi up` would delete them in one stack and create them empty in another.
+        return bool(self.moves) or any(not t.empty() for t in self.tenants)
 
 
 @dataclass
@@ -420,6 +425,7 @@ def against_base(project_dir: Path, stack: str, rev: str, progress: bool = False
     environment, (old, new) = head_inputs[0].environment, (base_inputs[0].shards, head_inputs[0].shards)
     both = [spec.name for spec, _ in head_inputs[1] if spec.name in lifecycles[0]]
     result.moves, result.shards = sharding.moves(environment, both, old, new), (old, new)
+    result.move_steps = sharding.move_steps(environment, PROJECT, result.moves, old, new)
     return result
 
 
@@ -461,8 +467,9 @@ def _groups(rendered: dict[str, Any], same: frozenset[str]) -> dict[str, list[di
 
 
 def exit_code(diff: Diff) -> int:
-    """0 no change, 2 changes, 3 destructive changes (CI asks for an extra approval); 1 is invalid input."""
-    return 3 if diff.destructive else 2 if diff.different else 0
+    """0 no change, 2 changes, 3 destructive changes or tenants that need state moves (CI asks for an extra
+    approval); 1 is invalid input."""
+    return 3 if diff.destructive or diff.moves else 2 if diff.different else 0
 
 
 def _show(value: Any) -> str:
@@ -530,6 +537,8 @@ def format_text(diff: Diff) -> str:
             lines.append(f"!!! {item.action.upper()} {short_name(item.key)} ({item.tenant}): {item.reason}; "
                          f"{item.consequence()}")
         lines.append("!" * 78)
+    if diff.moves:
+        lines += ["", "!" * 78, *(f"!!! {line}" for line in _moves_notice(diff)), "!" * 78, *_step_lines(diff, "  ")]
     changed = [t for t in diff.tenants if not t.empty()]
     if changed:
         lines += ["", "summary (resources added, changed in place, replaced, deleted):"]
@@ -549,6 +558,29 @@ def format_text(diff: Diff) -> str:
     return "\n".join(lines)
 
 
+def _moves_notice(diff: Diff) -> list[str]:
+    old, new = diff.shards
+    count = sum(len(m.tenants) for m in diff.moves)
+    return [f"STATE MOVES NEEDED: tenancy:shards {old} -> {new} moves {count} tenant(s) to another stack.",
+            "Applied as it is, `pulumi up` deletes them (and their data) in one stack and creates them empty in",
+            "another. Run these steps instead, in order:"]
+
+
+def _step_lines(diff: Diff, indent: str) -> list[str]:
+    """The move steps as shell lines, a `pulumi state move` with one URN per continued line."""
+    lines = []
+    for step in diff.move_steps:
+        words = step.split(" ")
+        if step.startswith("pulumi state move"):
+            urns = [w for w in words if w.startswith(("urn:", "'urn:"))]
+            head = " ".join(w for w in words if w not in urns)
+            lines += [f"{indent}{head} \\"] + [f"{indent}    {urn}" + (" \\" if i < len(urns) - 1 else "")
+                                                for i, urn in enumerate(urns)]
+        else:
+            lines.append(f"{indent}{step}")
+    return lines
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -562,6 +594,9 @@ def format_markdown(diff: Diff, max_chars: Optional[int] = None) -> str:
     lines = [f"### `{diff.left}` → `{diff.right}`", ""]
     if not diff.different:
         return "\n".join(lines + ["No differences."])
+    if diff.moves:
+        lines += ["> [!CAUTION]", f"> **{_moves_notice(diff)[0]}** " + " ".join(_moves_notice(diff)[1:]), "",
+                  "```sh", *_step_lines(diff, ""), "```", ""]
     if diff.destructive:
         lines += ["> [!CAUTION]",
                   f"> **{len(diff.destructive)} destructive change(s)**: data would be deleted or replaced. "
@@ -602,6 +637,9 @@ def format_json(diff: Diff) -> str:
     return json.dumps({
         "left": diff.left, "right": diff.right, "normalised": diff.normalised, "different": diff.different,
         "destructive": [d.as_json() for d in diff.destructive],
+        "stateMoves": {"shards": {"base": diff.shards[0], "head": diff.shards[1]},
+                       "moves": [{"source": m.source, "dest": m.dest, "tenants": list(m.tenants)} for m in diff.moves],
+                       "steps": diff.move_steps} if diff.moves else None,
         "removedTenants": [t.tenant for t in diff.tenants
                            if diff.removal_is_deletion and t.status == "removed" and t.tenant != SHARED],
         "tenants": [{"tenant": t.tenant, "status": t.status, "lifecycle": dict(zip(("left", "right"), t.lifecycle)),
