@@ -49,6 +49,11 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
+# The schema of a map of quantities: what `_quantities_as_text` accepts (`pods: 50` as well as `pods: "50"`), so
+# that an editor flags no value the tool takes.
+_QUANTITY_MAP = {"additionalProperties": {"type": ["string", "number"]}}
+
+
 def _quantities_as_text(value: Any) -> Any:
     # YAML reads `pods: 10` as a number; quantities are strings to Kubernetes, so accept both spellings.
     if isinstance(value, dict):
@@ -146,9 +151,11 @@ class Artifacts(_Model):
 
 
 class Limits(_Model):
-    default_request: dict[str, str] = Field(default_factory=lambda: {"cpu": "100m", "memory": "128Mi"})
-    default: dict[str, str] = Field(default_factory=lambda: {"cpu": "1", "memory": "1Gi"})
-    max: dict[str, str] = Field(default_factory=dict)
+    default_request: dict[str, str] = Field(default_factory=lambda: {"cpu": "100m", "memory": "128Mi"},
+                                            json_schema_extra=_QUANTITY_MAP)
+    default: dict[str, str] = Field(default_factory=lambda: {"cpu": "1", "memory": "1Gi"},
+                                    json_schema_extra=_QUANTITY_MAP)
+    max: dict[str, str] = Field(default_factory=dict, json_schema_extra=_QUANTITY_MAP)
 
     _as_text = field_validator("default_request", "default", "max", mode="before")(_quantities_as_text)
 
@@ -299,7 +306,8 @@ class TenantSpec(_Model):
     labels: dict[str, str] = Field(default_factory=dict)
     params: dict[str, str] = Field(default_factory=dict)
     artifacts: Artifacts = Field(default_factory=Artifacts)
-    quota: dict[str, str] = Field(default_factory=dict, description="ResourceQuota spec.hard.")
+    quota: dict[str, str] = Field(default_factory=dict, description="ResourceQuota spec.hard.",
+                                  json_schema_extra=_QUANTITY_MAP)
     limits: Limits = Field(default_factory=Limits)
     pod_security: Literal["restricted", "baseline", "privileged"] = "restricted"
     network: Network = Field(default_factory=Network)

@@ -64,6 +64,12 @@ def _diff(args: argparse.Namespace) -> int:
     if (args.to is None) == (args.base is None):
         print("diff needs exactly one of --to <stack> or --base <git-rev>", file=sys.stderr)
         return 1
+    if args.base is not None and args.tenants is not None:
+        # Both sides of --base are the catalogue the stack names (tenancy:catalogue), at the revision and in the
+        # working tree; another file has no revision to compare with.
+        print("diff --base compares the stack's own catalogue (tenancy:catalogue) at the revision with the working "
+              "tree; --tenants works with --to, or with synth and validate", file=sys.stderr)
+        return 1
     if args.to is not None:
         result = diff.between_stacks(args.project, args.stack, args.to, args.tenants, progress=True,
                                      **_render_options(args))
@@ -84,8 +90,12 @@ def _stacks(args: argparse.Namespace) -> int:
     stack_settings = settings.load_stack(args.project, args.stack)
     every = [plan.StackPlan(name, "platform" if name == stack_settings.environment else "shard", ["every stack"])
              for name in sharding.stacks_of(stack_settings.environment, stack_settings.shards)]
-    print(plan.format_json(args.stack, None, every) if args.format == "json"
-          else plan.format_text(args.stack, "(no base)", every))
+    if args.format == "json":
+        print(plan.format_json(args.stack, None, every))
+    else:
+        print(f"{stack_settings.environment}: {len(every)} stack(s), in update order (the platform first: shards "
+              f"read its outputs)")
+        print("\n".join(f"  {entry.stack} ({entry.role})" for entry in every))
     return 0
 
 
@@ -105,8 +115,10 @@ def _schema(args: argparse.Namespace) -> int:
         if current != text:
             print(f"{SCHEMA_FILE} is out of date; run `python -m tenancy schema`", file=sys.stderr)
             return 1
+        print(f"{SCHEMA_FILE} is current")
         return 0
     (args.project / SCHEMA_FILE).write_text(text)
+    print(f"wrote {SCHEMA_FILE}")
     return 0
 
 
@@ -137,7 +149,9 @@ def parser() -> argparse.ArgumentParser:
     diff.add_argument("--base", help="git revision whose catalogue and stack config to compare with the working tree")
     diff.add_argument("--format", choices=("text", "json", "markdown"), default="text",
                       help="markdown: a pull-request comment (destructive changes first, a section per tenant)")
-    diff.add_argument("--max-chars", type=int, help="markdown only: leave out resource lines beyond this size")
+    diff.add_argument("--max-chars", type=int, default=65_536,
+                      help="markdown only: leave out resource lines beyond this size (default: 65536, GitHub's "
+                           "limit for a comment)")
     render_flags(diff)
     diff.set_defaults(run=_diff)
     plan = commands.add_parser("plan", help="the stacks of an environment a change since --base touches, and why "

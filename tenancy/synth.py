@@ -12,6 +12,7 @@ import contextlib
 import gc
 import hashlib
 import json
+import re
 import runpy
 import sys
 import threading
@@ -140,6 +141,20 @@ def _stack_reference(qualified: str, stack_outputs: dict[str, dict[str, Any]]) -
     outputs = stack_outputs[stack]
     secret_names = sorted(k for k, v in outputs.items() if v == SECRET)
     return qualified, {"name": qualified, "outputs": outputs, "secretOutputNames": secret_names}
+
+
+# What the mocks make up that only the real provider knows after apply: ARNs in the mock account, KMS key ids,
+# access key and IAM unique ids, Vault auth accessors (see the _COMPUTED functions below).
+_MADE_UP = re.compile("|".join([
+    rf"arn:aws:[a-z0-9-]*:[a-z0-9-]*:{MOCK_ACCOUNT}:[^\s\"',\]}}]*",
+    r"\b[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-8[0-9a-f]{3}-[0-9a-f]{12}\b",
+    r"\bAKIA[0-9A-F]{16}\b", r"\bAID[0-9A-F]{17}\b", r"\bauth_[0-9a-f]{8}\b"]))
+KNOWN_AFTER_APPLY = "(known after apply)"
+
+
+def after_apply(text: str) -> str:
+    """`text` with every value the mocks made up shown as `pulumi preview` shows an output it cannot know yet."""
+    return _MADE_UP.sub(KNOWN_AFTER_APPLY, text)
 
 
 def _arn(service: str, region: str, resource: str) -> str:
@@ -476,8 +491,7 @@ SUMMARY_COLUMNS = {
     "namespace": "the tenant's Kubernetes namespace",
     "region": "AWS region of its bucket and key (the AWS provider it uses)",
     "bucket": "S3 artifact bucket",
-    "vault_policy": "Vault policy of its External Secrets role (- once offboarded)",
-    "kv/externalsecrets": "Vault KV entries written / ExternalSecrets delivering them into the namespace",
+    "kv/eso": "Vault KV entries written / ExternalSecrets delivering them into the namespace",
     "resources": "resources registered under the tenant's component",
 }
 
@@ -489,7 +503,6 @@ def tenant_summary(result: SynthResult, lifecycles: Optional[dict[str, str]] = N
         owned = result.tenant(name)
         namespaces = [r for r in owned if r["type"] == "kubernetes:core/v1:Namespace"]
         buckets = [r for r in owned if r["type"] == "aws:s3/bucket:Bucket"]
-        policies = [r["inputs"].get("name", "-") for r in owned if r["type"] == "vault:index/policy:Policy"]
         kv = sum(r["type"] == "vault:kv/secretV2:SecretV2" for r in owned)
         delivered = sum(r["type"].endswith(":ExternalSecret") for r in owned)
         rows.append({
@@ -498,20 +511,31 @@ def tenant_summary(result: SynthResult, lifecycles: Optional[dict[str, str]] = N
             "namespace": namespaces[0]["inputs"]["metadata"]["name"] if namespaces else "-",
             "region": buckets[0]["provider"].rsplit("::", 1)[-1].removeprefix("aws-") if buckets else "-",
             "bucket": buckets[0]["inputs"].get("bucket", "-") if buckets else "-",
-            "vault_policy": policies[0] if policies else "-",
-            "kv/externalsecrets": f"{kv}/{delivered}",
+            "kv/eso": f"{kv}/{delivered}",
             "resources": len(owned),
         })
     return rows
 
 
+# Text output fits a terminal or a CI log of this many columns.
+WIDTH = 120
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
+    """A column per field; where long names make that wider than WIDTH, a block per tenant instead."""
+    import textwrap
+
     if not rows:
         return "(no tenants in this stack)"
     headers = list(rows[0])
     widths = {h: max(len(h), *(len(str(r[h])) for r in rows)) for h in headers}
-    lines = ["  ".join(h.upper().ljust(widths[h]) for h in headers)]
-    lines += ["  ".join(str(r[h]).ljust(widths[h]) for h in headers) for r in rows]
+    lines = ["  ".join(h.upper().ljust(widths[h]) for h in headers).rstrip()]
+    lines += ["  ".join(str(r[h]).ljust(widths[h]) for h in headers).rstrip() for r in rows]
+    if max(map(len, lines)) > WIDTH:
+        lines = [line for r in rows for line in textwrap.wrap(
+            "  ".join([str(r[headers[0]])] + [f"{h}={r[h]}" for h in headers[1:]]), WIDTH, subsequent_indent="    ",
+            break_on_hyphens=False)]
     key_width = max(len(h) for h in headers)
-    lines += [""] + [f"  {h.upper().ljust(key_width)}  {SUMMARY_COLUMNS[h]}" for h in headers]
+    lines += [""] + [line for h in headers for line in textwrap.wrap(
+        f"  {h.upper().ljust(key_width)}  {SUMMARY_COLUMNS[h]}", WIDTH, subsequent_indent=" " * (key_width + 4))]
     return "\n".join(lines)
