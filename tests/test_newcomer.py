@@ -270,3 +270,18 @@ def test_text_fits_120_columns_and_totals_like_pulumi_preview():
     assert "totals: + 0 to create, ~ 300 to update, - 1 to delete, ± 0 to replace, 12000 unchanged" in text
     assert "  ~ 300  aws:iam/policy:Policy" in text and "  - 1  aws:s3/bucket:Bucket" in text
     assert "123456789012" not in text and "+ (known after apply)" in text
+
+
+def test_the_editor_schema_takes_the_numbers_the_tool_takes():
+    """`pods: 50` (a YAML number) is a valid quota to the tool (catalogue._quantities_as_text), so the schema an
+    editor checks the file with must not flag it (JSON Schema 2020-12 `type` may list several types)."""
+    import json
+
+    import jsonschema
+
+    schema = json.loads((PROJECT / "tenants.schema.json").read_text())
+    doc = {"tenants": [{"name": "a", "quota": {"pods": 50, "requests.cpu": 0.5},
+                        "limits": {"default": {"cpu": 1}, "max": {"memory": "2Gi"}}}]}
+    jsonschema.Draft202012Validator(schema).validate(doc)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema).validate({"tenants": [{"name": "a", "quota": {"pods": [50]}}]})
