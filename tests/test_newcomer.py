@@ -285,3 +285,32 @@ def test_the_editor_schema_takes_the_numbers_the_tool_takes():
     jsonschema.Draft202012Validator(schema).validate(doc)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(schema).validate({"tenants": [{"name": "a", "quota": {"pods": [50]}}]})
+
+
+def _progress_lines(monkeypatch, capsys, *args: str) -> list[str]:
+    import functools
+
+    from tenancy import synth
+
+    monkeypatch.setattr(synth, "Progress", functools.partial(synth.Progress, delay=0, interval=0))
+    assert cli.main(list(args)) == 0
+    return [line for line in capsys.readouterr().err.splitlines() if " tenants, " in line]
+
+
+def _counts(line: str) -> tuple[int, int]:
+    seen, total = re.search(r"(\d+)/(\d+) tenants", line).groups()
+    return int(seen), int(total)
+
+
+def test_progress_counts_each_tenant_once_as_workers_report_it(project: Path, monkeypatch, capsys):
+    """Workers report each tenant as they begin it (not when their whole chunk returns), and a tenant the cache
+    held beside other shared records, rendered again, is counted once: never `7/4 tenants`."""
+    monkeypatch.setattr(render, "PARALLEL_FROM", 2)
+    root = ["--project", str(project), "synth", "--stack", "dev", "--jobs", "2"]
+    lines = _progress_lines(monkeypatch, capsys, *root)
+    assert any(0 < _counts(line)[0] < 3 for line in lines if "done" not in line), lines  # before the end
+    assert lines[-1].startswith("dev: done, 3/3 tenants")
+    _catalogue(project, _add)  # another tenant: new shared records, every cached tenant renders again
+    lines = _progress_lines(monkeypatch, capsys, *root)
+    assert all(seen <= total == 4 for seen, total in map(_counts, lines)), lines
+    assert lines[-1].startswith("dev: done, 4/4 tenants")
