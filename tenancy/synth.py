@@ -143,18 +143,20 @@ def _stack_reference(qualified: str, stack_outputs: dict[str, dict[str, Any]]) -
     return qualified, {"name": qualified, "outputs": outputs, "secretOutputNames": secret_names}
 
 
-# What the mocks make up that only the real provider knows after apply: ARNs in the mock account, KMS key ids,
-# access key and IAM unique ids, Vault auth accessors (see the _COMPUTED functions below).
+# What the mocks make up that only the real provider knows after apply: KMS key ids (and every ARN holding one),
+# access key and IAM unique ids, Vault auth accessors (see the _COMPUTED functions below), and the account of an
+# ARN otherwise derived from known names (`arn:aws:iam::<account>:role/<name>`).
+_KEY_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-8[0-9a-f]{3}-[0-9a-f]{12}"
 _MADE_UP = re.compile("|".join([
-    rf"arn:aws:[a-z0-9-]*:[a-z0-9-]*:{MOCK_ACCOUNT}:[^\s\"',\]}}]*",
-    r"\b[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-8[0-9a-f]{3}-[0-9a-f]{12}\b",
+    rf"arn:aws:[a-z0-9-]*:[a-z0-9-]*:{MOCK_ACCOUNT}:[^\s\"',\]}}]*?{_KEY_ID}\b", rf"\b{_KEY_ID}\b",
     r"\bAKIA[0-9A-F]{16}\b", r"\bAID[0-9A-F]{17}\b", r"\bauth_[0-9a-f]{8}\b"]))
+_MOCK_ACCOUNT_IN_ARN = re.compile(rf"(?<=arn:aws:)([a-z0-9-]*:[a-z0-9-]*:){MOCK_ACCOUNT}:")
 KNOWN_AFTER_APPLY = "(known after apply)"
 
 
 def after_apply(text: str) -> str:
     """`text` with every value the mocks made up shown as `pulumi preview` shows an output it cannot know yet."""
-    return _MADE_UP.sub(KNOWN_AFTER_APPLY, text)
+    return _MOCK_ACCOUNT_IN_ARN.sub(rf"\1{KNOWN_AFTER_APPLY}:", _MADE_UP.sub(KNOWN_AFTER_APPLY, text))
 
 
 def _arn(service: str, region: str, resource: str) -> str:
