@@ -15,6 +15,7 @@ from components import catalogue, settings
 from components.problems import InvalidInput
 
 from .inputs import load_inputs
+from .render_cache import MergeRefused
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SCHEMA_FILE = "tenants.schema.json"
@@ -178,4 +179,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for problem in invalid.problems:
             print(problem, file=sys.stderr)
         print(f"{len(invalid.problems)} problem(s); nothing was rendered.", file=sys.stderr)
+        return 1
+    except MergeRefused as refused:
+        # Renders of one program that disagree: a defect of the program or the tooling, not of the input.
+        print(f"render refused: {refused}; please report it with the command that printed this", file=sys.stderr)
         return 1

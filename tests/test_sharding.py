@@ -229,6 +229,9 @@ def test_a_shard_count_change_shows_its_state_moves_in_every_format(tmp_path, ca
     assert found["different"] is True and found["destructive"] == []  # matched resource by resource
     moves = found["stateMoves"]
     assert moves["shards"] == {"base": 1, "head": 3}
+    # Totals per stack: the moved tenants count in the stack that will hold them, and nothing changes in them.
+    assert set(found["stackTotals"]) == {"dev", "dev-shard-0"}
+    assert found["stackTotals"]["dev-shard-0"]["unchanged"] > 100 and found["totals"]["update"] == 0
     assert moves["moves"] == [{"source": "dev", "dest": "dev-shard-0",
                                "tenants": ["compliance", "research", "scratch"]}]
     steps = moves["steps"]
