@@ -14,14 +14,16 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Optional
+from typing import Any, Callable, Iterable, Literal, Mapping, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from . import certificates, images, naming, notation, quantity, safe_yaml
-from .problems import At, InvalidInput, Problem, describe, did_you_mean, error_loc, join_path, pydantic_message, shown
+from .problems import (ENTRIES, At, InvalidInput, Problem, describe, did_you_mean, error_loc, join_path,
+                       pydantic_messages, shown)
 from .settings import AWS_REGIONS, StackSettings, check_cidrs, check_object_names, check_registries
 
 
@@ -50,6 +52,11 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
+# The schema of a map of quantities: what `_quantities_as_text` accepts (`pods: 50` as well as `pods: "50"`), so
+# that an editor flags no value the tool takes.
+_QUANTITY_MAP = {"additionalProperties": {"type": ["string", "number"]}}
+
+
 def _quantities_as_text(value: Any) -> Any:
     # YAML reads `pods: 10` as a number; quantities are strings to Kubernetes, so accept both spellings.
     if isinstance(value, dict):
@@ -63,6 +70,22 @@ def _amount(key: str, item: Any) -> Any:
         return quantity.parse(str(item))
     except ValueError as exc:
         raise ValueError(f"{key}: {exc}") from None
+
+
+def _every_entry(value: dict[str, Any], problem: Callable[[str, Any], Optional[str]]) -> dict[str, str]:
+    """`value` as text when `problem` finds nothing in any entry; otherwise one error carrying every entry's
+    problem (problems.ENTRIES), so that fixing one key does not reveal the next only on the following run."""
+    found = []
+    for key, item in value.items():
+        try:
+            why = problem(key, item)
+        except ValueError as exc:
+            why = str(exc)
+        if why:
+            found.append(why)
+    if found:
+        raise PydanticCustomError(ENTRIES, "{first}", {"first": found[0], "entries": found})
+    return {k: str(v) for k, v in value.items()}
 
 
 def _check_labels(value: dict[str, str]) -> dict[str, str]:
@@ -131,21 +154,25 @@ class Artifacts(_Model):
 
 
 class Limits(_Model):
-    default_request: dict[str, str] = Field(default_factory=lambda: {"cpu": "100m", "memory": "128Mi"})
-    default: dict[str, str] = Field(default_factory=lambda: {"cpu": "1", "memory": "1Gi"})
-    max: dict[str, str] = Field(default_factory=dict)
+    default_request: dict[str, str] = Field(default_factory=lambda: {"cpu": "100m", "memory": "128Mi"},
+                                            json_schema_extra=_QUANTITY_MAP)
+    default: dict[str, str] = Field(default_factory=lambda: {"cpu": "1", "memory": "1Gi"},
+                                    json_schema_extra=_QUANTITY_MAP)
+    max: dict[str, str] = Field(default_factory=dict, json_schema_extra=_QUANTITY_MAP)
 
     _as_text = field_validator("default_request", "default", "max", mode="before")(_quantities_as_text)
 
     @field_validator("default_request", "default", "max")
     @classmethod
     def _quantities(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, item in value.items():
+        def problem(key: str, item: Any) -> Optional[str]:
             if key not in ("cpu", "memory", "ephemeral-storage"):
-                raise ValueError(f"{shown(key)}: only cpu, memory and ephemeral-storage are limited per container")
+                return f"{shown(key)}: only cpu, memory and ephemeral-storage are limited per container"
             if _amount(key, item) < 0:
-                raise ValueError(f"{key}: {shown(item)} is negative")
-        return {k: str(v) for k, v in value.items()}
+                return f"{key}: {shown(item)} is negative"
+            return None
+
+        return _every_entry(value, problem)
 
     @model_validator(mode="after")
     def _ordered(self) -> "Limits":
@@ -293,7 +320,8 @@ class TenantSpec(_Model):
     labels: dict[str, str] = Field(default_factory=dict)
     params: dict[str, str] = Field(default_factory=dict)
     artifacts: Artifacts = Field(default_factory=Artifacts)
-    quota: dict[str, str] = Field(default_factory=dict, description="ResourceQuota spec.hard.")
+    quota: dict[str, str] = Field(default_factory=dict, description="ResourceQuota spec.hard.",
+                                  json_schema_extra=_QUANTITY_MAP)
     limits: Limits = Field(default_factory=Limits)
     pod_security: Literal["restricted", "baseline", "privileged"] = "restricted"
     network: Network = Field(default_factory=Network)
@@ -354,21 +382,23 @@ class TenantSpec(_Model):
     @field_validator("quota")
     @classmethod
     def _quota(cls, value: dict[str, Any]) -> dict[str, str]:
-        for key, item in value.items():
+        def problem(key: str, item: Any) -> Optional[str]:
             # kube-apiserver's ValidateResourceQuotaResourceName: a qualified name first (so `count/` or
             # `count/😀` is refused there), then a standard name or one with a '/'; tenancy keeps to the names it
             # knows the meaning of.
             if naming.label_key_problem(key):
-                raise ValueError(f"{shown(key)} is not a ResourceQuota resource name: Kubernetes needs a qualified "
-                                 "name ([DNS-subdomain prefix/]name, the name 1-63 letters, digits, '-', '_' or '.')")
+                return (f"{shown(key)} is not a ResourceQuota resource name: Kubernetes needs a qualified name "
+                        "([DNS-subdomain prefix/]name, the name 1-63 letters, digits, '-', '_' or '.')")
             if not (is_object_count(key) or _COMPUTE_QUOTA_KEY.match(key)):
-                raise ValueError(f"{shown(key)} is not a ResourceQuota resource name")
+                return f"{shown(key)} is not a ResourceQuota resource name"
             amount = _amount(key, item)
             if amount < 0:
-                raise ValueError(f"{key}: {shown(item)} is negative")
+                return f"{key}: {shown(item)} is negative"
             if is_object_count(key) and amount != amount.to_integral_value():
-                raise ValueError(f"{key}: object counts must be whole numbers, got {shown(item)}")
-        return {k: str(v) for k, v in value.items()}
+                return f"{key}: object counts must be whole numbers, got {shown(item)}"
+            return None
+
+        return _every_entry(value, problem)
 
     @property
     def uses_kms(self) -> bool:
@@ -518,10 +548,10 @@ class Catalogue:
         except ValidationError as exc:
             for error in exc.errors():
                 loc = tuple(p for p in error_loc(error) if not str(p).startswith("function"))
-                message = pydantic_message({**error, "loc": loc}, TenantSpec)
                 if loc == ("supplyChain", "certificate") and from_file:
                     loc = ("supplyChain", "certificateFile")
-                problems.append(Problem(self.source, self._locate(index, entry, env, loc), message))
+                problems += [Problem(self.source, self._locate(index, entry, env, loc), message)
+                             for message in pydantic_messages({**error, "loc": loc}, TenantSpec)]
             return None, problems
         if known is not None:
             if len(_VALID_SPECS) >= _VALID_SPECS_MAX:
@@ -566,12 +596,16 @@ class Catalogue:
     def _every_environment_problems(self) -> list[Problem]:
         problems: list[Problem] = []
         for index, entry in enumerate(self.entries):
+            if not _mergeable(entry):
+                continue  # its shape is wrong (_structure_problems says how): nothing to merge
             specs: dict[str, Optional[TenantSpec]] = {}
-            for env in self.environments_of(entry):
-                if env in self.stacks:
-                    specs[env], found = self._spec(index, entry, env)
-                    problems.extend(found)
-            if all(specs.values()):
+            known = [env for env in self.environments_of(entry) if env in self.stacks]
+            # A tenant naming no known stack is still checked field by field (as in the first stack), so that a
+            # misspelt stack does not hide its other problems until it is fixed.
+            for env in known or self.stacks[:1]:
+                specs[env], found = self._spec(index, entry, env)
+                problems.extend(found)
+            if known and all(specs.values()):
                 problems.extend(self._without_effect(index, entry, specs))
         return problems
 
@@ -770,6 +804,16 @@ def _with_stack_defaults(spec: TenantSpec, settings: StackSettings) -> TenantSpe
                                    "allowed": allowed})
 
 
+def _mergeable(fields: Any) -> bool:
+    """Tenant fields (an entry, or the defaults) shaped so that `Catalogue._merged` can layer them: a mapping
+    whose `overrides`, if any, map stacks to mappings."""
+    if not isinstance(fields, dict):
+        return False
+    overrides = fields.get("overrides")
+    return overrides is None or isinstance(overrides, dict) and all(
+        values is None or isinstance(values, dict) for values in overrides.values())
+
+
 def _structure_problems(source: str, raw: Any, stacks: tuple[str, ...]) -> list[Problem]:
     """Shape rules that hold before any merging: top level, names, environments, overrides."""
     if raw is None:
@@ -870,10 +914,11 @@ def parse(text: str | bytes, *, source: str, base_dir: Path, stacks: Iterable[st
     except safe_yaml.YamlRefused as refused:
         raise InvalidInput([Problem(source, path, why) for path, why in refused.problems]) from None
     problems = _structure_problems(source, raw, stacks)
-    if problems:
-        raise InvalidInput(problems)
-    catalogue = Catalogue(source, base_dir, raw.get("defaults") or {}, raw["tenants"], stacks)
-    problems = catalogue.validate_all_environments()
+    defaults = raw.get("defaults") or {} if isinstance(raw, dict) else None
+    if _mergeable(defaults) and isinstance(raw.get("tenants"), list):
+        # Field rules run beside the structure's: every problem of the file in one run.
+        catalogue = Catalogue(source, base_dir, defaults, raw["tenants"], stacks)
+        problems += catalogue.validate_all_environments()
     if problems:
         raise InvalidInput(problems)
     return catalogue

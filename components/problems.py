@@ -129,6 +129,17 @@ def pydantic_message(error: dict, model: type) -> str:
     return message
 
 
+# A pydantic error type carrying several problems of one mapping's entries (`ctx["entries"]`), one line each.
+ENTRIES = "entries"
+
+
+def pydantic_messages(error: dict, model: type) -> list[str]:
+    """`pydantic_message`, one message per problem: an ENTRIES error holds every bad entry of a mapping."""
+    if error["type"] == ENTRIES:
+        return list(error["ctx"]["entries"])
+    return [pydantic_message(error, model)]
+
+
 def fields_at(model: type, loc: Iterable[object]) -> list[str]:
     """The field names (aliases) the pydantic model nested at `loc` accepts; [] when `loc` leads elsewhere."""
     import typing

@@ -421,6 +421,13 @@ def from_config(config: Mapping[str, Any], *, stack: str, secret_keys: frozenset
             message = pydantic_message(error, StackSettings)
             if error["type"] == "extra_forbidden" and len(loc) == 1:
                 message = "unknown config key" + did_you_mean(key, _config_keys())
+            if error["type"] == "missing" and key in _FOREIGN_KEYS:
+                # Other namespaces' keys are passed over (their providers read them), so a misspelt one is
+                # found only here: name it.
+                misspelt = did_you_mean(key, [k for k in config if k.startswith(key.split(":")[0] + ":")])
+                if misspelt:
+                    message += f" (the config sets {misspelt.removeprefix('; did you mean ').rstrip('?')}: a " \
+                               f"misspelling of {key}?)"
             problems.append(Problem(source, join_path(key, *loc[1:]), message))
         raise InvalidInput(problems) from None
     if settings.registry.enabled and settings.registry.auth == "service-specific" and REGISTRY_PASSWORD_KEY not in config:

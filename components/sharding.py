@@ -89,11 +89,12 @@ def moves(environment: str, tenants: Iterable[str], old_shards: int, new_shards:
     return [Move(source, dest, tuple(sorted(names))) for (source, dest), names in sorted(grouped.items())]
 
 
-def move_steps(environment: str, project: str, moved: list[Move], new_shards: int) -> list[str]:
+def move_steps(environment: str, project: str, moved: list[Move], old_shards: int, new_shards: int) -> list[str]:
     """The commands, in order, that take an environment to the new shard count without recreating anything."""
     if not moved:
         return []
-    targets = sorted({m.dest for m in moved if m.dest != environment})
+    # Every stack the old count did not have, whether or not a moved tenant lands in it: each gets `pulumi up`.
+    targets = [stack for stack in stacks_of(environment, new_shards) if stack not in stacks_of(environment, old_shards)]
     steps = [f"pulumi stack init {shlex.quote(stack)}   # if it does not exist yet" for stack in targets]
     # pulumi state move warns that moved resources depended on platform resources left behind: expected, a
     # shard reads them through its StackReference.

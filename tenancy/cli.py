@@ -15,6 +15,7 @@ from components import catalogue, settings
 from components.problems import InvalidInput
 
 from .inputs import load_inputs
+from .render_cache import MergeRefused
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SCHEMA_FILE = "tenants.schema.json"
@@ -64,6 +65,12 @@ def _diff(args: argparse.Namespace) -> int:
     if (args.to is None) == (args.base is None):
         print("diff needs exactly one of --to <stack> or --base <git-rev>", file=sys.stderr)
         return 1
+    if args.base is not None and args.tenants is not None:
+        # Both sides of --base are the catalogue the stack names (tenancy:catalogue), at the revision and in the
+        # working tree; another file has no revision to compare with.
+        print("diff --base compares the stack's own catalogue (tenancy:catalogue) at the revision with the working "
+              "tree; --tenants works with --to, or with synth and validate", file=sys.stderr)
+        return 1
     if args.to is not None:
         result = diff.between_stacks(args.project, args.stack, args.to, args.tenants, progress=True,
                                      **_render_options(args))
@@ -73,28 +80,7 @@ def _diff(args: argparse.Namespace) -> int:
         print(diff.format_markdown(result, args.max_chars))
     else:
         print(diff.format_json(result) if args.format == "json" else diff.format_text(result))
-    if args.base is not None and _refuse_shard_moves(args, result):
-        return 3
     return diff.exit_code(result)
-
-
-def _refuse_shard_moves(args: argparse.Namespace, result) -> bool:
-    """A changed shard count moves tenants between stacks. The diff matches resources without their stack, so it
-    shows no change, but `pulumi up` without the moves would delete each moved tenant in one stack and create it
-    empty in another: print the `pulumi state move` steps and exit 3 (an approval, and the steps, are needed)."""
-    from components import sharding
-
-    environment = sharding.parse_stack(args.stack)[0]
-    moved, (old, new) = result.moves, result.shards
-    if not moved:
-        return False
-    count = sum(len(m.tenants) for m in moved)
-    print(f"REFUSED without state moves: tenancy:shards {old} -> {new} moves "
-          f"{count} tenant(s) to another stack. Applied as it is, `pulumi up` deletes them (and their data) in one "
-          f"stack and creates them empty in another. Run these steps instead, in order:", file=sys.stderr)
-    for step in sharding.move_steps(environment, "tenancy", moved, new):
-        print(f"  {step}", file=sys.stderr)
-    return True
 
 
 def _stacks(args: argparse.Namespace) -> int:
@@ -105,8 +91,12 @@ def _stacks(args: argparse.Namespace) -> int:
     stack_settings = settings.load_stack(args.project, args.stack)
     every = [plan.StackPlan(name, "platform" if name == stack_settings.environment else "shard", ["every stack"])
              for name in sharding.stacks_of(stack_settings.environment, stack_settings.shards)]
-    print(plan.format_json(args.stack, None, every) if args.format == "json"
-          else plan.format_text(args.stack, "(no base)", every))
+    if args.format == "json":
+        print(plan.format_json(args.stack, None, every))
+    else:
+        print(f"{stack_settings.environment}: {len(every)} stack(s), in update order (the platform first: shards "
+              f"read its outputs)")
+        print("\n".join(f"  {entry.stack} ({entry.role})" for entry in every))
     return 0
 
 
@@ -126,8 +116,10 @@ def _schema(args: argparse.Namespace) -> int:
         if current != text:
             print(f"{SCHEMA_FILE} is out of date; run `python -m tenancy schema`", file=sys.stderr)
             return 1
+        print(f"{SCHEMA_FILE} is current")
         return 0
     (args.project / SCHEMA_FILE).write_text(text)
+    print(f"wrote {SCHEMA_FILE}")
     return 0
 
 
@@ -158,7 +150,9 @@ def parser() -> argparse.ArgumentParser:
     diff.add_argument("--base", help="git revision whose catalogue and stack config to compare with the working tree")
     diff.add_argument("--format", choices=("text", "json", "markdown"), default="text",
                       help="markdown: a pull-request comment (destructive changes first, a section per tenant)")
-    diff.add_argument("--max-chars", type=int, help="markdown only: leave out resource lines beyond this size")
+    diff.add_argument("--max-chars", type=int, default=65_536,
+                      help="markdown only: leave out resource lines beyond this size (default: 65536, GitHub's "
+                           "limit for a comment)")
     render_flags(diff)
     diff.set_defaults(run=_diff)
     plan = commands.add_parser("plan", help="the stacks of an environment a change since --base touches, and why "
@@ -185,4 +179,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for problem in invalid.problems:
             print(problem, file=sys.stderr)
         print(f"{len(invalid.problems)} problem(s); nothing was rendered.", file=sys.stderr)
+        return 1
+    except MergeRefused as refused:
+        # Renders of one program that disagree: a defect of the program or the tooling, not of the input.
+        print(f"render refused: {refused}; please report it with the command that printed this", file=sys.stderr)
         return 1

@@ -25,6 +25,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -32,9 +33,10 @@ from typing import Any, Iterable, Optional
 from . import render_cache, revision
 from components import settings as settings_module
 from components.registry_provider import _REPLACING as _REGISTRY_ROW_REPLACING
-from .synth import SynthResult
+from .synth import SynthResult, after_apply
 
 SHARED = "(shared)"
+PROJECT = "tenancy"  # Pulumi.yaml's name: the project part of every URN
 ENV_TOKEN = "<env>"
 TENANT_TYPE = "tenancy:index:Tenant"
 # Local state and installs are not part of the program; copying them would be slow and pointless.
@@ -133,6 +135,7 @@ class TenantDiff:
     lifecycle: tuple[Optional[str], Optional[str]] = (None, None)  # left, right; None for (shared) or absent
     data_resources: int = 0
     protected_data_resources: int = 0
+    unchanged: int = 0  # resources on both sides with nothing changed
 
     def empty(self) -> bool:
         return self.status == "changed" and not (self.only_left or self.only_right or self.changed)
@@ -143,6 +146,11 @@ class TenantDiff:
 
     def summary(self) -> str:
         return ", ".join(f"{n} {what}" for what, n in self.counts().items())
+
+    def operations(self) -> dict[str, list[str]]:
+        """Resource keys by what `pulumi up` would do to them (TOTALS' operations)."""
+        return {"create": self.only_right, "update": [k for k in self.changed if k not in self.replaced],
+                "delete": self.only_left, "replace": list(self.replaced)}
 
 
 @dataclass
@@ -158,10 +166,17 @@ class Diff:
     # Across revisions: the tenants a changed shard count moves to another stack, and the counts (base, head).
     moves: list[Any] = field(default_factory=list)
     shards: tuple[int, int] = (1, 1)
+    # The commands, in order, that move them without recreating anything (sharding.move_steps).
+    move_steps: list[str] = field(default_factory=list)
+    # Tenant -> the stack that holds it, for an environment with shards (totals per stack); (shared) records are
+    # the platform stack's.
+    stack_of: dict[str, str] = field(default_factory=dict)
 
     @property
     def different(self) -> bool:
-        return any(not t.empty() for t in self.tenants)
+        # Tenants that change stack are a change even when every resource matches: without the state moves,
+        # `pulumi up` would delete them in one stack and create them empty in another.
+        return bool(self.moves) or any(not t.empty() for t in self.tenants)
 
 
 @dataclass
@@ -414,9 +429,10 @@ def compare(left: SynthResult, right: SynthResult, left_names: set[str], right_n
 def _compare_groups(left_label: str, right_label: str, left_groups: dict[str, list[dict[str, Any]]],
                     right_groups: dict[str, list[dict[str, Any]]], left_names: set[str], right_names: set[str],
                     right_protects_data: bool, over_time: bool, lifecycles: tuple[dict[str, str], dict[str, str]],
-                    same: frozenset[str] = frozenset()) -> Diff:
+                    same: Optional[dict[str, int]] = None) -> Diff:
     """`compare` of records grouped by tenant; `same` are tenants known to be identical on both sides without
-    their records (left out of the groups)."""
+    their records (left out of the groups), with their resource counts."""
+    same = same or {}
     # A tenant with equal records on both sides (the same cache entry, typically) has nothing to flatten or
     # compare; equal records are equal after normalisation only when both sides normalise alike.
     # Across revisions, a replaced provider takes every resource it manages with it (provider_replacement_reasons).
@@ -427,16 +443,17 @@ def _compare_groups(left_label: str, right_label: str, left_groups: dict[str, li
     right_index = _index(right_groups, _normaliser(right_names), unchanged)
     tenants = []
     destructive: list[Destructive] = []
-    for tenant in sorted(set(left_groups) | set(right_groups) | same, key=lambda t: (t == SHARED, t)):
+    for tenant in sorted(set(left_groups) | set(right_groups) | set(same), key=lambda t: (t == SHARED, t)):
         lifecycle = (lifecycles[0].get(tenant), lifecycles[1].get(tenant))
         if tenant in same:
             # Data counts serve only the advice about a removed tenant; an identical one has none to count.
-            tenants.append(TenantDiff(tenant, "changed", lifecycle=lifecycle))
+            tenants.append(TenantDiff(tenant, "changed", lifecycle=lifecycle, unchanged=same[tenant]))
             continue
         if tenant in unchanged:
             data_records = [r for r in left_groups[tenant] if r["type"] in DATA_KINDS]
             tenants.append(TenantDiff(tenant, "changed", lifecycle=lifecycle, data_resources=len(data_records),
-                                      protected_data_resources=sum(1 for r in data_records if r["protect"])))
+                                      protected_data_resources=sum(1 for r in data_records if r["protect"]),
+                                      unchanged=len(left_groups[tenant])))
             continue
         ours, theirs = left_index.get(tenant, {}), right_index.get(tenant, {})
         status = "removed" if not theirs else "added" if not ours else "changed"
@@ -460,6 +477,7 @@ def _compare_groups(left_label: str, right_label: str, left_groups: dict[str, li
                 entry.replaced[key] = reasons
             elif fields:
                 lost[key] = data_loss_reasons(ours[key].type, a, b)
+        entry.unchanged = len(set(ours) & set(theirs)) - len(entry.changed)
         data = [e for e in ours.values() if e.type in DATA_KINDS]
         entry.data_resources = len(data)
         entry.protected_data_resources = sum(1 for e in data if e.flat["[protect]"])
@@ -571,6 +589,11 @@ def against_base(project_dir: Path, stack: str, rev: str, progress: bool = False
     environment, (old, new) = head_inputs[0].environment, (base_inputs[0].shards, head_inputs[0].shards)
     both = [spec.name for spec, _ in head_inputs[1] if spec.name in lifecycles[0]]
     result.moves, result.shards = sharding.moves(environment, both, old, new), (old, new)
+    result.move_steps = sharding.move_steps(environment, PROJECT, result.moves, old, new)
+    if max(old, new) > 1:
+        result.stack_of = {**{name: sharding.stack_of(environment, name, old) for name in lifecycles[0]},
+                           **{name: sharding.stack_of(environment, name, new) for name in lifecycles[1]},
+                           SHARED: environment}
     return result
 
 
@@ -584,14 +607,15 @@ def _renderings(project_dir: Path, stack: str, inputs: tuple[Any, list], label: 
                                   cache_dir, jobs)
 
 
-def _same(base: dict[str, Any], head: dict[str, Any]) -> frozenset[str]:
-    """Tenants with the very same records on both sides, known from their keys (same stack, same cache entry)."""
+def _same(base: dict[str, Any], head: dict[str, Any]) -> dict[str, int]:
+    """Tenants with the very same records on both sides, known from their keys (same stack, same cache entry),
+    with their resource counts."""
     base_stacks = {name: stack for stack, rendered in base.items() for name in rendered.order}
-    return frozenset(name for stack, rendered in head.items() for name in rendered.order
-                     if base_stacks.get(name) == stack and base[stack].same_as(rendered, name))
+    return {name: rendered.counts[name] for stack, rendered in head.items() for name in rendered.order
+            if base_stacks.get(name) == stack and base[stack].same_as(rendered, name)}
 
 
-def _groups(rendered: dict[str, Any], same: frozenset[str]) -> dict[str, list[dict[str, Any]]]:
+def _groups(rendered: dict[str, Any], same: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
     """What `_by_tenant` gives for the environment's merged render (environment.merged), without reading the
     tenants in `same`."""
     from . import environment
@@ -612,12 +636,79 @@ def _groups(rendered: dict[str, Any], same: frozenset[str]) -> dict[str, list[di
 
 
 def exit_code(diff: Diff) -> int:
-    """0 no change, 2 changes, 3 destructive changes (CI asks for an extra approval); 1 is invalid input."""
-    return 3 if diff.destructive else 2 if diff.different else 0
+    """0 no change, 2 changes, 3 destructive changes or tenants that need state moves (CI asks for an extra
+    approval); 1 is invalid input."""
+    return 3 if diff.destructive or diff.moves else 2 if diff.different else 0
 
 
 def _show(value: Any) -> str:
-    return json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
+    # Values the mocks made up (ARNs in the mock account, key ids) are not what `pulumi up` will set.
+    return after_apply(json.dumps(value, sort_keys=True) if not isinstance(value, str) else value)
+
+
+# The longest pull-request comment GitHub accepts ("Body is too long (maximum is 65536 characters)").
+COMMENT_LIMIT = 65_536
+# Text output fits a terminal or a CI log of this many columns.
+WIDTH = 120
+# `pulumi preview`'s operations (pulumi/pulumi pkg/resource/deploy/step.go StepOp, whose RawPrefix is `+ ` create,
+# `~ ` update, `- ` delete, `+-` replace; the totals line writes replace as `±`, one column like the others).
+TOTALS = (("create", "+"), ("update", "~"), ("delete", "-"), ("replace", "±"))
+
+
+def type_of(key: str) -> str:
+    """The type token of a resource key: `aws:s3/bucket:Bucket` for `...$aws:s3/bucket:Bucket::name`."""
+    return key.rpartition("::")[0].rsplit("$", 1)[-1]
+
+
+def totals(tenants: list[TenantDiff]) -> dict[str, int]:
+    """Resources to create, update, delete and replace, and unchanged, over `tenants`."""
+    counted = {operation: 0 for operation, _ in TOTALS}
+    for entry in tenants:
+        for operation, keys in entry.operations().items():
+            counted[operation] += len(keys)
+    counted["unchanged"] = sum(entry.unchanged for entry in tenants)
+    return counted
+
+
+def totals_line(counted: dict[str, int]) -> str:
+    """`+ 44 to create, ~ 2 to update, - 1 to delete, ± 3 to replace, 180 unchanged`"""
+    return ", ".join([f"{symbol} {counted[operation]} to {operation}" for operation, symbol in TOTALS]
+                     + [f"{counted['unchanged']} unchanged"])
+
+
+def stack_totals(diff: Diff) -> dict[str, dict[str, int]]:
+    """Totals per stack of an environment with shards (tenants by the stack that holds them); {} otherwise."""
+    if not diff.stack_of:
+        return {}
+    stacks: dict[str, list[TenantDiff]] = {}
+    for entry in diff.tenants:
+        stacks.setdefault(diff.stack_of.get(entry.tenant, diff.stack_of[SHARED]), []).append(entry)
+    return {stack: totals(entries) for stack, entries in sorted(stacks.items())}
+
+
+def type_totals(diff: Diff) -> dict[str, dict[str, int]]:
+    """type token -> operation -> how many resources of that type it is done to (operations that happen only)."""
+    counted: dict[str, dict[str, int]] = {}
+    for entry in diff.tenants:
+        for operation, keys in entry.operations().items():
+            for key in keys:
+                by_op = counted.setdefault(type_of(key), {})
+                by_op[operation] = by_op.get(operation, 0) + 1
+    return dict(sorted(counted.items()))
+
+
+def _type_lines(diff: Diff) -> list[str]:
+    return [f"{', '.join(f'{symbol} {ops[operation]}' for operation, symbol in TOTALS if operation in ops)}  {typ}"
+            for typ, ops in type_totals(diff).items()]
+
+
+def _wrap(line: str) -> list[str]:
+    """`line` in lines of at most WIDTH columns, continued under its own indent."""
+    if len(line) <= WIDTH:
+        return [line]
+    lead = line[:len(line) - len(line.lstrip(" !"))]
+    return textwrap.wrap(line, WIDTH, subsequent_indent=lead + "    ", break_on_hyphens=False,
+                         drop_whitespace=True) or [line[:WIDTH]]
 
 
 def _field_lines(path: str, a: Any, b: Any, indent: str) -> list[str]:
@@ -625,10 +716,13 @@ def _field_lines(path: str, a: Any, b: Any, indent: str) -> list[str]:
         a, b = _provider_name(a), _provider_name(b)
     if isinstance(a, str) and isinstance(b, str) and ("\n" in a or "\n" in b):
         # Embedded documents (YAML in ConfigMaps, HCL policies): only the lines that changed.
-        changed = difflib.unified_diff(a.splitlines(), b.splitlines(), lineterm="", n=0)
+        changed = difflib.unified_diff(after_apply(a).splitlines(), after_apply(b).splitlines(), lineterm="", n=0)
         return [f"{indent}{path}:"] + [f"{indent}  {line}" for line in changed
                                        if not line.startswith(("---", "+++", "@@"))]
-    return [f"{indent}{path}: {_show(a)} -> {_show(b)}"]
+    line = f"{indent}{path}: {_show(a)} -> {_show(b)}"
+    if len(line) <= WIDTH:
+        return [line]
+    return [f"{indent}{path}:", *_wrap(f"{indent}  - {_show(a)}"), *_wrap(f"{indent}  + {_show(b)}")]
 
 
 def _removed_tenant_advice(diff: Diff, entry: TenantDiff) -> list[str]:
@@ -661,7 +755,7 @@ def _options(protected: bool, retained: bool) -> str:
 
 
 def _resource_lines(entry: TenantDiff, indent: str, short: bool) -> list[str]:
-    name = short_name if short else (lambda key: key)
+    name = short_name if short else (lambda key: f"{type_of(key)} {key.rpartition('::')[2]}")
     lines = [f"- {name(key)}  ({_options(*entry.deleted_options[key])})" for key in entry.only_left]
     lines += [f"+ {name(key)}" for key in entry.only_right]
     for key, fields in entry.changed.items():
@@ -681,8 +775,13 @@ def format_text(diff: Diff) -> str:
             lines.append(f"!!! {item.action.upper()} {short_name(item.key)} ({item.tenant}): {item.reason}; "
                          f"{item.consequence()}")
         lines.append("!" * 78)
+    if diff.moves:
+        lines += ["", "!" * 78, *(f"!!! {line}" for line in _moves_notice(diff)), "!" * 78, *_step_lines(diff, "  ")]
     changed = [t for t in diff.tenants if not t.empty()]
     if changed:
+        lines += ["", f"totals: {totals_line(totals(diff.tenants))}"]
+        lines += [f"  {stack}: {totals_line(counted)}" for stack, counted in stack_totals(diff).items()]
+        lines += ["by type:", *(f"  {line}" for line in _type_lines(diff))]
         lines += ["", "summary (resources added, changed in place, replaced, deleted):"]
         lines += [f"  {_tenant_title(t)}: {t.summary()}" for t in changed]
     for entry in changed:
@@ -697,7 +796,30 @@ def format_text(diff: Diff) -> str:
         lines += [f"  {line}" for line in _resource_lines(entry, "      ", short=False)]
     if not diff.different:
         lines.append("no differences")
-    return "\n".join(lines)
+    return "\n".join(wrapped for line in lines for wrapped in _wrap(line))
+
+
+def _moves_notice(diff: Diff) -> list[str]:
+    old, new = diff.shards
+    count = sum(len(m.tenants) for m in diff.moves)
+    return [f"STATE MOVES NEEDED: tenancy:shards {old} -> {new} moves {count} tenant(s) to another stack.",
+            "Applied as it is, `pulumi up` deletes them (and their data) in one stack and creates them empty in",
+            "another. Run these steps instead, in order:"]
+
+
+def _step_lines(diff: Diff, indent: str) -> list[str]:
+    """The move steps as shell lines, a `pulumi state move` with one URN per continued line."""
+    lines = []
+    for step in diff.move_steps:
+        words = step.split(" ")
+        if step.startswith("pulumi state move"):
+            urns = [w for w in words if w.startswith(("urn:", "'urn:"))]
+            head = " ".join(w for w in words if w not in urns)
+            lines += [f"{indent}{head} \\"] + [f"{indent}    {urn}" + (" \\" if i < len(urns) - 1 else "")
+                                                for i, urn in enumerate(urns)]
+        else:
+            lines.append(f"{indent}{step}")
+    return lines
 
 
 def _cell(text: str) -> str:
@@ -707,12 +829,16 @@ def _cell(text: str) -> str:
 def format_markdown(diff: Diff, max_chars: Optional[int] = None) -> str:
     """A pull-request comment: destructive changes first, then one collapsible section per tenant.
 
-    GitHub refuses comments over 65,536 characters, so with `max_chars` a tenant's resource lines are left out
-    once they would not fit; its summary line, the destructive table and the counts always stay.
+    GitHub refuses comments over 65,536 characters (COMMENT_LIMIT, the CLI's default `max_chars`), so with
+    `max_chars` a tenant's resource lines are left out once they would not fit; its summary line, the
+    destructive table and the counts always stay.
     """
     lines = [f"### `{diff.left}` → `{diff.right}`", ""]
     if not diff.different:
         return "\n".join(lines + ["No differences."])
+    if diff.moves:
+        lines += ["> [!CAUTION]", f"> **{_moves_notice(diff)[0]}** " + " ".join(_moves_notice(diff)[1:]), "",
+                  "```sh", *_step_lines(diff, ""), "```", ""]
     if diff.destructive:
         lines += ["> [!CAUTION]",
                   f"> **{len(diff.destructive)} destructive change(s)**: data would be deleted or replaced. "
@@ -723,7 +849,16 @@ def format_markdown(diff: Diff, max_chars: Optional[int] = None) -> str:
                   for d in diff.destructive]
         lines.append("")
     changed = [t for t in diff.tenants if not t.empty()]
-    lines += ["| tenant | lifecycle | added | changed | replaced | deleted |", "|---|---|---|---|---|---|"]
+    lines += [f"**Totals:** {totals_line(totals(diff.tenants))}", ""]
+    if stack_totals(diff):
+        lines += ["| stack | totals |", "|---|---|"]
+        lines += [f"| {stack} | {totals_line(counted)} |" for stack, counted in stack_totals(diff).items()]
+        lines.append("")
+    lines += ["| resource type | " + " | ".join(f"{symbol} {operation}" for operation, symbol in TOTALS) + " |",
+              "|---|" + "---:|" * len(TOTALS)]
+    lines += [f"| `{typ}` | " + " | ".join(str(ops.get(operation, "")) for operation, _ in TOTALS) + " |"
+              for typ, ops in type_totals(diff).items()]
+    lines += ["", "| tenant | lifecycle | added | changed | replaced | deleted |", "|---|---|---|---|---|---|"]
     for entry in changed:
         lines.append(f"| {entry.tenant} | {_lifecycle(entry, '→') or '-'} | "
                      + " | ".join(str(n) for n in entry.counts().values()) + " |")
@@ -737,22 +872,39 @@ def format_markdown(diff: Diff, max_chars: Optional[int] = None) -> str:
             head += [f"> [!WARNING]\n> {' '.join(_removed_tenant_advice(diff, entry))}", ""]
         sections.append((head, ["```diff", *_resource_lines(entry, "    ", short=True), "```"]))
     cut = ["_Resource lines left out to fit a pull-request comment; run the same `diff` locally for them._"]
-    # Room for every section's head and the note, so that summaries are never what gets cut.
-    budget = None if max_chars is None else max_chars - len("\n".join(
-        lines + [line for head, _ in sections for line in head + cut + ["</details>"]]))
-    for head, body in sections:
-        size = len("\n".join(body)) + 1 - len(cut[0]) - 1
-        fits = budget is None or size <= budget
-        if budget is not None and fits:
-            budget -= size
+    if max_chars is None:
+        return "\n".join(lines + [line for head, body in sections for line in head + body + ["</details>"]])
+    # Every section keeps its head (the tenant's summary) while the heads fit, removed tenants' (with their
+    # warning) first; resource lines fill what room is left, in order. The tables above always stay.
+    sections.sort(key=lambda section: " open>" not in section[0][1])
+    more = "\n_{} more tenant section(s) left out to fit a pull-request comment (the tables above count them); " \
+           "run the same `diff` locally for them._"
+    budget = max_chars - len("\n".join(lines)) - len(more.format(len(sections)))
+    heads = []
+    for head, _ in sections:
+        size = len("\n".join(["", *head, *cut, "</details>"]))
+        if size > budget:
+            break
+        budget -= size
+        heads.append(size)
+    for (head, body), _ in zip(sections, heads):
+        extra = len("\n".join(body)) - len(cut[0])
+        fits = extra <= budget
+        budget -= extra if fits else 0
         lines += head + (body if fits else cut) + ["</details>"]
+    if len(heads) < len(sections):
+        lines.append(more.format(len(sections) - len(heads)))
     return "\n".join(lines)
 
 
 def format_json(diff: Diff) -> str:
     return json.dumps({
         "left": diff.left, "right": diff.right, "normalised": diff.normalised, "different": diff.different,
+        "totals": totals(diff.tenants), "stackTotals": stack_totals(diff), "typeTotals": type_totals(diff),
         "destructive": [d.as_json() for d in diff.destructive],
+        "stateMoves": {"shards": {"base": diff.shards[0], "head": diff.shards[1]},
+                       "moves": [{"source": m.source, "dest": m.dest, "tenants": list(m.tenants)} for m in diff.moves],
+                       "steps": diff.move_steps} if diff.moves else None,
         "removedTenants": [t.tenant for t in diff.tenants
                            if diff.removal_is_deletion and t.status == "removed" and t.tenant != SHARED],
         "tenants": [{"tenant": t.tenant, "status": t.status, "lifecycle": dict(zip(("left", "right"), t.lifecycle)),

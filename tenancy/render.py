@@ -21,11 +21,12 @@ import math
 import multiprocessing
 import os
 import resource
+import threading
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from . import render_cache
-from .render_cache import RenderCache
+from .render_cache import MergeRefused, RenderCache
 from .synth import Progress, SynthResult
 
 TENANT_TYPE = "tenancy:index:Tenant"
@@ -33,10 +34,6 @@ TENANT_TYPE = "tenancy:index:Tenant"
 CHUNK = 250
 # Below this many tenants a second process costs more than it saves (a worker starts by importing the SDKs, ~3 s).
 PARALLEL_FROM = 60
-
-
-class MergeRefused(RuntimeError):
-    """The program's records are not shared-then-tenant-subtrees; a merged render could differ from a full one."""
 
 
 @contextlib.contextmanager
@@ -83,14 +80,51 @@ def _split(records: list[dict[str, Any]], order: Sequence[str]) -> tuple[list[di
     return shared, tenants
 
 
+class _Reporter:
+    """A render worker's progress: each tenant it begins, with the resources registered since the last one, goes
+    to the parent's queue as it happens (a chunk takes minutes; its result alone would come at the end)."""
+
+    def __init__(self, reports: Any):
+        self.reports, self.resources = reports, 0
+
+    def registered(self, record: dict[str, Any]) -> None:
+        self.resources += 1
+        if record["type"] == TENANT_TYPE:
+            self.flush(1)
+
+    def flush(self, tenants: int = 0) -> None:
+        if tenants or self.resources:
+            self.reports.put((tenants, self.resources))
+        self.resources = 0
+
+
+# In a render worker: where its progress goes (set by the pool's initializer), or None.
+_WORKER_REPORTS: Any = None
+
+
+def _report_to(reports: Any) -> None:
+    global _WORKER_REPORTS
+    _WORKER_REPORTS = reports
+
+
+def _listen(reports: Any, progress: Progress) -> None:
+    """In the parent: add the workers' reports to `progress` until the sentinel None."""
+    while (report := reports.get()) is not None:
+        progress.add(*report)
+
+
 def _render_chunk(project_dir: Path, stack: str, tenants_file: Optional[Path], selection: Sequence[str],
-                  order: Sequence[str], progress: Optional[Progress] = None,
+                  order: Sequence[str], progress: Optional[Any] = None,
                   stack_outputs: Optional[dict[str, dict[str, Any]]] = None) -> dict[str, Any]:
     """One program run constructing only `selection`'s tenants, split into shared and per-tenant records."""
     from . import synth
 
+    if progress is None and _WORKER_REPORTS is not None:
+        progress = _Reporter(_WORKER_REPORTS)
     with _only_tenants(frozenset(selection)):
         result = synth.run(project_dir, stack, tenants_file, progress=progress, stack_outputs=stack_outputs)
+    if isinstance(progress, _Reporter):
+        progress.flush()
     shared, tenants = _split(result.resources, order)
     return {"shared": shared, "outputs": result.outputs, "tenants": tenants,
             "generated_secrets": result.generated_secrets,
@@ -117,21 +151,22 @@ def _render_selection(project_dir: Path, stack: str, tenants_file: Optional[Path
     else:
         # spawn, not fork: the parent may hold a half-used Pulumi runtime, threads and gRPC state.
         context = multiprocessing.get_context("spawn")
-        with context.Pool(min(jobs, len(chunks)), maxtasksperchild=1) as pool:
-            pending = [pool.apply_async(_render_chunk, (project_dir, stack, tenants_file, chunk, order, None,
-                                                        stack_outputs)) for chunk in chunks]
-            parts = []
-            for job in pending:
-                part = job.get()
-                if progress is not None:
-                    for records in part["tenants"].values():
-                        for record in records:
-                            progress.registered(record)
-                parts.append(part)
-            pool.close()
-            pool.join()
-        if progress is not None:
-            progress.done()
+        reports = context.Queue() if progress is not None else None
+        listener = threading.Thread(target=_listen, args=(reports, progress), daemon=True) if reports else None
+        if listener is not None:
+            listener.start()
+        try:
+            with context.Pool(min(jobs, len(chunks)), maxtasksperchild=1, initializer=_report_to,
+                              initargs=(reports,)) as pool:
+                pending = [pool.apply_async(_render_chunk, (project_dir, stack, tenants_file, chunk, order, None,
+                                                            stack_outputs)) for chunk in chunks]
+                parts = [job.get() for job in pending]
+                pool.close()
+                pool.join()
+        finally:
+            if listener is not None:
+                reports.put(None)
+                listener.join()
     stats["runs"] = stats.get("runs", 0) + len(parts)
     stats.setdefault("peak_mb", []).extend(p["peak_mb"] for p in parts)
     first = parts[0]
@@ -164,19 +199,22 @@ class Rendering:
     fresh: dict[str, list[dict[str, Any]]]  # tenant -> records this run rendered
     cache: Optional[RenderCache]
     counts: dict[str, int]  # tenant -> how many records it has
+    # Renders tenants beside this render's shared records (and stores them): tenant -> records.
+    render_again: Callable[[list[str]], dict[str, list[dict[str, Any]]]] = dataclasses.field(repr=False)
 
     def size(self) -> int:
         """Resources registered: the shared records and every tenant's."""
         return len(self.shared) + sum(self.counts.values())
 
     def records(self, name: str) -> list[dict[str, Any]]:
-        if name in self.fresh:
-            return self.fresh[name]
-        entry = self.cache.get(self.keys[name]) if self.cache is not None else None
-        if entry is None or entry["platform"] != self.platform:
-            raise MergeRefused(f"the cached rendering of tenant {name} can no longer be read; delete "
-                               f"{self.cache.directory if self.cache else 'the cache'} and run again")
-        return entry["records"]
+        if name not in self.fresh:
+            entry = self.cache.get(self.keys[name], self.platform) if self.cache is not None else None
+            if entry is not None:
+                return entry["records"]
+            # Gone or unreadable since its head was read (deleted, or damaged by another process): a cache only
+            # saves time, so the tenant is rendered again.
+            self.fresh.update(self.render_again([name]))
+        return self.fresh[name]
 
     def same_as(self, other: "Rendering", name: str) -> bool:
         """Tenant `name` has the very same records in both renders, known without reading them: both found it under
@@ -193,16 +231,6 @@ class Rendering:
                            generated_secrets=self.generated_secrets)
 
 
-def _count_cached(progress: Progress, count: int) -> None:
-    # The bar counts a cached tenant's resources as if they registered (a head holds their count, not them).
-    progress.registered({"type": TENANT_TYPE})
-    for _ in range(count - 1):
-        progress.registered(_CACHED_RECORD)
-
-
-_CACHED_RECORD = {"type": "(cached)"}
-
-
 def rendering(project_dir: Path, stack: str, tenants_file: Optional[Path], specs: Sequence[tuple[Any, Any]],
               stack_settings: Any, cache_dir: Optional[Path] = None, jobs: int = 1,
               progress: Optional[Progress] = None, stats: Optional[dict[str, Any]] = None,
@@ -216,11 +244,11 @@ def rendering(project_dir: Path, stack: str, tenants_file: Optional[Path], specs
     by their entries' heads; their records are read when `Rendering.records` asks. `stats` receives what was
     rendered."""
     stats = {} if stats is None else stats
+    stats.setdefault("rendered", 0)
     order = [spec.name for spec, _ in specs]
     cache = _open(cache_dir) if cache_dir is not None else None
     keys: dict[str, str] = {}
     shared_entry = None
-    heads: dict[str, dict[str, Any]] = {}
     if cache is not None:
         code = render_cache.code_fingerprint(project_dir)
         settings_fp = render_cache.settings_fingerprint(project_dir, stack, stack_settings, stack_outputs)
@@ -229,44 +257,68 @@ def rendering(project_dir: Path, stack: str, tenants_file: Optional[Path], specs
             keys[spec.name] if spec.name in keys else render_cache.tenant_key(code, settings_fp, spec, names)
             for spec, names in (specs if shared_specs is None else shared_specs)))
         shared_entry = cache.get(shared_id)
-        heads = {name: head for name in order if (head := cache.head(keys[name])) is not None}
-    platform = shared_entry["platform"] if shared_entry else None
-    # Without the shared records at hand, a cached tenant is trusted only once this render's platform hash is known.
-    misses = [name for name in order if name not in heads or (platform and heads[name]["platform"] != platform)]
-    generated: list[str] = []
-    fresh: dict[str, list[dict[str, Any]]] = {}
+
+    def cached(platform: str, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """tenant -> the head of its rendering beside `platform`, for the tenants of `names` the cache holds."""
+        return {name: head for name in names if cache is not None
+                and (head := cache.head(keys[name], platform)) is not None}
+
+    def render_fresh(names: list[str]) -> dict[str, Any]:
+        rendered = _render_selection(project_dir, stack, tenants_file, names, order, jobs, progress, stats,
+                                     stack_outputs)
+        stats["rendered"] += len(rendered["tenants"])
+        return rendered
+
+    heads = cached(shared_entry["platform"], order) if shared_entry else {}
     if progress is not None:
+        progress.tenants = len(order)
         # Cached tenants are ready before anything renders; the bar then counts on from them.
-        for name in order:
-            if name in heads and name not in misses:
-                _count_cached(progress, heads[name]["count"])
+        for head in heads.values():
+            progress.cached(head["count"])
+    fresh: dict[str, list[dict[str, Any]]] = {}
+    generated: list[str] = []
+    misses = [name for name in order if name not in heads]
     if shared_entry is None or misses:
-        rendered = _render_selection(project_dir, stack, tenants_file, misses, order, jobs, progress, stats,
-                                     stack_outputs)
+        # Without the shared records at hand, a tenant the cache holds beside any platform is assumed to be
+        # usable, and checked once this render's platform hash is known.
+        first = misses if shared_entry else [name for name in order if cache is None or not cache.platforms(keys[name])]
+        rendered = render_fresh(first)
         platform = render_cache.records_hash(rendered["shared"])
-        stale = [name for name in order if name in heads and name not in rendered["tenants"]
-                 and heads[name]["platform"] != platform]
+        heads = cached(platform, [name for name in order if name not in rendered["tenants"]])
+        stale = [name for name in order if name not in rendered["tenants"] and name not in heads]
         if stale:
-            more = _render_selection(project_dir, stack, tenants_file, stale, order, jobs, progress, stats,
-                                     stack_outputs)
+            more = render_fresh(stale)
             if more["shared"] != rendered["shared"]:
                 raise MergeRefused("two renders of one stack disagree on the shared records")
             rendered["tenants"].update(more["tenants"])
             rendered["generated_secrets"].extend(more["generated_secrets"])
+        if shared_entry is None and progress is not None:
+            for name, head in heads.items():
+                progress.cached(head["count"])
         shared_entry = {"platform": platform, "records": rendered["shared"], "outputs": rendered["outputs"]}
         generated = rendered["generated_secrets"]
         fresh = rendered["tenants"]
-        stats["rendered"] = len(fresh)
         if cache is not None:
             cache.put(shared_id, shared_entry)
             for name, records in fresh.items():
-                cache.put(keys[name], {"platform": platform, "records": records})
-    elif progress is not None:
+                cache.put(keys[name], {"platform": platform, "records": records}, beside_platform=True)
+    if progress is not None:
         progress.done()
-    stats["cached"] = len(order) - stats.setdefault("rendered", 0)
+    stats["cached"] = len(order) - len(fresh)
+
+    def render_again(names: list[str]) -> dict[str, list[dict[str, Any]]]:
+        again = render_fresh(names)
+        if render_cache.records_hash(again["shared"]) != shared_entry["platform"]:
+            raise MergeRefused("two renders of one stack disagree on the shared records")
+        if cache is not None:
+            for name, records in again["tenants"].items():
+                cache.put(keys[name], {"platform": shared_entry["platform"], "records": records},
+                          beside_platform=True)
+        return again["tenants"]
+
     counts = {name: len(fresh[name]) if name in fresh else heads[name]["count"] for name in order}
     return Rendering(stack, order, shared_entry["platform"], shared_entry["records"], shared_entry["outputs"], keys,
-                     generated, fresh, cache, counts)
+                     generated, fresh, cache, counts, render_again)
 
 
 def render(project_dir: Path, stack: str, tenants_file: Optional[Path], specs: Sequence[tuple[Any, Any]],

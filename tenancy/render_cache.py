@@ -16,8 +16,8 @@ a stale entry is never found, only left behind.
   of its settings, so a changed platform output is a different key for every tenant of every shard.
 - tenant: the spec after defaults, overrides and stack defaults are merged (a certificate file's content is
   part of it) and its derived names.
-- platform: a tenant entry records a hash of the shared records it was rendered beside; it is used only when
-  the shared records of this render hash the same (the shared records themselves are keyed by every tenant
+- platform: a tenant entry is stored beside the hash of the shared records it was rendered beside, and used
+  only when the shared records of this render hash the same (the shared records themselves are keyed by every tenant
   they render from, since providers and stack outputs depend on the whole list: a stack's own tenants, or every
   tenant of the environment for a sharded environment's platform stack, which holds none).
 
@@ -45,7 +45,7 @@ PARSED_DIR = Path(".cache") / "catalogue"
 # Packages whose code runs while the program renders: the SDK and every provider SDK the program imports.
 PACKAGES = ("pulumi", "pulumi-aws", "pulumi-kubernetes", "pulumi-random", "pulumi-vault", "protobuf")
 # Bumped when the layout of an entry changes.
-FORMAT = "2"
+FORMAT = "3"
 
 
 def _sha(*parts: str) -> str:
@@ -115,8 +115,17 @@ def records_hash(records: list[dict[str, Any]]) -> str:
     return _sha(json.dumps(records, sort_keys=True))
 
 
+class MergeRefused(RuntimeError):
+    """The program's records are not shared-then-tenant-subtrees; a merged render could differ from a full one."""
+
+
 class RenderCache:
-    """Renderings stored as `<dir>/<key[:2]>/<key>.json`; a missing or unreadable entry is a miss.
+    """Renderings stored as files of `<dir>/<key[:2]>/`; a missing or unreadable entry is a miss.
+
+    The shared records are stored under their key (`<key>.json`). A tenant's rendering is stored under its key
+    and the platform hash it was rendered beside (`<key>/<platform>.json`): the same tenant rendered beside other
+    shared records (the two sides of a diff, a synth before and after an edit of another tenant) is another file,
+    so storing one never replaces an entry that a render in progress still has to read.
 
     A file is two lines of JSON: a small head (`key`, `platform`, `count` of records) and the body (`records`,
     and the stack `outputs` for shared records). Which tenants must render, and which are the same on both sides
@@ -124,47 +133,64 @@ class RenderCache:
 
     def __init__(self, directory: Path):
         self.directory = directory
-        # An entry never changes under its key, so one read serves both sides of a diff: they then hold the very
+        # An entry never changes under its path, so one read serves both sides of a diff: they then hold the very
         # same records, which diff compares by identity before anything else.
-        self._heads: dict[str, dict[str, Any]] = {}
-        self._read: dict[str, dict[str, Any]] = {}
+        self._heads: dict[Path, dict[str, Any]] = {}
+        self._read: dict[Path, dict[str, Any]] = {}
 
-    def _path(self, key: str) -> Path:
-        return self.directory / key[:2] / f"{key}.json"
+    def _path(self, key: str, platform: Optional[str] = None) -> Path:
+        folder = self.directory / key[:2]
+        return folder / f"{key}.json" if platform is None else folder / key / f"{platform}.json"
 
-    def head(self, key: str) -> Optional[dict[str, Any]]:
-        """The entry's head (`key`, `platform`, `count`), or None when there is no readable entry."""
-        if key in self._heads:
-            return self._heads[key]
+    def platforms(self, key: str) -> list[str]:
+        """The platform hashes a tenant's key is stored beside (any readable or not)."""
         try:
-            with self._path(key).open(encoding="utf-8") as stream:
+            return sorted(name[:-len(".json")] for name in os.listdir(self.directory / key[:2] / key)
+                          if name.endswith(".json"))
+        except OSError:
+            return []
+
+    def head(self, key: str, platform: Optional[str] = None) -> Optional[dict[str, Any]]:
+        """The entry's head (`key`, `platform`, `count`), or None when there is no readable entry."""
+        path = self._path(key, platform)
+        if path in self._heads:
+            return self._heads[path]
+        try:
+            with path.open(encoding="utf-8") as stream:
                 head = json.loads(stream.readline())
         except (OSError, ValueError):
             return None
-        if not isinstance(head, dict) or head.get("key") != key:
+        if not self._matches(head, key, platform):
             return None
-        self._heads[key] = head
+        self._heads[path] = head
         return head
 
-    def get(self, key: str) -> Optional[dict[str, Any]]:
+    @staticmethod
+    def _matches(head: Any, key: str, platform: Optional[str]) -> bool:
+        return isinstance(head, dict) and head.get("key") == key \
+            and (platform is None or head.get("platform") == platform)
+
+    def get(self, key: str, platform: Optional[str] = None) -> Optional[dict[str, Any]]:
         """The whole entry, head and body, or None when there is no readable entry."""
-        if key in self._read:
-            return self._read[key]
+        path = self._path(key, platform)
+        if path in self._read:
+            return self._read[path]
         try:
-            head_line, body_line = self._path(key).read_text(encoding="utf-8").split("\n", 1)
+            head_line, body_line = path.read_text(encoding="utf-8").split("\n", 1)
             head, body = json.loads(head_line), json.loads(body_line)
         except (OSError, ValueError):
             return None
-        if not isinstance(head, dict) or head.get("key") != key or not isinstance(body, dict) \
+        if not self._matches(head, key, platform) or not isinstance(body, dict) \
                 or not isinstance(body.get("records"), list) or len(body["records"]) != head.get("count"):
             return None
-        self._heads[key] = head
-        self._read[key] = {**body, **head}
-        return self._read[key]
+        self._heads[path] = head
+        self._read[path] = {**body, **head}
+        return self._read[path]
 
-    def put(self, key: str, entry: dict[str, Any]) -> None:
-        """Store `entry` (`platform`, `records` and any more body fields) under `key`."""
-        path = self._path(key)
+    def put(self, key: str, entry: dict[str, Any], beside_platform: bool = False) -> None:
+        """Store `entry` (`platform`, `records` and any more body fields) under `key`, and under its platform
+        too with `beside_platform` (a tenant's rendering)."""
+        path = self._path(key, entry["platform"] if beside_platform else None)
         path.parent.mkdir(parents=True, exist_ok=True)
         head = {"key": key, "platform": entry["platform"], "count": len(entry["records"])}
         body = {k: v for k, v in entry.items() if k not in head}
@@ -174,5 +200,5 @@ class RenderCache:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(json.dumps(head) + "\n" + json.dumps(body))
         os.replace(tmp, path)
-        self._heads[key] = head
-        self._read[key] = {**body, **head}
+        self._heads[path] = head
+        self._read[path] = {**body, **head}

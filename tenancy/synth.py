@@ -12,6 +12,7 @@ import contextlib
 import gc
 import hashlib
 import json
+import re
 import runpy
 import sys
 import threading
@@ -42,7 +43,11 @@ def _digest(*parts: str, length: int = 16) -> str:
 
 
 def _mask(value: Any) -> Any:
-    """Plain JSON of a wire value: secrets become "[secret]", resource references their URN, whole numbers ints.
+    """Plain JSON of a wire value: secrets become "[secret]", resource references their URN, whole numbers ints,
+    mappings in key order.
+
+    A protobuf Struct's fields arrive in no fixed order (it differs between runs and processes), and what synth
+    writes must be the same bytes on every run and machine.
 
     The wire carries every number as a double (google.protobuf Struct), so 443 arrives as 443.0; ports, sizes
     and counts are integers in every schema tenancy renders to.
@@ -53,7 +58,7 @@ def _mask(value: Any) -> Any:
             return _masked_secret(value.get("value"))
         if sig == _RESOURCE_SIG:
             return value.get("urn")
-        return {k: _mask(v) for k, v in value.items()}
+        return {k: _mask(value[k]) for k in sorted(value)}
     if isinstance(value, list):
         return [_mask(v) for v in value]
     if value == rpc.UNKNOWN:
@@ -67,7 +72,7 @@ def _masked_secret(value: Any) -> Any:
     """A secret's shape without its values: a secret mapping keeps its keys (a Secret's `stringData` stays a
     valid mapping of key names), every value becomes "[secret]"."""
     if isinstance(value, dict) and value.get(_SIG_KEY) is None:
-        return {k: _masked_secret(v) for k, v in value.items()}
+        return {k: _masked_secret(value[k]) for k in sorted(value)}
     return SECRET
 
 
@@ -136,6 +141,22 @@ def _stack_reference(qualified: str, stack_outputs: dict[str, dict[str, Any]]) -
     outputs = stack_outputs[stack]
     secret_names = sorted(k for k, v in outputs.items() if v == SECRET)
     return qualified, {"name": qualified, "outputs": outputs, "secretOutputNames": secret_names}
+
+
+# What the mocks make up that only the real provider knows after apply: KMS key ids (and every ARN holding one),
+# access key and IAM unique ids, Vault auth accessors (see the _COMPUTED functions below), and the account of an
+# ARN otherwise derived from known names (`arn:aws:iam::<account>:role/<name>`).
+_KEY_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-8[0-9a-f]{3}-[0-9a-f]{12}"
+_MADE_UP = re.compile("|".join([
+    rf"arn:aws:[a-z0-9-]*:[a-z0-9-]*:{MOCK_ACCOUNT}:[^\s\"',\]}}]*?{_KEY_ID}\b", rf"\b{_KEY_ID}\b",
+    r"\bAKIA[0-9A-F]{16}\b", r"\bAID[0-9A-F]{17}\b", r"\bauth_[0-9a-f]{8}\b"]))
+_MOCK_ACCOUNT_IN_ARN = re.compile(rf"(?<=arn:aws:)([a-z0-9-]*:[a-z0-9-]*:){MOCK_ACCOUNT}:")
+KNOWN_AFTER_APPLY = "(known after apply)"
+
+
+def after_apply(text: str) -> str:
+    """`text` with every value the mocks made up shown as `pulumi preview` shows an output it cannot know yet."""
+    return _MOCK_ACCOUNT_IN_ARN.sub(rf"\1{KNOWN_AFTER_APPLY}:", _MADE_UP.sub(KNOWN_AFTER_APPLY, text))
 
 
 def _arn(service: str, region: str, resource: str) -> str:
@@ -302,9 +323,17 @@ class Progress:
         self._lock = threading.Lock()
 
     def registered(self, record: dict[str, Any]) -> None:
+        self.add(record["type"] == "tenancy:index:Tenant", 1)
+
+    def cached(self, resources: int) -> None:
+        """A tenant taken from the cache with its `resources`: counted as if it had registered them."""
+        self.add(1, resources)
+
+    def add(self, tenants: int, resources: int) -> None:
+        """Tenants begun and resources registered (in this process, or reported by a render worker)."""
         with self._lock:
-            self.resources += 1
-            self.tenants_seen += record["type"] == "tenancy:index:Tenant"
+            self.resources += resources
+            self.tenants_seen += tenants
             now = self.clock()
             if now - self.started < self.delay:
                 return
@@ -372,7 +401,7 @@ class SynthResult:
 
 
 def _ordered_manifest(inputs: dict[str, Any]) -> dict[str, Any]:
-    # Wire inputs arrive unordered; manifests read best in the conventional order.
+    # Recorded inputs are in key order; manifests read best with the conventional fields first.
     first = ("apiVersion", "kind", "metadata")
     return {**{k: inputs[k] for k in first if k in inputs}, **{k: v for k, v in inputs.items() if k not in first}}
 
@@ -399,7 +428,8 @@ def run(project_dir: Path, stack: str, tenants_file: Optional[Path] = None,
         progress: Optional[Progress] = None, stack_outputs: Optional[dict[str, dict[str, Any]]] = None) -> SynthResult:
     """Run the program in `project_dir` for `stack` under mocks; the caller validates inputs first.
 
-    `stack_outputs` answers the program's StackReferences (a shard stack needs its platform stack's outputs)."""
+    `stack_outputs` answers the program's StackReferences (a shard stack needs its platform stack's outputs).
+    `progress` hears of every registration; its owner says when the whole render is done."""
     from components.sharding import is_shard_stack
 
     # What Pulumi hands the program: the stack's own file (a shard stack may have none; the program reads its
@@ -421,8 +451,6 @@ def run(project_dir: Path, stack: str, tenants_file: Optional[Path] = None,
             outputs = _resolve_outputs(runtime_settings.get_root_resource())
     finally:
         sys.path.remove(str(project_dir))
-        if progress is not None:
-            progress.done()
     return SynthResult(stack=stack, resources=monitor.ordered_records(), outputs=outputs,
                        generated_secrets=monitor.generated_secrets)
 
@@ -465,8 +493,7 @@ SUMMARY_COLUMNS = {
     "namespace": "the tenant's Kubernetes namespace",
     "region": "AWS region of its bucket and key (the AWS provider it uses)",
     "bucket": "S3 artifact bucket",
-    "vault_policy": "Vault policy of its External Secrets role (- once offboarded)",
-    "kv/externalsecrets": "Vault KV entries written / ExternalSecrets delivering them into the namespace",
+    "kv/eso": "Vault KV entries written / ExternalSecrets delivering them into the namespace",
     "resources": "resources registered under the tenant's component",
 }
 
@@ -478,7 +505,6 @@ def tenant_summary(result: SynthResult, lifecycles: Optional[dict[str, str]] = N
         owned = result.tenant(name)
         namespaces = [r for r in owned if r["type"] == "kubernetes:core/v1:Namespace"]
         buckets = [r for r in owned if r["type"] == "aws:s3/bucket:Bucket"]
-        policies = [r["inputs"].get("name", "-") for r in owned if r["type"] == "vault:index/policy:Policy"]
         kv = sum(r["type"] == "vault:kv/secretV2:SecretV2" for r in owned)
         delivered = sum(r["type"].endswith(":ExternalSecret") for r in owned)
         rows.append({
@@ -487,20 +513,31 @@ def tenant_summary(result: SynthResult, lifecycles: Optional[dict[str, str]] = N
             "namespace": namespaces[0]["inputs"]["metadata"]["name"] if namespaces else "-",
             "region": buckets[0]["provider"].rsplit("::", 1)[-1].removeprefix("aws-") if buckets else "-",
             "bucket": buckets[0]["inputs"].get("bucket", "-") if buckets else "-",
-            "vault_policy": policies[0] if policies else "-",
-            "kv/externalsecrets": f"{kv}/{delivered}",
+            "kv/eso": f"{kv}/{delivered}",
             "resources": len(owned),
         })
     return rows
 
 
+# Text output fits a terminal or a CI log of this many columns.
+WIDTH = 120
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
+    """A column per field; where long names make that wider than WIDTH, a block per tenant instead."""
+    import textwrap
+
     if not rows:
         return "(no tenants in this stack)"
     headers = list(rows[0])
     widths = {h: max(len(h), *(len(str(r[h])) for r in rows)) for h in headers}
-    lines = ["  ".join(h.upper().ljust(widths[h]) for h in headers)]
-    lines += ["  ".join(str(r[h]).ljust(widths[h]) for h in headers) for r in rows]
+    lines = ["  ".join(h.upper().ljust(widths[h]) for h in headers).rstrip()]
+    lines += ["  ".join(str(r[h]).ljust(widths[h]) for h in headers).rstrip() for r in rows]
+    if max(map(len, lines)) > WIDTH:
+        lines = [line for r in rows for line in textwrap.wrap(
+            "  ".join([str(r[headers[0]])] + [f"{h}={r[h]}" for h in headers[1:]]), WIDTH, subsequent_indent="    ",
+            break_on_hyphens=False)]
     key_width = max(len(h) for h in headers)
-    lines += [""] + [f"  {h.upper().ljust(key_width)}  {SUMMARY_COLUMNS[h]}" for h in headers]
+    lines += [""] + [line for h in headers for line in textwrap.wrap(
+        f"  {h.upper().ljust(key_width)}  {SUMMARY_COLUMNS[h]}", WIDTH, subsequent_indent=" " * (key_width + 4))]
     return "\n".join(lines)

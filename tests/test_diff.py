@@ -176,8 +176,8 @@ def test_region_and_encryption_changes_are_destructive(repo: Path):
     assert entry["summary"]["replaced"] >= 1 and entry["summary"]["deleted"] >= 1
 
     text = diff.format_text(result)
-    assert "+- tenancy:storage:TenantStorage$aws:s3/bucket:Bucket::compliance-storage-bucket  (replaced: provider " \
-           "changes from aws-eu-west-1 to aws-us-west-2)" in text
+    assert "+- aws:s3/bucket:Bucket compliance-storage-bucket  (replaced: provider changes from aws-eu-west-1 to " \
+           "aws-us-west-2)" in text
     assert re.search(r"compliance \(active\): \d+ added, \d+ changed, [1-9]\d* replaced, [1-9]\d* deleted", text)
 
     markdown = diff.format_markdown(result)
@@ -215,8 +215,9 @@ def test_base_reads_the_stack_config_at_the_revision(repo: Path, capsys):
     # The org is part of every bucket name: each bucket would be replaced, so the change is destructive.
     assert cli.main(["--project", str(repo), "diff", "--stack", "dev", "--base", "HEAD"]) == 3
     out = capsys.readouterr().out
-    assert "  - tenancy:index:Tenant$kubernetes:core/v1:Namespace::research-namespace-wf-calypr-research" in out
-    assert "  + tenancy:index:Tenant$kubernetes:core/v1:Namespace::research-namespace-wf-acme-research" in out
+    out = re.sub(r"\n(!!! )? {4}", " ", out)  # lines wrapped at 120 columns, joined again
+    assert "  - kubernetes:core/v1:Namespace research-namespace-wf-calypr-research  (" in out
+    assert "  + kubernetes:core/v1:Namespace research-namespace-wf-acme-research" in out
     assert "!!! REPLACE Bucket research-storage-bucket (research): S3 bucket: bucket changes from " \
            "calypr-research-dev-artifacts to acme-research-dev-artifacts" in out
     assert "!!! DELETE Namespace research-namespace-wf-calypr-research (research): namespace: no longer declared " \

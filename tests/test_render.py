@@ -269,8 +269,8 @@ def test_a_diff_reads_the_records_of_changed_tenants_only(repo_copy: Path, monke
     read: list[str] = []
     original = render_cache.RenderCache.get
 
-    def spy(self, key):
-        entry = original(self, key)
+    def spy(self, key, platform=None):
+        entry = original(self, key, platform)
         if entry is not None and "outputs" not in entry:
             read.append(next(r["name"] for r in entry["records"] if r["type"] == render.TENANT_TYPE))
         return entry
@@ -290,7 +290,10 @@ def test_a_cached_diff_keeps_the_stack_budget(repo_copy: Path, capsys):
     err = capsys.readouterr().err
     assert "Pulumi.dev.yaml: tenancy:shards: stack dev would hold" in err and "set tenancy:shards to at least" in err
     assert cli.main(args) == 1  # warm: nothing renders, the heads still count
-    assert capsys.readouterr().err == err
+
+    def problems(text: str) -> list[str]:  # progress lines come and go with the machine's speed
+        return [line for line in text.splitlines() if line.startswith("Pulumi.") or "problem(s)" in line]
+    assert problems(capsys.readouterr().err) == problems(err)
 
 
 # Sharded environments: the platform stack `dev` (no tenants) and shard stacks reading its outputs.

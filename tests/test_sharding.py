@@ -210,18 +210,47 @@ def make_repo(root: Path, **kwargs) -> Path:
     return project
 
 
-def test_shard_count_change_is_refused_without_state_moves(tmp_path, capsys):
-    project = make_repo(tmp_path)
+def test_a_shard_count_change_shows_its_state_moves_in_every_format(tmp_path, capsys):
+    """tenancy:shards 1 -> 3 with the sample's three tenants: all move to dev-shard-0, and dev-shard-1 and -2
+    receive none. Every format says the change is there (exit 3: an approval is needed) and gives the steps: JSON
+    as data, text and markdown as commands to run; every new stack is initialised before `pulumi up` runs in it
+    (`pulumi up --stack X` of a stack never initialised fails in CI: pulumi/pulumi pkg/cmd/pulumi/stack
+    RequireStack offers to create it only on a terminal, else "no stack named 'X' found")."""
+    project = make_repo(tmp_path, extra=[])
     set_settings(project, shards=3)
-    code = cli.main(["--project", str(project), "diff", "--stack", "dev", "--base", "HEAD", "--format", "json"])
-    out, err = capsys.readouterr()
-    assert code == 3
-    assert json.loads(out)["destructive"] == []  # matched resource by resource: nothing is recreated after moves
-    assert "REFUSED without state moves: tenancy:shards 1 -> 3 moves 12 tenant(s)" in err
-    target = sharding.stack_of("dev", "research", 3)
-    assert f"pulumi state move --source dev --dest {target} " in err
-    assert "urn:pulumi:dev::tenancy::tenancy:index:Tenant::research" in err
-    assert err.index("pulumi state move") < err.index("pulumi up --stack dev ") < err.index(f"pulumi up --stack {target}")
+
+    def diff_as(form: str) -> str:
+        code = cli.main(["--project", str(project), "diff", "--stack", "dev", "--base", "HEAD", "--format", form])
+        out = capsys.readouterr().out
+        assert code == 3, out
+        return out
+
+    found = json.loads(diff_as("json"))
+    assert found["different"] is True and found["destructive"] == []  # matched resource by resource
+    moves = found["stateMoves"]
+    assert moves["shards"] == {"base": 1, "head": 3}
+    # Totals per stack: the moved tenants count in the stack that will hold them, and nothing changes in them.
+    assert set(found["stackTotals"]) == {"dev", "dev-shard-0"}
+    assert found["stackTotals"]["dev-shard-0"]["unchanged"] > 100 and found["totals"]["update"] == 0
+    assert moves["moves"] == [{"source": "dev", "dest": "dev-shard-0",
+                               "tenants": ["compliance", "research", "scratch"]}]
+    steps = moves["steps"]
+    for stack in ("dev-shard-0", "dev-shard-1", "dev-shard-2"):
+        init = next(i for i, step in enumerate(steps) if step.startswith(f"pulumi stack init {stack} "))
+        assert init < steps.index(f"pulumi up --stack {stack}")
+    move = next(step for step in steps if step.startswith("pulumi state move"))
+    assert move.startswith("pulumi state move --source dev --dest dev-shard-0 ")
+    assert "urn:pulumi:dev::tenancy::tenancy:index:Tenant::research" in move
+    assert steps.index(move) < steps.index("pulumi up --stack dev   # the platform first: shards read its outputs")
+
+    text = diff_as("text")
+    markdown = diff_as("markdown")
+    for shown in (text, markdown):
+        assert "no differences" not in shown.lower()
+        assert "STATE MOVES NEEDED: tenancy:shards 1 -> 3 moves 3 tenant(s)" in shown
+        assert "pulumi stack init dev-shard-2" in shown and "pulumi up --stack dev-shard-2" in shown
+        assert "urn:pulumi:dev::tenancy::tenancy:index:Tenant::scratch" in shown
+    assert "```sh" in markdown and "> [!CAUTION]" in markdown
 
 
 def plan_of(project: Path) -> dict[str, list[str]]:
@@ -310,7 +339,7 @@ def test_shrinking_moves_tenants_off_the_removed_shards_and_retires_them():
     moved = sharding.moves("dev", names, 4, 3)
     assert {m.source for m in moved} == {"dev-shard-3"} and {m.dest for m in moved} <= {"dev-shard-0", "dev-shard-1",
                                                                                         "dev-shard-2"}
-    steps = sharding.move_steps("dev", "tenancy", moved, 3)
+    steps = sharding.move_steps("dev", "tenancy", moved, 4, 3)
     assert steps[-2:] == ["pulumi destroy --stack dev-shard-3   # holds no tenant any more",
                           "pulumi stack rm --stack dev-shard-3"]
     state_moves = [s for s in steps if s.startswith("pulumi state move")]
