@@ -55,6 +55,19 @@ def _metadata(name: str, namespace: str, labels: Optional[dict[str, str]] = None
     return {"name": name, "namespace": namespace, "labels": {**_labels(), **(labels or {})}}
 
 
+# pulumi-kubernetes (v4.25.0: provider/pkg/metadata/overrides.go `SkipAwaitLogic`, provider/pkg/await/await.go)
+# reports a Deployment or Service as created without waiting for its rollout or endpoints when this is "true".
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
+
+
+def _rollout_metadata(settings: StackSettings) -> dict[str, Any]:
+    """Metadata of the objects whose readiness `pulumi up` awaits: the Deployment and its Service."""
+    meta = _metadata(naming.GENERATOR, settings.argocd.namespace)
+    if not settings.argocd.await_rollout:
+        meta["annotations"] = dict(SKIP_AWAIT)
+    return meta
+
+
 def service_account(settings: StackSettings, role_arn: Any = None) -> dict[str, Any]:
     """`role_arn` (IRSA) is an Output in the program, a string in tests; None with service-specific credentials."""
     meta = _metadata(naming.GENERATOR, settings.argocd.namespace)
@@ -168,7 +181,7 @@ def deployment(settings: StackSettings) -> dict[str, Any]:
             "items": [{"key": naming.GENERATOR_REGISTRY_CA_KEY, "path": naming.GENERATOR_REGISTRY_CA_KEY}]}})
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": _metadata(naming.GENERATOR, argocd.namespace),
+        "metadata": _rollout_metadata(settings),
         "spec": {
             "replicas": argocd.generator_replicas,
             "selector": {"matchLabels": {"app.kubernetes.io/name": naming.GENERATOR}},
@@ -180,7 +193,7 @@ def deployment(settings: StackSettings) -> dict[str, Any]:
 def service(settings: StackSettings) -> dict[str, Any]:
     return {
         "apiVersion": "v1", "kind": "Service",
-        "metadata": _metadata(naming.GENERATOR, settings.argocd.namespace),
+        "metadata": _rollout_metadata(settings),
         "spec": {"type": "ClusterIP", "selector": {"app.kubernetes.io/name": naming.GENERATOR},
                  "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}]},
     }

@@ -253,6 +253,10 @@ class ArgoCdSettings(_Model):
         None, description="sha256:<64 hex> pins the generator image by digest (the tag then only documents it).")
     requeue_after_seconds: int = Field(180, ge=10, le=86400)
     generator_replicas: int = Field(2, ge=1, le=10)
+    await_rollout: bool = Field(
+        True, description="`pulumi up` waits for the generator Deployment to be ready and its Service to have "
+                          "endpoints (pulumi-kubernetes' await logic); false skips that wait, for clusters "
+                          "without nodes or platforms that roll the image out separately.")
     generator_resources: GeneratorResources = Field(default_factory=GeneratorResources)
     cache_ttl_seconds: int = Field(30, ge=0, le=3600, description="How long the generator reuses a registry read.")
     request_timeout_seconds: int = Field(30, ge=1, le=300, description="Argo CD's timeout for one generator call.")
