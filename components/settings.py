@@ -193,7 +193,7 @@ class RegistrySettings(_Model):
     @property
     def in_keyspaces(self) -> bool:
         """tenancy creates the registry's keyspace and table in Amazon Keyspaces."""
-        return self.endpoint is None
+        return self.enabled and self.endpoint is None
 
 
 class ArtifactSettings(_Model):
