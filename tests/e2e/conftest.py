@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import naming
-from tests.e2e.kube import PROJECT, Cluster, Engines, running_cluster
+from components import naming, settings
+from tests.e2e.kube import PROJECT, Cluster, Engines, install_platform_prerequisites, running_cluster
 
 LOGS = PROJECT / ".engines" / "e2e-logs"
 
@@ -97,5 +97,6 @@ def deployed(request, start_cluster, rendered):
     out = rendered(stack)
     manifests = [yaml.safe_load(p.read_text()) for p in sorted((out / "manifests").rglob("*.yaml"))]
     with start_cluster(logs_name=f"stack-{stack}") as cluster:
+        install_platform_prerequisites(cluster, settings.load_stack(PROJECT, stack))
         stored, refused, skipped = cluster.apply_all(manifests)
         yield Deployed(stack, cluster, out, manifests, stored, refused, skipped)

@@ -100,11 +100,12 @@ def project_for(tmp: Path, stack: str, *, vault_url: str, vault_ca: Path, kube_u
     """A project folder identical to this one but for `stack`'s Vault settings, which name the test servers,
     and the tenants in `suspend` set to `lifecycle: suspended` in its catalogue.
 
-    Only inputs change (the address and the two CA files): every manifest and Vault record is rendered by the
-    unchanged program from them."""
+    Only inputs change (the address, the two CA files and OpenBao's placement outside the cluster): every
+    manifest and Vault record is rendered by the unchanged program from them."""
     def name_test_servers(config: dict[str, Any]) -> None:
         vault = config["tenancy:vault"]
         vault["address"] = vault_url
+        vault["placement"] = "external"
         vault["caCertFile"] = "e2e-certs/vault-ca.pem"
         vault["kubernetesAuth"] = {**vault["kubernetesAuth"], "host": kube_url,
                                    "caCertFile": "e2e-certs/kube-ca.pem"}

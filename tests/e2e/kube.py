@@ -392,13 +392,10 @@ class Cluster:
     def apply_all(self, manifests: list[dict[str, Any]]):
         """Apply `manifests` in dependency order, each on its own: (stored, refused, skipped).
 
-        Namespaces the manifests use but do not render (the platform's, e.g. `argocd`) are created bare first,
-        as they exist on the real cluster. A custom kind whose CRD could not be fetched here is skipped, not
-        refused, and reported as such."""
+        Nothing is created that the manifests do not hold: an object in a namespace the platform has not made
+        (install_platform_prerequisites) is refused by the apiserver, as on a real cluster. A custom kind whose CRD
+        could not be fetched here is skipped, not refused, and reported as such."""
         stored, refused, skipped = [], {}, {}
-        rendered = {m["metadata"]["name"] for m in manifests if m["kind"] == "Namespace"}
-        for namespace in sorted({m["metadata"].get("namespace") for m in manifests} - rendered - {None}):
-            self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         for manifest in sorted(manifests, key=apply_rank):
             meta = manifest["metadata"]
             key = (manifest["kind"], meta.get("namespace", ""), meta["name"])
@@ -437,6 +434,19 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
             time.sleep(interval)
+
+
+def install_platform_prerequisites(cluster: Cluster, stack_settings: Any) -> None:
+    """What the platform provides before tenancy's first `pulumi up`, made as a platform would make it.
+
+    Of the namespaces tenancy's objects live in, tenancy renders the tenants' and the admission policies' own
+    (`tenancy:admission.namespace`); the others are the platform's: Argo CD's (`tenancy:argocd.namespace`, made
+    by Argo CD's install; the generator, the ApplicationSet and the tenants' AppProjects go there) and the DNS
+    namespace (`tenancy:kubernetes.dnsNamespace`, kube-system, the apiserver's own). The upstream CRDs are
+    installed with the cluster (running_cluster)."""
+    if stack_settings.argocd.enabled:
+        cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": stack_settings.argocd.namespace}})
+    cluster.get(f"/api/v1/namespaces/{stack_settings.kubernetes.dns_namespace}")  # raises if the cluster lacks it
 
 
 def applicable(manifest: dict[str, Any]) -> dict[str, Any]:

@@ -40,11 +40,11 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from components import naming
+from components import naming, settings
 from tests.e2e.argocd import appset_controller, reconciles
 from tests.e2e.cassandra import cassandra  # noqa: F401 - the fixture
 from tests.e2e.conftest import LOGS
-from tests.e2e.kube import Cluster, free_port
+from tests.e2e.kube import PROJECT, Cluster, free_port, install_platform_prerequisites
 from tests.e2e.project import project_copy, synth
 from tests.e2e.registry import (  # noqa: F401 - `table` and `plugin` are fixtures
     TOKEN, argocd_request, plugin, pointed_at, running_generator, table)
@@ -120,6 +120,7 @@ def controller(cluster: Cluster, rendered, generator, tmp_path_factory) -> Itera
     sent.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
         "name": "argocd-cm", "namespace": ARGOCD_NAMESPACE, "labels": {"app.kubernetes.io/part-of": "argocd"}},
         "data": {"application.sync.impersonation.enabled": "true"}})
+    install_platform_prerequisites(cluster, settings.load_stack(PROJECT, STACK))
     _, refused, _ = cluster.apply_all(sent)
     assert not refused, refused
     assert argocd_request(generator.base, naming.APPLICATION_SET, {}).status_code == 200

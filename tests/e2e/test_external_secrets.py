@@ -41,7 +41,7 @@ import pytest
 from components import naming, settings
 from components.secrets import external_secret_manifest
 from tests.e2e import eso
-from tests.e2e.kube import PROJECT
+from tests.e2e.kube import PROJECT, install_platform_prerequisites
 from tests.e2e.project import synth
 
 STACKS = ("dev", "staging", "prod")
@@ -101,6 +101,7 @@ def world(request, start_cluster, tmp_path_factory):
         written = eso.load_vault(bao.client, resources, manifests, stack_settings.vault, platform)
 
         cluster.install_crds(eso.eso_crd_files())
+        install_platform_prerequisites(cluster, stack_settings)
         stored, refused, _ = cluster.apply_all(manifests)
         ours = {"Namespace", "ServiceAccount", "SecretStore", "ExternalSecret"}
         assert not {k: v for k, v in refused.items() if k[0] in ours}, refused
