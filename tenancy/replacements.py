@@ -75,11 +75,13 @@ REPLACEMENTS: dict[str, Replacement] = {
     # Keyspaces
     "aws:keyspaces/keyspace:Keyspace": Replacement(
         ("name",), f"{_AWS}keyspaces/keyspace.go: name ForceNew"),
+    # Not path-shaped, so not encoded here: table.go's CustomizeDiff also replaces when a column is removed or
+    # client_side_timestamps is turned off (added columns update in place).
     "aws:keyspaces/table:Table": Replacement(
-        ("keyspaceName", "tableName", "schemaDefinition.partitionKeys", "schemaDefinition.clusteringKeys",
+        ("keyspaceName", "tableName", "comment", "schemaDefinition.partitionKeys", "schemaDefinition.clusteringKeys",
          "schemaDefinition.staticColumns"),
-        f"{_AWS}keyspaces/table.go: keyspace_name, table_name, schema_definition.partition_key, clustering_key, "
-        "static_column ForceNew (columns are added in place)"),
+        f"{_AWS}keyspaces/table.go: keyspace_name, table_name, comment, schema_definition.partition_key, "
+        "clustering_key, static_column ForceNew"),
     # Vault. Mount and auth paths move in place (sys/remount, getMountCustomizeDiffFunc in
     # resource_aws_secret_backend.go forces new only before Vault 1.10 or with disable_remount).
     "vault:index/mount:Mount": _vault(

@@ -23,6 +23,7 @@ from google.protobuf import empty_pb2
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from components.registry import schema_definition
+from tenancy.diff import DATA_KINDS
 from tenancy.replacements import REPLACEMENTS
 from tests.e2e import standin
 from tests.e2e.standin import plugin
@@ -377,6 +378,17 @@ def test_diff_replaces_exactly_for_the_shared_table(typ):
         answer = diff(olds, news)
         assert list(answer.replaces) == [top], field
         assert answer.detailedDiff[top].kind == provider_pb2.PropertyDiff.UPDATE_REPLACE
+
+
+def test_one_table_covers_every_type_the_program_creates(dev, staging, prod):
+    """Every aws/vault/random type the three stacks register has a replacement entry, the stand-ins serve exactly
+    those types, and `tenancy diff` takes its data kinds' replacement fields from the same entries."""
+    created = {r["type"] for result in (dev, staging, prod) for r in result.resources
+               if r["type"].split(":")[0] in ("aws", "vault", "random")}
+    served = {typ for package in plugin.PACKAGES.values() for typ in package.KINDS}
+    assert created == set(REPLACEMENTS) == served
+    shared = {typ: kind.replaced_when for typ, kind in DATA_KINDS.items() if typ in REPLACEMENTS}
+    assert shared and shared == {typ: REPLACEMENTS[typ].replaced_when for typ in shared}
 
 
 def test_preview_keeps_unchanged_outputs_and_marks_new_ones_unknown(aws_provider):

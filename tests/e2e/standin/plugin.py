@@ -378,6 +378,11 @@ def add_columns_cql(keyspace: str, table: str, old: dict, new: dict) -> list[str
             for c in new["columns"] if c["name"] not in known]
 
 
+def _rfc3339(moment: Any) -> str:
+    """Dates as the aws provider stores them (time.RFC3339, e.g. iam access_key.go create_date)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _tags(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
 
@@ -674,7 +679,7 @@ def _role_create(pkg: AwsPackage, i: dict) -> tuple[str, dict]:
         RoleName=i["name"], AssumeRolePolicyDocument=i["assumeRolePolicy"], Path=i.get("path", "/"),
         Description=i.get("description", ""), MaxSessionDuration=int(i.get("maxSessionDuration", 3600)),
         Tags=_tags(pkg.tags_all(i)))["Role"]
-    return i["name"], {"arn": role["Arn"], "uniqueId": role["RoleId"], "createDate": role["CreateDate"].isoformat(),
+    return i["name"], {"arn": role["Arn"], "uniqueId": role["RoleId"], "createDate": _rfc3339(role["CreateDate"]),
                        "path": role["Path"], "maxSessionDuration": 3600.0, "tagsAll": pkg.tags_all(i)}
 
 
@@ -726,7 +731,7 @@ def _access_key_create(pkg: AwsPackage, i: dict) -> tuple[str, dict]:
     key = iam.create_access_key(UserName=i["user"])["AccessKey"]
     if i.get("status", "Active") != "Active":
         iam.update_access_key(UserName=i["user"], AccessKeyId=key["AccessKeyId"], Status=i["status"])
-    return key["AccessKeyId"], {"secret": key["SecretAccessKey"], "createDate": key["CreateDate"].isoformat()}
+    return key["AccessKeyId"], {"secret": key["SecretAccessKey"], "createDate": _rfc3339(key["CreateDate"])}
 
 
 def _access_key_read(pkg: AwsPackage, id_: str, state: dict) -> dict:
