@@ -48,7 +48,8 @@ REPLACEMENTS: dict[str, Replacement] = {
         f"{_AWS}s3/bucket_versioning.go: bucket, expected_bucket_owner ForceNew"),
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": Replacement(
         ("bucket", "expectedBucketOwner"),
-        f"{_AWS}s3/bucket_lifecycle_configuration.go: bucket, expected_bucket_owner RequiresReplace"),
+        f"{_AWS}s3/bucket_lifecycle_configuration.go: bucket, expected_bucket_owner ForceNew (RequiresReplace "
+        "since its plugin-framework rewrite)"),
     "aws:s3/bucketPolicy:BucketPolicy": Replacement(
         ("bucket",), f"{_AWS}s3/bucket_policy.go: bucket ForceNew"),
     # KMS
