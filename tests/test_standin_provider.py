@@ -391,10 +391,13 @@ def test_one_table_covers_every_type_the_program_creates(dev, staging, prod):
     assert shared and shared == {typ: REPLACEMENTS[typ].replaced_when for typ in shared}
 
 
-def test_preview_keeps_unchanged_outputs_and_marks_new_ones_unknown(aws_provider):
+def test_preview_keeps_unchanged_outputs_and_marks_new_ones_unknown(aws_provider, vault_provider):
     bucket = Resource(aws_provider, "aws:s3/bucket:Bucket", "preview")
     planned = bucket.create({"bucket": "standin-preview", "tags": {"a": "b"}}, preview=True)
     assert planned["arn"] == UNKNOWN and planned["bucket"] == "standin-preview"
+    backend = Resource(vault_provider, "vault:index/authBackend:AuthBackend", "preview")
+    planned = backend.create({"type": "kubernetes", "path": "k8s-preview"}, preview=True)
+    assert planned["accessor"] == UNKNOWN and planned["path"] == "k8s-preview"  # given, so known
     bucket.create({"bucket": "standin-preview", "tags": {"a": "b"}})
     arn = bucket.state["arn"]
     planned = bucket.update({"bucket": "standin-preview", "tags": {"a": "c"}}, preview=True)

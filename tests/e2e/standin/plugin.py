@@ -912,7 +912,8 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         inputs, secret = reveal(to_dict(request.properties))
         if request.preview:
             return provider_pb2.CreateResponse(
-                id="", properties=to_struct(conceal({**inputs, **{k: UNKNOWN for k in kind.computed}}, secret)))
+                # Computed outputs that are also inputs (an auth backend's path) are known from the inputs.
+                id="", properties=to_struct(conceal({**{k: UNKNOWN for k in kind.computed}, **inputs}, secret)))
         id_, computed = self._call(context, kind.create, self.package, inputs)
         return provider_pb2.CreateResponse(
             id=id_, properties=to_struct(conceal({**inputs, **computed}, secret | set(kind.secret_outputs))))
