@@ -100,6 +100,8 @@ def install(pulumi_home: Path, pulumi: Path, backends: Backends, python: str = s
         path = scripts / f"pulumi-resource-{package}"
         path.write_text(script(package, version, backends, python))
         path.chmod(path.stat().st_mode | stat.S_IXUSR)
-        subprocess.run([str(pulumi), "plugin", "install", "resource", package, version, "--file", str(path)],
+        # --reinstall: a home reused across runs must get this run's backends, not the last one's.
+        subprocess.run([str(pulumi), "plugin", "install", "resource", package, version, "--file", str(path),
+                        "--reinstall"],
                        env=env, check=True, capture_output=True, timeout=120)
     return versions

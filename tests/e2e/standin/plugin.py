@@ -29,6 +29,7 @@ import re
 import secrets
 import string
 import sys
+import time
 import urllib.error
 import urllib.request
 from concurrent import futures
@@ -242,6 +243,20 @@ def _vault_body(inputs: dict, *skip: str) -> dict:
     return {snake(k): v for k, v in inputs.items() if k not in skip and k != "namespace"}
 
 
+def _remount(pkg: VaultPackage, source: str, target: str) -> None:
+    """sys/remount and wait for the migration, which Vault runs in the background (what terraform-provider-vault
+    util.Remount gets from the Go client's Sys().Remount: start, then poll sys/remount/status/<id>)."""
+    migration = pkg.api("POST", "sys/remount", {"from": source, "to": target})["data"]["migration_id"]
+    deadline = time.monotonic() + 60
+    while True:
+        status = pkg.read_or_gone(f"sys/remount/status/{migration}")["migration_info"]["status"]
+        if status == "success":
+            return
+        if status == "failure" or time.monotonic() > deadline:
+            raise RuntimeError(f"remount {source} -> {target}: {status}")
+        time.sleep(0.1)
+
+
 def _mount_create(pkg: VaultPackage, i: dict) -> tuple[str, dict]:
     pkg.api("POST", f"sys/mounts/{i['path']}", {"type": i["type"], "description": i.get("description", ""),
                                                 "options": i.get("options") or {}})
@@ -250,7 +265,7 @@ def _mount_create(pkg: VaultPackage, i: dict) -> tuple[str, dict]:
 
 def _mount_update(pkg: VaultPackage, id_: str, state: dict, i: dict) -> dict:
     if i["path"] != state["path"]:
-        pkg.api("POST", "sys/remount", {"from": state["path"], "to": i["path"]})
+        _remount(pkg, state["path"], i["path"])
     pkg.api("POST", f"sys/mounts/{i['path']}/tune", {"description": i.get("description", ""),
                                                      "options": i.get("options") or {}})
     return {"accessor": pkg.read_or_gone(f"sys/mounts/{i['path']}")["accessor"]}
@@ -272,7 +287,7 @@ def _auth_create(pkg: VaultPackage, i: dict) -> tuple[str, dict]:
 def _auth_update(pkg: VaultPackage, id_: str, state: dict, i: dict) -> dict:
     path = i.get("path") or i["type"]
     if path != state["path"]:
-        pkg.api("POST", "sys/remount", {"from": f"auth/{state['path']}", "to": f"auth/{path}"})
+        _remount(pkg, f"auth/{state['path']}", f"auth/{path}")
     pkg.api("POST", f"sys/auth/{path}/tune", {"description": i.get("description", "")})
     return {"path": path, "accessor": _auth_accessor(pkg, path)}
 
