@@ -20,7 +20,9 @@ the version the installed SDK requests (its `pulumi-plugin.json`), so the engine
 resources. The script exports the backends as environment variables (`Backends.environment()`, names in
 plugin.py: STANDIN_AWS_ENDPOINT, STANDIN_VAULT_ADDR, STANDIN_VAULT_TOKEN, STANDIN_CQL_*) before serving, so
 the harness need not pass them through the CLI; variables already set in the engine's environment win.
-The Cassandra fields may be None when a scenario creates no Keyspaces resources.
+The Cassandra fields may be None when a scenario creates no Keyspaces resources; the role must be allowed to
+create and drop keyspaces (tests/e2e/cassandra.py's admin role; its login role has no such grant).
+tests/e2e/test_standin_keyspaces.py is the live check of that DDL.
 
 Provider configuration still comes from the stack: the aws provider's `region` (ARNs, the Cassandra data centre
 the keyspace replicates to) and `defaultTags`, the vault provider's `namespace`. The stand-in vault talks to
