@@ -210,7 +210,8 @@ def test_vault_kv_secret_keeps_secrets(vault_provider, bao):
     assert out["dataJson"] == secret(json.dumps({"password": "s3cr3t"}))
     assert out["data"] == secret({"password": "s3cr3t"})
     assert out["path"] == "standin-kv/data/t/app" and out["metadata"]["version"] == "1"
-    stored = bao.secrets.kv.v2.read_secret_version(path="t/app", mount_point="standin-kv", raise_on_deleted_version=True)
+    stored = bao.secrets.kv.v2.read_secret_version(path="t/app", mount_point="standin-kv",
+                                                   raise_on_deleted_version=True)
     assert stored["data"]["data"] == {"password": "s3cr3t"}
 
     out = kv.update({"mount": "standin-kv", "name": "t/app", "dataJson": secret(json.dumps({"password": "n3w"}))})
@@ -261,9 +262,11 @@ def test_s3_bucket_and_its_configuration(aws_provider, aws):
     assert {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket="standin-artifacts")["TagSet"]} == out["tagsAll"]
 
     configs = [
-        ("aws:s3/bucketOwnershipControls:BucketOwnershipControls", {"rule": {"objectOwnership": "BucketOwnerEnforced"}}),
+        ("aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+         {"rule": {"objectOwnership": "BucketOwnerEnforced"}}),
         ("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", {
-            "blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True, "restrictPublicBuckets": True}),
+            "blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True,
+            "restrictPublicBuckets": True}),
         ("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", {
             "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}, "bucketKeyEnabled": False}]}),
         ("aws:s3/bucketVersioning:BucketVersioning", {"versioningConfiguration": {"status": "Enabled"}}),

@@ -27,6 +27,7 @@ import json
 import os
 import re
 import secrets
+import ssl
 import string
 import sys
 import time
@@ -441,14 +442,22 @@ class AwsPackage(Package):
         return {**(default.get("tags") or {}), **(inputs.get("tags") or {})}
 
     def cql(self, statements: Iterable[str]) -> list[Any]:
-        from components.registry_provider import Target, connect
+        """Run DDL on the e2e Cassandra (TLS, password login), as Keyspaces' control plane would apply it. Not the
+        program's registry connection (components/registry_provider.py): this is the AWS API's side."""
+        from cassandra.auth import PlainTextAuthProvider
+        from cassandra.cluster import Cluster
 
-        target = Target(region=self.region, keyspace="system", table="local", auth="service-specific",
-                        username=os.environ[ENV_CQL_USERNAME], password=os.environ[ENV_CQL_PASSWORD],
-                        endpoint=os.environ[ENV_CQL_HOST], port=int(os.environ[ENV_CQL_PORT]),
-                        ca_file=os.environ[ENV_CQL_CA_FILE])
-        with connect(target) as session:
-            return [list(session.execute(s)) for s in statements]
+        host = os.environ[ENV_CQL_HOST]
+        cluster = Cluster([host], port=int(os.environ[ENV_CQL_PORT]), protocol_version=4, connect_timeout=30,
+                          ssl_context=ssl.create_default_context(cafile=os.environ[ENV_CQL_CA_FILE]),
+                          ssl_options={"server_hostname": host},
+                          auth_provider=PlainTextAuthProvider(os.environ[ENV_CQL_USERNAME],
+                                                              os.environ[ENV_CQL_PASSWORD]))
+        try:
+            session = cluster.connect()
+            return [list(session.execute(s, timeout=60)) for s in statements]
+        finally:
+            cluster.shutdown()
 
 
 def _missing(err: Exception, *codes: str) -> bool:
@@ -642,7 +651,8 @@ _KMS_KINDS = {
         delete=lambda pkg, id_, s: pkg.client("kms").schedule_key_deletion(
             KeyId=id_, PendingWindowInDays=int(s.get("deletionWindowInDays") or 30)),
         read=_gone_on("NotFoundException")(lambda pkg, id_, s: _key_outputs(pkg, id_, s)),
-        computed=("arn", "keyId", "keyUsage", "customerMasterKeySpec", "isEnabled", "multiRegion", "policy", "tagsAll")),
+        computed=("arn", "keyId", "keyUsage", "customerMasterKeySpec", "isEnabled", "multiRegion", "policy",
+                  "tagsAll")),
     "aws:kms/alias:Alias": Kind(
         create=_alias_create, update=_alias_update, read=_alias_read,
         delete=lambda pkg, id_, s: pkg.client("kms").delete_alias(AliasName=id_),
@@ -766,12 +776,14 @@ _IAM_KINDS = {
         read=_gone_on("NoSuchEntity")(lambda pkg, id_, s: (pkg.client("iam").get_policy(PolicyArn=id_), {})[1]),
         computed=("arn", "policyId", "path", "attachmentCount", "tagsAll")),
     "aws:iam/role:Role": Kind(
-        create=_role_create, update=_role_update, delete=lambda pkg, id_, s: pkg.client("iam").delete_role(RoleName=id_),
+        create=_role_create, update=_role_update,
+        delete=lambda pkg, id_, s: pkg.client("iam").delete_role(RoleName=id_),
         read=_gone_on("NoSuchEntity")(lambda pkg, id_, s: (pkg.client("iam").get_role(RoleName=id_), {})[1]),
         computed=("arn", "uniqueId", "createDate", "path", "maxSessionDuration", "tagsAll")),
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": _attachment("role", "RoleName"),
     "aws:iam/user:User": Kind(
-        create=_user_create, update=_user_update, delete=lambda pkg, id_, s: pkg.client("iam").delete_user(UserName=id_),
+        create=_user_create, update=_user_update,
+        delete=lambda pkg, id_, s: pkg.client("iam").delete_user(UserName=id_),
         read=_gone_on("NoSuchEntity")(lambda pkg, id_, s: (pkg.client("iam").get_user(UserName=id_), {})[1]),
         computed=("arn", "uniqueId", "path", "tagsAll"), defaults={"forceDestroy": False}),
     "aws:iam/userPolicyAttachment:UserPolicyAttachment": _attachment("user", "UserName"),
