@@ -1,9 +1,9 @@
 """TEST-ONLY STAND-IN provider plugins for `aws`, `vault` and `random`, installed into a test's own PULUMI_HOME.
 
-The real providers cannot be obtained on these machines (../shared/reference.md section 9), so the e2e run of the
-whole program through the Pulumi engine uses these stand-ins (tests/e2e/standin/plugin.py): the same provider
-gRPC protocol, the resource types the program creates, backed by the e2e engines. Never install them anywhere
-but a test's throw-away PULUMI_HOME: a stand-in registered as `aws` in a real Pulumi home would answer for AWS.
+The real providers cannot be built from the package registries, so the e2e run of the whole program through the
+Pulumi engine uses these stand-ins (tests/e2e/standin/plugin.py): the same provider gRPC protocol, the resource
+types the program creates, backed by the e2e engines. Never install them anywhere but a test's throw-away
+PULUMI_HOME: a stand-in registered as `aws` in a real Pulumi home would answer for AWS.
 
 Interface for the harness (the engine-e2e scenario):
 

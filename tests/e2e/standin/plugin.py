@@ -1,6 +1,6 @@
 """TEST-ONLY STAND-IN provider plugins for the `aws`, `vault` and `random` Pulumi packages.
 
-Not the real providers (those cannot be built from the package registries, ../shared/reference.md section 9):
+Not the real providers (those cannot be built from the package registries):
 a stand-in serves the resource types the tenancy program creates, and nothing else, over the real provider gRPC
 protocol (`pulumi.runtime.proto.provider_pb2_grpc.ResourceProviderServicer`), against the e2e backends: Vault
 resources on OpenBao through its HTTP API, S3/IAM/KMS on moto, Keyspaces keyspace and table as CQL DDL on
