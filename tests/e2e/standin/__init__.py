@@ -9,7 +9,8 @@ Interface for the harness (the engine-e2e scenario):
 
     from tests.e2e.standin import Backends, install
     backends = Backends(aws_endpoint="http://127.0.0.1:5000",            # moto server (S3, IAM, KMS, STS)
-                        vault_address="http://127.0.0.1:8200", vault_token="root",   # OpenBao
+                        vault_address="https://127.0.0.1:8200", vault_token="root",  # OpenBao
+                        vault_ca_file=Path(...),                                      # its CA (https only)
                         cql_host="localhost", cql_port=9142, cql_ca_file=Path(...),   # Cassandra (TLS)
                         cql_username="...", cql_password="...")
     versions = install(pulumi_home, pulumi_cli, backends)   # {"aws": "7.51.1", "vault": "7.14.0", ...}
@@ -18,8 +19,9 @@ Interface for the harness (the engine-e2e scenario):
 and runs `pulumi plugin install resource <package> <version> --file <script>` with PULUMI_HOME=pulumi_home, at
 the version the installed SDK requests (its `pulumi-plugin.json`), so the engine loads it for the program's
 resources. The script exports the backends as environment variables (`Backends.environment()`, names in
-plugin.py: STANDIN_AWS_ENDPOINT, STANDIN_VAULT_ADDR, STANDIN_VAULT_TOKEN, STANDIN_CQL_*) before serving, so
-the harness need not pass them through the CLI; variables already set in the engine's environment win.
+plugin.py: STANDIN_AWS_ENDPOINT, STANDIN_VAULT_ADDR, STANDIN_VAULT_TOKEN, STANDIN_VAULT_CA_FILE, STANDIN_CQL_*)
+before serving, so the harness need not pass them through the CLI; variables already set in the engine's
+environment win.
 The Cassandra fields may be None when a scenario creates no Keyspaces resources; the role must be allowed to
 create and drop keyspaces (tests/e2e/cassandra.py's admin role; its login role has no such grant).
 tests/e2e/test_standin_keyspaces.py is the live check of that DDL.
@@ -54,6 +56,7 @@ class Backends:
     aws_endpoint: str
     vault_address: str
     vault_token: str
+    vault_ca_file: Optional[Path] = None  # for an HTTPS OpenBao
     cql_host: Optional[str] = None
     cql_port: Optional[int] = None
     cql_ca_file: Optional[Path] = None
@@ -62,7 +65,8 @@ class Backends:
 
     def environment(self) -> dict[str, str]:
         values = {plugin.ENV_AWS_ENDPOINT: self.aws_endpoint, plugin.ENV_VAULT_ADDR: self.vault_address,
-                  plugin.ENV_VAULT_TOKEN: self.vault_token, plugin.ENV_CQL_HOST: self.cql_host,
+                  plugin.ENV_VAULT_TOKEN: self.vault_token, plugin.ENV_VAULT_CA_FILE: self.vault_ca_file,
+                  plugin.ENV_CQL_HOST: self.cql_host,
                   plugin.ENV_CQL_PORT: self.cql_port, plugin.ENV_CQL_CA_FILE: self.cql_ca_file,
                   plugin.ENV_CQL_USERNAME: self.cql_username, plugin.ENV_CQL_PASSWORD: self.cql_password}
         return {k: str(v) for k, v in values.items() if v is not None}

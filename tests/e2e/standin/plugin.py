@@ -54,6 +54,7 @@ UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 ENV_AWS_ENDPOINT = "STANDIN_AWS_ENDPOINT"
 ENV_VAULT_ADDR = "STANDIN_VAULT_ADDR"
 ENV_VAULT_TOKEN = "STANDIN_VAULT_TOKEN"
+ENV_VAULT_CA_FILE = "STANDIN_VAULT_CA_FILE"
 ENV_CQL_HOST = "STANDIN_CQL_HOST"
 ENV_CQL_PORT = "STANDIN_CQL_PORT"
 ENV_CQL_CA_FILE = "STANDIN_CQL_CA_FILE"
@@ -223,8 +224,10 @@ class VaultPackage(Package):
             headers["X-Vault-Namespace"] = self.config["namespace"]
         data = json.dumps(integral(body)).encode() if body is not None else None
         request = urllib.request.Request(f"{address.rstrip('/')}/v1/{path}", data=data, method=method, headers=headers)
+        # An HTTPS OpenBao's CA when the harness names one (else the default trust store, SSL_CERT_FILE included).
+        context = ssl.create_default_context(cafile=os.environ.get(ENV_VAULT_CA_FILE))
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=30, context=context) as response:
                 text = response.read()
         except urllib.error.HTTPError as err:
             if err.code == 404:
