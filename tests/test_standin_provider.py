@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 from typing import Any, Iterator
+from unittest import mock
 
 import boto3
 import grpc
@@ -65,14 +66,9 @@ def moto_endpoint() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def backends(bao, moto_endpoint) -> Iterator[standin.Backends]:
     backends = standin.Backends(aws_endpoint=moto_endpoint, vault_address=bao.url, vault_token=ROOT_TOKEN)
-    saved = {k: os.environ.get(k) for k in backends.environment()}
-    os.environ.update(backends.environment())  # the in-process servers read them as the plugin process does
-    yield backends
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    # The in-process servers read them as the plugin process does.
+    with mock.patch.dict(os.environ, backends.environment()):
+        yield backends
 
 
 def _stub(name: str, config: dict[str, Any]) -> Iterator[provider_pb2_grpc.ResourceProviderStub]:
@@ -449,3 +445,22 @@ def test_plugin_script_serves_the_sdk_version(tmp_path, backends):
             assert stub.GetPluginInfo(empty_pb2.Empty()).version == standin.sdk_version("vault") == "7.14.0"
     finally:
         stop(process, group=True)
+
+
+def test_vault_over_https_trusts_the_named_ca(tmp_path):
+    """An HTTPS OpenBao (`server -dev-tls`, as tests/e2e/eso.py runs it) is reached with the CA the harness names
+    in Backends.vault_ca_file, and refused without it."""
+    from tests.e2e.eso import ROOT_TOKEN as TLS_TOKEN, openbao_tls
+
+    policy = {"name": "standin-tls", "policy": 'path "a/*" {\n  capabilities = ["read"]\n}\n'}
+    with openbao_tls(tmp_path) as bao:
+        over_tls = standin.Backends(aws_endpoint="http://127.0.0.1:1", vault_address=bao.url,
+                                    vault_token=TLS_TOKEN, vault_ca_file=bao.ca_file).environment()
+        with mock.patch.dict(os.environ, over_tls):
+            for stub in _stub("vault", {}):
+                resource = Resource(stub, "vault:index/policy:Policy", "tls")
+                resource.create(policy)
+                assert resource.read().id == "standin-tls"
+                os.environ.pop(plugin.ENV_VAULT_CA_FILE)
+                with pytest.raises(grpc.RpcError, match="CERTIFICATE_VERIFY_FAILED"):
+                    resource.read()

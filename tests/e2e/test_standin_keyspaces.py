@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 from typing import Iterator
+from unittest import mock
 
 import pytest
 
@@ -37,16 +38,10 @@ def aws_provider(cassandra: Cassandra) -> Iterator:
         aws_endpoint=f"http://127.0.0.1:{port}", vault_address="http://127.0.0.1:1", vault_token="unused",
         cql_host=cassandra.host, cql_port=cassandra.port, cql_ca_file=cassandra.ca_file,
         cql_username=cassandra.admin_username, cql_password=cassandra.admin_password)
-    saved = {k: os.environ.get(k) for k in backends.environment()}
-    os.environ.update(backends.environment())
     try:
-        yield from _stub("aws", {"region": cassandra.datacenter})
+        with mock.patch.dict(os.environ, backends.environment()):
+            yield from _stub("aws", {"region": cassandra.datacenter})
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         moto.stop()
 
 
