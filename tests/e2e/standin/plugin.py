@@ -296,7 +296,8 @@ def _auth_update(pkg: VaultPackage, id_: str, state: dict, i: dict) -> dict:
     return {"path": path, "accessor": _auth_accessor(pkg, path)}
 
 
-def _vault_path(path_of: Callable[[dict], str], *skip: str, id_is_path: bool = True, deletes: bool = True) -> Kind:
+def _vault_path(path_of: Callable[[dict], str], *skip: str, id_is_path: bool = True, deletes: bool = True,
+                defaults: Optional[dict[str, Any]] = None) -> Kind:
     """A resource that is one Vault path written with its inputs (policies, roles, auth config). Its id is the
     path (the Terraform resources' ids), or the name for vault_policy (resource_policy.go sets the name).
     `deletes=False`: deleting only forgets it (resource_kubernetes_auth_backend_config.go's delete is a no-op)."""
@@ -308,7 +309,7 @@ def _vault_path(path_of: Callable[[dict], str], *skip: str, id_is_path: bool = T
     return Kind(create=create, update=lambda pkg, id_, state, i: create(pkg, i)[1],
                 delete=lambda pkg, id_, state: pkg.api("DELETE", path_of(state)) if deletes else None,
                 read=lambda pkg, id_, state: (pkg.read_or_gone(path_of(state)), {})[1],
-                defaults={} if not id_is_path else {"backend": "kubernetes"})
+                defaults=defaults or {})
 
 
 def _kv_path(i: dict) -> str:
@@ -332,6 +333,9 @@ def _kv_delete(pkg: VaultPackage, id_: str, state: dict) -> None:
         pkg.api("DELETE", id_)
 
 
+# resource_kubernetes_auth_backend_{config,role}.go: `backend` defaults to "kubernetes".
+_KUBERNETES_BACKEND = {"backend": "kubernetes"}
+
 VaultPackage.KINDS = {
     "vault:index/mount:Mount": Kind(
         # Addressed by the path in state: a remount moves it, and Pulumi keeps the id it was created with.
@@ -344,11 +348,10 @@ VaultPackage.KINDS = {
         delete=lambda pkg, id_, s: pkg.api("DELETE", f"sys/auth/{s['path']}"),
         read=lambda pkg, id_, s: {"accessor": _auth_accessor(pkg, s["path"])}, computed=("accessor", "path")),
     "vault:index/policy:Policy": _vault_path(lambda i: f"sys/policies/acl/{i['name']}", "name", id_is_path=False),
-    # Both default `backend` to "kubernetes" in their Terraform schemas.
     "vault:kubernetes/authBackendConfig:AuthBackendConfig": _vault_path(
-        lambda i: f"auth/{i['backend']}/config", "backend", deletes=False),
+        lambda i: f"auth/{i['backend']}/config", "backend", deletes=False, defaults=_KUBERNETES_BACKEND),
     "vault:kubernetes/authBackendRole:AuthBackendRole": _vault_path(
-        lambda i: f"auth/{i['backend']}/role/{i['roleName']}", "backend", "roleName"),
+        lambda i: f"auth/{i['backend']}/role/{i['roleName']}", "backend", "roleName", defaults=_KUBERNETES_BACKEND),
     "vault:kv/secretV2:SecretV2": Kind(
         create=_kv_write, update=lambda pkg, id_, s, i: _kv_write(pkg, i)[1], delete=_kv_delete,
         read=lambda pkg, id_, s: (pkg.read_or_gone(id_), {})[1],
