@@ -147,6 +147,17 @@ class Gone(Exception):
     """The backend no longer has the resource (Read answers with an empty id: the engine drops it from state)."""
 
 
+def _exists(check: Callable[[Any, str, dict], Any]) -> Callable[[Any, str, dict], dict]:
+    """A read that only checks the resource is still there (`check` raises Gone or a backend error otherwise):
+    nothing in state is refreshed."""
+
+    def read(pkg: Any, id_: str, state: dict) -> dict:
+        check(pkg, id_, state)
+        return {}
+
+    return read
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Resource kinds: what a provider does for one type token. Outputs are the inputs plus `computed`.
 
@@ -308,7 +319,7 @@ def _vault_path(path_of: Callable[[dict], str], *skip: str, id_is_path: bool = T
 
     return Kind(create=create, update=lambda pkg, id_, state, i: create(pkg, i)[1],
                 delete=lambda pkg, id_, state: pkg.api("DELETE", path_of(state)) if deletes else None,
-                read=lambda pkg, id_, state: (pkg.read_or_gone(path_of(state)), {})[1],
+                read=_exists(lambda pkg, id_, state: pkg.read_or_gone(path_of(state))),
                 defaults=defaults or {})
 
 
@@ -354,7 +365,7 @@ VaultPackage.KINDS = {
         lambda i: f"auth/{i['backend']}/role/{i['roleName']}", "backend", "roleName", defaults=_KUBERNETES_BACKEND),
     "vault:kv/secretV2:SecretV2": Kind(
         create=_kv_write, update=lambda pkg, id_, s, i: _kv_write(pkg, i)[1], delete=_kv_delete,
-        read=lambda pkg, id_, s: (pkg.read_or_gone(id_), {})[1],
+        read=_exists(lambda pkg, id_, s: pkg.read_or_gone(id_)),
         computed=("path", "data", "metadata"), secret_outputs=("data",)),
 }
 
@@ -539,7 +550,7 @@ def _bucket_config(put: Callable[[Any, str, dict], None], delete: Callable[[Any,
                 read=_gone_on("NoSuchBucket", "NoSuchBucketPolicy", "OwnershipControlsNotFoundError",
                               "NoSuchPublicAccessBlockConfiguration", "ServerSideEncryptionConfigurationNotFoundError",
                               "NoSuchLifecycleConfiguration")(
-                    lambda pkg, id_, state: (read(pkg.client("s3"), id_), {})[1]),
+                    _exists(lambda pkg, id_, state: read(pkg.client("s3"), id_))),
                 computed=tuple(computed({}).keys()) if computed else ())
 
 
@@ -555,7 +566,7 @@ _S3_KINDS = {
     "aws:s3/bucket:Bucket": Kind(
         create=_bucket_create, update=_bucket_update, delete=_bucket_delete,
         read=_gone_on("404", "NoSuchBucket")(
-            lambda pkg, id_, s: (pkg.client("s3").head_bucket(Bucket=id_), {})[1]),
+            _exists(lambda pkg, id_, s: pkg.client("s3").head_bucket(Bucket=id_))),
         computed=("arn", "bucketDomainName", "bucketRegionalDomainName", "region", "tagsAll"),
         defaults={"forceDestroy": False}),
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls": _bucket_config(
@@ -769,6 +780,11 @@ def _access_key_create(pkg: AwsPackage, i: dict) -> tuple[str, dict]:
     return key["AccessKeyId"], {"secret": key["SecretAccessKey"], "createDate": _rfc3339(key["CreateDate"])}
 
 
+def _access_key_update(pkg: AwsPackage, id_: str, state: dict, i: dict) -> dict:
+    pkg.client("iam").update_access_key(UserName=i["user"], AccessKeyId=id_, Status=i.get("status", "Active"))
+    return {}
+
+
 def _access_key_read(pkg: AwsPackage, id_: str, state: dict) -> dict:
     keys = pkg.client("iam").list_access_keys(UserName=state["user"])["AccessKeyMetadata"]
     if id_ not in {k["AccessKeyId"] for k in keys}:
@@ -779,24 +795,23 @@ def _access_key_read(pkg: AwsPackage, id_: str, state: dict) -> dict:
 _IAM_KINDS = {
     "aws:iam/policy:Policy": Kind(
         create=_policy_create, update=_policy_update, delete=_policy_delete,
-        read=_gone_on("NoSuchEntity")(lambda pkg, id_, s: (pkg.client("iam").get_policy(PolicyArn=id_), {})[1]),
+        read=_gone_on("NoSuchEntity")(_exists(lambda pkg, id_, s: pkg.client("iam").get_policy(PolicyArn=id_))),
         computed=("arn", "policyId", "path", "attachmentCount", "tagsAll")),
     "aws:iam/role:Role": Kind(
         create=_role_create, update=_role_update,
         delete=lambda pkg, id_, s: pkg.client("iam").delete_role(RoleName=id_),
-        read=_gone_on("NoSuchEntity")(lambda pkg, id_, s: (pkg.client("iam").get_role(RoleName=id_), {})[1]),
+        read=_gone_on("NoSuchEntity")(_exists(lambda pkg, id_, s: pkg.client("iam").get_role(RoleName=id_))),
         computed=("arn", "uniqueId", "createDate", "path", "maxSessionDuration", "tagsAll")),
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": _attachment("role", "RoleName"),
     "aws:iam/user:User": Kind(
         create=_user_create, update=_user_update,
         delete=lambda pkg, id_, s: pkg.client("iam").delete_user(UserName=id_),
-        read=_gone_on("NoSuchEntity")(lambda pkg, id_, s: (pkg.client("iam").get_user(UserName=id_), {})[1]),
+        read=_gone_on("NoSuchEntity")(_exists(lambda pkg, id_, s: pkg.client("iam").get_user(UserName=id_))),
         computed=("arn", "uniqueId", "path", "tagsAll"), defaults={"forceDestroy": False}),
     "aws:iam/userPolicyAttachment:UserPolicyAttachment": _attachment("user", "UserName"),
     "aws:iam/accessKey:AccessKey": Kind(
         create=_access_key_create,
-        update=lambda pkg, id_, s, i: (pkg.client("iam").update_access_key(
-            UserName=i["user"], AccessKeyId=id_, Status=i.get("status", "Active")), {})[1],
+        update=_access_key_update,
         delete=lambda pkg, id_, s: pkg.client("iam").delete_access_key(UserName=s["user"], AccessKeyId=id_),
         read=_gone_on("NoSuchEntity")(_access_key_read),
         computed=("secret", "createDate"), secret_outputs=("secret",), defaults={"status": "Active"}),
