@@ -4,7 +4,7 @@ For every tenant, its admin groups, developer groups and `wf-runner` ServiceAcco
 matrix of namespaced resources and verbs:
 - in every other tenant's namespace: nothing at all;
 - in their own namespace: exactly what docs/kubernetes.md and the roles' docstrings promise — the team admin
-  runs workloads (pods, controllers, jobs, Argo, Ratify, MiniClusters) and reads Secrets and its fences but never
+  runs workloads (pods, controllers, jobs, Argo, MiniClusters) and reads Secrets, Ratify and its fences but never
   writes quota, limits, network policies, RBAC or the Namespace; developers submit and read workflows and read
   their pods and logs; the runner only what Argo's executor (v3.4+) needs: create/patch workflowtaskresults and
   get the `artifact-repositories` ConfigMap (argo-workflows `workflow/executor`, `manifests/quick-start`
@@ -58,7 +58,8 @@ ADMIN = {
     **{("argoproj.io", r): WRITE for r in ("workflows", "workflowtemplates", "cronworkflows",
                                            "workfloweventbindings")},
     **{("argoproj.io", r): READ for r in ("workflowtaskresults", "workflowartifactgctasks")},
-    **{k: WRITE for k in RATIFY},
+    # Tenancy's trust anchor and verification policy (supplyChain): read, never changed.
+    **{k: READ for k in RATIFY},
     ("flux-framework.org", "miniclusters"): WRITE,
 }
 DEVELOPER = {
@@ -72,7 +73,8 @@ ARTIFACT_CONFIGMAP = "artifact-repositories"
 
 # What admission and isolation rely on: no tenant role may ever write these, whatever else changes.
 FENCES = [("", "resourcequotas"), ("", "limitranges"), ("networking.k8s.io", "networkpolicies"),
-          ("rbac.authorization.k8s.io", "roles"), ("rbac.authorization.k8s.io", "rolebindings"), ("", "namespaces")]
+          ("rbac.authorization.k8s.io", "roles"), ("rbac.authorization.k8s.io", "rolebindings"), ("", "namespaces"),
+          *sorted(RATIFY)]
 
 
 def _subjects(deployed):
