@@ -124,7 +124,7 @@ def workflow_template(spec: TenantSpec, names: TenantNames) -> dict[str, Any]:
         ]},
         "securityContext": pod_security_context(),
         "volumes": [{"name": "work", "emptyDir": {}}],
-        **node_placement(spec),
+        **node_placement(spec, names),
         "templates": [{
             "name": "run",
             # On the template, not the spec: it then also applies when a Workflow reaches this template through

@@ -50,9 +50,13 @@ def default_deny(names: TenantNames) -> dict[str, Any]:
     return _policy(names, "default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
 
 
-def same_tenant(spec: TenantSpec, names: TenantNames) -> dict[str, Any]:
-    """Traffic among all namespaces of this tenant, picked by the tenant label tenants cannot set themselves."""
-    peer = [{"namespaceSelector": {"matchLabels": {naming.TENANT_LABEL: spec.name}}}]
+def same_tenant(spec: TenantSpec, names: TenantNames, org: str) -> dict[str, Any]:
+    """Traffic among all namespaces of this tenant, picked by the org and tenant labels tenants cannot set.
+
+    Both labels: another org's stack on the same cluster labels its own same-named tenant's namespaces with the
+    same tenant value.
+    """
+    peer = [{"namespaceSelector": {"matchLabels": {naming.ORG_LABEL: org, naming.TENANT_LABEL: spec.name}}}]
     return _policy(names, "allow-same-tenant", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
                                                 "ingress": [{"from": peer}], "egress": [{"to": peer}]})
 
@@ -114,7 +118,8 @@ def internet_egress(spec: TenantSpec, names: TenantNames) -> dict[str, Any] | No
                                                     "egress": [{"to": [_public(INTERNET)]}]})
 
 
-def network_policies(spec: TenantSpec, names: TenantNames, kubernetes: KubernetesSettings) -> list[dict[str, Any]]:
+def network_policies(spec: TenantSpec, names: TenantNames, org: str,
+                     kubernetes: KubernetesSettings) -> list[dict[str, Any]]:
     optional = (ingress(spec, names), workflow_egress(names, kubernetes), internet_egress(spec, names))
-    return [default_deny(names), same_tenant(spec, names), dns(names, kubernetes),
+    return [default_deny(names), same_tenant(spec, names, org), dns(names, kubernetes),
             *(policy for policy in optional if policy is not None)]

@@ -142,8 +142,9 @@ def test_dedicated_tenant_pins_workflow_and_minicluster_pods():
     (flux-operator api/v1alpha1 and api/v1alpha2 minicluster_types.go at those tags): only the selector is rendered."""
     spec, names = _spec("compliance", minicluster=catalogue.MiniClusterSpec(enabled=True, users=["carol"]))
     wf = argo.workflow_template(spec, names)["spec"]
-    assert wf["nodeSelector"] == {"tenancy.io/tenant": "compliance"}
-    assert wf["tolerations"][0]["value"] == "compliance"
+    # The nodes' value names the org too: another org's `compliance` on the cluster has other nodes.
+    assert wf["nodeSelector"] == {"tenancy.io/tenant": "calypr.compliance"}
+    assert wf["tolerations"][0]["value"] == "calypr.compliance"
     for version in ("v1alpha2", "v1alpha1"):
         pod = minicluster.minicluster(spec, names, version)["spec"]["pod"]
         assert pod == {"labels": {"tenancy.io/tenant": "compliance"}, "nodeSelector": wf["nodeSelector"]}
