@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from . import certificates, images, naming, safe_yaml, sharding
@@ -37,6 +37,25 @@ def check_cidrs(value: list[str]) -> list[str]:
         except ValueError as exc:
             raise ValueError(f"{cidr!r} is not a CIDR block ({exc})") from None
     return value
+
+
+# Where pods and Services may have addresses when a stack does not say (RFC 1918 and the shared range that EKS
+# custom networking and many CNIs use for pods): assumed to be the cluster's until `kubernetes.podCidrs` and
+# `kubernetes.serviceCidrs` name the real ranges.
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+
+
+def inside_cluster_ranges(cidr: str, ranges: list[str]) -> Optional[str]:
+    """The cluster range that holds all of `cidr`, if one does: an ipBlock of it would admit pods or Services
+    (NetworkPolicy ipBlocks match pod IPs on many CNIs), and no `except` can leave anything of it."""
+    import ipaddress
+
+    network = ipaddress.ip_network(cidr)
+    for candidate in ranges:
+        inner = ipaddress.ip_network(candidate)
+        if inner.version == network.version and network.subnet_of(inner):
+            return candidate
+    return None
 
 
 # An allow-listed registry: a host (with a dot or port, or `localhost`) and optional repository path, matched
@@ -75,6 +94,16 @@ class KubernetesSettings(_Model):
     context: Optional[str] = Field(None, description="kubeconfig context of the target cluster.")
     cluster_name: str = Field("in-cluster", description="Argo CD destination cluster name for tenant apps.")
     dns_namespace: str = "kube-system"
+    # Before apiServerCidrs, whose validator reads them.
+    pod_cidrs: list[str] = Field(
+        default_factory=lambda: list(PRIVATE_RANGES),
+        description="The cluster's pod address ranges (the CNI's pool; with the EKS VPC CNI, the pod subnets). No "
+                    "NetworkPolicy ipBlock tenancy renders covers them: they are excepted, or the CIDR is refused. "
+                    "The default assumes every private range may hold pods.")
+    service_cidrs: list[str] = Field(
+        default_factory=lambda: list(PRIVATE_RANGES),
+        description="The cluster's Service address ranges (kube-apiserver --service-cluster-ip-range), treated like "
+                    "podCidrs.")
     api_server_cidrs: list[str] = Field(
         default_factory=list,
         description="Where the API server's endpoints live (EKS: the control-plane ENI subnets). Network policies "
@@ -85,7 +114,25 @@ class KubernetesSettings(_Model):
         description="HTTPS egress for workflow pods to the artifact store. S3 publishes no small stable range, so "
                     "the default is every public address on 443 (private ranges and metadata stay excluded).")
 
-    _cidrs = field_validator("api_server_cidrs", "artifact_store_cidrs")(classmethod(lambda cls, v: check_cidrs(v)))
+    _cidrs = field_validator("artifact_store_cidrs", "pod_cidrs", "service_cidrs")(
+        classmethod(lambda cls, v: check_cidrs(v)))
+
+    @property
+    def cluster_ranges(self) -> list[str]:
+        """Pod and Service ranges: what an ipBlock a tenant's policy holds must never cover."""
+        return [*self.pod_cidrs, *self.service_cidrs]
+
+    @field_validator("api_server_cidrs")
+    @classmethod
+    def _api_server_outside_pods(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        ranges = [*info.data.get("pod_cidrs", []), *info.data.get("service_cidrs", [])]
+        for cidr in check_cidrs(value):
+            inside = inside_cluster_ranges(cidr, ranges)
+            if inside:
+                raise ValueError(f"{cidr!r} lies inside the cluster's pod or Service range {inside!r}: egress there "
+                                 "would reach other tenants' pods; name the control plane's own subnets, or set "
+                                 "podCidrs and serviceCidrs to the cluster's ranges")
+        return value
 
 
 class VaultMountSettings(_Model):
