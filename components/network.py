@@ -41,9 +41,6 @@ def _block(cidr: str, excluded: Sequence[str]) -> dict[str, Any]:
     inside = [c for c in dict.fromkeys(excluded)
               if ipaddress.ip_network(c).version == network.version
               and ipaddress.ip_network(c).subnet_of(network) and ipaddress.ip_network(c) != network]
-    # A range inside another excepted one adds nothing (a pod range within 100.64.0.0/10, say).
-    inside = [c for c in inside if not any(o != c and ipaddress.ip_network(c).subnet_of(ipaddress.ip_network(o))
-                                           for o in inside)]
     block: dict[str, Any] = {"cidr": cidr}
     if inside:
         block["except"] = inside
@@ -51,8 +48,13 @@ def _block(cidr: str, excluded: Sequence[str]) -> dict[str, Any]:
 
 
 def _public(cidr: str, kubernetes: KubernetesSettings) -> dict[str, Any]:
-    """An ipBlock for `cidr` minus the private, link-local and metadata ranges and the cluster's own."""
-    return _block(cidr, [*NON_INTERNET_CIDRS, *kubernetes.cluster_ranges])
+    """An ipBlock for `cidr` minus the private, link-local and metadata ranges and the cluster's own (those not
+    already inside one of the others: a pod range within 100.64.0.0/10 adds nothing)."""
+    excluded = [ipaddress.ip_network(c) for c in NON_INTERNET_CIDRS]
+    own = [c for c in kubernetes.cluster_ranges
+           if not any(e.version == ipaddress.ip_network(c).version and ipaddress.ip_network(c).subnet_of(e)
+                      for e in excluded)]
+    return _block(cidr, [*NON_INTERNET_CIDRS, *own])
 
 
 def default_deny(names: TenantNames) -> dict[str, Any]:
