@@ -397,14 +397,20 @@ def test_missing_parameters_refuse_tenant_pods(tenants_cluster):
 
 @pytest.mark.parametrize("rule", admission.RULES)
 def test_each_refusal_is_the_work_of_its_rule(tenants_cluster, rule):
-    """Without its binding, each rule's probe request is admitted; with it again, refused."""
-    binding = next(m for m in admission.admission_manifests(STACK_SETTINGS, [s for s, _ in SPECS])
-                   if m["kind"] == "ValidatingAdmissionPolicyBinding" and m["metadata"]["name"] == rule_name(rule))
-    assert tenants_cluster.delete(binding) == 200
+    """Without its bindings, each rule's probe request is admitted; with them again, refused. Both orgs' bindings
+    go: the other org's node-isolation binding holds in every namespace too (the two agree)."""
+    bindings = [m for stack_settings, specs in ((STACK_SETTINGS, SPECS), (OTHER_SETTINGS, OTHER_SPECS))
+                for m in admission.admission_manifests(stack_settings, [s for s, _ in specs])
+                if m["kind"] == "ValidatingAdmissionPolicyBinding"
+                and m["metadata"]["name"] == naming.admission_object(stack_settings.org, stack_settings.environment,
+                                                                     rule)]
+    assert [tenants_cluster.delete(binding) for binding in bindings] == [200, 200]
     try:
-        wait(tenants_cluster, rule, enforced=False)
         obj, _ = _probes()[rule]
+        tenants_cluster.wait_for(lambda: tenants_cluster.create(obj, dry_run=True)[0] == 201,
+                                 f"{rule} no longer enforced")
         admitted(tenants_cluster, obj)
     finally:
-        tenants_cluster.apply(binding)
+        for binding in bindings:
+            tenants_cluster.apply(binding)
         wait(tenants_cluster, rule, enforced=True)
