@@ -4,9 +4,9 @@ Each stack manages its names as its own: two stacks that derive the same namespa
 would overwrite each other (and the later `pulumi destroy` of either deletes what the other still uses). What
 each shared system compares:
 
-- A cluster (`tenancy:kubernetes.context`): tenant namespaces `wf-<org>-<tenant>` and dedicated nodes
-  `<org>.<tenant>` carry the org but not the environment, so stacks on one cluster need distinct orgs; the
-  admission namespace and, with Argo CD, the generator's fixed-name objects are created by each stack.
+- A cluster (`tenancy:kubernetes.clusterIdentifier`, else `context`): tenant namespaces `wf-<org>-<tenant>` and
+  dedicated nodes `<org>.<tenant>` carry the org but not the environment, so stacks on one cluster need distinct
+  orgs; the admission namespace and, with Argo CD, the generator's fixed-name objects are created by each stack.
 - A Vault (`address` + Enterprise `namespace`): policies `tenant-<org>-<env>-<tenant>`; per auth mount, roles of
   the same form; per KV mount, entries under `argo/orgs/<org>/<tenant>` (no environment: stacks sharing a KV
   mount need distinct orgs). A mount or auth backend with `create: true` belongs to its stack.
@@ -31,8 +31,13 @@ def _known(value: Optional[str]) -> Optional[str]:
 
 
 def _cluster(s: StackSettings) -> Optional[str]:
-    # No context: the ambient kubeconfig's current context, the same cluster for every stack that names none.
-    return _known(s.kubernetes.context) if s.kubernetes.context is not None else ""
+    """The cluster's stable name (`clusterIdentifier`) where the stack gives one, else its kubeconfig context (no
+    context: the ambient kubeconfig's current one, the same cluster for every stack that names none)."""
+    if s.kubernetes.cluster_identifier is not None:
+        identifier = _known(s.kubernetes.cluster_identifier)
+        return None if identifier is None else f"clusterIdentifier {identifier!r}"
+    context = _known(s.kubernetes.context)
+    return None if context is None else f"kubernetes.context {s.kubernetes.context!r}"
 
 
 def _vault(s: StackSettings) -> Optional[tuple[str, str]]:
@@ -63,7 +68,7 @@ def problems(ours: StackSettings, tenants: list[naming.TenantNames], others: Ite
         if other.environment == ours.environment:
             continue
         if _same(_cluster(ours), _cluster(other)):
-            where = f"deploys to the same cluster (kubernetes.context {ours.kubernetes.context!r})"
+            where = f"deploys to the same cluster ({_cluster(ours)})"
             if ours.org == other.org:
                 clash("org", other, f"{where} with the same org: tenant namespaces (wf-<org>-<tenant>) and "
                                     "dedicated nodes (<org>.<tenant>) carry no environment, so both stacks would "

@@ -40,6 +40,9 @@ def build(settings: StackSettings, regions: Iterable[str]) -> Providers:
     kubernetes = k8s.Provider(
         "kubernetes",
         context=secrecy.mask(settings.kubernetes.context),
+        # With an identifier the provider is replaced only when the identifier changes; without one, whenever the
+        # context resolves to another kubeconfig cluster entry (pulumi-kubernetes provider.go DiffConfig).
+        cluster_identifier=secrecy.mask(settings.kubernetes.cluster_identifier),
         # Server-side apply lets the platform's other controllers own fields of shared objects without fights.
         enable_server_side_apply=True,
     )

@@ -16,7 +16,8 @@ Resources match by URN without its stack part (the type chain and logical name),
 component they are parented under; everything else (providers, platform) is grouped as `(shared)`.
 Inputs compare as flattened paths; JSON documents held in strings (IAM and bucket policies) are compared
 field by field. Secrets were already reduced to "[secret]" by synth, so they show as unchanged or as
-present/absent, never as values. `protect` and `retainOnDelete` compare like inputs.
+present/absent, never as values. `protect` and `retainOnDelete` are shown like inputs but never replace
+anything: they are options the engine keeps in its state, not inputs a provider diffs.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from . import render_cache, revision
 from components import settings as settings_module
@@ -98,13 +99,15 @@ class Destructive:
 
     urn: str
     tenant: str
-    action: str  # "delete" | "replace"
+    action: str  # "delete" | "replace" | "expire" (S3 deletes objects, see data_loss_reasons)
     reason: str
     protected: bool
     retained: bool
     key: str = field(repr=False, default="")
 
     def consequence(self) -> str:
+        if self.action == "expire":
+            return "S3 itself loses the data: the bucket's protect and retainOnDelete do not prevent it"
         if self.protected:
             return "protected: `pulumi up` stops before touching it until it is unprotected"
         if self.retained:
@@ -263,9 +266,126 @@ def replacement_reasons(typ: str, custom: bool, fields: dict[str, list[Any]]) ->
     if typ.startswith("kubernetes:"):
         replaced_when += _KUBERNETES_REPLACED_WHEN
     for path, (old, new) in fields.items():
-        if any(_under(path, f) for f in replaced_when):
+        # `[protect]`, `[retainOnDelete]` (and `[provider]`, handled above) are resource options, not inputs: the
+        # engine records them in its state and never asks the provider to diff them (pulumi/pulumi
+        # pkg/resource/deploy/step_generator.go), so they replace nothing, even where every input does.
+        if not path.startswith("[") and any(_under(path, f) for f in replaced_when):
             reasons.append(f"{path or '(value)'} changes from {_show(old)} to {_show(new)}")
     return reasons
+
+
+PROVIDER_TYPE_PREFIX = "pulumi:providers:"
+KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
+# The inputs pulumi-kubernetes reads the target cluster from (getActiveClusterFromConfig).
+_KUBERNETES_CLUSTER_INPUTS = ("kubeconfig", "context", "cluster")
+
+
+def provider_replacement_reasons(typ: str, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Why a provider whose flattened inputs go from `old` to `new` would itself be replaced (empty: updated in
+    place). The engine then replaces every resource it manages (`providerChanged`, see DATA_KINDS).
+
+    pulumi-kubernetes v4.25.0 provider/pkg/provider/provider.go `DiffConfig`: a `clusterIdentifier` set on both
+    sides alone decides (changed: replace; same: never replace); otherwise (absent, added or removed) a change of
+    `kubeconfig`, `context` or `cluster` replaces when the kubeconfig resolves old and new to cluster entries that
+    differ. A render holds no kubeconfig (the provider reads KUBECONFIG where `pulumi up` runs), so such a change
+    counts as a replacement; a changed `renderYamlToDirectory` replaces too.
+    Bridged providers (aws, vault, random) replace only on config marked ForcesProviderReplace
+    (pulumi-terraform-bridge pkg/tfbridge/provider.go `configDiffer`); pulumi-aws provider/resources.go marks none,
+    not even `region`, and tenancy names each AWS provider after its region, so another region is another provider.
+    """
+    if typ != KUBERNETES_PROVIDER:
+        return []
+
+    def value(side: dict[str, Any], key: str) -> Any:
+        found = {path: v for path, v in side.items() if _under(path, key)}
+        return found.get(key, found or None)
+
+    old_id, new_id = value(old, "clusterIdentifier"), value(new, "clusterIdentifier")
+    if old_id is not None and new_id is not None:
+        return [] if old_id == new_id else [f"clusterIdentifier changes from {_show(old_id)} to {_show(new_id)}"]
+    without = "and no clusterIdentifier is set before and after"
+    reasons = [f"{key} changes from {_show(value(old, key))} to {_show(value(new, key))} {without}"
+               for key in _KUBERNETES_CLUSTER_INPUTS if value(old, key) != value(new, key)]
+    if value(old, "renderYamlToDirectory") != value(new, "renderYamlToDirectory"):
+        reasons.append("renderYamlToDirectory changes")
+    return reasons
+
+
+def replaced_providers(left: Iterable[dict[str, Any]], right: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """Resource key of every provider on both sides that the change replaces -> why (provider_replacement_reasons)."""
+    def providers(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {_key(r["urn"]): r for r in records if r["type"].startswith(PROVIDER_TYPE_PREFIX)}
+
+    before, after = providers(left), providers(right)
+    replaced = {}
+    for key in before.keys() & after.keys():
+        old: dict[str, Any] = {}
+        new: dict[str, Any] = {}
+        _flatten(before[key]["inputs"], "", old)
+        _flatten(after[key]["inputs"], "", new)
+        reasons = provider_replacement_reasons(before[key]["type"], old, new)
+        if reasons:
+            replaced[key] = "; ".join(reasons)
+    return replaced
+
+
+_LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+_VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
+# Lifecycle actions that delete objects: (the rule's field, its days field, what S3 deletes).
+_EXPIRING_ACTIONS = (
+    ("expiration", "days", "current objects"),
+    ("noncurrentVersionExpiration", "noncurrentDays", "noncurrent versions (what overwrites and deletes kept)"),
+)
+
+
+def _rules(flat: dict[str, Any]) -> list[dict[str, Any]]:
+    """The lifecycle rules of a flattened BucketLifecycleConfiguration, each as {sub path: value}."""
+    rules: dict[int, dict[str, Any]] = {}
+    for path, value in flat.items():
+        match = re.fullmatch(r"rules\[(\d+)\]\.(.+)", path)
+        if match:
+            rules.setdefault(int(match[1]), {})[match[2]] = value
+    return [rules[i] for i in sorted(rules)]
+
+
+def _expiries(flat: dict[str, Any], action: str, days: str) -> dict[tuple, int]:
+    """Objects a lifecycle configuration lets S3 delete by `action`: the shortest age per rule scope (its filter)."""
+    found: dict[tuple, int] = {}
+    for rule in _rules(flat):
+        age = rule.get(f"{action}.{days}")
+        if rule.get("status") == "Enabled" and isinstance(age, int):
+            scope = tuple(sorted((k, json.dumps(v)) for k, v in rule.items() if _under(k, "filter")
+                                 or _under(k, "prefix")))
+            found[scope] = min(age, found.get(scope, age))
+    return found
+
+
+def data_loss_reasons(typ: str, old: Optional[dict[str, Any]], new: Optional[dict[str, Any]]) -> list[str]:
+    """Why an in-place update (or, with `new` None, the deletion) of a bucket setting makes S3 delete data that it
+    keeps now. The bucket stays, so protect and retainOnDelete do not stop it.
+
+    terraform-provider-aws internal/service/s3/bucket_lifecycle_configuration.go puts the whole new rule set
+    (PutBucketLifecycleConfiguration): an `expiration` deletes current objects older than its days, a
+    `noncurrentVersionExpiration` the versions that became noncurrent longer ago than its days; a new or shorter
+    one deletes what the old rules kept. internal/service/s3/bucket_versioning.go puts the new status, and its
+    delete suspends versioning: from then on an overwrite or delete destroys the previous object instead of keeping
+    it as a noncurrent version.
+    """
+    if typ == _VERSIONING and old is not None and old.get("versioningConfiguration.status") == "Enabled":
+        status = None if new is None else new.get("versioningConfiguration.status")
+        if status != "Enabled":
+            return [f"versioning changes from Enabled to {status or 'Suspended (its resource is deleted)'}: every "
+                    f"later overwrite or delete destroys the previous object"]
+    if typ == _LIFECYCLE and old is not None and new is not None:
+        reasons = []
+        for action, days, what in _EXPIRING_ACTIONS:
+            before = _expiries(old, action, days)
+            for scope, age in _expiries(new, action, days).items():
+                if scope not in before or age < before[scope]:
+                    was = f"after {before[scope]} days" if scope in before else "never"
+                    reasons.append(f"{action} deletes {what} after {age} days (was {was})")
+        return reasons
+    return []
 
 
 def _deletion_reason(entry: TenantDiff, typ: str, added_types: set[str]) -> str:
@@ -299,8 +419,10 @@ def _compare_groups(left_label: str, right_label: str, left_groups: dict[str, li
     their records (left out of the groups)."""
     # A tenant with equal records on both sides (the same cache entry, typically) has nothing to flatten or
     # compare; equal records are equal after normalisation only when both sides normalise alike.
+    # Across revisions, a replaced provider takes every resource it manages with it (provider_replacement_reasons).
+    cascade = replaced_providers(_records(left_groups), _records(right_groups)) if over_time else {}
     unchanged = frozenset(t for t in left_groups.keys() & right_groups.keys()
-                          if left_names == right_names and left_groups[t] == right_groups[t])
+                          if left_names == right_names and left_groups[t] == right_groups[t] and not cascade)
     left_index = _index(left_groups, _normaliser(left_names), unchanged)
     right_index = _index(right_groups, _normaliser(right_names), unchanged)
     tenants = []
@@ -322,14 +444,22 @@ def _compare_groups(left_label: str, right_label: str, left_groups: dict[str, li
                            lifecycle=lifecycle)
         entry.deleted_options = {key: (bool(ours[key].flat["[protect]"]), bool(ours[key].flat["[retainOnDelete]"]))
                                  for key in entry.only_left}
+        lost: dict[str, list[str]] = {}
         for key in sorted(set(ours) & set(theirs)):
             a, b = ours[key].flat, theirs[key].flat
             fields = {p: [a.get(p), b.get(p)] for p in sorted(set(a) | set(b)) if a.get(p) != b.get(p)}
-            if fields:
+            reasons = replacement_reasons(ours[key].type, ours[key].custom, fields) if fields else []
+            if key in cascade:
+                reasons.append(cascade[key])
+            provider = a[PROVIDER_FIELD]
+            if ours[key].custom and PROVIDER_FIELD not in fields and provider and _key(provider) in cascade:
+                reasons.append(f"its provider {_provider_name(provider)} is replaced: {cascade[_key(provider)]}")
+            if fields or reasons:
                 entry.changed[key] = fields
-                reasons = replacement_reasons(ours[key].type, ours[key].custom, fields)
-                if reasons:
-                    entry.replaced[key] = reasons
+            if reasons:
+                entry.replaced[key] = reasons
+            elif fields:
+                lost[key] = data_loss_reasons(ours[key].type, a, b)
         data = [e for e in ours.values() if e.type in DATA_KINDS]
         entry.data_resources = len(data)
         entry.protected_data_resources = sum(1 for e in data if e.flat["[protect]"])
@@ -344,9 +474,25 @@ def _compare_groups(left_label: str, right_label: str, left_groups: dict[str, li
                 old = ours[key]
                 if old.type in DATA_KINDS:
                     destructive.append(_destructive(old, tenant, "replace", key, "; ".join(reasons)))
+            # Bucket settings whose update or removal makes S3 itself delete objects the bucket keeps now (unless
+            # the bucket goes too: that is listed above).
+            for key in entry.only_left:
+                lost[key] = data_loss_reasons(ours[key].type, ours[key].flat, None)
+            going = {ours[k].flat.get("bucket") for k in [*entry.only_left, *entry.replaced]
+                     if ours[k].type == "aws:s3/bucket:Bucket"}
+            for key, reasons in lost.items():
+                if reasons and ours[key].flat.get("bucket") not in going:
+                    old = ours[key]
+                    destructive.append(Destructive(old.urn, tenant, "expire", f"S3 bucket: {'; '.join(reasons)}",
+                                                   bool(old.flat["[protect]"]), bool(old.flat["[retainOnDelete]"]),
+                                                   key))
         tenants.append(entry)
     return Diff(left_label, right_label, bool(left_names or right_names), right_protects_data, tenants,
                 removal_is_deletion=over_time, destructive=destructive)
+
+
+def _records(groups: dict[str, list[dict[str, Any]]]) -> Iterable[dict[str, Any]]:
+    return (record for records in groups.values() for record in records)
 
 
 def _destructive(old: _Entry, tenant: str, action: str, key: str, reason: str) -> Destructive:
@@ -407,7 +553,12 @@ def against_base(project_dir: Path, stack: str, rev: str, progress: bool = False
             head = _renderings(project_dir, stack, head_inputs, head_label if progress else None, cache_dir, jobs)
             base = _renderings(base_dir, stack, base_inputs, base_label if progress else None, cache_dir, jobs)
             same = _same(base, head)
-            result = _compare_groups(base_label, head_label, _groups(base, same), _groups(head, same), set(), set(),
+            base_groups, head_groups = _groups(base, same), _groups(head, same)
+            if same and replaced_providers(_records(base_groups), _records(head_groups)):
+                # A replaced provider replaces the resources of unchanged tenants too: read them after all.
+                same = frozenset()
+                base_groups, head_groups = _groups(base, same), _groups(head, same)
+            result = _compare_groups(base_label, head_label, base_groups, head_groups, set(), set(),
                                      head_inputs[0].protect_data, True, lifecycles, same)
         else:
             _, head_result, _ = _render(project_dir, stack, None, head_label if progress else None, cache_dir, jobs,

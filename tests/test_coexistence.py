@@ -39,6 +39,10 @@ def _config(stack: str, key: str):
     return yaml.safe_load((PROJECT / f"Pulumi.{stack}.yaml").read_text())["config"][f"tenancy:{key}"]
 
 
+def _same_cluster() -> dict:
+    return {**_config("staging", "kubernetes"), "context": "calypr-dev", "clusterIdentifier": "calypr-dev-eks"}
+
+
 def _validate(project: Path, capsys, stack: str = "dev") -> tuple[int, str]:
     code = cli.main(["--project", str(project), "validate", "--stack", stack])
     captured = capsys.readouterr()
@@ -51,18 +55,18 @@ def test_the_sample_stacks_share_nothing(project, capsys):
 
 
 def test_two_stacks_of_one_org_on_one_cluster_are_refused(project, capsys):
-    _edit(project, "staging", kubernetes={**_config("staging", "kubernetes"), "context": "calypr-dev"})
+    _edit(project, "staging", kubernetes=_same_cluster())
     code, out = _validate(project, capsys)
     assert code == 1
-    assert ("Pulumi.dev.yaml: tenancy:org: stack 'staging' deploys to the same cluster (kubernetes.context "
-            "'calypr-dev') with the same org") in out
+    assert ("Pulumi.dev.yaml: tenancy:org: stack 'staging' deploys to the same cluster (clusterIdentifier "
+            "'calypr-dev-eks') with the same org") in out
     assert "Pulumi.dev.yaml: tenancy:admission.namespace: stack 'staging'" in out
     assert "Pulumi.dev.yaml: tenancy:argocd.enabled: stack 'staging'" in out
     assert "Traceback" not in out
 
 
 def test_distinct_orgs_with_their_own_platform_namespaces_share_a_cluster(project, capsys):
-    _edit(project, "staging", org="acme", kubernetes={**_config("staging", "kubernetes"), "context": "calypr-dev"},
+    _edit(project, "staging", org="acme", kubernetes=_same_cluster(),
           admission={**_config("staging", "admission"), "namespace": "tenancy-acme"},
           argocd={**_config("staging", "argocd"), "enabled": False})
     assert _validate(project, capsys) == (0, "dev: 3 tenant(s) valid: research, compliance, scratch\n")
@@ -71,7 +75,7 @@ def test_distinct_orgs_with_their_own_platform_namespaces_share_a_cluster(projec
 def test_orgs_whose_namespaces_run_into_each_other_are_refused(project, capsys):
     """'-' joins org and tenant: org `calypr-research`'s tenant `x` and org `calypr`'s `research-x` are one name."""
     _edit(project, "staging", org="calypr-compliance",
-          kubernetes={**_config("staging", "kubernetes"), "context": "calypr-dev"},
+          kubernetes=_same_cluster(),
           admission={**_config("staging", "admission"), "namespace": "tenancy-acme"},
           argocd={**_config("staging", "argocd"), "enabled": False})
     _edit(project, "dev", org="calypr")

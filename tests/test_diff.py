@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tenancy import cli, diff
+from tenancy import cli, diff, revision, synth
 from tenancy.synth import SynthResult
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -164,7 +165,9 @@ def test_region_and_encryption_changes_are_destructive(repo: Path):
     assert bucket.protected and bucket.retained  # prod protects data
     key = by_name["compliance-storage-kms-key"]
     assert key.action == "delete" and key.reason.startswith("KMS key")
-    assert {d.tenant for d in result.destructive} == {"compliance"}
+    # Prod keeps S3 access logs per region: with its only tenant gone, eu-west-1's log bucket would go too.
+    assert {(d.tenant, d.urn.rsplit("::", 1)[1]) for d in result.destructive if d.tenant != "compliance"} == {
+        ("(shared)", "platform-access-logs-eu-west-1-bucket")}
 
     report = json.loads(diff.format_json(result))
     assert {"urn": bucket.urn, "tenant": "compliance", "action": "replace", "reason": bucket.reason,
@@ -218,6 +221,42 @@ def test_base_reads_the_stack_config_at_the_revision(repo: Path, capsys):
            "calypr-research-dev-artifacts to acme-research-dev-artifacts" in out
     assert "!!! DELETE Namespace research-namespace-wf-calypr-research (research): namespace: no longer declared " \
            "under this name" in out
+
+
+def _odd_files(repo: Path) -> None:
+    """What a working tree holds beside the project: an editor's lock file (a dangling link), a FIFO, a link out
+    of the tree, and a committed link that now leads out of it."""
+    (repo / ".#tenants.yaml").symlink_to("user@host.12345:1700000000")
+    os.mkfifo(repo / "pipe")
+    (repo / "outside").symlink_to("/etc/hostname")
+    (repo / "certs" / "tracked-link.pem").symlink_to("compliance-root-ca.pem")
+    git = ["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(git + ["add", "certs/tracked-link.pem"], check=True)
+    subprocess.run(git + ["commit", "-qm", "a link"], check=True)
+    (repo / "certs" / "tracked-link.pem").unlink()
+    (repo / "certs" / "tracked-link.pem").symlink_to("/etc/hostname")
+
+
+@pytest.mark.parametrize("command", ["diff", "plan"])
+def test_base_with_odd_files_in_the_working_tree_still_compares(repo: Path, command, capsys):
+    """`--base` copies only the tracked files, as regular files, never through a link out of the tree: a dangling
+    lock file or a FIFO gave a traceback (shutil.copytree), a link to /dev/zero filled the disk."""
+    _odd_files(repo)
+    code = cli.main(["--project", str(repo), command, "--stack", "dev", "--base", "HEAD"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "no differences" in out if command == "diff" else "dev" in out
+
+
+def test_a_link_to_a_device_is_not_copied(repo: Path, monkeypatch):
+    (repo / "zero").symlink_to("/dev/zero")
+    git = ["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(git + ["add", "zero"], check=True)
+    subprocess.run(git + ["commit", "-qm", "a device"], check=True)
+    with revision.project_at(repo, "dev", "HEAD") as base_dir:
+        copied = {p.relative_to(base_dir).as_posix() for p in base_dir.rglob("*") if p.is_file()}
+        assert "zero" not in copied and not any(p.is_symlink() for p in base_dir.rglob("*"))
+        assert {"__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml", "tenants.yaml", "components/naming.py"} <= copied
 
 
 def test_unknown_revision_and_missing_mode_exit_1(repo: Path, capsys):
@@ -317,6 +356,113 @@ def test_offboarding_in_one_change_names_the_lifecycle_and_the_lost_vault_data()
     assert lost.action == "delete" and lost.reason == "Vault KV data: no longer declared: the tenant is offboarded"
     assert "research (active -> offboarded): 0 added, 0 changed, 0 replaced, 1 deleted" in diff.format_text(result)
     assert "| research | active → offboarded | 0 | 0 | 0 | 1 |" in diff.format_markdown(result)
+
+
+@pytest.mark.parametrize("old,new,replaced", [
+    # No identifier: another context may select another kubeconfig cluster entry, and then the provider is replaced.
+    ({"context": "calypr-prod"}, {"context": "calypr-prod-admin"}, True),
+    ({"kubeconfig": "/a"}, {"kubeconfig": "/b"}, True),
+    ({"context": "a", "enableServerSideApply": "true"}, {"context": "a", "enableServerSideApply": "false"}, False),
+    # The same identifier on both sides: nothing replaces, whatever the context.
+    ({"context": "a", "clusterIdentifier": "c1"}, {"context": "b", "clusterIdentifier": "c1"}, False),
+    ({"context": "a", "clusterIdentifier": "c1"}, {"context": "a", "clusterIdentifier": "c2"}, True),
+    # Adding or removing it is not a change of identifier: the context rule applies (the migration path).
+    ({"context": "a"}, {"context": "a", "clusterIdentifier": "c1"}, False),
+    ({"context": "a"}, {"context": "b", "clusterIdentifier": "c1"}, True),
+    ({"context": "a", "clusterIdentifier": "c1"}, {"context": "b"}, True),
+    ({"context": "a", "clusterIdentifier": "c1"}, {"context": "a"}, False),
+])
+def test_kubernetes_provider_replacement_follows_diffconfig(old, new, replaced):
+    """pulumi-kubernetes v4.25.0 provider/pkg/provider/provider.go DiffConfig: `diff.Updated(clusterIdentifier)`
+    replaces, an unchanged identifier drops every replacement, and without one on both sides a changed
+    kubeconfig/context/cluster replaces when it selects another cluster entry (assumed: the kubeconfig is not
+    rendered)."""
+    assert bool(diff.provider_replacement_reasons("pulumi:providers:kubernetes", old, new)) is replaced
+
+
+def test_an_aws_provider_is_not_replaced_by_its_inputs():
+    """pulumi-terraform-bridge pkg/tfbridge/provider.go configDiffer replaces a provider only for config marked
+    ForcesProviderReplace, and pulumi-aws provider/resources.go marks none, `region` included; tenancy names each AWS
+    provider after its region, so a region change is a provider URN change (test_region_and_encryption_changes)."""
+    assert diff.provider_replacement_reasons("pulumi:providers:aws", {"region": "us-west-2"},
+                                             {"region": "eu-west-1"}) == []
+
+
+def test_the_kubernetes_provider_carries_the_cluster_identifier(dev):
+    (provider,) = dev.of_type("pulumi:providers:kubernetes")
+    assert provider["inputs"]["clusterIdentifier"] == "calypr-dev-eks"
+    assert provider["inputs"]["context"] == "calypr-dev"
+
+
+@pytest.mark.parametrize("option", ["[protect]", "[retainOnDelete]"])
+def test_resource_options_never_replace(option):
+    """`protect` and `retainOnDelete` live in the engine's state and are never diffed as inputs (pulumi/pulumi
+    pkg/resource/deploy/step_generator.go), not even for a RandomPassword, which every input change replaces
+    (terraform-provider-random resource_password.go: RequiresReplace on every argument)."""
+    password = "random:index/randomPassword:RandomPassword"
+    assert diff.replacement_reasons(password, True, {option: [False, True]}) == []
+    assert diff.replacement_reasons(password, True, {"length": [24, 32]}) == ["length changes from 24 to 32"]
+
+
+def _lifecycle_rules(*rules: dict) -> dict:
+    flat: dict = {}
+    diff._flatten({"rules": list(rules)}, "", flat)
+    return flat
+
+
+@pytest.mark.parametrize("old,new,lost", [
+    ([], [{"expiration": {"days": 14}}], True),  # new expiry: objects older than 14 days go
+    ([{"expiration": {"days": 14}}], [{"expiration": {"days": 7}}], True),
+    ([{"expiration": {"days": 7}}], [{"expiration": {"days": 14}}], False),
+    ([{"expiration": {"days": 7}}], [], False),
+    ([{"expiration": {"days": 7}, "status": "Disabled"}], [{"expiration": {"days": 7}}], True),
+    ([{"noncurrentVersionExpiration": {"noncurrentDays": 90}}],
+     [{"noncurrentVersionExpiration": {"noncurrentDays": 30}}], True),
+    ([{"noncurrentVersionExpiration": {"noncurrentDays": 30}}],
+     [{"noncurrentVersionExpiration": {"noncurrentDays": 90}}], False),
+    # A rule that now applies to the whole bucket instead of one prefix expires objects it never reached.
+    ([{"filter": {"prefix": "tmp/"}, "expiration": {"days": 7}}],
+     [{"filter": {"prefix": ""}, "expiration": {"days": 7}}], True),
+])
+def test_lifecycle_changes_that_delete_objects(old, new, lost):
+    """terraform-provider-aws internal/service/s3/bucket_lifecycle_configuration.go puts the new rule set: an
+    `expiration` deletes current objects, a `noncurrent_version_expiration` old versions, after their days."""
+    def rules(items):
+        return _lifecycle_rules(*({"status": "Enabled", "filter": {"prefix": ""}, **r} for r in items))
+    typ = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+    assert bool(diff.data_loss_reasons(typ, rules(old), rules(new))) is lost
+
+
+@pytest.mark.parametrize("old,new,lost", [
+    ("Enabled", "Suspended", True), ("Suspended", "Enabled", False), ("Suspended", "Suspended", False),
+    ("Enabled", None, True),  # its resource deleted: terraform-provider-aws suspends versioning on delete
+])
+def test_suspending_versioning_loses_overwritten_objects(old, new, lost):
+    """terraform-provider-aws internal/service/s3/bucket_versioning.go: update puts the new status; delete puts
+    Suspended. Once suspended, an overwrite or delete destroys the previous object instead of keeping a version."""
+    def flat(status):
+        return None if status is None else {"versioningConfiguration.status": status, "bucket": "b"}
+    typ = "aws:s3/bucketVersioning:BucketVersioning"
+    assert bool(diff.data_loss_reasons(typ, flat(old), flat(new))) is lost
+
+
+def test_a_new_context_without_identifier_replaces_every_kubernetes_object(repo: Path):
+    """pulumi-kubernetes v4.25.0 provider/pkg/provider/provider.go DiffConfig replaces the provider, and the engine
+    every resource whose provider is replaced (pulumi/pulumi pkg/resource/deploy/step_generator.go): not only the
+    namespaces, every object the stack manages in the cluster; the namespaces are the destructive ones."""
+    stack_file = repo / "Pulumi.dev.yaml"
+    text = stack_file.read_text()
+    stack_file.write_text(re.sub(r"\n    clusterIdentifier: .*", "", text))
+    _commit(repo)
+    stack_file.write_text(stack_file.read_text().replace("context: calypr-dev", "context: calypr-dev-admin"))
+    result = diff.against_base(repo, "dev", "HEAD")
+    replaced = {key for entry in result.tenants for key in entry.replaced}
+    objects = {r["urn"].split("::", 2)[2] for r in synth.run(repo, "dev").resources
+               if r["custom"] and (r["type"].startswith("kubernetes:") or r["type"] == diff.KUBERNETES_PROVIDER)}
+    assert replaced == objects and len(objects) > 90
+    assert {(d.action, d.urn.rsplit("::", 1)[1]) for d in result.destructive} == {
+        ("replace", r.rsplit("::", 1)[1]) for r in objects if ":core/v1:Namespace::" in r}
+    assert diff.exit_code(result) == 3
 
 
 def _legacy_vault_names(org: str, environment: str, tenant: str, bucket=None):
