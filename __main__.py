@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pulumi
 
-from components import catalogue, providers, settings, sharding
+from components import catalogue, providers, secrecy, settings, sharding
 from components.platform import Platform, PlatformArgs
 from components.platform_ref import PlatformReference, PlatformReferenceArgs, export_platform, platform_stack_name
 from components.problems import InvalidInput
@@ -38,6 +38,11 @@ def _load() -> tuple[settings.StackSettings, list, list, settings.StackPems]:
         settings.check_shard_config(stack, config, allowed=frozenset({f"{settings.NAMESPACE}:catalogue"}))
         env_config, env_secret_keys = settings.read_stack_file(PROJECT_DIR, environment)
         config, secret_keys = {**env_config, **config}, env_secret_keys | secret_keys
+    elif (PROJECT_DIR / f"Pulumi.{stack}.yaml").exists():
+        # Pulumi reports secrecy per top-level key; the stack file says which values inside a mapping are the
+        # secret ones (`tenancy:registry.username`), so the others (the keyspace, a resource name) need not be.
+        nested = settings.read_stack_file(PROJECT_DIR, stack)[1]
+        secret_keys |= {path for path in nested if path.partition(".")[0] in secret_keys}
     stack_settings = settings.from_config(config, stack=environment, secret_keys=secret_keys)
     settings.check_shard(stack_settings, stack)
     # Catalogue-wide rules (unique names, collisions) see the whole catalogue in every stack; then each stack
@@ -54,6 +59,7 @@ try:
 except InvalidInput as invalid:
     # RunError is reported without a traceback: the user sees only the list of problems.
     raise pulumi.RunError(f"invalid input, nothing was changed:\n{invalid}") from None
+secrecy.keep_secret(stack_settings.secret_values)
 
 holds_platform = pulumi.get_stack() == stack_settings.environment
 # The platform stack reaches the registry's region where tenancy creates the Keyspaces table (and the generator's

@@ -5,8 +5,11 @@ admission plugins run (EKS enables neither), and nothing restricted what a tenan
 on any Kubernetes >= 1.30 without a webhook:
 
 - `node-isolation` (no parameters, every namespace but `tenancy:admission.exemptNamespaces`): a pod tolerates
-  or selects the `tenancy.io/tenant` taint/label only with its own namespace's tenant as the value; pods in tenant
-  namespaces carry no wildcard toleration and no `spec.nodeName` (which skips the scheduler's taint check).
+  or selects the `tenancy.io/tenant` taint/label only with its own namespace's `<org>.<tenant>` as the value
+  (both read from the namespace's labels, so a same-named tenant of another org on the cluster does not match);
+  pods in tenant namespaces carry no wildcard toleration and no `spec.nodeName` (which skips the scheduler's
+  taint check). Every stack on a cluster binds this rule to every namespace; the copies agree, since the
+  expression reads nothing from its stack.
 - `dedicated-nodes`: a dedicated tenant's pods select its nodes (nodeSelector or required node affinity).
 - `allowed-registries`, `allowed-storage-classes`, `allowed-priority-classes`: the catalogue's allow-lists.
 
@@ -49,16 +52,21 @@ LIST_PARAMS = {"registries": "registries", "storageClasses": "storage_classes", 
 # Written with has() rather than optional types so they read the same in every CEL implementation.
 _TENANT = (f"has(namespaceObject.metadata.labels) && '{_KEY}' in namespaceObject.metadata.labels"
            f" ? namespaceObject.metadata.labels['{_KEY}'] : ''")
+# The value of the tenant's dedicated nodes' taint and label (`TenantNames.node_owner`): '<org>.<tenant>', or ''
+# outside tenant namespaces (a namespace without the org label owns no nodes either).
+_ORG_KEY = naming.ORG_LABEL
+_OWNER = (f"variables.tenant != '' && '{_ORG_KEY}' in namespaceObject.metadata.labels"
+          f" ? namespaceObject.metadata.labels['{_ORG_KEY}'] + '.' + variables.tenant : ''")
 _AFFINITY = "has(object.spec.affinity) && has(object.spec.affinity.nodeAffinity)"
 _REQUIRED = "object.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
 _PREFERRED = "object.spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution"
 _REQUIRED_TERMS = f"{_AFFINITY} && has({_REQUIRED}) ? {_REQUIRED}.nodeSelectorTerms : []"
 _SELECTS_OWN_NODES = (
     f"(has(object.spec.nodeSelector) && '{_KEY}' in object.spec.nodeSelector"
-    f" && object.spec.nodeSelector['{_KEY}'] == variables.tenant)"
+    f" && object.spec.nodeSelector['{_KEY}'] == variables.owner)"
     f" || (variables.required.size() > 0 && variables.required.all(term, has(term.matchExpressions)"
     f" && term.matchExpressions.exists(e, e.key == '{_KEY}' && e.operator == 'In' && has(e.values)"
-    f" && e.values.all(v, v == variables.tenant))))")
+    f" && e.values.all(v, v == variables.owner))))")
 # Image references as the container runtime resolves them: no '/' is an official Docker Hub image, and a first
 # path component without '.', ':' or 'localhost' is a Docker Hub repository (distribution/reference).
 _IMAGES = ("object.spec.containers.map(c, c.image)"
@@ -107,7 +115,7 @@ def _policy(name: str, resources: Sequence[str], operations: Sequence[str], vari
     spec: dict[str, Any] = {
         "failurePolicy": "Fail",
         "matchConstraints": {"resourceRules": _rules(resources, operations)},
-        "variables": [{"name": "tenant", "expression": _TENANT}]
+        "variables": [{"name": "tenant", "expression": _TENANT}, {"name": "owner", "expression": _OWNER}]
                      + [{"name": k, "expression": v} for k, v in variables.items()],
         "validations": validations,
     }
@@ -124,7 +132,7 @@ def _policy(name: str, resources: Sequence[str], operations: Sequence[str], vari
 def policies(org: str, environment: str) -> dict[str, dict[str, Any]]:
     """The stack's ValidatingAdmissionPolicies, by rule."""
     name = lambda rule: naming.admission_object(org, environment, rule)  # noqa: E731
-    own_taint = f"'only the taint {_KEY}=' + variables.tenant + ' of its own nodes may be tolerated'"
+    own_taint = f"'only the taint {_KEY}=' + variables.owner + ' of its own nodes may be tolerated'"
     return {
         NODE_ISOLATION: _policy(
             name(NODE_ISOLATION), ["pods"], ["CREATE", "UPDATE"],
@@ -132,23 +140,23 @@ def policies(org: str, environment: str) -> dict[str, dict[str, Any]]:
              "nodeTerms": f"({_REQUIRED_TERMS}) + ({_AFFINITY} && has({_PREFERRED})"
                           f" ? {_PREFERRED}.map(p, p.preference) : [])"},
             [
-                _validation(f"variables.tolerations.all(t, !has(t.key) || t.key != '{_KEY}' || (variables.tenant != ''"
+                _validation(f"variables.tolerations.all(t, !has(t.key) || t.key != '{_KEY}' || (variables.owner != ''"
                             f" && (!has(t.operator) || t.operator == 'Equal') && has(t.value)"
-                            f" && t.value == variables.tenant))",
+                            f" && t.value == variables.owner))",
                             NODE_ISOLATION,
-                            f"(variables.tenant != '' ? {own_taint} : 'pods outside tenant namespaces may not "
+                            f"(variables.owner != '' ? {own_taint} : 'pods outside tenant namespaces may not "
                             f"tolerate the {_KEY} taint of tenant nodes')"),
                 _validation("variables.tenant == '' || variables.tolerations.all(t, (has(t.key) && t.key != '')"
                             " || !has(t.operator) || t.operator != 'Exists')",
                             NODE_ISOLATION, "'a toleration without a key tolerates the nodes of every tenant'"),
                 _validation(f"!has(object.spec.nodeSelector) || !('{_KEY}' in object.spec.nodeSelector)"
-                            f" || (variables.tenant != '' && object.spec.nodeSelector['{_KEY}'] == variables.tenant)",
+                            f" || (variables.owner != '' && object.spec.nodeSelector['{_KEY}'] == variables.owner)",
                             NODE_ISOLATION, f"'nodeSelector {_KEY}=' + object.spec.nodeSelector['{_KEY}']"
                                             f" + ' selects the nodes of another tenant'"),
                 _validation(f"variables.nodeTerms.all(term, !has(term.matchExpressions)"
                             f" || term.matchExpressions.all(e, e.key != '{_KEY}' || e.operator == 'DoesNotExist'"
-                            f" || (variables.tenant != '' && e.operator == 'In' && has(e.values)"
-                            f" && e.values.all(v, v == variables.tenant))))",
+                            f" || (variables.owner != '' && e.operator == 'In' && has(e.values)"
+                            f" && e.values.all(v, v == variables.owner))))",
                             NODE_ISOLATION, f"'node affinity on {_KEY} may only name the own tenant of the namespace'"),
                 _validation("variables.tenant == '' || request.operation != 'CREATE' || !has(object.spec.nodeName)"
                             " || object.spec.nodeName == ''",
@@ -162,7 +170,7 @@ def policies(org: str, environment: str) -> dict[str, dict[str, Any]]:
              "required": _REQUIRED_TERMS},
             [_validation(f"!variables.dedicated || {_SELECTS_OWN_NODES}", DEDICATED_NODES,
                          f"'pods must select the dedicated nodes of the tenant with nodeSelector {_KEY}='"
-                         f" + variables.tenant + ' or a required node affinity on that label'")],
+                         f" + variables.owner + ' or a required node affinity on that label'")],
             params=True),
         REGISTRIES: _policy(
             name(REGISTRIES), ["pods", "pods/ephemeralcontainers"], ["CREATE", "UPDATE"],

@@ -127,7 +127,7 @@ def workflow_template(spec: TenantSpec, names: TenantNames) -> dict[str, Any]:
         # Bounded like the container that writes it (its LimitRange default): the kubelet evicts this pod when the
         # work directory outgrows it, before the node's disk fills and other tenants' pods are evicted.
         "volumes": [{"name": "work", "emptyDir": {"sizeLimit": ephemeral_defaults(spec)[1]}}],
-        **node_placement(spec),
+        **node_placement(spec, names),
         "templates": [{
             "name": "run",
             # On the template, not the spec: it then also applies when a Workflow reaches this template through

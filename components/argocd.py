@@ -274,7 +274,7 @@ def network_policy(settings: StackSettings) -> dict[str, Any]:
                     NAMESPACE_NAME_LABEL: settings.kubernetes.dns_namespace}},
                          "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
                  "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
-                {"to": [_public(cidr) for cidr in argocd.registry_egress_cidrs], "ports": registry_ports},
+                {"to": [_public(cidr, settings.kubernetes) for cidr in argocd.registry_egress_cidrs], "ports": registry_ports},
             ],
         },
     }

@@ -24,7 +24,8 @@ from pydantic_core import PydanticCustomError
 from . import certificates, images, naming, notation, quantity, safe_yaml
 from .problems import (ENTRIES, At, InvalidInput, Problem, describe, did_you_mean, error_loc, join_path,
                        pydantic_messages, shown)
-from .settings import AWS_REGIONS, StackSettings, check_cidrs, check_object_names, check_registries
+from .settings import (AWS_REGIONS, StackSettings, check_cidrs, check_object_names, check_registries,
+                       inside_cluster_ranges)
 
 
 # ResourceQuota keys that count objects: they stay integers and are never scaled per stack.
@@ -649,6 +650,14 @@ class Catalogue:
                                         f"irsa credentials need tenancy:irsa.oidcProviderArn in stack {shown(environment)}"))
             for loc, why in [*minicluster_problems(spec, settings), *registry_problems(spec, settings)]:
                 problems.append(Problem(self.source, self._locate(index, entry, environment, loc), why))
+            for position, cidr in enumerate(spec.network.load_balancer_cidrs):
+                inside = inside_cluster_ranges(cidr, settings.kubernetes.cluster_ranges)
+                if inside:
+                    problems.append(Problem(self.source, self._locate(index, entry, environment,
+                                                                      ("network", "loadBalancerCidrs")),
+                        f"{cidr!r} lies inside the cluster's pod or Service range {inside!r} (tenancy:kubernetes."
+                        f"podCidrs/serviceCidrs of stack {environment!r}): ingress from it would admit other "
+                        "tenants' pods; name the load balancers' own subnets"))
             for key, why in _scaled_quota_problems(spec, settings.quota_scale):
                 problems.append(Problem(self.source, self._locate(index, entry, environment, ("quota", key)), why))
             names = naming.derive(org, environment, spec.name, spec.artifacts.bucket)

@@ -43,7 +43,7 @@ def tenant_manifests(args: TenantClusterArgs) -> list[dict[str, Any]]:
     fences = [
         quota.resource_quota(spec, names, settings.quota_scale),
         quota.limit_range(spec, names),
-        *network.network_policies(spec, names, settings.kubernetes),
+        *network.network_policies(spec, names, settings.org, settings.kubernetes),
     ]
     if not spec.keeps_identities:
         # Offboarded: no one may act in the namespace any more, but it stays fenced while its data is kept.

@@ -16,6 +16,8 @@ from typing import Any, Mapping
 
 import pulumi
 
+from . import secrecy
+
 # Fields that are secret inputs and outputs, as the typed `Secret` class treats them.
 _SECRET_OUTPUTS = {("v1", "Secret"): ["data", "stringData"]}
 
@@ -34,7 +36,7 @@ def resource_name(prefix: str, manifest: Mapping[str, Any]) -> str:
 def apply(prefix: str, manifest: Mapping[str, Any], opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
     """Register one manifest as a resource named after `prefix`; `opts` carries parent and provider."""
     key = (manifest["apiVersion"], manifest["kind"])
-    props = dict(manifest)
+    props = secrecy.mask(dict(manifest))
     secret = _SECRET_OUTPUTS.get(key, [])
     for field in secret:
         # Whole fields, as the typed class does: a Secret's key names are not for the state file either.

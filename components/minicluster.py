@@ -39,7 +39,7 @@ def _metadata(spec: TenantSpec, names: TenantNames) -> dict[str, Any]:
     return {"name": names.minicluster, "namespace": names.namespace, "labels": {naming.TENANT_LABEL: spec.name}}
 
 
-def _pod(spec: TenantSpec) -> dict[str, Any]:
+def _pod(spec: TenantSpec, names: TenantNames) -> dict[str, Any]:
     """Pod labels and, for a dedicated tenant, its node selector: the placement both operator releases carry.
 
     The toleration of the dedicated nodes' taint has no field in either release; the catalogue only lets such a
@@ -48,7 +48,7 @@ def _pod(spec: TenantSpec) -> dict[str, Any]:
     pod: dict[str, Any] = {"labels": {naming.TENANT_LABEL: spec.name},
                            "serviceAccountName": naming.MINICLUSTER_SERVICE_ACCOUNT}
     if spec.isolation.nodes == "dedicated":
-        pod["nodeSelector"] = {naming.TENANT_LABEL: spec.name}
+        pod["nodeSelector"] = {naming.TENANT_LABEL: names.node_owner}
     return pod
 
 
@@ -62,7 +62,7 @@ def minicluster_v1alpha2(spec: TenantSpec, names: TenantNames) -> dict[str, Any]
         "apiVersion": f"{MINICLUSTER_GROUP}/v1alpha2",
         "kind": "MiniCluster",
         "metadata": _metadata(spec, names),
-        "spec": {"size": spec.minicluster.size, "pod": _pod(spec), "containers": [container]},
+        "spec": {"size": spec.minicluster.size, "pod": _pod(spec, names), "containers": [container]},
     }
 
 
@@ -79,7 +79,7 @@ def minicluster_v1alpha1(spec: TenantSpec, names: TenantNames) -> dict[str, Any]
         "apiVersion": f"{MINICLUSTER_GROUP}/v1alpha1",
         "kind": "MiniCluster",
         "metadata": _metadata(spec, names),
-        "spec": {"size": spec.minicluster.size, "pod": _pod(spec), "containers": [container],
+        "spec": {"size": spec.minicluster.size, "pod": _pod(spec, names), "containers": [container],
                  "fluxRestful": {"port": FLUX_RESTFUL_PORT}},
     }
 

@@ -22,16 +22,16 @@ def tenancy_labels(spec: TenantSpec, names: TenantNames, environment: str, org: 
     }
 
 
-def dedicated_toleration(tenant: str) -> dict[str, str]:
-    """The toleration for the taint on a tenant's dedicated nodes (`tenancy.io/tenant=<tenant>:NoSchedule`)."""
-    return {"key": naming.TENANT_LABEL, "operator": "Equal", "value": tenant, "effect": "NoSchedule"}
+def dedicated_toleration(names: TenantNames) -> dict[str, str]:
+    """The toleration for the taint on a tenant's dedicated nodes (`tenancy.io/tenant=<org>.<tenant>:NoSchedule`)."""
+    return {"key": naming.TENANT_LABEL, "operator": "Equal", "value": names.node_owner, "effect": "NoSchedule"}
 
 
-def node_placement(spec: TenantSpec) -> dict[str, Any]:
+def node_placement(spec: TenantSpec, names: TenantNames) -> dict[str, Any]:
     """Pod-spec fields that pin a dedicated tenant's pods to its own nodes; empty for shared tenants."""
     if spec.isolation.nodes != "dedicated":
         return {}
-    return {"nodeSelector": {naming.TENANT_LABEL: spec.name}, "tolerations": [dedicated_toleration(spec.name)]}
+    return {"nodeSelector": {naming.TENANT_LABEL: names.node_owner}, "tolerations": [dedicated_toleration(names)]}
 
 
 def namespace_manifest(spec: TenantSpec, names: TenantNames, environment: str, org: str) -> dict[str, Any]:
@@ -44,8 +44,8 @@ def namespace_manifest(spec: TenantSpec, names: TenantNames, environment: str, o
     if spec.isolation.nodes == "dedicated":
         # PodNodeSelector and PodTolerationRestriction admission enforce placement for every pod in the
         # namespace, including ones a tenant creates by hand, not only the pods tenancy templates.
-        annotations["scheduler.alpha.kubernetes.io/node-selector"] = f"{naming.TENANT_LABEL}={spec.name}"
-        annotations["scheduler.alpha.kubernetes.io/defaultTolerations"] = json.dumps([dedicated_toleration(spec.name)])
+        annotations["scheduler.alpha.kubernetes.io/node-selector"] = f"{naming.TENANT_LABEL}={names.node_owner}"
+        annotations["scheduler.alpha.kubernetes.io/defaultTolerations"] = json.dumps([dedicated_toleration(names)])
     return {
         "apiVersion": "v1",
         "kind": "Namespace",

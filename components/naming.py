@@ -48,6 +48,8 @@ FLUX_SECRET_KEY_ENV = "FLUX_SECRET_KEY"
 S3_ACCESS_KEY_ID_KEY = "AWS_ACCESS_KEY_ID"
 S3_SECRET_ACCESS_KEY_KEY = "AWS_SECRET_ACCESS_KEY"
 FLUX_SECRET_KEY_KEY = "flux-secret-key"
+# Tenant namespaces carry both labels, and every selector that stands for "this tenant" matches both: several
+# orgs (or stacks) may share a cluster, and tenant names are only unique within one org's catalogue.
 TENANT_LABEL = "tenancy.io/tenant"
 # Every tenant namespace is "<NAMESPACE_PREFIX><org>-<tenant>".
 NAMESPACE_PREFIX = "wf-"
@@ -168,6 +170,9 @@ class TenantNames:
     s3_credentials_secret: str
     minicluster_secret: str
     minicluster: str
+    # Value of the `tenancy.io/tenant` taint and label of the tenant's dedicated nodes: org and tenant, because
+    # nodes (unlike namespaces) carry no org label a pod's toleration could be checked against.
+    node_owner: str
 
     def problems(self) -> dict[str, str]:
         """Each derived name that breaks its system's rules, by field."""
@@ -188,6 +193,7 @@ class TenantNames:
             else f"Secret name {shown(self.s3_credentials_secret)} is not a DNS-1123 subdomain",
             "minicluster": None if is_dns1123_label(self.minicluster)
             else f"MiniCluster name {shown(self.minicluster)} is not a DNS-1123 label",
+            "node_owner": label_value_problem(self.node_owner),
         }
         return {field: why for field, why in checks.items() if why}
 
@@ -208,7 +214,10 @@ def derive(org: str, environment: str, tenant: str, bucket: str | None = None) -
     `bucket` is the catalogue's explicit `artifacts.bucket`, for tenants adopting an existing naming scheme.
     """
     scoped = f"tenancy-{org}-{environment}-{tenant}"
-    vault_base = f"argo/apps/{tenant}"
+    # Under `argo/orgs/`, never `argo/apps/` (the form before the org was part of it), so during a migration
+    # neither form's policy can reach the other's entries. Stacks sharing a KV mount need distinct orgs
+    # (`shared_scope_problems`); policies and roles, one namespace per Vault, carry the environment as well.
+    vault_base = f"argo/orgs/{org}/{tenant}"
     return TenantNames(
         tenant=tenant,
         namespace=f"{NAMESPACE_PREFIX}{org}-{tenant}",
@@ -220,8 +229,8 @@ def derive(org: str, environment: str, tenant: str, bucket: str | None = None) -
         vault_base_path=vault_base,
         vault_s3_path=f"{vault_base}/s3/artifacts",
         vault_minicluster_path=f"{vault_base}/minicluster",
-        vault_policy=f"tenant-{environment}-{tenant}",
-        vault_role=f"tenant-{environment}-{tenant}",
+        vault_policy=f"tenant-{org}-{environment}-{tenant}",
+        vault_role=f"tenant-{org}-{environment}-{tenant}",
         registry_key=f"{org}-{tenant}",
         # Equal to the registry key on purpose: the ApplicationSet names each Application's project after the
         # tenantId the generator returns, so the two can never point at different tenants.
@@ -229,6 +238,8 @@ def derive(org: str, environment: str, tenant: str, bucket: str | None = None) -
         s3_credentials_secret=f"s3-credentials-{tenant}",
         minicluster_secret=f"flux-credentials-{tenant}",
         minicluster=f"flux-{tenant}",
+        # '.' cannot occur in an org (a DNS-1123 label) nor in a tenant name, so the value reads back to one pair.
+        node_owner=f"{org}.{tenant}",
     )
 
 

@@ -8,7 +8,7 @@ selects every namespace in the cluster); other namespaces are always named by la
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import Any, Sequence
 
 from . import naming
 from .catalogue import TenantSpec
@@ -34,25 +34,40 @@ def _policy(names: TenantNames, name: str, spec: dict[str, Any]) -> dict[str, An
             "metadata": {"name": name, "namespace": names.namespace}, "spec": spec}
 
 
-def _public(cidr: str) -> dict[str, Any]:
-    """An ipBlock for `cidr` minus every excluded range inside it."""
+def _block(cidr: str, excluded: Sequence[str]) -> dict[str, Any]:
+    """An ipBlock for `cidr` minus every range of `excluded` inside it. A `cidr` inside an excluded range is
+    refused where it is configured (settings, catalogue), so it never reaches here."""
     network = ipaddress.ip_network(cidr)
-    excluded = [c for c in NON_INTERNET_CIDRS
-                if ipaddress.ip_network(c).version == network.version
-                and ipaddress.ip_network(c).subnet_of(network) and ipaddress.ip_network(c) != network]
+    inside = [c for c in dict.fromkeys(excluded)
+              if ipaddress.ip_network(c).version == network.version
+              and ipaddress.ip_network(c).subnet_of(network) and ipaddress.ip_network(c) != network]
     block: dict[str, Any] = {"cidr": cidr}
-    if excluded:
-        block["except"] = excluded
+    if inside:
+        block["except"] = inside
     return {"ipBlock": block}
+
+
+def _public(cidr: str, kubernetes: KubernetesSettings) -> dict[str, Any]:
+    """An ipBlock for `cidr` minus the private, link-local and metadata ranges and the cluster's own (those not
+    already inside one of the others: a pod range within 100.64.0.0/10 adds nothing)."""
+    excluded = [ipaddress.ip_network(c) for c in NON_INTERNET_CIDRS]
+    own = [c for c in kubernetes.cluster_ranges
+           if not any(e.version == ipaddress.ip_network(c).version and ipaddress.ip_network(c).subnet_of(e)
+                      for e in excluded)]
+    return _block(cidr, [*NON_INTERNET_CIDRS, *own])
 
 
 def default_deny(names: TenantNames) -> dict[str, Any]:
     return _policy(names, "default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
 
 
-def same_tenant(spec: TenantSpec, names: TenantNames) -> dict[str, Any]:
-    """Traffic among all namespaces of this tenant, picked by the tenant label tenants cannot set themselves."""
-    peer = [{"namespaceSelector": {"matchLabels": {naming.TENANT_LABEL: spec.name}}}]
+def same_tenant(spec: TenantSpec, names: TenantNames, org: str) -> dict[str, Any]:
+    """Traffic among all namespaces of this tenant, picked by the org and tenant labels tenants cannot set.
+
+    Both labels: another org's stack on the same cluster labels its own same-named tenant's namespaces with the
+    same tenant value.
+    """
+    peer = [{"namespaceSelector": {"matchLabels": {naming.ORG_LABEL: org, naming.TENANT_LABEL: spec.name}}}]
     return _policy(names, "allow-same-tenant", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
                                                 "ingress": [{"from": peer}], "egress": [{"to": peer}]})
 
@@ -69,8 +84,12 @@ def dns(names: TenantNames, kubernetes: KubernetesSettings) -> dict[str, Any]:
     })
 
 
-def ingress(spec: TenantSpec, names: TenantNames) -> dict[str, Any] | None:
+def ingress(spec: TenantSpec, names: TenantNames, kubernetes: KubernetesSettings) -> dict[str, Any] | None:
     """From the catalogue's ingress-controller pods and load-balancer ranges; None when it names neither.
+
+    The ranges never cover the cluster's pod and Service ranges (excepted here; a range inside them is refused
+    by the catalogue): on CNIs whose ipBlocks match pod IPs, `0.0.0.0/0` would otherwise admit every other
+    tenant's pods.
 
     Without namespaceLabels a podSelector alone matches pods of this namespace only (Kubernetes semantics),
     which is the safe reading: widening it to every namespace would need the forbidden empty selector.
@@ -82,7 +101,7 @@ def ingress(spec: TenantSpec, names: TenantNames) -> dict[str, Any] | None:
         if controller.namespace_labels:
             peer["namespaceSelector"] = {"matchLabels": dict(controller.namespace_labels)}
         peers.append(peer)
-    peers.extend({"ipBlock": {"cidr": cidr}} for cidr in spec.network.load_balancer_cidrs)
+    peers.extend(_block(cidr, kubernetes.cluster_ranges) for cidr in spec.network.load_balancer_cidrs)
     if not peers:
         return None
     return _policy(names, "allow-ingress-controller", {"podSelector": {}, "policyTypes": ["Ingress"],
@@ -93,10 +112,10 @@ def workflow_egress(names: TenantNames, kubernetes: KubernetesSettings) -> dict[
     """Argo's executor reports to the API server and moves artifacts to and from the store over HTTPS."""
     rules = []
     if kubernetes.api_server_cidrs:
-        rules.append({"to": [{"ipBlock": {"cidr": c}} for c in kubernetes.api_server_cidrs],
+        rules.append({"to": [_block(c, kubernetes.cluster_ranges) for c in kubernetes.api_server_cidrs],
                       "ports": [{"protocol": "TCP", "port": kubernetes.api_server_port}]})
     if kubernetes.artifact_store_cidrs:
-        rules.append({"to": [_public(c) for c in kubernetes.artifact_store_cidrs],
+        rules.append({"to": [_public(c, kubernetes) for c in kubernetes.artifact_store_cidrs],
                       "ports": [{"protocol": "TCP", "port": 443}]})
     if not rules:
         return None
@@ -107,14 +126,16 @@ def workflow_egress(names: TenantNames, kubernetes: KubernetesSettings) -> dict[
     })
 
 
-def internet_egress(spec: TenantSpec, names: TenantNames) -> dict[str, Any] | None:
+def internet_egress(spec: TenantSpec, names: TenantNames, kubernetes: KubernetesSettings) -> dict[str, Any] | None:
     if not spec.network.allow_egress_to_internet:
         return None
     return _policy(names, "allow-internet-egress", {"podSelector": {}, "policyTypes": ["Egress"],
-                                                    "egress": [{"to": [_public(INTERNET)]}]})
+                                                    "egress": [{"to": [_public(INTERNET, kubernetes)]}]})
 
 
-def network_policies(spec: TenantSpec, names: TenantNames, kubernetes: KubernetesSettings) -> list[dict[str, Any]]:
-    optional = (ingress(spec, names), workflow_egress(names, kubernetes), internet_egress(spec, names))
-    return [default_deny(names), same_tenant(spec, names), dns(names, kubernetes),
+def network_policies(spec: TenantSpec, names: TenantNames, org: str,
+                     kubernetes: KubernetesSettings) -> list[dict[str, Any]]:
+    optional = (ingress(spec, names, kubernetes), workflow_egress(names, kubernetes),
+                internet_egress(spec, names, kubernetes))
+    return [default_deny(names), same_tenant(spec, names, org), dns(names, kubernetes),
             *(policy for policy in optional if policy is not None)]

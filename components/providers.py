@@ -15,7 +15,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import pulumi_vault as vault
 
-from . import naming
+from . import naming, secrecy
 from .settings import StackSettings
 
 
@@ -39,17 +39,17 @@ def build(settings: StackSettings, regions: Iterable[str]) -> Providers:
     }
     kubernetes = k8s.Provider(
         "kubernetes",
-        context=settings.kubernetes.context,
+        context=secrecy.mask(settings.kubernetes.context),
         # With an identifier the provider is replaced only when the identifier changes; without one, whenever the
         # context resolves to another kubeconfig cluster entry (pulumi-kubernetes provider.go DiffConfig).
-        cluster_identifier=settings.kubernetes.cluster_identifier,
+        cluster_identifier=secrecy.mask(settings.kubernetes.cluster_identifier),
         # Server-side apply lets the platform's other controllers own fields of shared objects without fights.
         enable_server_side_apply=True,
     )
     vault_provider = vault.Provider(
         "vault",
-        address=settings.vault.address,
-        namespace=settings.vault.namespace,
+        address=secrecy.mask(settings.vault.address),
+        namespace=secrecy.mask(settings.vault.namespace),
         # The runner's token comes from VAULT_TOKEN (or an auth method set outside the program), never config.
         skip_child_token=True,
     )

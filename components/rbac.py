@@ -54,7 +54,12 @@ def executor_role(names: TenantNames) -> dict[str, Any]:
 
 
 def tenant_admin_role(names: TenantNames) -> dict[str, Any]:
-    """Runs the tenant's workloads: pods, jobs, Argo, Ratify and MiniClusters; reads Secrets and its fences."""
+    """Runs the tenant's workloads: pods, jobs, Argo and MiniClusters; reads Secrets, Ratify and its fences.
+
+    Ratify's namespaced objects are tenancy's (`supplyChain`: the trust anchor and the verification policy), so
+    like the other fences they are read-only here, as the AppProject's blacklist keeps them out of syncs: a
+    tenant that could rewrite them would choose which signatures its own pods need.
+    """
     return {
         "apiVersion": RBAC_API,
         "kind": "Role",
@@ -76,7 +81,7 @@ def tenant_admin_role(names: TenantNames) -> dict[str, Any]:
              "verbs": _READ},
             {"apiGroups": ["config.ratify.deislabs.io"],
              "resources": ["namespacedkeymanagementproviders", "namespacedverifiers", "namespacedstores",
-                           "namespacedpolicies"], "verbs": _WRITE},
+                           "namespacedpolicies"], "verbs": _READ},
             {"apiGroups": ["flux-framework.org"], "resources": ["miniclusters"], "verbs": _WRITE},
         ],
     }

@@ -18,7 +18,7 @@ import pulumi_aws as aws
 
 from .catalogue import TenantSpec
 from .naming import TenantNames
-from . import sdk
+from . import sdk, secrecy
 from .providers import Providers, child
 from .registry_provider import COLUMN_TYPES, PARTITION_KEY, RegistryProvider
 from .settings import StackSettings
@@ -136,7 +136,7 @@ class RegistryRecord(dynamic.Resource):
 
     def __init__(self, name: str, registry: Registry, row: dict[str, Any], disable_on_delete: bool,
                  opts: Optional[pulumi.ResourceOptions] = None):
-        props = {**registry.target, **row, "disable_on_delete": disable_on_delete,
+        props = {**secrecy.mask({**registry.target, **row}), "disable_on_delete": disable_on_delete,
                  # As dynamic.Resource sends it: always a secret (its `serialize_as_secret_always`).
                  PROVIDER_KEY: pulumi.Output.secret(serialized_provider())}
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=registry.record_provider,

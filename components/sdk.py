@@ -21,6 +21,8 @@ from typing import Any, Iterable, Optional, TypeVar
 
 import pulumi
 
+from . import secrecy
+
 R = TypeVar("R", bound=pulumi.CustomResource)
 
 
@@ -51,7 +53,8 @@ def register(cls: type[R], resource_name: str, opts: pulumi.ResourceOptions, out
     if unknown:
         raise TypeError(f"{cls.__name__} has no output {', '.join(sorted(unknown))}")
     kept = type(props).__new__(type(props))
-    kept.__dict__.update((key, value) for key, value in props.__dict__.items() if value is not None or key in wanted)
+    kept.__dict__.update((key, secrecy.mask(value)) for key, value in props.__dict__.items()
+                         if value is not None or key in wanted)
     resource = cls.__new__(cls)
     pulumi.CustomResource.__init__(resource, t, resource_name, kept, declared_opts, **kwargs)
     return resource

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, NamedTuple, Optional
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic.alias_generators import to_camel, to_snake
 
 from . import certificates, images, naming, safe_yaml, sharding
 from .problems import At, InvalidInput, Problem, did_you_mean, error_loc, join_path, pydantic_message, shown
@@ -38,6 +38,25 @@ def check_cidrs(value: list[str]) -> list[str]:
         except ValueError as exc:
             raise ValueError(f"{shown(cidr)} is not a CIDR block ({exc})") from None
     return value
+
+
+# Where pods and Services may have addresses when a stack does not say (RFC 1918 and the shared range that EKS
+# custom networking and many CNIs use for pods): assumed to be the cluster's until `kubernetes.podCidrs` and
+# `kubernetes.serviceCidrs` name the real ranges.
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+
+
+def inside_cluster_ranges(cidr: str, ranges: list[str]) -> Optional[str]:
+    """The cluster range that holds all of `cidr`, if one does: an ipBlock of it would admit pods or Services
+    (NetworkPolicy ipBlocks match pod IPs on many CNIs), and no `except` can leave anything of it."""
+    import ipaddress
+
+    network = ipaddress.ip_network(cidr)
+    for candidate in ranges:
+        inner = ipaddress.ip_network(candidate)
+        if inner.version == network.version and network.subnet_of(inner):
+            return candidate
+    return None
 
 
 # An allow-listed registry: a host (with a dot or port, or `localhost`) and optional repository path, matched
@@ -66,6 +85,28 @@ def check_object_names(value: Optional[list[str]]) -> Optional[list[str]]:
 
 NAMESPACE = "tenancy"
 SECRET_PLACEHOLDER = "[secret]"
+# Settings a stack may not mark secret, and why: each becomes part of a resource's name, id or URN, or decides
+# which resources exist, and Pulumi keeps those in plain text whatever the input's secrecy. Numbers and switches
+# (protectData, ports, counts) cannot stay secret either; every other text setting can, and is then a secret in
+# every input it reaches (components/secrecy.py). Keys are config paths below `tenancy:` (or foreign keys).
+NEVER_SECRET = {
+    "environment": "it names the stack and is part of every derived name",
+    "org": "it is part of every derived name (namespaces, buckets, IAM, Vault, admission objects)",
+    "aws:region": "it picks the AWS provider, whose name is part of every AWS resource's URN",
+    "kubernetes.dnsNamespace": "it is a namespace name tenancy checks tenant namespaces against",
+    "vault.kvMount.path": "it is the id of the Vault mount and the first segment of every tenant policy path",
+    "vault.kubernetesAuth.path": "it is the id of the Vault auth backend",
+    "registry.keyspace": "it is the id of the Keyspaces keyspace and table",
+    "registry.table": "it is the id of the Keyspaces table",
+    "registry.region": "it picks the AWS provider, whose name is part of the registry's URNs",
+    "registry.auth": "it decides which resources (IAM role, password Secret) exist",
+    "artifacts.credentials": "it decides which resources (IAM user and keys, or IRSA) exist",
+    "minicluster.apiVersion": "it is the MiniCluster's type token, part of its URN",
+    "argocd.namespace": "it is the namespace of the generator's objects, part of their ids",
+    "argocd.applicationSetControllerLabels": "its keys become label keys, which cannot be secret",
+    "admission.namespace": "it is the name of a Namespace tenancy creates, its id",
+    "catalogue": "it is the catalogue's path, read before any secret is decrypted",
+}
 
 
 class _Model(BaseModel):
@@ -83,6 +124,16 @@ class KubernetesSettings(_Model):
                     "(docs/delivery.md: Cluster identity).")
     cluster_name: str = Field("in-cluster", description="Argo CD destination cluster name for tenant apps.")
     dns_namespace: str = "kube-system"
+    # Before apiServerCidrs, whose validator reads them.
+    pod_cidrs: list[str] = Field(
+        default_factory=lambda: list(PRIVATE_RANGES),
+        description="The cluster's pod address ranges (the CNI's pool; with the EKS VPC CNI, the pod subnets). No "
+                    "NetworkPolicy ipBlock tenancy renders covers them: they are excepted, or the CIDR is refused. "
+                    "The default assumes every private range may hold pods.")
+    service_cidrs: list[str] = Field(
+        default_factory=lambda: list(PRIVATE_RANGES),
+        description="The cluster's Service address ranges (kube-apiserver --service-cluster-ip-range), treated like "
+                    "podCidrs.")
     api_server_cidrs: list[str] = Field(
         default_factory=list,
         description="Where the API server's endpoints live (EKS: the control-plane ENI subnets). Network policies "
@@ -93,7 +144,25 @@ class KubernetesSettings(_Model):
         description="HTTPS egress for workflow pods to the artifact store. S3 publishes no small stable range, so "
                     "the default is every public address on 443 (private ranges and metadata stay excluded).")
 
-    _cidrs = field_validator("api_server_cidrs", "artifact_store_cidrs")(classmethod(lambda cls, v: check_cidrs(v)))
+    _cidrs = field_validator("artifact_store_cidrs", "pod_cidrs", "service_cidrs")(
+        classmethod(lambda cls, v: check_cidrs(v)))
+
+    @property
+    def cluster_ranges(self) -> list[str]:
+        """Pod and Service ranges: what an ipBlock a tenant's policy holds must never cover."""
+        return [*self.pod_cidrs, *self.service_cidrs]
+
+    @field_validator("api_server_cidrs")
+    @classmethod
+    def _api_server_outside_pods(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        ranges = [*info.data.get("pod_cidrs", []), *info.data.get("service_cidrs", [])]
+        for cidr in check_cidrs(value):
+            inside = inside_cluster_ranges(cidr, ranges)
+            if inside:
+                raise ValueError(f"{cidr!r} lies inside the cluster's pod or Service range {inside!r}: egress there "
+                                 "would reach other tenants' pods; name the control plane's own subnets, or set "
+                                 "podCidrs and serviceCidrs to the cluster's ranges")
+        return value
 
 
 class VaultMountSettings(_Model):
@@ -400,6 +469,8 @@ class StackSettings(_Model):
     stack_budget: int = Field(5000, ge=MIN_STACK_BUDGET,
                               description="Most resources one stack of this environment may hold.")
     secret_keys: frozenset[str] = Field(frozenset(), description="Config keys Pulumi holds as secrets.")
+    secret_values: frozenset[str] = Field(
+        frozenset(), description="The text of every secret setting: an input containing one is sent as a secret.")
 
     @field_validator("org")
     @classmethod
@@ -448,6 +519,9 @@ def from_config(config: Mapping[str, Any], *, stack: str, secret_keys: frozenset
     source = source or f"Pulumi.{stack}.yaml"
     data: dict[str, Any] = {"stack": stack, "secretKeys": secret_keys}
     problems: list[Problem] = []
+    secret_values, refused = secret_settings(config, secret_keys)
+    data["secretValues"] = secret_values
+    problems.extend(Problem(source, key, why) for key, why in refused)
     for key, value in config.items():
         if key in _FOREIGN_KEYS:
             data[_FOREIGN_KEYS[key]] = value
@@ -461,7 +535,7 @@ def from_config(config: Mapping[str, Any], *, stack: str, secret_keys: frozenset
             if not key.startswith(_IGNORED_NAMESPACES):
                 problems.append(Problem(source, join_path(key), "unknown config key" + did_you_mean(key, _config_keys())))
             continue
-        if field in ("stack", "secretKeys", "region"):
+        if field in ("stack", "secretKeys", "secretValues", "region"):
             problems.append(Problem(source, join_path(key), "unknown config key" + did_you_mean(key, _config_keys())))
             continue
         data[field] = _decode(value)
@@ -518,9 +592,52 @@ def _vault_placement_problems(settings: StackSettings, source: str) -> list[Prob
     return problems
 
 
+def secret_settings(config: Mapping[str, Any], secret_keys: frozenset[str]) -> tuple[frozenset[str], list[tuple[str, str]]]:
+    """(the text of every secret setting, (key, why) for each secret setting that cannot stay secret).
+
+    A key in `secret_keys` makes its whole value secret, unless `secret_keys` also holds paths below it
+    (`tenancy:registry.username`, as `read_stack_file` finds `secure:` values nested in a mapping): then only
+    those. Pulumi itself reports secrecy per top-level key."""
+    values: set[str] = set()
+    refused: list[tuple[str, str]] = []
+
+    def walk(path: str, value: Any) -> None:
+        name = path.removeprefix(f"{NAMESPACE}:")
+        reason = next((why for key, why in NEVER_SECRET.items() if name == key or name.startswith(f"{key}.")), None)
+        # Nested values arrive typed (JSON); a top-level one as text, so its type is the field's.
+        field = StackSettings.model_fields.get(to_snake(name)) if "." not in name else None
+        if reason is None and (isinstance(value, (bool, int, float))
+                               or (field is not None and field.annotation in (bool, int, float))):
+            reason = "a number or switch decides resources and options that Pulumi records in plain text"
+        if reason is not None:
+            refused.append((path, f"is marked secret, but cannot stay secret: {reason}; set it in plain text"))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{path}.{key}", item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(path, item)
+        elif isinstance(value, str) and value:
+            values.add(value)
+
+    for key in sorted(k for k in secret_keys if k in config and k != REGISTRY_PASSWORD_KEY):
+        below = sorted(p for p in secret_keys if p.startswith(f"{key}."))
+        value = _decode(config[key])
+        if not below:
+            walk(key, value)
+        for path in below:
+            item: Any = value
+            for part in path[len(key) + 1:].split("."):
+                item = item.get(part) if isinstance(item, dict) else None
+            if item is not None:
+                walk(path, item)
+    return frozenset(values), refused
+
+
 def _config_keys() -> list[str]:
     """Every config key the program reads, to suggest the nearest one for a misspelt key."""
-    own = [f.alias or n for n, f in StackSettings.model_fields.items() if n not in ("stack", "secret_keys", "region")]
+    own = [f.alias or n for n, f in StackSettings.model_fields.items()
+           if n not in ("stack", "secret_keys", "secret_values", "region")]
     return [*_FOREIGN_KEYS, REGISTRY_PASSWORD_KEY, *(f"{NAMESPACE}:{k}" for k in own)]
 
 
@@ -550,23 +667,26 @@ def read_stack_file(project_dir: Path, stack: str) -> tuple[dict[str, str], froz
     secret: set[str] = set()
     for key, value in (doc.get("config") or {}).items():
         full_key = key if ":" in key else f"{NAMESPACE}:{key}"
-        masked, is_secret = _mask_secure(value)
-        if is_secret:
+        masked, paths = _mask_secure(value, full_key)
+        if paths:
+            # The key as Pulumi reports it, and the nested paths that are secret (`secret_settings`).
             secret.add(full_key)
+            secret.update(p for p in paths if p != full_key)
         config[full_key] = masked if isinstance(masked, str) else json.dumps(masked)
     return config, frozenset(secret)
 
 
-def _mask_secure(value: Any) -> tuple[Any, bool]:
+def _mask_secure(value: Any, path: str) -> tuple[Any, set[str]]:
+    """The value with `secure:` values as "[secret]", and the paths of those values (a list counts as a whole)."""
     if isinstance(value, dict):
         if set(value) == {"secure"}:
-            return SECRET_PLACEHOLDER, True
-        items = {k: _mask_secure(v) for k, v in value.items()}
-        return {k: v for k, (v, _) in items.items()}, any(s for _, s in items.values())
+            return SECRET_PLACEHOLDER, {path}
+        items = {k: _mask_secure(v, f"{path}.{k}") for k, v in value.items()}
+        return {k: v for k, (v, _) in items.items()}, set().union(*(p for _, p in items.values()))
     if isinstance(value, list):
-        items = [_mask_secure(v) for v in value]
-        return [v for v, _ in items], any(s for _, s in items)
-    return value, False
+        items = [_mask_secure(v, path) for v in value]
+        return [v for v, _ in items], set().union(*(p for _, p in items))
+    return value, set()
 
 
 def _read_pem(project_dir: Path, settings: StackSettings, name: Optional[str], key: str) -> Optional[str]:

@@ -34,9 +34,10 @@ def _eval(expression: str, activation: dict[str, Any]) -> Any:
 
 
 def decide(policy: dict, obj: dict, *, tenant: Optional[str], params: Optional[dict[str, str]] = None,
-           operation: str = "CREATE", old: Optional[dict] = None, resource: str = "pods") -> Optional[str]:
-    """None when admitted, else the refusal message."""
-    labels = {naming.TENANT_LABEL: tenant} if tenant else {}
+           operation: str = "CREATE", old: Optional[dict] = None, resource: str = "pods",
+           org: str = "calypr") -> Optional[str]:
+    """None when admitted, else the refusal message (the namespace labelled as `namespace.tenancy_labels` does)."""
+    labels = {naming.TENANT_LABEL: tenant, naming.ORG_LABEL: org} if tenant else {}
     namespace = {"metadata": {"name": f"wf-calypr-{tenant}" if tenant else "platform", "labels": labels}}
     activation = {
         "object": celpy.json_to_cel(obj), "oldObject": celpy.json_to_cel(old),
@@ -67,17 +68,23 @@ def pod(*images: str, **spec: Any) -> dict:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": containers, **spec}}
 
 
-def toleration(tenant: str, operator: str = "Equal") -> dict:
+def node_value(tenant: str, org: str = "calypr") -> str:
+    """The taint/label value of a tenant's dedicated nodes."""
+    return naming.derive(org, "dev", tenant).node_owner
+
+
+def toleration(tenant: str, operator: str = "Equal", org: str = "calypr") -> dict:
     item = {"key": naming.TENANT_LABEL, "operator": operator, "effect": "NoSchedule"}
-    return {**item, "value": tenant} if operator == "Equal" else item
+    return {**item, "value": node_value(tenant, org)} if operator == "Equal" else item
 
 
-def pinned(tenant: str) -> dict:
-    return {"nodeSelector": {naming.TENANT_LABEL: tenant}, "tolerations": [toleration(tenant)]}
+def pinned(tenant: str, org: str = "calypr") -> dict:
+    return {"nodeSelector": {naming.TENANT_LABEL: node_value(tenant, org)}, "tolerations": [toleration(tenant, org=org)]}
 
 
-def affinity(operator: str, *values: str, kind: str = "required") -> dict:
-    expression = {"key": naming.TENANT_LABEL, "operator": operator, **({"values": list(values)} if values else {})}
+def affinity(operator: str, *tenants: str, kind: str = "required") -> dict:
+    values = [node_value(t) for t in tenants]
+    expression = {"key": naming.TENANT_LABEL, "operator": operator, **({"values": values} if values else {})}
     term = {"matchExpressions": [expression]}
     if kind == "required":
         node = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}
@@ -95,7 +102,7 @@ def affinity(operator: str, *values: str, kind: str = "required") -> dict:
     ({"tolerations": [toleration("alpha", "Exists")]}, False),
     ({"tolerations": [{"operator": "Exists"}]}, False),
     ({"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}, True),
-    ({"nodeSelector": {naming.TENANT_LABEL: "beta"}}, False),
+    ({"nodeSelector": {naming.TENANT_LABEL: node_value("beta")}}, False),
     (affinity("In", "beta"), False),
     (affinity("In", "alpha", "beta"), False),
     (affinity("In", "alpha"), True),
@@ -112,10 +119,28 @@ def test_node_isolation_in_a_tenant_namespace(spec, admitted):
         assert message.startswith("tenant alpha: ") and message.endswith("(tenancy rule node-isolation)")
 
 
+def test_node_isolation_keeps_orgs_apart_on_a_shared_cluster():
+    """Org acme's `alpha` may not use calypr's `alpha` nodes (nor nodes labelled the bare tenant name, as they were
+    before the org was part of the value), and the refusal names the value it may use."""
+    policy = POLICIES[admission.NODE_ISOLATION]
+    for spec in (pinned("alpha"), {"tolerations": [toleration("alpha")]}, {"nodeSelector": {naming.TENANT_LABEL: "alpha"}},
+                 {"tolerations": [{**toleration("alpha"), "value": "alpha"}]}):
+        message = decide(policy, pod(**spec), tenant="alpha", org="acme")
+        assert message is not None, spec
+    assert "taint tenancy.io/tenant=acme.alpha " in decide(policy, pod(tolerations=[toleration("alpha")]),
+                                                           tenant="alpha", org="acme")
+    assert decide(policy, pod(**pinned("alpha", org="acme")), tenant="alpha", org="acme") is None
+    dedicated = POLICIES[admission.DEDICATED_NODES]
+    assert decide(dedicated, pod(**pinned("alpha")), tenant="alpha", org="acme",
+                  params={"alpha.nodes": "dedicated"}) is not None
+    assert decide(dedicated, pod(**pinned("alpha", org="acme")), tenant="alpha", org="acme",
+                  params={"alpha.nodes": "dedicated"}) is None
+
+
 @pytest.mark.parametrize("spec, admitted", [
     ({"tolerations": [{"operator": "Exists"}]}, True),  # node agents (DaemonSets) outside tenant namespaces
     ({"tolerations": [toleration("alpha")]}, False),
-    ({"nodeSelector": {naming.TENANT_LABEL: "alpha"}}, False),
+    ({"nodeSelector": {naming.TENANT_LABEL: node_value("alpha")}}, False),
     (affinity("In", "alpha"), False),
     ({"nodeName": "ip-10-0-0-1"}, True),
 ])

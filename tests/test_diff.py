@@ -464,3 +464,40 @@ def test_a_new_context_without_identifier_replaces_every_kubernetes_object(repo:
     assert {(d.action, d.urn.rsplit("::", 1)[1]) for d in result.destructive} == {
         ("replace", r.rsplit("::", 1)[1]) for r in objects if ":core/v1:Namespace::" in r}
     assert diff.exit_code(result) == 3
+
+
+def _legacy_vault_names(org: str, environment: str, tenant: str, bucket=None):
+    """The Vault names before they carried the org (`argo/apps/<tenant>`, `tenant-<env>-<tenant>`)."""
+    import dataclasses
+
+    names = _DERIVE(org, environment, tenant, bucket)
+    base = f"argo/apps/{tenant}"
+    return dataclasses.replace(names, vault_base_path=base, vault_s3_path=f"{base}/s3/artifacts",
+                               vault_minicluster_path=f"{base}/minicluster",
+                               vault_policy=f"tenant-{environment}-{tenant}", vault_role=f"tenant-{environment}-{tenant}")
+
+
+from components import naming as _naming  # noqa: E402
+
+_DERIVE = _naming.derive
+
+
+def test_the_org_in_vault_paths_shows_as_a_replacement_of_the_kv_entries(monkeypatch, capsys):
+    """An existing stack's Vault entries move from argo/apps/<tenant> to argo/orgs/<org>/<tenant>: `name` is
+    ForceNew on `vault_kv_secret_v2` (terraform-provider-vault `vault/resource_kv_secret_v2.go`), so Pulumi
+    replaces each entry, and `tenancy diff` must say so as a destructive change (docs/migrations.md)."""
+    from tests.conftest import render, sample
+
+    monkeypatch.setattr(_naming, "derive", _legacy_vault_names)
+    base = render("dev")
+    monkeypatch.setattr(_naming, "derive", _DERIVE)
+    head = sample("dev")
+    monkeypatch.setattr(diff, "against_base", lambda *a, **k: diff.compare(base, head, set(), set(), False,
+                                                                           over_time=True))
+    assert cli.main(["diff", "--stack", "dev", "--base", "HEAD"]) == 3
+    out = capsys.readouterr().out
+    assert "DESTRUCTIVE CHANGE(S)" in out
+    for tenant, suffix in (("research", "s3"), ("research", "minicluster"), ("scratch", "s3")):
+        assert re.search(rf"!!! REPLACE SecretV2 {tenant}-secrets-kv-{suffix} \({tenant}\).*\bname\b", out), out
+    # Policies and roles are replaced too, but hold no data: they are not among the destructive lines.
+    assert "!!! REPLACE Policy" not in out and "!!! REPLACE AuthBackendRole" not in out

@@ -103,25 +103,29 @@ def test_owner_bindings_are_left_out_without_groups():
         "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"}
 
 
+def _kubernetes() -> settings.KubernetesSettings:
+    return settings.load_stack(PROJECT, "dev").kubernetes
+
+
 def test_internet_egress_only_when_allowed_and_never_to_metadata():
     spec, names = _spec("research")
-    rule = network.internet_egress(spec, names)["spec"]["egress"][0]["to"][0]["ipBlock"]
+    rule = network.internet_egress(spec, names, _kubernetes())["spec"]["egress"][0]["to"][0]["ipBlock"]
     assert rule["cidr"] == "0.0.0.0/0"
     metadata = ipaddress.ip_address("169.254.169.254")
     assert any(metadata in ipaddress.ip_network(c) for c in rule["except"])
     assert "169.254.169.254/32" in rule["except"]
     closed, _ = _spec("research", network=spec.network.model_copy(update={"allow_egress_to_internet": False}))
-    assert network.internet_egress(closed, names) is None
+    assert network.internet_egress(closed, names, _kubernetes()) is None
 
 
 def test_ingress_controller_peer_ands_pod_and_namespace_labels():
     spec, names = _spec("compliance")
-    peers = network.ingress(spec, names)["spec"]["ingress"][0]["from"]
+    peers = network.ingress(spec, names, _kubernetes())["spec"]["ingress"][0]["from"]
     assert peers[0] == {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
                         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}
     assert peers[1] == {"ipBlock": {"cidr": "203.0.113.0/24"}}
     research, rnames = _spec("research")
-    assert network.ingress(research, rnames) is None
+    assert network.ingress(research, rnames, _kubernetes()) is None
 
 
 def test_workflow_egress_reaches_api_server_and_public_https_only():
@@ -176,8 +180,9 @@ def test_dedicated_tenant_pins_workflow_and_minicluster_pods():
     (flux-operator api/v1alpha1 and api/v1alpha2 minicluster_types.go at those tags): only the selector is rendered."""
     spec, names = _spec("compliance", minicluster=catalogue.MiniClusterSpec(enabled=True, users=["carol"]))
     wf = argo.workflow_template(spec, names)["spec"]
-    assert wf["nodeSelector"] == {"tenancy.io/tenant": "compliance"}
-    assert wf["tolerations"][0]["value"] == "compliance"
+    # The nodes' value names the org too: another org's `compliance` on the cluster has other nodes.
+    assert wf["nodeSelector"] == {"tenancy.io/tenant": "calypr.compliance"}
+    assert wf["tolerations"][0]["value"] == "calypr.compliance"
     for version in ("v1alpha2", "v1alpha1"):
         pod = minicluster.minicluster(spec, names, version)["spec"]["pod"]
         assert pod == {"labels": {"tenancy.io/tenant": "compliance"}, "nodeSelector": wf["nodeSelector"],

@@ -8,8 +8,8 @@ from collections import defaultdict
 import pytest
 import yaml
 
-from components import naming
-from tests.conftest import sample
+from components import catalogue, namespace, naming, settings
+from tests.conftest import PROJECT, sample
 
 STACKS = ("dev", "staging", "prod")
 FORBIDDEN_VERBS = {"*", "escalate", "bind", "impersonate"}
@@ -164,6 +164,24 @@ def test_no_allow_rule_reaches_another_tenants_namespace(stack):
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_no_allow_rule_reaches_a_same_named_tenant_of_another_org(stack):
+    """Another org's stack on the same cluster labels its tenants' namespaces as `namespace.tenancy_labels` does,
+    with the same tenant values and its own org: none of this stack's selectors may pick them."""
+    others = {}
+    for spec, _ in catalogue.load(PROJECT / "tenants.yaml", stacks=STACKS).for_stack(settings.load_stack(PROJECT, stack)):
+        names = naming.derive("acme", stack, spec.name)
+        others[names.namespace] = namespace.tenancy_labels(spec, names, stack, "acme")
+    assert {labels[naming.TENANT_LABEL] for labels in others.values()} == \
+        {m["metadata"]["labels"][naming.TENANT_LABEL] for m in _namespaces(stack).values()}
+    for ns in _namespaces(stack):
+        for policy in (m for m in _in_namespace(stack)[ns] if m["kind"] == "NetworkPolicy"):
+            for peer in _peers(policy):
+                selector = peer.get("namespaceSelector")
+                reached = {o for o, labels in others.items() if selector is not None and _selects(selector, labels)}
+                assert not reached, f"{ns}/{policy['metadata']['name']} reaches org acme's {reached}"
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_internet_egress_only_when_allowed_and_never_to_metadata(stack):
     tenants_with_internet = set()
     for ns in _namespaces(stack):
@@ -226,9 +244,9 @@ def test_names_referenced_across_objects_exist(stack):
 def test_dedicated_tenant_pods_land_only_on_its_nodes(stack):
     objects = _in_namespace(stack)["wf-calypr-compliance"]
     namespace = _namespaces(stack)["wf-calypr-compliance"]["metadata"]["annotations"]
-    assert namespace["scheduler.alpha.kubernetes.io/node-selector"] == "tenancy.io/tenant=compliance"
+    assert namespace["scheduler.alpha.kubernetes.io/node-selector"] == "tenancy.io/tenant=calypr.compliance"
     template = _one(objects, "WorkflowTemplate", naming.WORKFLOW_TEMPLATE)["spec"]
-    assert template["nodeSelector"] == {"tenancy.io/tenant": "compliance"}
+    assert template["nodeSelector"] == {"tenancy.io/tenant": "calypr.compliance"}
     assert yaml.safe_load(namespace["scheduler.alpha.kubernetes.io/defaultTolerations"]) == template["tolerations"]
 
 

@@ -25,8 +25,8 @@ def rules(hcl: str) -> dict[str, list[str]]:
 def test_policy_grants_read_on_data_list_read_on_metadata_and_the_token_self_calls_only():
     names = naming.derive("calypr", "dev", "research")
     assert rules(tenant_policy("kv-dev", names.vault_base_path)) == {
-        "kv-dev/data/argo/apps/research/*": ["read"],
-        "kv-dev/metadata/argo/apps/research/*": ["list", "read"],
+        "kv-dev/data/argo/orgs/calypr/research/*": ["read"],
+        "kv-dev/metadata/argo/orgs/calypr/research/*": ["list", "read"],
         # External Secrets' store validation and token revocation (tests/test_eso_vault_contract.py).
         "auth/token/lookup-self": ["read"],
         "auth/token/revoke-self": ["update"],
@@ -91,3 +91,14 @@ def test_trailing_newline_does_not_pass_as_a_name():
     # Python's "$" matches before a final newline; a name ending in one would end an HCL string early.
     assert not naming.is_dns1123_label("research\n")
     assert {"vault_policy", "vault_role", "namespace"} <= set(naming.derive("calypr", "dev", "research\n").problems())
+
+
+def test_same_named_tenants_of_two_orgs_share_no_vault_name():
+    """Two orgs' stacks in one Vault (one KV mount, one auth mount, one policy namespace): neither tenant's policy
+    grants a path of the other's, and their policy and role names differ (Vault replaces a policy or role written
+    under an existing name: `sys/policy/<name>`, `auth/<mount>/role/<name>`)."""
+    ours, theirs = naming.derive("calypr", "dev", "research"), naming.derive("acme", "dev", "research")
+    granted = [p.removesuffix("*") for p in rules(tenant_policy("kv", ours.vault_base_path)) if p.startswith("kv/")]
+    for secret in (theirs.vault_s3_path, theirs.vault_minicluster_path):
+        assert not any(f"kv/{part}/{secret}".startswith(g) for g in granted for part in ("data", "metadata"))
+    assert ours.vault_policy != theirs.vault_policy and ours.vault_role != theirs.vault_role

@@ -7,6 +7,7 @@
 - `rendered` (session): a callable `rendered(stack) -> Path`, the output folder of `tenancy synth` for
   that stack, as `make synth STACK=<stack>` writes it.
 - `deployed` (session, one per stack): that stack applied to its own clean cluster (`Deployed`).
+- `two_orgs` (session): the dev stack and a second org's copy of it applied to one clean cluster (`Org` each).
 
 The servers' logs of the last run are kept under `.engines/e2e-logs/<module>/` (for reading a failure).
 """
@@ -100,3 +101,53 @@ def deployed(request, start_cluster, rendered):
         install_platform_prerequisites(cluster, settings.load_stack(PROJECT, stack))
         stored, refused, skipped = cluster.apply_all(manifests)
         yield Deployed(stack, cluster, out, manifests, stored, refused, skipped)
+
+
+# A second org beside the dev stack on one cluster: the dev stack's copy with another org, its own groups (an org's
+# people are its own identity-provider groups), its own admission namespace and no Argo CD generator (one per
+# Argo CD namespace): what components/coexistence.py lets two stacks share a cluster with.
+SECOND_ORG = "acme"
+
+
+@dataclass
+class Org:
+    """One org's stack as rendered, on the cluster it shares."""
+    cluster: Cluster
+    manifests: list[dict]
+    of_kind = Deployed.of_kind
+    tenant_namespaces = Deployed.tenant_namespaces
+
+
+def second_org_project(tmp: Path) -> Path:
+    from tests.e2e.project import project_copy
+
+    def settings(config: dict) -> None:
+        config["tenancy:org"] = SECOND_ORG
+        config["tenancy:clusterAdminGroup"] = f"{SECOND_ORG}-{config['tenancy:clusterAdminGroup']}"
+        config["tenancy:admission"] = {**config["tenancy:admission"], "namespace": f"tenancy-{SECOND_ORG}"}
+        config["tenancy:argocd"] = {**config["tenancy:argocd"], "enabled": False}
+
+    project = project_copy(tmp, "dev", settings=settings)
+    catalogue = yaml.safe_load((project / "tenants.yaml").read_text())
+    for entry in [catalogue.get("defaults", {}), *catalogue["tenants"]]:
+        owners = entry.get("owners", {})
+        for role in ("admins", "developers"):
+            owners[role] = [f"{SECOND_ORG}-{group}" for group in owners.get(role, [])]
+    (project / "tenants.yaml").write_text(yaml.safe_dump(catalogue, sort_keys=False))
+    return project
+
+
+@pytest.fixture(scope="session")
+def two_orgs(start_cluster, rendered, tmp_path_factory):
+    """(org calypr's dev stack, org acme's copy of it), applied to one clean cluster; neither writes an object
+    of the other."""
+    from tests.e2e.project import synth
+
+    tmp = tmp_path_factory.mktemp("second-org")
+    _, theirs = synth(second_org_project(tmp), "dev", tmp / "out")
+    ours = [yaml.safe_load(p.read_text()) for p in sorted((rendered("dev") / "manifests").rglob("*.yaml"))]
+    key = lambda m: (m["kind"], m["metadata"].get("namespace"), m["metadata"]["name"])  # noqa: E731
+    assert {key(m) for m in ours} & {key(m) for m in theirs} == set()
+    with start_cluster(logs_name="two-orgs") as cluster:
+        cluster.apply_all(ours + theirs)
+        yield Org(cluster, ours), Org(cluster, theirs)

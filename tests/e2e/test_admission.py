@@ -56,10 +56,33 @@ def _stack() -> tuple[settings.StackSettings, list]:
 STACK_SETTINGS, SPECS = _stack()
 NAMESPACES = {spec.name: names.namespace for spec, names in SPECS}
 SPECS_BY_NAME = {spec.name: (spec, names) for spec, names in SPECS}
+# A second org's stack on the same cluster, with the same catalogue (so the same tenant names) and its own
+# admission namespace (components/coexistence.py refuses two stacks sharing one).
+OTHER_ORG = "acme"
+OTHER_SETTINGS = STACK_SETTINGS.model_copy(update={
+    "org": OTHER_ORG, "admission": STACK_SETTINGS.admission.model_copy(update={"namespace": "tenancy-acme"})})
+OTHER_SPECS = catalogue.parse(CATALOGUE, source="tenants.yaml", base_dir=PROJECT,
+                              stacks=settings.known_stacks(PROJECT)).for_stack(OTHER_SETTINGS)
+OTHER_NAMESPACES = {spec.name: names.namespace for spec, names in OTHER_SPECS}
+
+
+def node_value(tenant: str, org: str = STACK_SETTINGS.org) -> str:
+    """The taint and label value of the tenant's dedicated nodes (`TenantNames.node_owner`)."""
+    specs = SPECS if org == STACK_SETTINGS.org else OTHER_SPECS
+    return next(names.node_owner for spec, names in specs if spec.name == tenant)
 
 
 def rule_name(rule: str) -> str:
     return naming.admission_object(STACK_SETTINGS.org, STACK_SETTINGS.environment, rule)
+
+
+def answering(rule: str) -> set[str]:
+    """The policies whose refusal counts as `rule`'s: node isolation is bound to every namespace by both orgs'
+    stacks (their copies agree), and the API server names whichever denied first."""
+    names = {rule_name(rule)}
+    if rule == admission.NODE_ISOLATION:
+        names.add(naming.admission_object(OTHER_SETTINGS.org, OTHER_SETTINGS.environment, rule))
+    return names
 
 
 # ------------------------------------------------------------------------------------------------- objects
@@ -76,19 +99,19 @@ def pod(tenant: Optional[str], *, image: str = "ghcr.io/calypr/tool:1", namespac
                      "containers": [container], **spec}}
 
 
-def toleration(tenant: str) -> dict:
-    return {"key": naming.TENANT_LABEL, "operator": "Equal", "value": tenant, "effect": "NoSchedule"}
+def toleration(tenant: str, org: str = STACK_SETTINGS.org) -> dict:
+    return {"key": naming.TENANT_LABEL, "operator": "Equal", "value": node_value(tenant, org), "effect": "NoSchedule"}
 
 
-def placement(tenant: str) -> dict:
+def placement(tenant: str, org: str = STACK_SETTINGS.org) -> dict:
     """What a compliant pod of `tenant` carries: its own nodes and taint for dedicated tenants, nothing else."""
     if tenant in DEDICATED:
-        return {"nodeSelector": {naming.TENANT_LABEL: tenant}, "tolerations": [toleration(tenant)]}
+        return {"nodeSelector": {naming.TENANT_LABEL: node_value(tenant, org)}, "tolerations": [toleration(tenant, org)]}
     return {}
 
 
 def required_affinity(tenant: str) -> dict:
-    term = {"matchExpressions": [{"key": naming.TENANT_LABEL, "operator": "In", "values": [tenant]}]}
+    term = {"matchExpressions": [{"key": naming.TENANT_LABEL, "operator": "In", "values": [node_value(tenant)]}]}
     return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
 
 
@@ -116,7 +139,7 @@ def refused(cluster, obj: dict, rule: str, tenant: Optional[str]) -> str:
     status, body = cluster.create(obj, dry_run=True)
     message = body.get("message", "")
     assert status == 403, f"expected a refusal by {rule}, got {status}: {message}"
-    assert f"ValidatingAdmissionPolicy '{rule_name(rule)}'" in message, message
+    assert any(f"ValidatingAdmissionPolicy '{name}'" in message for name in answering(rule)), message
     assert f"(tenancy rule {rule})" in message, message
     who = f"tenant {tenant}: " if tenant else f"namespace {obj['metadata']['namespace']}: "
     assert who in message, message
@@ -137,7 +160,7 @@ def _probes() -> dict[str, tuple[dict, Optional[str]]]:
 def _enforced(cluster, rule: str) -> bool:
     obj, _ = _probes()[rule]
     status, body = cluster.create(obj, dry_run=True)
-    return status == 403 and rule_name(rule) in body.get("message", "")
+    return status == 403 and any(name in body.get("message", "") for name in answering(rule))
 
 
 def wait(cluster, rule: str, enforced: bool, timeout: float = 60) -> None:
@@ -149,17 +172,20 @@ def wait(cluster, rule: str, enforced: bool, timeout: float = 60) -> None:
 
 @pytest.fixture(scope="module")
 def tenants_cluster(cluster):
-    """The cluster with the three tenant namespaces, tenancy's admission objects and two priority classes."""
-    for spec, names in SPECS:
-        cluster.apply(namespace_manifest(spec, names, STACK_SETTINGS.environment, STACK_SETTINGS.org))
+    """The cluster with the three tenant namespaces, tenancy's admission objects and two priority classes, and
+    the same of a second org's stack."""
+    for stack_settings, specs in ((STACK_SETTINGS, SPECS), (OTHER_SETTINGS, OTHER_SPECS)):
+        for spec, names in specs:
+            cluster.apply(namespace_manifest(spec, names, stack_settings.environment, stack_settings.org))
     # The ServiceAccount admission plugin refuses pods until the controller has made `default` in a namespace.
-    for namespace in [*NAMESPACES.values(), "default", "kube-system"]:
+    for namespace in [*NAMESPACES.values(), *OTHER_NAMESPACES.values(), "default", "kube-system"]:
         cluster.wait_for(lambda: cluster.request("GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/default")[0]
                          == 200, f"the default ServiceAccount of {namespace}")
     cluster.apply(priority_class(ALLOWED_PRIORITY, 1000))
     cluster.apply(priority_class(OTHER_PRIORITY, 100000))
-    for manifest in admission.admission_manifests(STACK_SETTINGS, [spec for spec, _ in SPECS]):
-        cluster.apply(manifest)
+    for stack_settings, specs in ((STACK_SETTINGS, SPECS), (OTHER_SETTINGS, OTHER_SPECS)):
+        for manifest in admission.admission_manifests(stack_settings, [spec for spec, _ in specs]):
+            cluster.apply(manifest)
     for rule in admission.RULES:
         wait(cluster, rule, enforced=True)
     return cluster
@@ -181,7 +207,7 @@ def test_another_tenants_toleration_is_refused(tenants_cluster, tenant, other):
 def test_another_tenants_node_selector_is_refused(tenants_cluster, tenant, other):
     # A dedicated tenant keeps its own placement through affinity, so only the foreign selector is wrong.
     extra = {"affinity": required_affinity(tenant), "tolerations": [toleration(tenant)]} if tenant in DEDICATED else {}
-    refused(tenants_cluster, pod(tenant, nodeSelector={naming.TENANT_LABEL: other}, **extra),
+    refused(tenants_cluster, pod(tenant, nodeSelector={naming.TENANT_LABEL: node_value(other)}, **extra),
             admission.NODE_ISOLATION, tenant)
 
 
@@ -203,10 +229,44 @@ def test_wildcard_toleration_and_node_name_are_refused_in_tenant_namespaces(tena
 def test_platform_namespaces_may_not_tolerate_a_tenants_taint(tenants_cluster, tenant):
     refused(tenants_cluster, pod(None, namespace="default", tolerations=[toleration(tenant)]),
             admission.NODE_ISOLATION, None)
-    refused(tenants_cluster, pod(None, namespace="default", nodeSelector={naming.TENANT_LABEL: tenant}),
+    refused(tenants_cluster, pod(None, namespace="default", nodeSelector={naming.TENANT_LABEL: node_value(tenant)}),
             admission.NODE_ISOLATION, None)
     # Exempt namespaces (node agents, CNI) are not held to it.
     admitted(tenants_cluster, pod(None, namespace="kube-system", tolerations=[toleration(tenant)]))
+
+
+@pytest.mark.parametrize("tenant", DEDICATED)
+def test_a_same_named_tenant_of_another_org_may_not_use_its_nodes(tenants_cluster, tenant):
+    """Org acme's `alpha` runs beside calypr's `alpha`: calypr's taint, label or affinity value is refused in acme's
+    namespace (by whichever org's node-isolation binding answers first: both bind every namespace and agree),
+    as is the bare tenant name the nodes carried before the org was part of the value; acme's own is admitted."""
+    namespace = OTHER_NAMESPACES[tenant]
+    foreign = [
+        placement(tenant),
+        {**placement(tenant, OTHER_ORG), "tolerations": [toleration(tenant, OTHER_ORG), toleration(tenant)]},
+        {**placement(tenant, OTHER_ORG), "affinity": required_affinity(tenant)},
+        {"nodeSelector": {naming.TENANT_LABEL: tenant}, "tolerations": [{**toleration(tenant), "value": tenant}]},
+    ]
+    for spec in foreign:
+        status, body = tenants_cluster.create(pod(None, namespace=namespace, **spec), dry_run=True)
+        message = body.get("message", "")
+        assert status == 403 and f"(tenancy rule {admission.NODE_ISOLATION})" in message, (spec, status, message)
+        assert f"tenant {tenant}: " in message, message
+    admitted(tenants_cluster, pod(None, namespace=namespace, **placement(tenant, OTHER_ORG)))
+    # And the other way round: calypr's tenant may not take acme's nodes.
+    status, body = tenants_cluster.create(pod(tenant, **placement(tenant, OTHER_ORG)), dry_run=True)
+    assert status == 403, body.get("message")
+
+
+def test_each_orgs_parameter_bindings_reach_only_its_own_tenants(tenants_cluster):
+    """The per-tenant bindings select namespaces by org and environment labels: asked with each binding's own
+    selector, the API server lists exactly that org's tenant namespaces."""
+    for stack_settings, namespaces in ((STACK_SETTINGS, NAMESPACES), (OTHER_SETTINGS, OTHER_NAMESPACES)):
+        selector = admission.tenant_namespace_selector(stack_settings.org, stack_settings.environment)
+        terms = [f"{k}={v}" for k, v in selector["matchLabels"].items()] + \
+                [e["key"] for e in selector["matchExpressions"] if e["operator"] == "Exists"]
+        listed = tenants_cluster.get("/api/v1/namespaces", params={"labelSelector": ",".join(terms)})
+        assert sorted(n["metadata"]["name"] for n in listed["items"]) == sorted(namespaces.values())
 
 
 # ------------------------------------------------------------------------------------------------- dedicated nodes
@@ -346,14 +406,20 @@ def test_missing_parameters_refuse_tenant_pods(tenants_cluster):
 
 @pytest.mark.parametrize("rule", admission.RULES)
 def test_each_refusal_is_the_work_of_its_rule(tenants_cluster, rule):
-    """Without its binding, each rule's probe request is admitted; with it again, refused."""
-    binding = next(m for m in admission.admission_manifests(STACK_SETTINGS, [s for s, _ in SPECS])
-                   if m["kind"] == "ValidatingAdmissionPolicyBinding" and m["metadata"]["name"] == rule_name(rule))
-    assert tenants_cluster.delete(binding) == 200
+    """Without its bindings, each rule's probe request is admitted; with them again, refused. Both orgs' bindings
+    go: the other org's node-isolation binding holds in every namespace too (the two agree)."""
+    bindings = [m for stack_settings, specs in ((STACK_SETTINGS, SPECS), (OTHER_SETTINGS, OTHER_SPECS))
+                for m in admission.admission_manifests(stack_settings, [s for s, _ in specs])
+                if m["kind"] == "ValidatingAdmissionPolicyBinding"
+                and m["metadata"]["name"] == naming.admission_object(stack_settings.org, stack_settings.environment,
+                                                                     rule)]
+    assert [tenants_cluster.delete(binding) for binding in bindings] == [200, 200]
     try:
-        wait(tenants_cluster, rule, enforced=False)
         obj, _ = _probes()[rule]
+        tenants_cluster.wait_for(lambda: tenants_cluster.create(obj, dry_run=True)[0] == 201,
+                                 f"{rule} no longer enforced")
         admitted(tenants_cluster, obj)
     finally:
-        tenants_cluster.apply(binding)
+        for binding in bindings:
+            tenants_cluster.apply(binding)
         wait(tenants_cluster, rule, enforced=True)

@@ -4,11 +4,14 @@ For every tenant, its admin groups, developer groups and `wf-runner` ServiceAcco
 matrix of namespaced resources and verbs:
 - in every other tenant's namespace: nothing at all;
 - in their own namespace: exactly what docs/kubernetes.md and the roles' docstrings promise — the team admin
-  runs workloads (pods, controllers, jobs, Argo, Ratify, MiniClusters) and reads Secrets and its fences but never
+  runs workloads (pods, controllers, jobs, Argo, MiniClusters) and reads Secrets, Ratify and its fences but never
   writes quota, limits, network policies, RBAC or the Namespace; developers submit and read workflows and read
   their pods and logs; the runner only what Argo's executor (v3.4+) needs: create/patch workflowtaskresults and
   get the `artifact-repositories` ConfigMap (argo-workflows `workflow/executor`, `manifests/quick-start`
   executor Role).
+A second org's copy of the dev stack on the same cluster (`two_orgs`): its same-named tenants' subjects can do
+nothing in the first org's namespaces and the other way round, and the NetworkPolicies' namespace selectors, as the
+API server evaluates them, pick no namespace of the other org.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ ADMIN = {
     **{("argoproj.io", r): WRITE for r in ("workflows", "workflowtemplates", "cronworkflows",
                                            "workfloweventbindings")},
     **{("argoproj.io", r): READ for r in ("workflowtaskresults", "workflowartifactgctasks")},
-    **{k: WRITE for k in RATIFY},
+    # Tenancy's trust anchor and verification policy (supplyChain): read, never changed.
+    **{k: READ for k in RATIFY},
     ("flux-framework.org", "miniclusters"): WRITE,
 }
 DEVELOPER = {
@@ -72,7 +76,8 @@ ARTIFACT_CONFIGMAP = "artifact-repositories"
 
 # What admission and isolation rely on: no tenant role may ever write these, whatever else changes.
 FENCES = [("", "resourcequotas"), ("", "limitranges"), ("networking.k8s.io", "networkpolicies"),
-          ("rbac.authorization.k8s.io", "roles"), ("rbac.authorization.k8s.io", "rolebindings"), ("", "namespaces")]
+          ("rbac.authorization.k8s.io", "roles"), ("rbac.authorization.k8s.io", "rolebindings"), ("", "namespaces"),
+          *sorted(RATIFY)]
 
 
 def _subjects(deployed):
@@ -161,3 +166,59 @@ def test_no_tenant_subject_writes_a_fence(deployed, group, resource):
                 assert not deployed.cluster.can(user, groups, verb, resource, namespace, api_group=group,
                                                  name=namespace if resource == "namespaces" else ""), \
                     f"{label} can {verb} {resource} in {namespace}"
+
+
+def _same_named(two_orgs):
+    """(namespace, subjects, other org's namespace of the same tenant) in both directions."""
+    ours, theirs = (_subjects(org) for org in two_orgs)
+    tenant = lambda org, ns: next(n["metadata"]["labels"]["tenancy.io/tenant"]  # noqa: E731
+                                  for n in org.tenant_namespaces() if n["metadata"]["name"] == ns)
+    pairs = []
+    for (a, a_org), (b, b_org) in (((ours, two_orgs[0]), (theirs, two_orgs[1])),
+                                   ((theirs, two_orgs[1]), (ours, two_orgs[0]))):
+        for ns, people in a.items():
+            for other in b:
+                if tenant(a_org, ns) == tenant(b_org, other):
+                    pairs.append((ns, people, other))
+    return pairs
+
+
+def test_a_second_orgs_same_named_tenant_can_do_nothing_in_the_first_orgs(two_orgs):
+    pairs = _same_named(two_orgs)
+    assert {(ns, other) for ns, _, other in pairs} >= {("wf-acme-research", "wf-calypr-research"),
+                                                       ("wf-calypr-research", "wf-acme-research")}
+    cluster = two_orgs[0].cluster
+    granted = {}
+    for own, people, other in pairs:
+        for label, user, groups, _ in people:
+            allowed = sorted(f"{v} {g}/{r}" for (g, r, v), ok in _matrix(cluster, user, groups, other).items() if ok)
+            if allowed:
+                granted[f"{own} {label} in {other}"] = allowed
+    assert granted == {}
+    # The grants are in force: acme's research admins do hold their role in their own namespace.
+    assert cluster.can("someone-in-acme-research-admins", ("acme-research-admins", "system:authenticated"),
+                       "create", "pods", "wf-acme-research")
+
+
+def test_no_network_policy_of_either_org_selects_the_other_orgs_namespaces(two_orgs):
+    """Each namespaceSelector of every tenant NetworkPolicy, as the API server evaluates it (a labelSelector
+    query), lists no namespace of the other org; `allow-same-tenant` lists exactly its own namespace."""
+    cluster = two_orgs[0].cluster
+    for org, other in (two_orgs, two_orgs[::-1]):
+        foreign = {n["metadata"]["name"] for n in other.tenant_namespaces()}
+        for policy in org.of_kind("NetworkPolicy"):
+            namespace = policy["metadata"]["namespace"]
+            stored = cluster.get(f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies/"
+                                 f"{policy['metadata']['name']}")
+            rules = stored["spec"].get("ingress", []) + stored["spec"].get("egress", [])
+            for peer in [p for rule in rules for p in rule.get("from", rule.get("to", []))]:
+                selector = peer.get("namespaceSelector")
+                if selector is None:
+                    continue
+                assert set(selector) == {"matchLabels"}, selector
+                query = ",".join(f"{k}={v}" for k, v in selector["matchLabels"].items())
+                listed = {n["metadata"]["name"] for n in cluster.get("/api/v1/namespaces",
+                                                                     params={"labelSelector": query})["items"]}
+                assert not listed & foreign, (namespace, policy["metadata"]["name"], listed & foreign)
+                if policy["metadata"]["name"] == "allow-same-tenant":
+                    assert listed == {namespace}, (namespace, listed)
