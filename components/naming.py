@@ -50,6 +50,14 @@ TENANT_LABEL = "tenancy.io/tenant"
 NAMESPACE_PREFIX = "wf-"
 ENVIRONMENT_LABEL = "tenancy.io/environment"
 ORG_LABEL = "tenancy.io/org"
+# One cost-allocation key on everything a tenant costs: a tag on its AWS resources (activated for AWS cost
+# allocation: Cost Explorer and the Cost and Usage Report group by one tag key at a time, and each key is activated
+# on its own) and a label on its namespace (OpenCost/Kubecost allocate by `label:<key>`). Its value is the same in
+# both, `cost_allocation(...)`, so cloud and cluster reports show the same rows.
+COST_ALLOCATION_KEY = "tenancy.io/cost-allocation"
+# The environment label OpenCost and Kubecost group by by default (opencost core/pkg/opencost/config.go,
+# NewLabelConfig: EnvironmentLabel "env"); namespace labels reach every allocation in the namespace.
+COST_ENVIRONMENT_LABEL = "env"
 MANAGED_BY = "tenancy"
 # Argo CD plugin generator objects in the Argo CD namespace; the plugin ConfigMap names the token Secret and key.
 GENERATOR = "tenancy-generator"
@@ -63,6 +71,17 @@ GENERATOR_EXPECTED_CONFIGMAP = "tenancy-generator-expected"
 GENERATOR_EXPECTED_KEY = "expected-tenants.json"
 # The ServiceAccount in each tenant namespace that Argo CD impersonates to sync the tenant's Application.
 ARGOCD_DEPLOYER = "tenancy-deployer"
+
+
+def cost_allocation(org: str, environment: str, tenant: str | None = None) -> str:
+    """The cost-allocation value of a tenant (`<org>.<environment>.<tenant>`), or of the shared platform of an
+    environment (`<org>.<environment>`, which no tenant's three parts can equal).
+
+    Org, environment and tenant together, because one payer account's bill spans every environment and org: the
+    tenant's name alone would add dev's `research` to prod's. '.' joins them: Kubernetes label values allow no '/',
+    and org and tenant names (DNS-1123 labels) have no '.', so the value reads back to its parts.
+    """
+    return ".".join(part for part in (org, environment, tenant) if part is not None)
 
 
 def service_host(service: str, namespace: str) -> str:
@@ -160,6 +179,8 @@ class TenantNames:
     s3_credentials_secret: str
     minicluster_secret: str
     minicluster: str
+    # The value of COST_ALLOCATION_KEY on the tenant's AWS resources and namespace.
+    cost_allocation: str
 
     def problems(self) -> dict[str, str]:
         """Each derived name that breaks its system's rules, by field."""
@@ -180,6 +201,8 @@ class TenantNames:
             else f"Secret name {self.s3_credentials_secret!r} is not a DNS-1123 subdomain",
             "minicluster": None if is_dns1123_label(self.minicluster)
             else f"MiniCluster name {self.minicluster!r} is not a DNS-1123 label",
+            # Also an AWS tag value, whose rules (256 characters of letters, digits, spaces and _.:/=+-@) it then meets.
+            "cost_allocation": label_value_problem(self.cost_allocation),
         }
         return {field: why for field, why in checks.items() if why}
 
@@ -221,6 +244,7 @@ def derive(org: str, environment: str, tenant: str, bucket: str | None = None) -
         s3_credentials_secret=f"s3-credentials-{tenant}",
         minicluster_secret=f"flux-credentials-{tenant}",
         minicluster=f"flux-{tenant}",
+        cost_allocation=cost_allocation(org, environment, tenant),
     )
 
 
