@@ -56,8 +56,11 @@ except InvalidInput as invalid:
     raise pulumi.RunError(f"invalid input, nothing was changed:\n{invalid}") from None
 
 holds_platform = pulumi.get_stack() == stack_settings.environment
+# The platform stack also reaches every region it keeps an access-log bucket in.
+platform_regions = {registry_region(stack_settings), *(spec.region for spec, _ in environment_tenants
+                                                        if stack_settings.artifacts.access_logs)}
 stack_providers = providers.build(
-    stack_settings, {*([registry_region(stack_settings)] if holds_platform else []), *(spec.region for spec, _ in tenants)})
+    stack_settings, {*(platform_regions if holds_platform else ()), *(spec.region for spec, _ in tenants)})
 if holds_platform:
     platform = Platform("platform", PlatformArgs(
         stack_settings, stack_providers,

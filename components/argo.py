@@ -14,6 +14,7 @@ from . import naming, yaml_emit
 from .catalogue import TenantSpec
 from .images import NEXTFLOW_IMAGE
 from .namespace import node_placement
+from .quota import ephemeral_defaults
 from .naming import TenantNames
 
 ARGO_API = "argoproj.io/v1alpha1"
@@ -123,7 +124,9 @@ def workflow_template(spec: TenantSpec, names: TenantNames) -> dict[str, Any]:
             {"name": "revision", "value": spec.repo.default_branch},
         ]},
         "securityContext": pod_security_context(),
-        "volumes": [{"name": "work", "emptyDir": {}}],
+        # Bounded like the container that writes it (its LimitRange default): the kubelet evicts this pod when the
+        # work directory outgrows it, before the node's disk fills and other tenants' pods are evicted.
+        "volumes": [{"name": "work", "emptyDir": {"sizeLimit": ephemeral_defaults(spec)[1]}}],
         **node_placement(spec),
         "templates": [{
             "name": "run",

@@ -133,6 +133,13 @@ def deployment(settings: StackSettings) -> dict[str, Any]:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container],
+        # One replica per node where the nodes allow it, so a node's loss or drain leaves an answering replica.
+        # Counted per ReplicaSet (pod-template-hash), so a rollout's new pods spread among themselves; nodes the
+        # pod may not run on (taints, affinity) are not counted as places it could have gone.
+        "topologySpreadConstraints": [{
+            "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": _selector()}, "matchLabelKeys": ["pod-template-hash"],
+            "nodeAffinityPolicy": "Honor", "nodeTaintsPolicy": "Honor"}],
         # Mounted as directories (not subPath) so a rotated token or a new expected set reaches the running pod.
         "volumes": [
             {"name": "token", "secret": {
@@ -148,9 +155,25 @@ def deployment(settings: StackSettings) -> dict[str, Any]:
         "metadata": _metadata(naming.GENERATOR, argocd.namespace),
         "spec": {
             "replicas": argocd.generator_replicas,
-            "selector": {"matchLabels": {"app.kubernetes.io/name": naming.GENERATOR}},
+            "selector": {"matchLabels": _selector()},
             "template": {"metadata": {"labels": _labels()}, "spec": pod},
         },
+    }
+
+
+def _selector() -> dict[str, str]:
+    return {"app.kubernetes.io/name": naming.GENERATOR}
+
+
+def pod_disruption_budget(settings: StackSettings) -> dict[str, Any]:
+    """Voluntary evictions (node drains, cluster upgrades) take one replica at a time. Replicas that are not
+    ready (refusing, e.g. while the registry is unreachable) may always be evicted: they answer nothing, and a
+    registry outage must not block every drain."""
+    return {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": _metadata(naming.GENERATOR, settings.argocd.namespace),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _selector()},
+                 "unhealthyPodEvictionPolicy": "AlwaysAllow"},
     }
 
 
@@ -158,7 +181,7 @@ def service(settings: StackSettings) -> dict[str, Any]:
     return {
         "apiVersion": "v1", "kind": "Service",
         "metadata": _metadata(naming.GENERATOR, settings.argocd.namespace),
-        "spec": {"type": "ClusterIP", "selector": {"app.kubernetes.io/name": naming.GENERATOR},
+        "spec": {"type": "ClusterIP", "selector": _selector(),
                  "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}]},
     }
 
@@ -379,6 +402,8 @@ class ArgoCdGenerator(pulumi.ComponentResource):
         configmap = plugin_configmap(settings)
         objects += [expected_configmap(settings, args.expected), network_policy(settings), deployment(settings),
                     service(settings), configmap]
+        if settings.argocd.generator_replicas > 1:  # with one replica, a budget could only block drains
+            objects.append(pod_disruption_budget(settings))
         applied = [kube.apply(name, m, k8s_opts) for m in objects]
         # The ApplicationSet calls the generator as soon as it exists; create it after the service is in place.
         kube.apply(name, application_set(settings), child(self, providers.kubernetes, depends_on=applied))

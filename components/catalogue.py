@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from . import certificates, images, naming, notation, quantity, safe_yaml
-from .problems import InvalidInput, Problem, describe, did_you_mean, join_path, pydantic_message
+from .problems import At, InvalidInput, Problem, describe, did_you_mean, error_loc, join_path, pydantic_message, shown
 from .settings import AWS_REGIONS, StackSettings, check_cidrs, check_object_names, check_registries
 
 
@@ -34,7 +34,9 @@ _COMPUTE_QUOTA_KEY = re.compile(
     r"|^requests\.[a-z0-9.-]+/[a-z0-9.-]+$"
     r"|^[a-z0-9.-]+\.storageclass\.storage\.k8s\.io/(requests\.storage|persistentvolumeclaims)$")
 _PARAM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
-_RESERVED_PARAMS = frozenset({"tenantId", "namespace", "cluster", "repoURL", "path", "labels", "params"})
+# The keys the Argo CD generator puts in every parameter map (generator/tenancy_generator/params.py FIXED_KEYS): a
+# param of the same name would be dropped there, so it is refused here.
+_RESERVED_PARAMS = frozenset({"tenantId", "namespace", "cluster", "repoURL", "path", "labels", "params", "autoSync"})
 _GROUP = re.compile(r"^[^\s:][^\s]{0,255}$")
 _USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _KEY_PREFIX = re.compile(r"^([A-Za-z0-9!_.*'()-]+/)*$")
@@ -100,7 +102,7 @@ class Owners(_Model):
     def _groups(cls, value: list[str]) -> list[str]:
         for group in value:
             if not _GROUP.match(group) or group.startswith("system:"):
-                raise ValueError(f"{group!r} is not a usable group name (no spaces, not a system: group)")
+                raise ValueError(f"{shown(group)} is not a usable group name (no spaces, not a system: group)")
         return value
 
 
@@ -140,10 +142,21 @@ class Limits(_Model):
     def _quantities(cls, value: dict[str, str]) -> dict[str, str]:
         for key, item in value.items():
             if key not in ("cpu", "memory", "ephemeral-storage"):
-                raise ValueError(f"{key!r}: only cpu, memory and ephemeral-storage are limited per container")
+                raise ValueError(f"{shown(key)}: only cpu, memory and ephemeral-storage are limited per container")
             if _amount(key, item) < 0:
-                raise ValueError(f"{key}: {item!r} is negative")
+                raise ValueError(f"{key}: {shown(item)} is negative")
         return {k: str(v) for k, v in value.items()}
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Limits":
+        # The order kube-apiserver's ValidateLimitRange holds a LimitRange to (pkg/apis/core/validation):
+        # defaultRequest <= default <= max, and defaultRequest <= max.
+        for low, high in (("default_request", "default"), ("default", "max"), ("default_request", "max")):
+            for key, item in getattr(self, low).items():
+                ceiling = getattr(self, high).get(key)
+                if ceiling is not None and quantity.parse(item) > quantity.parse(ceiling):
+                    raise At((to_camel(low), key), f"{item} is more than {to_camel(high)}.{key} ({ceiling})")
+        return self
 
 
 class Ingress(_Model):
@@ -184,7 +197,7 @@ class Allowed(_Model):
 class MiniClusterSpec(_Model):
     enabled: bool = False
     size: int = Field(2, ge=1, le=1024)
-    image: str = "ghcr.io/flux-framework/flux-restful-api:latest"
+    image: str = images.FLUX_RESTFUL_IMAGE
     command: str = ""
     users: list[str] = Field(default_factory=list, description="The flux-restful-api account (at most one; v1alpha2 "
                                                                "only); its password is generated in Vault.")
@@ -198,7 +211,7 @@ class MiniClusterSpec(_Model):
             raise ValueError("user names must be unique")
         for user in value:
             if not _USERNAME.match(user):
-                raise ValueError(f"{user!r} is not a valid user name (lowercase, digits, '_' or '-', at most 32)")
+                raise ValueError(f"{shown(user)} is not a valid user name (lowercase, digits, '_' or '-', at most 32)")
         return value
 
 
@@ -235,7 +248,7 @@ class SupplyChain(_Model):
                 problems.append(f"[{index}] '*': a wildcard would trust every leaf of the CA; name the signers")
                 continue
             if dn.startswith(f"{notation.X509_SUBJECT}:"):
-                problems.append(f"[{index}] {dn!r}: give the signing certificate's subject DN itself; tenancy "
+                problems.append(f"[{index}] {shown(dn)}: give the signing certificate's subject DN itself; tenancy "
                                 f"adds the '{notation.X509_SUBJECT}:' prefix")
                 continue
             try:
@@ -261,7 +274,7 @@ class SupplyChain(_Model):
             anchors = notation.anchor_subjects(self.certificate)
             for index, dn in enumerate(self.trusted_identities):
                 if notation.parse_dn(dn) in anchors:
-                    raise ValueError(f"trustedIdentities[{index}] {dn!r} is the subject of the CA certificate "
+                    raise ValueError(f"trustedIdentities[{index}] {shown(dn)} is the subject of the CA certificate "
                                      "itself; notation refuses a CA as a signing certificate, so name the "
                                      "subjects of the leaves it issued")
         return self
@@ -310,7 +323,7 @@ class TenantSpec(_Model):
     @classmethod
     def _name(cls, value: str) -> str:
         if not naming.is_dns1123_label(value):
-            raise ValueError(f"{value!r} is not a DNS-1123 label (lowercase letters, digits and '-', "
+            raise ValueError(f"{shown(value)} is not a DNS-1123 label (lowercase letters, digits and '-', "
                              "starting and ending with a letter or digit, at most 63 characters)")
         return value
 
@@ -318,7 +331,7 @@ class TenantSpec(_Model):
     @classmethod
     def _region(cls, value: Optional[str]) -> Optional[str]:
         if value is not None and value not in AWS_REGIONS:
-            raise ValueError(f"{value!r} is not an AWS region")
+            raise ValueError(f"{shown(value)} is not an AWS region")
         return value
 
     @field_validator("labels")
@@ -331,9 +344,9 @@ class TenantSpec(_Model):
     def _params(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
             if not _PARAM_KEY.match(key):
-                raise ValueError(f"param key {key!r} must be an identifier (letters, digits, '_')")
+                raise ValueError(f"param key {shown(key)} must be an identifier (letters, digits, '_')")
             if key in _RESERVED_PARAMS:
-                raise ValueError(f"param key {key!r} is reserved by the Argo CD generator")
+                raise ValueError(f"param key {shown(key)} is reserved by the Argo CD generator")
         return value
 
     _quota_as_text = field_validator("quota", mode="before")(_quantities_as_text)
@@ -342,13 +355,19 @@ class TenantSpec(_Model):
     @classmethod
     def _quota(cls, value: dict[str, Any]) -> dict[str, str]:
         for key, item in value.items():
+            # kube-apiserver's ValidateResourceQuotaResourceName: a qualified name first (so `count/` or
+            # `count/😀` is refused there), then a standard name or one with a '/'; tenancy keeps to the names it
+            # knows the meaning of.
+            if naming.label_key_problem(key):
+                raise ValueError(f"{shown(key)} is not a ResourceQuota resource name: Kubernetes needs a qualified "
+                                 "name ([DNS-subdomain prefix/]name, the name 1-63 letters, digits, '-', '_' or '.')")
             if not (is_object_count(key) or _COMPUTE_QUOTA_KEY.match(key)):
-                raise ValueError(f"{key!r} is not a ResourceQuota resource name")
+                raise ValueError(f"{shown(key)} is not a ResourceQuota resource name")
             amount = _amount(key, item)
             if amount < 0:
-                raise ValueError(f"{key}: {item!r} is negative")
+                raise ValueError(f"{key}: {shown(item)} is negative")
             if is_object_count(key) and amount != amount.to_integral_value():
-                raise ValueError(f"{key}: object counts must be whole numbers, got {item!r}")
+                raise ValueError(f"{key}: object counts must be whole numbers, got {shown(item)}")
         return {k: str(v) for k, v in value.items()}
 
     @property
@@ -498,7 +517,7 @@ class Catalogue:
             spec = TenantSpec.model_validate(merged)
         except ValidationError as exc:
             for error in exc.errors():
-                loc = tuple(p for p in error["loc"] if p not in ("function-after",) and not str(p).startswith("function"))
+                loc = tuple(p for p in error_loc(error) if not str(p).startswith("function"))
                 message = pydantic_message({**error, "loc": loc}, TenantSpec)
                 if loc == ("supplyChain", "certificate") and from_file:
                     loc = ("supplyChain", "certificateFile")
@@ -561,14 +580,14 @@ class Catalogue:
         where = self._where(index, entry)
         overrides = entry.get("overrides") if isinstance(entry.get("overrides"), dict) else {}
         problems = [Problem(self.source, join_path(where, "overrides", env),
-                            f"has no effect: the tenant is not in stack {env!r} (see its environments)")
+                            f"has no effect: the tenant is not in stack {shown(env)} (see its environments)")
                     for env in overrides if env in self.stacks and env not in specs]
         for loc, acts, why in _ACTS_ONLY:
             idle = [env for env, spec in specs.items() if not acts(spec)]
             for env in idle:
                 if _has_path(overrides.get(env) or {}, loc):
                     problems.append(Problem(self.source, join_path(where, "overrides", env, *loc),
-                                            f"has no effect in stack {env!r}: {why}"))
+                                            f"has no effect in stack {shown(env)}: {why}"))
             acting = [env for env, spec in specs.items() if acts(spec) and not _has_path(overrides.get(env) or {}, loc)]
             if idle and not acting and _has_path(entry, loc):
                 problems.append(Problem(self.source, join_path(where, *loc),
@@ -582,7 +601,7 @@ class Catalogue:
         members = [index for index, entry in enumerate(self.entries) if environment in self.environments_of(entry)]
         if not members and not settings.allow_no_tenants:
             problems.append(Problem(self.source, "tenants", (
-                f"no tenant is in stack {environment!r}, so deploying it would remove every tenant it has; if an "
+                f"no tenant is in stack {shown(environment)}, so deploying it would remove every tenant it has; if an "
                 f"empty stack is intended, set tenancy:allowNoTenants: true in Pulumi.{settings.stack}.yaml")))
         tenants: list[tuple[int, TenantSpec, naming.TenantNames]] = []
         for index in members:
@@ -593,7 +612,7 @@ class Catalogue:
             spec = _with_stack_defaults(spec, settings)
             if spec.artifacts.credentials == "irsa" and settings.irsa is None:
                 problems.append(Problem(self.source, self._locate(index, entry, environment, ("artifacts", "credentials")),
-                                        f"irsa credentials need tenancy:irsa.oidcProviderArn in stack {environment!r}"))
+                                        f"irsa credentials need tenancy:irsa.oidcProviderArn in stack {shown(environment)}"))
             for loc, why in [*minicluster_problems(spec, settings), *registry_problems(spec, settings)]:
                 problems.append(Problem(self.source, self._locate(index, entry, environment, loc), why))
             for key, why in _scaled_quota_problems(spec, settings.quota_scale):
@@ -602,7 +621,7 @@ class Catalogue:
             for field, why in names.problems().items():
                 loc = ("artifacts", "bucket") if field == "bucket" and spec.artifacts.bucket else ("name",)
                 problems.append(Problem(self.source, self._locate(index, entry, environment, loc),
-                                        f"{why} (derived {field.replace('_', ' ')} in stack {environment!r})"))
+                                        f"{why} (derived {field.replace('_', ' ')} in stack {shown(environment)})"))
             tenants.append((index, spec, names))
         problems.extend(self._collisions(tenants, settings))
         problems.extend(self._buckets_of_other_stacks(tenants, settings))
@@ -624,13 +643,13 @@ class Catalogue:
                 loc = "artifacts.bucket" if field == "bucket" and spec.artifacts.bucket else "name"
                 if value in reserved.get(field, ()):
                     problems.append(Problem(self.source, f"{where}.{loc}",
-                                            f"derived {field.replace('_', ' ')} {value!r} is the platform's own "
-                                            f"in stack {environment!r}; choose another name"))
+                                            f"derived {field.replace('_', ' ')} {shown(value)} is the platform's own "
+                                            f"in stack {shown(environment)}; choose another name"))
                 owner = seen.setdefault((field, value), (index, spec.name))
                 if owner[0] != index:
                     problems.append(Problem(self.source, f"{where}.{loc}",
-                                            f"derived {field.replace('_', ' ')} {value!r} collides with "
-                                            f"tenants[{owner[0]}] (name={owner[1]}) in stack {environment!r}"))
+                                            f"derived {field.replace('_', ' ')} {shown(value)} collides with "
+                                            f"tenants[{owner[0]}] (name={owner[1]}) in stack {shown(environment)}"))
         return problems
 
     def _buckets_of_other_stacks(self, tenants: list[tuple[int, TenantSpec, naming.TenantNames]],
@@ -653,8 +672,8 @@ class Catalogue:
                 loc = ("artifacts", "bucket") if spec.artifacts.bucket else ("name",)
                 problems.append(Problem(
                     self.source, self._locate(index, self.entries[index], settings.environment, loc),
-                    f"bucket {names.bucket!r} is also the bucket of tenants[{other}] (name={other_name}) in stack "
-                    f"{env!r}; S3 bucket names are global, so each stack needs its own (set `bucket` per stack "
+                    f"bucket {shown(names.bucket)} is also the bucket of tenants[{other}] (name={other_name}) in stack "
+                    f"{shown(env)}; S3 bucket names are global, so each stack needs its own (set `bucket` per stack "
                     "in `overrides`, or leave it out)"))
         return problems
 
@@ -667,7 +686,7 @@ def _scaled_quota_problems(spec: TenantSpec, scale: float) -> list[tuple[str, st
             try:
                 quantity.parse(quantity.scale(value, scale))
             except ValueError as exc:
-                problems.append((key, f"{key}: {value!r} times tenancy:quotaScale {scale}: {exc}"))
+                problems.append((key, f"{key}: {shown(value)} times tenancy:quotaScale {scale}: {exc}"))
     return problems
 
 
@@ -692,9 +711,12 @@ def minicluster_problems(spec: TenantSpec, settings: StackSettings) -> list[tupl
     if spec.isolation.nodes == "dedicated" and not settings.minicluster.pod_toleration_restriction:
         problems.append((("isolation", "nodes"), (
             "a dedicated tenant's MiniCluster pods would select its tainted nodes without tolerating the taint "
-            f"(no Flux Operator release gives MiniCluster pods tolerations; stack {settings.environment!r} uses "
+            f"(no Flux Operator release gives MiniCluster pods tolerations; stack {shown(settings.environment)} uses "
             f"{version}): set tenancy:minicluster.podTolerationRestriction when the API server runs the "
             "PodTolerationRestriction admission plugin, or leave minicluster disabled for this tenant")))
+    why = images.pin_problem(mc.image) if settings.pinned_images else None
+    if why:
+        problems.append((("minicluster", "image"), why))
     if version == "v1alpha1":
         if mc.users:
             problems.append((("minicluster", "users"), (
@@ -754,7 +776,7 @@ def _structure_problems(source: str, raw: Any, stacks: tuple[str, ...]) -> list[
         return [Problem(source, "", "the file is empty; expected a mapping with a `tenants` list")]
     if not isinstance(raw, dict):
         return [Problem(source, "", f"expected a mapping with `defaults` and `tenants`, got {describe(raw)}")]
-    problems = [Problem(source, str(key), "unknown field" + did_you_mean(key, _TOP_LEVEL_KEYS))
+    problems = [Problem(source, join_path(key), "unknown field" + did_you_mean(key, _TOP_LEVEL_KEYS))
                 for key in raw if key not in _TOP_LEVEL_KEYS]
     defaults = raw.get("defaults", {})
     if defaults is None:
@@ -764,7 +786,7 @@ def _structure_problems(source: str, raw: Any, stacks: tuple[str, ...]) -> list[
     else:
         for key in defaults:
             if key not in _TENANT_KEYS or key == "name":
-                problems.append(Problem(source, f"defaults.{key}", "unknown field" + did_you_mean(key, _TENANT_KEYS)
+                problems.append(Problem(source, join_path("defaults", key), "unknown field" + did_you_mean(key, _TENANT_KEYS)
                                         if key != "name" else "a default name would give every tenant the same name"))
         problems.extend(_environments_problems(source, "defaults", defaults, stacks))
         problems.extend(_overrides_problems(source, "defaults", defaults, stacks))
@@ -790,7 +812,7 @@ def _structure_problems(source: str, raw: Any, stacks: tuple[str, ...]) -> list[
             key = naming.normalise(name)
             first = by_name.setdefault(key, (index, name))
             if first[0] != index:
-                what = "duplicate name" if first[1] == name else f"name collides after normalisation with {first[1]!r}"
+                what = "duplicate name" if first[1] == name else f"name collides after normalisation with {shown(first[1])}"
                 problems.append(Problem(source, f"{where}.name", f"{what} of tenants[{first[0]}]"))
         problems.extend(_environments_problems(source, where, entry, stacks))
         if entry.get("environments") == []:
@@ -801,7 +823,7 @@ def _structure_problems(source: str, raw: Any, stacks: tuple[str, ...]) -> list[
 
 
 def _no_stack(env: Any, stacks: tuple[str, ...]) -> str:
-    return f"no stack {env!r}; stacks are {', '.join(stacks)}" + did_you_mean(env, stacks)
+    return f"no stack {shown(env)}; stacks are {', '.join(stacks)}" + did_you_mean(env, stacks)
 
 
 def _environments_problems(source: str, where: str, fields: Mapping[str, Any], stacks: tuple[str, ...]) -> list[Problem]:
@@ -826,13 +848,13 @@ def _overrides_problems(source: str, where: str, fields: Mapping[str, Any], stac
     problems = []
     for env, values in overrides.items():
         if env not in stacks:
-            problems.append(Problem(source, f"{where}.overrides.{env}", _no_stack(env, stacks)))
+            problems.append(Problem(source, join_path(where, "overrides", env), _no_stack(env, stacks)))
         elif not isinstance(values, dict):
-            problems.append(Problem(source, f"{where}.overrides.{env}", "must be a mapping of tenant fields"))
+            problems.append(Problem(source, join_path(where, "overrides", env), "must be a mapping of tenant fields"))
         else:
             for key in values:
                 if key in ("name", "overrides", "environments") or key not in _TENANT_KEYS:
-                    problems.append(Problem(source, f"{where}.overrides.{env}.{key}",
+                    problems.append(Problem(source, join_path(where, "overrides", env, key),
                                             "unknown field" + did_you_mean(key, _TENANT_KEYS) if key not in _TENANT_KEYS
                                             else "cannot be overridden per environment"))
     return problems

@@ -14,14 +14,11 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from cryptography import x509
 
 from . import safe_yaml
+from .problems import shown
 
 MAX_BYTES = 64 * 1024
 _BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]{1,40})-----\r?\n(.*?)-----END \1-----", re.S)
 _PUBLISHED = "its content is published in cluster objects, resources.json and the diff"
-
-
-def _shown(name: str) -> str:
-    return repr(name if len(name) <= 80 else name[:77] + "...")
 
 
 def read_confined(base_dir: Path, name: str) -> str:
@@ -30,22 +27,22 @@ def read_confined(base_dir: Path, name: str) -> str:
         raise ValueError("the path contains a NUL byte")
     relative = PurePosixPath(name)
     if not name or relative.is_absolute() or PureWindowsPath(name).anchor or ".." in relative.parts:
-        raise ValueError(f"{_shown(name)} must be a relative path inside {base_dir.name or 'its'} folder, "
+        raise ValueError(f"{shown(name)} must be a relative path inside {base_dir.name or 'its'} folder, "
                          "without '..'")
     try:
         root = base_dir.resolve()
         target = (root / relative).resolve()
     except (OSError, RuntimeError) as exc:  # a symbolic-link loop, a name too long
-        raise ValueError(f"cannot read {_shown(name)}: {exc}") from None
+        raise ValueError(f"cannot read {shown(name)}: {exc}") from None
     if not target.is_relative_to(root):
-        raise ValueError(f"{_shown(name)} leads outside {base_dir.name or 'its'} folder through a symbolic link")
+        raise ValueError(f"{shown(name)} leads outside {base_dir.name or 'its'} folder through a symbolic link")
     try:
         data = safe_yaml.read_file(target, MAX_BYTES)
     except safe_yaml.YamlRefused as refused:
         why = str(refused)
-        raise ValueError(f"cannot read {_shown(name)}: {why.removeprefix('cannot read: ')}"
-                         if why.startswith("cannot read: ") else f"{_shown(name)} {why}") from None
-    return certificates_only(data, _shown(name))
+        raise ValueError(f"cannot read {shown(name)}: {why.removeprefix('cannot read: ')}"
+                         if why.startswith("cannot read: ") else f"{shown(name)} {why}") from None
+    return certificates_only(data, shown(name))
 
 
 def certificates_only(content: bytes | str, what: str = "the certificate") -> str:

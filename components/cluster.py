@@ -58,7 +58,7 @@ def tenant_manifests(args: TenantClusterArgs) -> list[dict[str, Any]]:
     ]
     flux = minicluster.minicluster(spec, names, settings.minicluster.api_version)
     if flux is not None:
-        manifests.append(flux)
+        manifests += [minicluster.service_account(names), flux]
     return manifests
 
 

@@ -41,9 +41,57 @@ def artifact_access_policy(bucket_arn: str, key_prefix: str, *, allow_delete: bo
          "Resource": object_arn(bucket_arn, key_prefix)},
     ]
     if kms_key_arn:
-        statements.append({"Sid": "UseOwnKey", "Effect": "Allow",
-                           "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"], "Resource": kms_key_arn})
+        # What an SSE-KMS client needs, and only through S3 for this bucket: GenerateDataKey to write, Decrypt to
+        # read (Amazon S3 User Guide, "Using server-side encryption with AWS KMS keys": "you need
+        # kms:GenerateDataKey and kms:Decrypt permissions on the key"); never kms:Encrypt, which S3 does not call.
+        # kms:ViaService keeps the key from being used directly (AWS KMS Developer Guide, "AWS KMS condition
+        # keys"); the encryption context S3 sends is the bucket ARN with an S3 Bucket Key and the object ARN
+        # without one, so a key shared by mistake still opens nothing outside the tenant's bucket and prefix.
+        statements.append({"Sid": "UseOwnKey", "Effect": "Allow", "Action": list(S3_KMS_ACTIONS),
+                           "Resource": kms_key_arn, "Condition": _via_s3(kms_key_arn, bucket_arn, key_prefix)})
     return {"Version": VERSION, "Statement": statements}
+
+
+# The KMS calls S3 makes with the caller's credentials for SSE-KMS objects.
+S3_KMS_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+# What the deploying account does to a tenant key: pulumi-aws's Key, KeyPolicy and Alias lifecycle (create,
+# read, rotate, tag, delete) and grant hygiene. No cryptographic operation.
+KMS_ADMIN_ACTIONS = ("kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy", "kms:GetKeyRotationStatus",
+                     "kms:EnableKeyRotation", "kms:DisableKeyRotation", "kms:ListResourceTags", "kms:TagResource",
+                     "kms:UntagResource", "kms:UpdateKeyDescription", "kms:EnableKey", "kms:DisableKey",
+                     "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion", "kms:CreateAlias", "kms:UpdateAlias",
+                     "kms:DeleteAlias", "kms:ListGrants", "kms:RevokeGrant")
+
+
+def _arn_parts(kms_key_arn: str) -> tuple[str, str]:
+    """(region, account) of a KMS key ARN, arn:aws:kms:<region>:<account>:key/<id>."""
+    parts = kms_key_arn.split(":")
+    return parts[3], parts[4]
+
+
+def _via_s3(kms_key_arn: str, bucket_arn: str, key_prefix: Optional[str] = None) -> dict[str, Any]:
+    region, _ = _arn_parts(kms_key_arn)
+    context = [bucket_arn, object_arn(bucket_arn, key_prefix) if key_prefix is not None else f"{bucket_arn}/*"]
+    return {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"},
+            "StringLike": {"kms:EncryptionContext:aws:s3:arn": context}}
+
+
+def kms_key_policy(kms_key_arn: str, bucket_arn: str) -> dict[str, Any]:
+    """The tenant key's own policy, stated rather than AWS's default (which lets any IAM policy of the account
+    grant every KMS action on it): the account administers the key, and may use it only through S3 for the
+    tenant's bucket, so no identity policy, however broad, can encrypt or decrypt with it directly."""
+    _, account = _arn_parts(kms_key_arn)
+    account_root = {"AWS": f"arn:aws:iam::{account}:root"}
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {"Sid": "AccountAdministersKey", "Effect": "Allow", "Principal": account_root,
+             "Action": list(KMS_ADMIN_ACTIONS), "Resource": kms_key_arn},
+            {"Sid": "AccountUsesKeyThroughS3Only", "Effect": "Allow", "Principal": account_root,
+             "Action": list(S3_KMS_ACTIONS), "Resource": kms_key_arn,
+             "Condition": _via_s3(kms_key_arn, bucket_arn)},
+        ],
+    }
 
 
 def tls_only_bucket_policy(bucket_arn: str) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from .problems import shown
+
 # The main container of the tenant's WorkflowTemplate (argo.py).
 NEXTFLOW_IMAGE = "docker.io/nextflow/nextflow:24.10.4"
 # The init container Flux Operator 0.2.x adds to every MiniCluster pod to bring Flux into the application
@@ -19,6 +21,15 @@ NEXTFLOW_IMAGE = "docker.io/nextflow/nextflow:24.10.4"
 FLUX_VIEW_IMAGE = "ghcr.io/converged-computing/flux-view-rocky:tag-9"
 
 
+# The MiniCluster's default application image. A release version (flux-framework/flux-restful-api CHANGELOG.md,
+# 0.1.14), never `latest`: a mutable tag runs whatever was pushed last. Neither this tag nor a digest of it could be
+# verified from here (ghcr.io is unreachable); pin `minicluster.image` by digest where the registry is reachable.
+FLUX_RESTFUL_IMAGE = "ghcr.io/flux-framework/flux-restful-api:0.1.14"
+
+# A tag that names a release: digits first (`24.10.4`, `v3.7.9`, `0.1.14-rocky`), unlike `latest`, `main` or
+# `tag-9`, which a registry moves from build to build.
+_VERSION_TAG = re.compile(r"^v?[0-9]+(\.[0-9]+)*([.+_-][A-Za-z0-9._-]*)?$")
+
 # An image reference: a name with optional registry host (and port), tag and digest.
 _REFERENCE = re.compile(r"^[a-z0-9]([a-z0-9._/-]*[a-z0-9])?(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
                         r"|^[a-z0-9.-]+(:\d+)?/[a-z0-9._/-]+(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$")
@@ -27,8 +38,20 @@ _REFERENCE = re.compile(r"^[a-z0-9]([a-z0-9._/-]*[a-z0-9])?(:[\w][\w.-]{0,127})?
 def check_reference(value: str) -> str:
     """Validator for image settings and catalogue fields."""
     if not _REFERENCE.match(value):
-        raise ValueError(f"{value!r} is not a container image reference")
+        raise ValueError(f"{shown(value)} is not a container image reference")
     return value
+
+
+def pin_problem(image: str) -> str | None:
+    """Why `image` is not pinned (neither a @sha256: digest nor a version tag), or None."""
+    if "@sha256:" in image:
+        return None
+    last = image.rsplit("/", 1)[-1]
+    tag = last.partition(":")[2]
+    if _VERSION_TAG.match(tag):
+        return None
+    return (f"{shown(image)} {f'has the mutable tag {tag!r}' if tag else 'has no tag (Docker reads `latest`)'}; "
+            "give a version tag or a @sha256: digest (this stack sets tenancy:pinnedImages)")
 
 
 def qualified(image: str) -> str:

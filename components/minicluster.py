@@ -45,7 +45,8 @@ def _pod(spec: TenantSpec) -> dict[str, Any]:
     The toleration of the dedicated nodes' taint has no field in either release; the catalogue only lets such a
     tenant run a MiniCluster where PodTolerationRestriction admission adds it from the Namespace annotation.
     """
-    pod: dict[str, Any] = {"labels": {naming.TENANT_LABEL: spec.name}}
+    pod: dict[str, Any] = {"labels": {naming.TENANT_LABEL: spec.name},
+                           "serviceAccountName": naming.MINICLUSTER_SERVICE_ACCOUNT}
     if spec.isolation.nodes == "dedicated":
         pod["nodeSelector"] = {naming.TENANT_LABEL: spec.name}
     return pod
@@ -81,6 +82,21 @@ def minicluster_v1alpha1(spec: TenantSpec, names: TenantNames) -> dict[str, Any]
         "spec": {"size": spec.minicluster.size, "pod": _pod(spec), "containers": [container],
                  "fluxRestful": {"port": FLUX_RESTFUL_PORT}},
     }
+
+
+def service_account(names: TenantNames) -> dict[str, Any]:
+    """The MiniCluster pods' own ServiceAccount, without an API token.
+
+    Flux brokers never call the Kubernetes API, and in the namespace's `default` account every pod would carry a
+    token. Flux Operator 0.2.1 has `pod.automountServiceAccountToken`, but 0.2.0 (whose SDK schema tenancy
+    validates v1alpha2 against, tests/test_minicluster_crd.py) and 0.1.x do not. Both take `pod.serviceAccountName`;
+    where the operator leaves the pod's own automount unset, the account's `automountServiceAccountToken: false`
+    decides (read for 0.1.x: controllers/flux/job.go sets ServiceAccountName and no automount; the 0.2.0 pod
+    builder was not available to read here).
+    """
+    return {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": naming.MINICLUSTER_SERVICE_ACCOUNT, "namespace": names.namespace},
+            "automountServiceAccountToken": False}
 
 
 def minicluster(spec: TenantSpec, names: TenantNames, api_version: str) -> dict[str, Any] | None:

@@ -12,6 +12,8 @@ import ipaddress
 import re
 from dataclasses import dataclass, fields
 
+from .problems import shown
+
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
@@ -23,6 +25,7 @@ _CQL_TEXT_KEY = re.compile(r"^[a-z0-9][-a-z0-9]*$")
 
 # Fixed names inside every tenant namespace: the Argo design and the External Secrets wiring refer to them.
 RUNNER_SERVICE_ACCOUNT = "wf-runner"
+MINICLUSTER_SERVICE_ACCOUNT = "flux-runner"
 SECRETS_SERVICE_ACCOUNT = "external-secrets-vault"
 SECRET_STORE = "vault"
 ARTIFACT_REPOSITORIES_CONFIGMAP = "artifact-repositories"
@@ -99,13 +102,15 @@ def is_dns1123_subdomain(value: str) -> bool:
 
 def label_key_problem(key: str) -> str | None:
     """Kubernetes qualified name: optional DNS-subdomain prefix, '/', name of at most 63 characters."""
-    prefix, _, name = key.rpartition("/")
+    prefix, slash, name = key.rpartition("/")
     if "/" in prefix:
-        return f"label key {key!r} has more than one '/'"
+        return f"label key {shown(key)} has more than one '/'"
+    if slash and not prefix:
+        return f"label key {shown(key)} has an empty prefix before '/'"
     if prefix and not is_dns1123_subdomain(prefix):
-        return f"label key prefix {prefix!r} is not a DNS-1123 subdomain"
+        return f"label key prefix {shown(prefix)} is not a DNS-1123 subdomain"
     if not name or len(name) > 63 or not _LABEL_NAME.fullmatch(name):
-        return (f"label key name {name!r} must be 1-63 characters of letters, digits, '-', '_' or '.', "
+        return (f"label key name {shown(name)} must be 1-63 characters of letters, digits, '-', '_' or '.', "
                 "starting and ending with a letter or digit")
     return None
 
@@ -114,7 +119,7 @@ def label_value_problem(value: str) -> str | None:
     if value == "":
         return None
     if len(value) > 63 or not _LABEL_NAME.fullmatch(value):
-        return (f"label value {value!r} must be at most 63 characters of letters, digits, '-', '_' or '.', "
+        return (f"label value {shown(value)} must be at most 63 characters of letters, digits, '-', '_' or '.', "
                 "starting and ending with a letter or digit")
     return None
 
@@ -122,38 +127,38 @@ def label_value_problem(value: str) -> str | None:
 def s3_bucket_problem(name: str) -> str | None:
     """S3 general-purpose bucket naming rules."""
     if not 3 <= len(name) <= 63:
-        return f"bucket name {name!r} is {len(name)} characters; S3 allows 3 to 63"
+        return f"bucket name {shown(name)} is {len(name)} characters; S3 allows 3 to 63"
     if not _S3_BUCKET.fullmatch(name):
-        return f"bucket name {name!r} must be lowercase letters, digits, '.' and '-', starting and ending with a letter or digit"
+        return f"bucket name {shown(name)} must be lowercase letters, digits, '.' and '-', starting and ending with a letter or digit"
     if ".." in name or ".-" in name or "-." in name:
-        return f"bucket name {name!r} must not contain '..', '.-' or '-.'"
+        return f"bucket name {shown(name)} must not contain '..', '.-' or '-.'"
     try:
         ipaddress.IPv4Address(name)
-        return f"bucket name {name!r} must not look like an IP address"
+        return f"bucket name {shown(name)} must not look like an IP address"
     except ValueError:
         pass
     for prefix in ("xn--", "sthree-", "amzn-s3-demo-"):
         if name.startswith(prefix):
-            return f"bucket name {name!r} must not start with {prefix!r}"
+            return f"bucket name {shown(name)} must not start with {shown(prefix)}"
     for suffix in ("-s3alias", "--ol-s3", "--x-s3", "--table-s3", ".mrap"):
         if name.endswith(suffix):
-            return f"bucket name {name!r} must not end with {suffix!r}"
+            return f"bucket name {shown(name)} must not end with {shown(suffix)}"
     return None
 
 
 def _iam_problem(kind: str, name: str, limit: int) -> str | None:
     if len(name) > limit:
-        return f"IAM {kind} name {name!r} is {len(name)} characters; IAM allows {limit}"
+        return f"IAM {kind} name {shown(name)} is {len(name)} characters; IAM allows {limit}"
     if not _IAM_NAME.fullmatch(name):
-        return f"IAM {kind} name {name!r} has characters IAM does not allow"
+        return f"IAM {kind} name {shown(name)} has characters IAM does not allow"
     return None
 
 
 def _limit_problem(system: str, name: str, limit: int, pattern: re.Pattern[str]) -> str | None:
     if len(name) > limit:
-        return f"{system} name {name!r} is {len(name)} characters; the limit is {limit}"
+        return f"{system} name {shown(name)} is {len(name)} characters; the limit is {limit}"
     if not pattern.fullmatch(name):
-        return f"{system} name {name!r} has characters {system} does not allow"
+        return f"{system} name {shown(name)} has characters {system} does not allow"
     return None
 
 
@@ -186,7 +191,7 @@ class TenantNames:
         """Each derived name that breaks its system's rules, by field."""
         checks = {
             "namespace": None if is_dns1123_label(self.namespace)
-            else f"namespace {self.namespace!r} is not a DNS-1123 label of at most 63 characters",
+            else f"namespace {shown(self.namespace)} is not a DNS-1123 label of at most 63 characters",
             "bucket": s3_bucket_problem(self.bucket),
             "iam_user": _iam_problem("user", self.iam_user, 64),
             "iam_role": _iam_problem("role", self.iam_role, 64),
@@ -196,11 +201,11 @@ class TenantNames:
             "vault_role": _limit_problem("Vault role", self.vault_role, 128, _VAULT_SEGMENT),
             "registry_key": _limit_problem("registry key", self.registry_key, 128, _CQL_TEXT_KEY),
             "argocd_project": None if is_dns1123_label(self.argocd_project)
-            else f"Argo CD project {self.argocd_project!r} is not a DNS-1123 label of at most 63 characters",
+            else f"Argo CD project {shown(self.argocd_project)} is not a DNS-1123 label of at most 63 characters",
             "s3_credentials_secret": None if is_dns1123_subdomain(self.s3_credentials_secret)
-            else f"Secret name {self.s3_credentials_secret!r} is not a DNS-1123 subdomain",
+            else f"Secret name {shown(self.s3_credentials_secret)} is not a DNS-1123 subdomain",
             "minicluster": None if is_dns1123_label(self.minicluster)
-            else f"MiniCluster name {self.minicluster!r} is not a DNS-1123 label",
+            else f"MiniCluster name {shown(self.minicluster)} is not a DNS-1123 label",
             # Also an AWS tag value, whose rules (256 characters of letters, digits, spaces and _.:/=+-@) it then meets.
             "cost_allocation": label_value_problem(self.cost_allocation),
         }
@@ -253,7 +258,7 @@ def vault_path_problem(path: str) -> str | None:
     # fullmatch: "$" alone would accept a trailing newline, which would end the HCL string early.
     bad = [segment for segment in path.split("/") if not _VAULT_SEGMENT.fullmatch(segment)]
     if bad:
-        return (f"Vault path {path!r} must be '/'-separated segments of lowercase letters, digits and '-' "
+        return (f"Vault path {shown(path)} must be '/'-separated segments of lowercase letters, digits and '-' "
                 f"(refused: {', '.join(repr(s) for s in bad)})")
     return None
 
@@ -266,6 +271,11 @@ def generator_iam_role(org: str, environment: str) -> str:
 def generator_iam_policy(org: str, environment: str) -> str:
     """The managed policy that lets the generator's role read the registry table."""
     return f"{generator_iam_role(org, environment)}-read"
+
+
+def access_log_bucket(org: str, environment: str, region: str) -> str:
+    """The platform's bucket for the S3 server access logs of the artifact buckets in `region`."""
+    return f"{org}-{environment}-s3-access-logs-{region}"
 
 
 def platform_names(org: str, environment: str, namespaces: tuple[str, ...] = ()) -> dict[str, frozenset[str]]:

@@ -23,6 +23,8 @@ import functools
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
+from .problems import shown
+
 X509_SUBJECT = "x509.subject"
 MANDATORY_ATTRIBUTES = ("C", "ST", "O")
 
@@ -66,25 +68,25 @@ def parse_dn(name: str) -> dict[str, str]:
 @functools.lru_cache(maxsize=4096)
 def _parse_dn(name: str) -> tuple[tuple[str, str], ...]:
     if "=#" in name:
-        raise ValueError(f"{name!r}: notation does not support x509.subject identities containing '=#'")
+        raise ValueError(f"{shown(name)}: notation does not support x509.subject identities containing '=#'")
     attributes: dict[str, str] = {}
     for rdn in _split(name, ","):
         if not rdn.strip():
             continue
         values = _split(rdn, "+")
         if len(values) > 1:
-            raise ValueError(f"{name!r} has a multi-valued RDN ({rdn.strip()!r}), which notation does not support")
+            raise ValueError(f"{shown(name)} has a multi-valued RDN ({shown(rdn.strip())}), which notation does not support")
         kind, sep, value = values[0].partition("=")
         kind = kind.strip()
         if not sep or not kind or not value.strip():
-            raise ValueError(f"{name!r} is not an RFC 4514 distinguished name ({rdn.strip()!r} is not type=value)")
+            raise ValueError(f"{shown(name)} is not an RFC 4514 distinguished name ({shown(rdn.strip())} is not type=value)")
         kind = "ST" if kind == "S" else kind
         if kind in attributes:
-            raise ValueError(f"{name!r} repeats the attribute {kind!r}; notation needs each attribute once")
+            raise ValueError(f"{shown(name)} repeats the attribute {shown(kind)}; notation needs each attribute once")
         attributes[kind] = _unescape(value.strip())
     missing = [kind for kind in MANDATORY_ATTRIBUTES if not attributes.get(kind)]
     if missing:
-        raise ValueError(f"{name!r} lacks {', '.join(missing)}; notation needs at least C, ST (or S) and O "
+        raise ValueError(f"{shown(name)} lacks {', '.join(missing)}; notation needs at least C, ST (or S) and O "
                          "in an x509.subject identity")
     return tuple(attributes.items())
 
@@ -102,7 +104,7 @@ def trusted_identity(dn: str) -> str:
 def overlap_problems(identities: list[str]) -> list[str]:
     """Pairs notation refuses in one policy: one identity's attributes all found, equal, in another."""
     parsed = [(dn, parse_dn(dn)) for dn in identities]
-    return [f"trustedIdentities[{i}] {a!r} overlaps trustedIdentities[{j}] {b!r} (notation refuses overlapping "
+    return [f"trustedIdentities[{i}] {shown(a)} overlaps trustedIdentities[{j}] {shown(b)} (notation refuses overlapping "
             "identities in one trust policy)"
             for i, (a, pa) in enumerate(parsed) for j, (b, pb) in enumerate(parsed) if i < j
             and (is_subset(pa, pb) or is_subset(pb, pa))]

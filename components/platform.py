@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from . import naming, sdk
+from .access_logs import AccessLogs, AccessLogsArgs
 from .admission import Admission, AdmissionArgs
 from .argocd import ArgoCdGenerator, ArgoCdGeneratorArgs, expected_tenants
 from .catalogue import TenantSpec
@@ -51,6 +52,15 @@ class Platform(pulumi.ComponentResource):
                                                                 self.registry.table_arn,
                                                                 expected_tenants(args.tenants)),
                             child(self, depends_on=[self.registry]))
+        # region -> the resource after which that region's log bucket accepts logs (none when logging is off).
+        self.access_logs_ready: dict[str, pulumi.Resource] = {}
+        if args.settings.artifacts.access_logs:
+            sources: dict[str, tuple[str, ...]] = {}
+            for spec, names in args.tenants:
+                sources[spec.region] = (*sources.get(spec.region, ()), names.bucket)
+            self.access_logs_ready = AccessLogs(f"{name}-access-logs",
+                                                AccessLogsArgs(args.settings, args.providers, sources),
+                                                child(self)).ready
         Admission(f"{name}-admission", AdmissionArgs(args.settings, args.providers, [spec for spec, _ in args.tenants]), child(self))
         if args.settings.cost_allocation.activate_tag:
             # The activation is the payer account's, shared by every stack billed to it, and deleting the resource

@@ -84,4 +84,6 @@ class PlatformReference(pulumi.ComponentResource):
         password = (reference.require_output(REGISTRY_PASSWORD_OUTPUT)
                     if args.settings.registry.auth == "service-specific" else None)
         self.registry = RegistryView(f"{name}-registry", args.settings, password, child(self))
+        # The platform stack, deployed first, made the access-log buckets: nothing here to wait for.
+        self.access_logs_ready: dict[str, pulumi.Resource] = {}
         self.register_outputs({})

@@ -17,9 +17,49 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        text = f"{self.source}: {self.path}: {self.message}" if self.path else f"{self.source}: {self.message}"
+        # A value echoed from the input is cut where it is quoted (`shown`); what slips through (a huge key in the
+        # path, a message quoting a long list) is cut here, in the middle, so the line keeps its place and its why.
+        path, message = _cut(self.path, PATH_LIMIT), _cut(self.message, MESSAGE_LIMIT)
+        text = f"{self.source}: {path}: {message}" if path else f"{self.source}: {message}"
         # One problem is one line: line breaks and control characters copied from the input are shown escaped.
         return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+# Longest path and message a problem line shows; a line stays readable in a terminal and a pull-request comment.
+PATH_LIMIT, MESSAGE_LIMIT = 240, 720
+# Longest value `shown` quotes.
+SHOWN_LIMIT = 120
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    keep = (limit - 40) // 2
+    return f"{text[:keep]}...[{len(text) - 2 * keep} characters cut]...{text[-keep:]}"
+
+
+def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
+    """`value` quoted as Python shows it, cut to `limit` characters with its full length said: a problem quotes
+    what the user wrote without copying a 1.5 MB value into the line."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value)} characters)"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+class At(ValueError):
+    """A rule over several fields of a model, raised with the place a user edits: `loc` is the field's path in
+    the model (by alias), as pydantic gives it for a field's own rule. A model-level error has no place of its own."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str):
+        super().__init__(message)
+        self.loc = loc
+
+
+def error_loc(error: dict) -> tuple:
+    """The place of a pydantic error: its own, or the one an `At` raised by a model validator names."""
+    raised = (error.get("ctx") or {}).get("error")
+    return tuple(error["loc"]) + raised.loc if isinstance(raised, At) else tuple(error["loc"])
 
 
 class InvalidInput(Exception):
@@ -31,10 +71,12 @@ class InvalidInput(Exception):
 
 
 def _natural(path: str) -> list:
-    # tenants[10] sorts after tenants[9]
+    # tenants[10] sorts after tenants[9]. Only ASCII digit runs are numbers: a key such as `²` (a digit to
+    # str.isdigit, not to int) or `٣` stays text. Captured runs sit at the odd indices, so positions always compare
+    # like with like.
     import re
 
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path)]
+    return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"([0-9]+)", path))]
 
 
 def join_path(*parts: object) -> str:
@@ -43,8 +85,10 @@ def join_path(*parts: object) -> str:
     for part in parts:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("", None):
+        elif part is None:
             continue
+        elif part == "":  # a key the user wrote empty is a place too
+            out += ".''" if out else "''"
         else:
             out += f".{part}" if out else str(part)
     return out

@@ -10,6 +10,8 @@ import math
 import re
 from decimal import Context, Decimal
 
+from .problems import shown
+
 _QUANTITY = re.compile(r"^(?P<num>[+-]?(\d+(\.\d*)?|\.\d+))(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?$")
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1), "k": Decimal("1e3"),
@@ -29,7 +31,7 @@ def parse(quantity: str) -> Decimal:
     text = str(quantity).strip()
     match = _QUANTITY.match(text)
     if not match or len(text) > 64:
-        raise ValueError(f"{_short(text)} is not a Kubernetes quantity (e.g. 500m, 2, 4Gi)")
+        raise ValueError(f"{shown(text)} is not a Kubernetes quantity (e.g. 500m, 2, 4Gi)")
     number = Decimal(match["num"])
     suffix = match["suffix"] or ""
     if suffix in _BINARY:
@@ -41,17 +43,13 @@ def parse(quantity: str) -> Decimal:
     else:
         exponent = int(suffix[1:])
         if not -30 <= number.adjusted() + exponent <= 30:
-            raise ValueError(f"{_short(text)} is outside the range Kubernetes keeps (1n to 2^63-1)")
+            raise ValueError(f"{shown(text)} is outside the range Kubernetes keeps (1n to 2^63-1)")
         value = _EXACT.multiply(number, Decimal(1).scaleb(exponent))
     if abs(value) > MAX_VALUE:
-        raise ValueError(f"{_short(text)} is larger than Kubernetes keeps (2^63-1)")
+        raise ValueError(f"{shown(text)} is larger than Kubernetes keeps (2^63-1)")
     if value % MIN_STEP:
-        raise ValueError(f"{_short(text)} is finer than Kubernetes keeps (1n); Kubernetes would round it up")
+        raise ValueError(f"{shown(text)} is finer than Kubernetes keeps (1n); Kubernetes would round it up")
     return value
-
-
-def _short(text: str) -> str:
-    return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
 def scale(quantity: str, factor: float) -> str:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from . import certificates, images, naming, safe_yaml, sharding
-from .problems import InvalidInput, Problem, did_you_mean, join_path, pydantic_message
+from .problems import At, InvalidInput, Problem, did_you_mean, error_loc, join_path, pydantic_message, shown
 
 AWS_REGIONS = frozenset({
     "af-south-1", "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1",
@@ -35,7 +35,7 @@ def check_cidrs(value: list[str]) -> list[str]:
         try:
             ipaddress.ip_network(cidr, strict=True)
         except ValueError as exc:
-            raise ValueError(f"{cidr!r} is not a CIDR block ({exc})") from None
+            raise ValueError(f"{shown(cidr)} is not a CIDR block ({exc})") from None
     return value
 
 
@@ -50,7 +50,7 @@ def check_registries(value: Optional[list[str]]) -> Optional[list[str]]:
     """Validator for registry allow-lists, in stack settings and the catalogue alike."""
     for entry in value or []:
         if not _REGISTRY.match(entry):
-            raise ValueError(f"{entry!r} is not a registry: give a host with a dot or a port (docker.io, "
+            raise ValueError(f"{shown(entry)} is not a registry: give a host with a dot or a port (docker.io, "
                              "ghcr.io/org, registry.local:5000), optionally a repository path, no trailing '/'")
     return value
 
@@ -59,7 +59,7 @@ def check_object_names(value: Optional[list[str]]) -> Optional[list[str]]:
     """Validator for storage- and priority-class allow-lists: Kubernetes object names (DNS-1123 subdomains)."""
     for entry in value or []:
         if not naming.is_dns1123_subdomain(entry):
-            raise ValueError(f"{entry!r} is not a Kubernetes object name (DNS-1123 subdomain)")
+            raise ValueError(f"{shown(entry)} is not a Kubernetes object name (DNS-1123 subdomain)")
     return value
 
 
@@ -153,7 +153,7 @@ class RegistrySettings(_Model):
         import re
 
         if value is not None and not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9_]{0,47}\.[a-zA-Z][a-zA-Z0-9_]{0,47}", value):
-            raise ValueError(f"{value!r} is not <keyspace>.<table>")
+            raise ValueError(f"{shown(value)} is not <keyspace>.<table>")
         return value
 
     @field_validator("keyspace", "table")
@@ -162,7 +162,7 @@ class RegistrySettings(_Model):
         import re
 
         if not re.match(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$", value):
-            raise ValueError(f"{value!r} is not a Keyspaces name (letter first, letters, digits, '_', at most 48)")
+            raise ValueError(f"{shown(value)} is not a Keyspaces name (letter first, letters, digits, '_', at most 48)")
         return value
 
 
@@ -171,6 +171,9 @@ class ArtifactSettings(_Model):
     versioning: bool = True
     noncurrent_version_expire_days: int = Field(30, ge=1, le=3650)
     force_destroy: bool = Field(False, description="Lets `pulumi destroy` empty buckets; never in stacks that protect data.")
+    access_logs: bool = Field(False, description="S3 server access logs of every artifact bucket, in the platform's "
+                                                 "log bucket of its region (<org>-<env>-s3-access-logs-<region>).")
+    access_log_days: int = Field(365, ge=1, le=3650, description="Days the access logs are kept.")
 
 
 class IrsaSettings(_Model):
@@ -298,7 +301,7 @@ class AdmissionSettings(_Model):
     @classmethod
     def _namespace(cls, value: str) -> str:
         if not naming.is_dns1123_label(value):
-            raise ValueError(f"{value!r} is not a namespace name (DNS-1123 label)")
+            raise ValueError(f"{shown(value)} is not a namespace name (DNS-1123 label)")
         return value
 
     @field_validator("exempt_namespaces")
@@ -306,7 +309,7 @@ class AdmissionSettings(_Model):
     def _exempt(cls, value: list[str]) -> list[str]:
         for name in value:
             if not naming.is_dns1123_label(name) or name.startswith(naming.NAMESPACE_PREFIX):
-                raise ValueError(f"{name!r} must be a namespace name outside tenancy's "
+                raise ValueError(f"{shown(name)} must be a namespace name outside tenancy's "
                                  f"{naming.NAMESPACE_PREFIX}* namespaces")
         return value
 
@@ -316,6 +319,12 @@ class CostAllocationSettings(_Model):
         False, description="Activate the cost-allocation tag key for AWS cost allocation "
                            "(aws.costexplorer.CostAllocationTag). Needs the payer (management) account's billing "
                            "rights, and AWS lists a key only once some resource carries it, so off by default.")
+
+
+# Fewest resources the platform stack of any environment holds (24 with the registry, Argo CD and IRSA off and
+# both Vault mounts adopted; tests/test_sharding.py keeps this below what it renders): a smaller
+# tenancy:stackBudget cannot hold any environment, and synth would refuse every stack.
+MIN_STACK_BUDGET = 20
 
 
 class StackSettings(_Model):
@@ -344,7 +353,10 @@ class StackSettings(_Model):
                            "an emptied list or misspelt environments would otherwise remove every tenant.")
     shards: int = Field(1, ge=1, le=256, description="Tenant stacks of this environment: 1 keeps platform and "
                                                      "tenants in one stack; N puts the tenants in <env>-shard-0..N-1.")
-    stack_budget: int = Field(5000, ge=1, description="Most resources one stack of this environment may hold.")
+    pinned_images: bool = Field(False, description="Refuse a tenant image (minicluster.image) named by neither a "
+                                                   "version tag nor a @sha256: digest.")
+    stack_budget: int = Field(5000, ge=MIN_STACK_BUDGET,
+                              description="Most resources one stack of this environment may hold.")
     secret_keys: frozenset[str] = Field(frozenset(), description="Config keys Pulumi holds as secrets.")
 
     @field_validator("org")
@@ -358,22 +370,22 @@ class StackSettings(_Model):
     @classmethod
     def _region(cls, value: str) -> str:
         if value not in AWS_REGIONS:
-            raise ValueError(f"{value!r} is not an AWS region")
+            raise ValueError(f"{shown(value)} is not an AWS region")
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "StackSettings":
         if self.environment != self.stack:
-            raise ValueError(f"tenancy:environment {self.environment!r} must equal the stack name {self.stack!r}")
+            raise At(("environment",), f"{shown(self.environment)} must equal the stack name {shown(self.stack)}")
         if self.protect_data and self.artifacts.force_destroy:
-            raise ValueError("tenancy:artifacts.forceDestroy cannot be on in a stack with tenancy:protectData")
+            raise At(("artifacts", "forceDestroy"), "cannot be on in a stack with tenancy:protectData")
         if self.registry.auth == "service-specific" and not self.registry.username:
-            raise ValueError("tenancy:registry.username is required with service-specific credentials")
+            raise At(("registry", "username"), "required with service-specific credentials")
         if self.argocd.enabled and not self.registry.enabled:
-            raise ValueError("tenancy:argocd.enabled needs tenancy:registry.enabled: the generator reads the registry")
+            raise At(("argocd", "enabled"), "needs tenancy:registry.enabled: the generator reads the registry")
         if self.argocd.enabled and self.registry.auth == "sigv4" and not (self.irsa or self.argocd.generator_role_arn):
-            raise ValueError("the generator reads the registry with SigV4 and needs an AWS identity: set tenancy:irsa "
-                             "(tenancy creates its role) or tenancy:argocd.generatorRoleArn")
+            raise At(("irsa",), "the generator reads the registry with SigV4 and needs an AWS identity: set "
+                                "tenancy:irsa (tenancy creates its role) or tenancy:argocd.generatorRoleArn")
         return self
 
 
@@ -397,22 +409,22 @@ def from_config(config: Mapping[str, Any], *, stack: str, secret_keys: frozenset
             continue
         if key == REGISTRY_PASSWORD_KEY:
             if key not in secret_keys:
-                problems.append(Problem(source, key, "must be set with `pulumi config set --secret`"))
+                problems.append(Problem(source, join_path(key), "must be set with `pulumi config set --secret`"))
             continue
         namespace, _, field = key.partition(":")
         if namespace != NAMESPACE:
             if not key.startswith(_IGNORED_NAMESPACES):
-                problems.append(Problem(source, key, "unknown config key" + did_you_mean(key, _config_keys())))
+                problems.append(Problem(source, join_path(key), "unknown config key" + did_you_mean(key, _config_keys())))
             continue
         if field in ("stack", "secretKeys", "region"):
-            problems.append(Problem(source, key, "unknown config key" + did_you_mean(key, _config_keys())))
+            problems.append(Problem(source, join_path(key), "unknown config key" + did_you_mean(key, _config_keys())))
             continue
         data[field] = _decode(value)
     try:
         settings = StackSettings.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors():
-            loc = error["loc"]
+            loc = error_loc(error)
             key = ("aws:region" if loc and loc[0] == "region" else f"{NAMESPACE}:{loc[0]}") if loc else ""
             message = pydantic_message(error, StackSettings)
             if error["type"] == "extra_forbidden" and len(loc) == 1:
@@ -544,7 +556,7 @@ def check_shard(settings: StackSettings, stack: str) -> None:
     index = sharding.parse_stack(stack)[1]
     if index is not None and (settings.shards == 1 or index >= settings.shards):
         raise InvalidInput([Problem(f"Pulumi.{settings.environment}.yaml", f"{NAMESPACE}:shards",
-                                    f"stack {stack!r} is not a shard of this environment, which has "
+                                    f"stack {shown(stack)} is not a shard of this environment, which has "
                                     f"{settings.shards} shard(s): {', '.join(sharding.stacks_of(settings.environment, settings.shards))}")])
 
 
@@ -553,7 +565,7 @@ def load_stack(project_dir: Path, stack: str) -> StackSettings:
     environment, index = sharding.parse_stack(stack)
     stacks = known_stacks(project_dir)
     if environment not in stacks:
-        raise InvalidInput([Problem(f"Pulumi.{environment}.yaml", "", f"no stack {stack!r}; the stacks of this project "
+        raise InvalidInput([Problem(f"Pulumi.{environment}.yaml", "", f"no stack {shown(stack)}; the stacks of this project "
                                     f"are {', '.join(stacks) or 'none'}{did_you_mean(environment, stacks)}")])
     if index is not None:
         shard_config(project_dir, stack)

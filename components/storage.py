@@ -52,6 +52,8 @@ class TenantStorageArgs:
     names: TenantNames
     settings: StackSettings
     providers: Providers
+    # The platform's access-log bucket of the tenant's region, when this stack creates it.
+    access_log_ready: Optional[pulumi.Resource] = None
 
 
 class TenantStorage(pulumi.ComponentResource):
@@ -85,6 +87,9 @@ class TenantStorage(pulumi.ComponentResource):
                 enable_key_rotation=True, tags=tags,
                 deletion_window_in_days=(KMS_DELETION_WINDOW_PROTECTED_DAYS if settings.protect_data
                                          else KMS_DELETION_WINDOW_DAYS))
+            sdk.register(aws.kms.KeyPolicy, f"{name}-kms-key-policy", opts_, key_id=kms_key.key_id,
+                         policy=pulumi.Output.all(kms_key.arn, bucket.arn).apply(
+                             lambda arns: json.dumps(iam_policies.kms_key_policy(arns[0], arns[1]))))
             sdk.register(aws.kms.Alias, f"{name}-kms-alias", opts_, name=names.kms_alias, target_key_id=kms_key.key_id)
             sse_default = {"sse_algorithm": "aws:kms", "kms_master_key_id": kms_key.arn}
         sdk.register(
@@ -102,6 +107,13 @@ class TenantStorage(pulumi.ComponentResource):
                 archive_after_days=artifacts.archive_after_days, expire_after_days=artifacts.expire_after_days))
         sdk.register(aws.s3.BucketPolicy, f"{name}-tls-only", opts_, bucket=bucket.id,
                      policy=bucket.arn.apply(lambda arn: json.dumps(iam_policies.tls_only_bucket_policy(arn))))
+        if settings.artifacts.access_logs:
+            # Every request to the bucket, the tenant's and anyone else's, recorded where the tenant cannot reach.
+            sdk.register(aws.s3.BucketLogging, f"{name}-access-logs",
+                         child(self, provider, depends_on=[args.access_log_ready] if args.access_log_ready else []),
+                         bucket=bucket.id,
+                         target_bucket=naming.access_log_bucket(settings.org, settings.environment, spec.region),
+                         target_prefix=f"{names.bucket}/")
 
         kms_arn = kms_key.arn if kms_key is not None else None
         role_arn = access_key_id = secret_access_key = None

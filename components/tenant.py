@@ -40,7 +40,8 @@ class Tenant(pulumi.ComponentResource):
         self.namespace = kube.apply(
             name, namespace_manifest(spec, names, settings.environment, settings.org),
             child(self, providers.kubernetes, protect=settings.protect_data, retain_on_delete=settings.protect_data))
-        self.storage = TenantStorage(f"{name}-storage", TenantStorageArgs(spec, names, settings, providers),
+        self.storage = TenantStorage(f"{name}-storage", TenantStorageArgs(spec, names, settings, providers,
+                                                                       args.platform.access_logs_ready.get(spec.region)),
                                      child(self))
         if spec.keeps_identities:
             TenantSecrets(

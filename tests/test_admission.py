@@ -402,7 +402,7 @@ def test_an_allow_list_that_would_refuse_tenancys_own_pods_is_refused(tmp_path):
     assert len(alpha) == 1 and "does not admit docker.io/nextflow/nextflow:24.10.4" in alpha[0]
     assert "add docker.io/nextflow" in alpha[0]
     assert len(beta) == 2
-    assert any("ghcr.io/flux-framework/flux-restful-api:latest, its minicluster.image" in line for line in beta)
+    assert any(f"{images.FLUX_RESTFUL_IMAGE}, its minicluster.image" in line for line in beta)
     assert any(f"{images.FLUX_VIEW_IMAGE}, the Flux Operator 0.2.x init container" in line for line in beta)
     assert not any("gamma" in line for line in lines)
     fixed = REFUSING.replace("[ghcr.io/calypr, quay.io/argoproj]", "[ghcr.io/calypr, quay.io/argoproj, docker.io/nextflow]") \

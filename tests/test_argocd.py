@@ -10,7 +10,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from components import argocd, naming, settings as settings_module
+from components import argocd, catalogue, naming, settings as settings_module
 from tenancy import synth
 from components.problems import InvalidInput
 from tests import schema_check
@@ -200,6 +200,20 @@ def test_application_set_templates_one_app_per_tenant_from_generator_keys(dev, p
     assert placeholders and placeholders <= set(FIXED_KEYS)
 
 
+@pytest.mark.parametrize("key", FIXED_KEYS)
+def test_a_param_the_generator_would_drop_is_refused(key, tmp_path):
+    """generator/tenancy_generator/params.py `parameter_map` flattens a tenant's params beside FIXED_KEYS and drops
+    one of the same name (`autoSync` was accepted by validate and silently lost there): the catalogue refuses it."""
+    path = tmp_path / "tenants.yaml"
+    path.write_text(f"tenants:\n  - name: alpha\n    team: a\n    repo: {{url: https://github.com/x/a.git}}\n"
+                    f"    params: {{{key}: x}}\n")
+    stacks = settings_module.known_stacks(PROJECT)
+    with pytest.raises(InvalidInput) as refused:
+        catalogue.load(path, stacks=stacks).for_stack(settings_module.load_stack(PROJECT, "dev"))
+    assert [str(p) for p in refused.value.problems] == [
+        f"tenants.yaml: tenants[0] (name=alpha).params: param key '{key}' is reserved by the Argo CD generator"]
+
+
 def test_disabled_stack_renders_none_of_it(tmp_path, monkeypatch):
     read = settings_module.read_stack_file
 
@@ -269,7 +283,7 @@ def test_service_specific_credentials_come_from_a_secret_never_inline():
 def test_settings_refuse_the_generator_without_a_registry():
     config, secret = settings_module.read_stack_file(PROJECT, "dev")
     config["tenancy:registry"] = json.dumps({**json.loads(config["tenancy:registry"]), "enabled": False})
-    with pytest.raises(InvalidInput, match="argocd.enabled needs"):
+    with pytest.raises(InvalidInput, match="tenancy:argocd.enabled: needs tenancy:registry.enabled"):
         settings_module.from_config(config, stack="dev", secret_keys=secret)
     config["tenancy:argocd"] = json.dumps({**json.loads(config["tenancy:argocd"]), "generatorRoleArn": "role/x"})
     with pytest.raises(InvalidInput, match="IAM role ARN"):
@@ -376,7 +390,7 @@ def generator_params(result: synth.SynthResult) -> dict[str, dict]:
     for record in result.of_type("pulumi-python:dynamic:Resource"):
         row = TenantRow.from_mapping(record["inputs"])
         if row.generated:
-            found[row.tenant_id] = parameter_map(row)
+            found[row.tenant_id] = parameter_map(row, row.auto_sync)
     return found
 
 
@@ -524,3 +538,30 @@ def test_empty_platform_is_a_setting():
                      argocd.deployment(s)["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env(stack_settings())["ALLOW_EMPTY"] == "false"
     assert env(stack_settings(allow_empty=True))["ALLOW_EMPTY"] == "true"
+
+
+def test_replicated_generator_spreads_across_nodes_and_drains_one_at_a_time(dev, prod):
+    """With more than one replica, a PodDisruptionBudget (k8s.io/api policy/v1 types.go: maxUnavailable,
+    unhealthyPodEvictionPolicy) lets a drain evict one answering replica at a time, and the pods spread by
+    hostname (core/v1 TopologySpreadConstraint) so a node's loss leaves one; the kube-scheduler's
+    PodTopologySpread plugin counts only pods its labelSelector and matchLabelKeys select."""
+    objects = {k: r["inputs"] for k, r in generator_objects(prod).items()}
+    deployment = objects["Deployment"]
+    assert deployment["spec"]["replicas"] > 1
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    budget = objects["PodDisruptionBudget"]
+    assert generator_objects(prod)["PodDisruptionBudget"]["type"] == "kubernetes:policy/v1:PodDisruptionBudget"
+    assert budget["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    assert budget["spec"]["maxUnavailable"] == 1 and "minAvailable" not in budget["spec"]
+    # A replica refusing because the registry is down must not block a node drain.
+    assert budget["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    (spread,) = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert (spread["topologyKey"], spread["maxSkew"], spread["whenUnsatisfiable"]) == (
+        "kubernetes.io/hostname", 1, "DoNotSchedule")
+    assert spread["labelSelector"]["matchLabels"].items() <= pod_labels.items()
+    for manifest in (budget, deployment):
+        kubernetes_validate.validate(manifest, "1.33", strict=True)
+    # One replica (dev): no budget, which could only ever block a drain.
+    assert generator_objects(dev)["Deployment"]["inputs"]["spec"]["replicas"] == 1
+    assert "PodDisruptionBudget" not in generator_objects(dev)

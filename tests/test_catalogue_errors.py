@@ -446,6 +446,66 @@ def test_a_problem_stays_one_line_when_the_input_holds_line_breaks(tmp_path):
     assert len(line.splitlines()) == 1
 
 
+@pytest.mark.parametrize("key", ["count/", "'count/\U0001F600'", "/pods", "count/" + "w" * 64, "count/a/b",
+                                 "'count/-x'"])
+def test_quota_keys_the_api_server_refuses_are_refused(key, tmp_path):
+    """kube-apiserver pkg/apis/core/validation/validation.go ValidateResourceQuotaResourceName: every spec.hard key
+    is a qualified name (apimachinery pkg/util/validation IsQualifiedName: optional DNS-subdomain prefix, '/', a
+    name of 1-63 [A-Za-z0-9][-A-Za-z0-9_.]*[A-Za-z0-9]); `count/` and `count/😀` passed validate and failed there."""
+    [line] = problems(with_tenant(quota=f"{{{key}: 1}}"), tmp_path)
+    assert line.startswith("tenants.yaml: tenants[2] (name=gamma).quota: ") and \
+        "is not a ResourceQuota resource name: Kubernetes needs a qualified name" in line, line
+
+
+@pytest.mark.parametrize("limits, expected", [
+    ("{default: {memory: 2Gi}, max: {memory: 1Gi}}", "limits.default.memory: 2Gi is more than max.memory (1Gi)"),
+    ("{defaultRequest: {cpu: '2'}}", "limits.defaultRequest.cpu: 2 is more than default.cpu (1)"),
+    ("{defaultRequest: {ephemeral-storage: 2Gi}, max: {ephemeral-storage: 1Gi}}",
+     "limits.defaultRequest.ephemeral-storage: 2Gi is more than max.ephemeral-storage (1Gi)"),
+])
+def test_limits_the_api_server_would_refuse_are_refused(limits, expected, tmp_path):
+    """kubernetes pkg/apis/core/validation/limit_ranges.go ValidateLimitRange: defaultRequest <= default <= max."""
+    assert problems(with_tenant(limits=limits), tmp_path) == [f"tenants.yaml: tenants[2] (name=gamma).{expected}"]
+
+
+def test_object_count_quota_keys_the_api_server_takes_are_kept(tmp_path):
+    assert problems(with_tenant(quota="{count/workflows.argoproj.io: 5, count/jobs.batch: 2, count/pods: 3}"),
+                    tmp_path) == []
+
+
+def test_a_key_that_is_a_digit_only_to_str_isdigit_is_an_unknown_field(tmp_path):
+    # `²` is a digit to str.isdigit but not to int(): sorting problem paths crashed on it.
+    found = problems(BASE + "\u00b2: 1\n\u0663: 1\n", tmp_path)
+    assert found == ["tenants.yaml: \u00b2: unknown field", "tenants.yaml: \u0663: unknown field"]
+
+
+@pytest.mark.parametrize("fields, place", [
+    ({"artifacts": "{'': 1}"}, "tenants.yaml: tenants[2] (name=gamma).artifacts.'': unknown field"),
+    ({"overrides": "{dev: {'': 1}}"}, "tenants.yaml: tenants[2] (name=gamma).overrides.dev.'': unknown field"),
+    ({"'' ": "1"}, "tenants.yaml: tenants[2] (name=gamma).'': unknown field"),
+])
+def test_an_empty_key_is_named_as_a_place(fields, place, tmp_path):
+    assert place in problems(with_tenant(**fields), tmp_path)
+
+
+def test_a_top_level_empty_key_is_named(tmp_path):
+    assert problems("'': 1\n" + BASE, tmp_path) == ["tenants.yaml: '': unknown field"]
+
+
+@pytest.mark.parametrize("text, place", [
+    (with_tenant(region="a" * 1_500_000), "tenants[2] (name=gamma).region: 'aaa"),
+    (BASE.replace("name: beta", "name: " + "N" * 1_500_000), "tenants[1] (name=NNN"),
+    (with_tenant(labels="{tier: " + "x" * 1_500_000 + "}"), "tenants[2] (name=gamma).labels: label value 'xxx"),
+    (with_tenant(owners="{admins: [' " + "g" * 1_500_000 + "']}"), "tenants[2] (name=gamma).owners.admins: ' ggg"),
+])
+def test_echoed_values_are_cut_to_a_readable_length(text, place, tmp_path):
+    """A 1.5 MB value is quoted by its head and its length, and the line still says where and why."""
+    found = problems(text, tmp_path)
+    assert found and all(len(line) <= 1000 for line in found), [len(line) for line in found]
+    assert any(line.startswith(f"tenants.yaml: {place}") and "characters" in line for line in found), \
+        [line[:200] for line in found]
+
+
 def test_merging_never_writes_into_the_catalogues_layers():
     """One tenant's merged spec is assigned into (e.g. supplyChain.certificate read from its file); no other
     tenant, and not the defaults, may see that."""

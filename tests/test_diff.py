@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tenancy import cli, diff, synth
+from tenancy import cli, diff, revision, synth
 from tenancy.synth import SynthResult
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -164,7 +165,9 @@ def test_region_and_encryption_changes_are_destructive(repo: Path):
     assert bucket.protected and bucket.retained  # prod protects data
     key = by_name["compliance-storage-kms-key"]
     assert key.action == "delete" and key.reason.startswith("KMS key")
-    assert {d.tenant for d in result.destructive} == {"compliance"}
+    # Prod keeps S3 access logs per region: with its only tenant gone, eu-west-1's log bucket would go too.
+    assert {(d.tenant, d.urn.rsplit("::", 1)[1]) for d in result.destructive if d.tenant != "compliance"} == {
+        ("(shared)", "platform-access-logs-eu-west-1-bucket")}
 
     report = json.loads(diff.format_json(result))
     assert {"urn": bucket.urn, "tenant": "compliance", "action": "replace", "reason": bucket.reason,
@@ -218,6 +221,42 @@ def test_base_reads_the_stack_config_at_the_revision(repo: Path, capsys):
            "calypr-research-dev-artifacts to acme-research-dev-artifacts" in out
     assert "!!! DELETE Namespace research-namespace-wf-calypr-research (research): namespace: no longer declared " \
            "under this name" in out
+
+
+def _odd_files(repo: Path) -> None:
+    """What a working tree holds beside the project: an editor's lock file (a dangling link), a FIFO, a link out
+    of the tree, and a committed link that now leads out of it."""
+    (repo / ".#tenants.yaml").symlink_to("user@host.12345:1700000000")
+    os.mkfifo(repo / "pipe")
+    (repo / "outside").symlink_to("/etc/hostname")
+    (repo / "certs" / "tracked-link.pem").symlink_to("compliance-root-ca.pem")
+    git = ["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(git + ["add", "certs/tracked-link.pem"], check=True)
+    subprocess.run(git + ["commit", "-qm", "a link"], check=True)
+    (repo / "certs" / "tracked-link.pem").unlink()
+    (repo / "certs" / "tracked-link.pem").symlink_to("/etc/hostname")
+
+
+@pytest.mark.parametrize("command", ["diff", "plan"])
+def test_base_with_odd_files_in_the_working_tree_still_compares(repo: Path, command, capsys):
+    """`--base` copies only the tracked files, as regular files, never through a link out of the tree: a dangling
+    lock file or a FIFO gave a traceback (shutil.copytree), a link to /dev/zero filled the disk."""
+    _odd_files(repo)
+    code = cli.main(["--project", str(repo), command, "--stack", "dev", "--base", "HEAD"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "no differences" in out if command == "diff" else "dev" in out
+
+
+def test_a_link_to_a_device_is_not_copied(repo: Path, monkeypatch):
+    (repo / "zero").symlink_to("/dev/zero")
+    git = ["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(git + ["add", "zero"], check=True)
+    subprocess.run(git + ["commit", "-qm", "a device"], check=True)
+    with revision.project_at(repo, "dev", "HEAD") as base_dir:
+        copied = {p.relative_to(base_dir).as_posix() for p in base_dir.rglob("*") if p.is_file()}
+        assert "zero" not in copied and not any(p.is_symlink() for p in base_dir.rglob("*"))
+        assert {"__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml", "tenants.yaml", "components/naming.py"} <= copied
 
 
 def test_unknown_revision_and_missing_mode_exit_1(repo: Path, capsys):

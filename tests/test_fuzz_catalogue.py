@@ -41,6 +41,8 @@ SEED = int(os.environ.get("TENANCY_FUZZ_SEED", "1212"))
 CASE_SECONDS = 20
 
 PROBLEM_LINE = re.compile(r"^[^\s:][^:]*: \S.*$")
+# Problem lines quote what the user wrote cut short (components/problems.py): none is longer than this.
+MAX_LINE = 1000
 SUMMARY_LINE = re.compile(r"^\d+ problem\(s\); nothing was rendered\.$")
 
 SAMPLE_TENANTS = (PROJECT / "tenants.yaml").read_text()
@@ -122,7 +124,7 @@ def verdict(project: Path, stack: str = "dev") -> Optional[str]:
     lines = err.splitlines()
     if not lines or not SUMMARY_LINE.match(lines[-1]):
         return f"no problem summary line:\n{err[-2000:]}"
-    bad = [line for line in lines[:-1] if not PROBLEM_LINE.match(line)]
+    bad = [line for line in lines[:-1] if not PROBLEM_LINE.match(line) or len(line) > MAX_LINE]
     if bad or len(lines) < 2:
         return f"lines not in the problem format: {bad[:3]!r}"
     return None
@@ -358,6 +360,8 @@ SEEDED = {
     "list key": {"tenants.yaml": _tenant("params:\n  ? [a]\n  : b")},
     "integer stack key": {"Pulumi.dev.yaml": SAMPLE_STACK.replace("  tenancy:org: calypr", "  1: calypr").encode()},
     "integer top-level key": {"tenants.yaml": b"1: x\ntenants: []\n"},
+    "superscript digit key": {"tenants.yaml": "\u00b2: 1\ntenants: []\n".encode()},
+    "huge value": {"tenants.yaml": _tenant("region: " + "a" * 1_500_000)},
     "date value": {"tenants.yaml": _tenant("params: {since: 2024-01-01}")},
     "stack file not a mapping": {"Pulumi.dev.yaml": b"- config\n"},
     "deeply nested JSON in a stack value": {"Pulumi.dev.yaml": (SAMPLE_STACK + "  tenancy:minicluster: '"

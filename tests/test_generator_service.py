@@ -32,7 +32,7 @@ sys.path.insert(0, str(GENERATOR))
 from tenancy_generator import app as service  # noqa: E402
 
 from tests.processes import stop  # noqa: E402
-from tenancy_generator.params import TenantRow  # noqa: E402
+from tenancy_generator.params import COLUMNS, TenantRow  # noqa: E402
 from tenancy_generator.registry import CachedRegistry, MemoryRegistry, RegistryUnavailable  # noqa: E402
 
 TOKEN = "s3cr3t-plugin-token-0123456789"
@@ -285,18 +285,39 @@ def test_server_without_a_token_file_refuses_to_start(tmp_path):
 
 # --- Keyspaces backend over a fake driver session ---------------------------------------------------------------
 
+class FakePrepared:
+    """A prepared statement: `bind` gives the statement executed (consistency and page size carried over)."""
+
+    def __init__(self, query_string):
+        self.query_string, self.fetch_size, self.consistency_level = query_string, None, None
+
+    def bind(self, values):
+        assert values == ()
+        return self
+
+
 class FakeSession:
-    """Stands in for a cassandra-driver Session: records statements, returns rows or fails like the driver."""
+    """Stands in for a cassandra-driver Session: records statements, returns rows as the session's row factory
+    (tuple_factory: values in the selected columns' order) would, or fails like the driver."""
 
     def __init__(self, rows):
         self.rows, self.statements, self.failure = rows, [], None
         self.row_factory = None
 
+    def prepare(self, query):
+        if self.failure is not None:
+            raise self.failure
+        return FakePrepared(query)
+
     def execute(self, statement):
         self.statements.append(statement)
         if self.failure is not None:
             raise self.failure
-        return iter([dict(r) for r in self.rows])
+        return iter([as_selected(r) for r in self.rows])
+
+
+def as_selected(row: dict) -> tuple:
+    return tuple(row.get(column) for column in COLUMNS)
 
 
 class ThreadedServer:
@@ -331,7 +352,7 @@ def keyspaces_app(token_file, connect, ttl=60.0, expected_file=None, allow_empty
 
 def test_keyspaces_backend_pages_without_allow_filtering_and_caches(token_file):
     from cassandra import ConsistencyLevel
-    from cassandra.query import dict_factory
+    from cassandra.query import tuple_factory
 
     session = FakeSession(ROWS)
     with ThreadedServer(keyspaces_app(token_file, lambda: session)) as srv:
@@ -349,7 +370,7 @@ def test_keyspaces_backend_pages_without_allow_filtering_and_caches(token_file):
     assert "ALLOW FILTERING" not in statement.query_string.upper() and "WHERE" not in statement.query_string.upper()
     assert statement.fetch_size == 100
     assert statement.consistency_level == ConsistencyLevel.LOCAL_QUORUM
-    assert session.row_factory is dict_factory
+    assert session.row_factory is tuple_factory
 
 
 def test_keyspaces_cache_expires_after_ttl(token_file):
@@ -472,7 +493,7 @@ class PagedSession(FakeSession):
             for index, row in enumerate(self.rows):
                 if index == self.page:
                     raise self.page_failure
-                yield dict(row)
+                yield as_selected(row)
         return pages()
 
 
@@ -676,3 +697,178 @@ def test_keyspaces_session_verifies_the_endpoint_name(monkeypatch, endpoint, por
     assert seen["contact_points"] == [host] and seen["port"] == port
     assert seen["ssl_options"] == {"server_hostname": host}
     assert seen["ssl_context"].check_hostname is True
+
+
+# --- a sharded rollout: the registry and the expected tenants are updated at different times ------------------------
+
+def metric(base: str, name: str) -> float:
+    (line,) = [line for line in httpx.get(base + "/metrics").text.splitlines() if line.startswith(name + " ")]
+    return float(line.split()[-1])
+
+
+def test_a_row_no_tenant_expects_is_left_out_and_counted(token_file):
+    """A leftover active row (a tenant offboarded in tenancy before its row was, or another platform's row):
+    answered, it would template an Application whose AppProject does not exist, which argo-cd v3.5.7
+    (`validateGeneratedApplications`, applicationset_controller.go) skips and reports as ErrorOccurred
+    (ApplicationValidationError) on the ApplicationSet at every reconcile."""
+    leftover = {**ROWS[0], "tenant_id": "calypr-leftover", "namespace": "wf-calypr-leftover"}
+    with ThreadedServer(keyspaces_app(token_file, lambda: FakeSession([*ROWS, leftover]), ttl=0.0)) as srv:
+        reply = post(srv.base, body())
+        filtered = post(srv.base, body(filterLabelKey="tier"))
+        ready = httpx.get(srv.base + "/readyz").status_code
+        unexpected = metric(srv.base, "generator_unexpected_rows")
+    assert reply.status_code == 200 and ready == 200
+    assert [p["tenantId"] for p in reply.json()["output"]["parameters"]] == ENABLED
+    assert "calypr-leftover" not in filtered.text
+    assert unexpected == 1
+
+
+@pytest.mark.parametrize("row_lifecycle, expected_lifecycle", [("active", "suspended"), ("suspended", "active")])
+def test_the_more_restrictive_lifecycle_wins(token_file, tmp_path, row_lifecycle, expected_lifecycle):
+    """Between tenancy publishing a suspension and the registry row following (or the other way round), the
+    Application keeps automated sync off: `autoSync` feeds the ApplicationSet's templatePatch."""
+    rows = [{**r, "lifecycle": row_lifecycle} if r["tenant_id"] == "calypr-research" else r for r in ROWS]
+    path = tmp_path / "expected.json"
+    path.write_text(json.dumps({**expected_of(ENABLED), "calypr-research": expected_lifecycle}))
+    with ThreadedServer(keyspaces_app(token_file, lambda: FakeSession(rows), ttl=0.0, expected_file=path)) as srv:
+        reply = post(srv.base, body())
+    research = next(p for p in reply.json()["output"]["parameters"] if p["tenantId"] == "calypr-research")
+    assert research["autoSync"] is False
+
+
+def test_a_tenant_on_two_rows_is_refused(token_file):
+    """Two rows for one tenant: argo-cd v3.5.7 (`validateGeneratedApplications`) would keep whichever map came
+    first and flag the other as a duplicate name; which row is right cannot be told, so nothing is answered
+    (a 503: `CheckResponse` in applicationset/services/internal/http/client.go makes it an error, `List` in
+    applicationset/services/plugin/plugin_service.go and `GenerateParams` in applicationset/generators/plugin.go
+    return it, and the controller changes no Application)."""
+    twice = [*ROWS, {**ROWS[0], "repo_url": "https://github.com/calypr/elsewhere.git"}]
+    with ThreadedServer(keyspaces_app(token_file, lambda: FakeSession(twice), ttl=0.0)) as srv:
+        reply = post(srv.base, body())
+        ready = httpx.get(srv.base + "/readyz").status_code
+        counted = refusals(srv.base)
+    assert reply.status_code == 503 and ready == 503
+    assert reply.json() == {"error": "1 tenant(s) on more than one registry row: calypr-research"}
+    assert "elsewhere" not in reply.text and counted["duplicate_tenant"] == 1
+
+
+def test_a_refusal_is_not_held_for_the_cache_lifetime(token_file):
+    """With a 30 s cache, the first request after the row is fixed is answered."""
+    session = FakeSession(ROWS[1:])
+    with ThreadedServer(keyspaces_app(token_file, lambda: session, ttl=30.0)) as srv:
+        refused = post(srv.base, body())
+        session.rows = ROWS
+        answered = post(srv.base, body())
+        again = post(srv.base, body())
+    assert refused.status_code == 503 and answered.status_code == 200 and again.status_code == 200
+    # Read again after the refusal, then cached as before.
+    assert len(session.statements) == 2
+
+
+# --- slow clients: every connection is bounded in time ----------------------------------------------------------------
+
+HEAD = f"POST {PLUGIN} HTTP/1.1\r\nHost: generator\r\nAuthorization: Bearer {TOKEN}\r\n".encode()
+
+
+def hold(base: str, opening: bytes, trickle: bytes, clients: int, seconds: float) -> list[float | None]:
+    """`clients` real sockets each send `opening`, then one byte of `trickle` every 0.2 s; for each, the seconds
+    until the server closed it (None if it was still open after `seconds`)."""
+    import selectors
+
+    host, port = base.removeprefix("http://").split(":")
+    selector = selectors.DefaultSelector()
+    started = time.monotonic()
+    closed: dict[socket.socket, float | None] = {}
+    for _ in range(clients):
+        sock = socket.create_connection((host, int(port)))
+        sock.sendall(opening)
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ)
+        closed[sock] = None
+    sent = 0
+    while time.monotonic() - started < seconds and None in closed.values():
+        for key, _ in selector.select(timeout=0.2):
+            sock = key.fileobj
+            try:
+                data = sock.recv(65536)
+            except ConnectionError:
+                data = b""
+            if not data:
+                closed[sock] = time.monotonic() - started
+                selector.unregister(sock)
+        for sock, when in closed.items():
+            if when is None and sent < len(trickle):
+                try:
+                    sock.send(trickle[sent:sent + 1])
+                except OSError:
+                    closed[sock] = time.monotonic() - started
+                    selector.unregister(sock)
+        sent += 1
+    for sock in closed:
+        sock.close()
+    return list(closed.values())
+
+
+@pytest.fixture(scope="module")
+def impatient(tmp_path_factory, token_file):
+    """The image's process with 1 s head and body deadlines."""
+    with server_process(tmp_path_factory.mktemp("impatient"), token_file, ROWS, ENABLED,
+                        HEADER_TIMEOUT_SECONDS="1", BODY_TIMEOUT_SECONDS="1") as server:
+        yield server
+
+
+def test_a_trickled_or_missing_request_head_is_cut_off(impatient):
+    """uvicorn (h11_impl.py) has no head timeout of its own: without one these connections stay open."""
+    trickled = hold(impatient.base, HEAD, b"X-Slow: " + b"a" * 100, clients=30, seconds=6)
+    silent = hold(impatient.base, b"", b"", clients=30, seconds=6)
+    for when in trickled + silent:
+        assert when is not None and when < 3, (trickled, silent)
+    assert post(impatient.base, body()).status_code == 200  # the service answers meanwhile
+
+
+def test_a_trickled_body_is_cut_off_with_408(impatient):
+    opening = HEAD + b"Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+    host, port = impatient.base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=6) as sock:
+        sock.sendall(opening + b'{"applicationSetName": ')
+        started = time.monotonic()
+        reply = b""
+        sock.settimeout(0.2)
+        while time.monotonic() - started < 6:
+            try:
+                sock.send(b" ")
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            reply += chunk
+        elapsed = time.monotonic() - started
+    assert reply.startswith(b"HTTP/1.1 408 "), reply
+    assert b"request body not received within 1 s" in reply and elapsed < 3
+    assert 'status="408"' in httpx.get(impatient.base + "/metrics").text
+
+
+def test_a_kept_alive_connection_must_send_its_next_head_in_time(impatient):
+    """After a first answer on the connection, a trickled second head is cut off as well."""
+    host, port = impatient.base.removeprefix("http://").split(":")
+    payload = json.dumps(body()).encode()
+    first = HEAD + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(payload) + payload
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(first)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+        sock.sendall(HEAD)
+        sock.settimeout(0.3)
+        started = time.monotonic()
+        while time.monotonic() - started < 6:
+            try:
+                sock.send(b"X")
+                if sock.recv(65536) == b"":
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+        assert time.monotonic() - started < 3

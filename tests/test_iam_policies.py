@@ -35,6 +35,7 @@ def all_documents():
         iam_policies.artifact_access_policy(BUCKET_ARN, "research/", allow_delete=False),
         iam_policies.tls_only_bucket_policy(BUCKET_ARN),
         iam_policies.irsa_trust_policy(OIDC_ARN, ISSUER, "wf-calypr-research", "wf-runner"),
+        iam_policies.kms_key_policy(KEY_ARN, BUCKET_ARN),
     ]
 
 
@@ -71,9 +72,33 @@ def test_delete_only_with_garbage_collection():
 
 
 def test_kms_grant_names_only_the_tenant_key():
+    """Amazon S3 User Guide, "Using server-side encryption with AWS KMS keys (SSE-KMS)": to upload or download an
+    SSE-KMS object a client needs kms:GenerateDataKey and kms:Decrypt on the key; S3 never calls kms:Encrypt for
+    it. AWS KMS Developer Guide, "AWS KMS condition keys": kms:ViaService limits use to requests S3 makes on the
+    caller's behalf, kms:EncryptionContext:aws:s3:arn to the bucket (S3 Bucket Keys) and the tenant's objects."""
     document = iam_policies.artifact_access_policy(BUCKET_ARN, "compliance/", allow_delete=False, kms_key_arn=KEY_ARN)
     kms = {(a, r) for a, r in _granted(document) if a.startswith("kms:")}
-    assert kms == {("kms:Encrypt", KEY_ARN), ("kms:Decrypt", KEY_ARN), ("kms:GenerateDataKey", KEY_ARN)}
+    assert kms == {("kms:Decrypt", KEY_ARN), ("kms:GenerateDataKey", KEY_ARN)}
+    (statement,) = [s for s in _statements(document) if s["Sid"] == "UseOwnKey"]
+    assert statement["Condition"] == {
+        "StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"},
+        "StringLike": {"kms:EncryptionContext:aws:s3:arn": [BUCKET_ARN, f"{BUCKET_ARN}/compliance/*"]}}
+
+
+def test_the_key_policy_lets_the_account_use_the_key_only_through_s3_for_the_bucket():
+    """Without an explicit key policy AWS's default gives the account every KMS action, so any identity policy
+    (an admin's, a leaked role's) could decrypt with the tenant key directly, outside S3."""
+    document = iam_policies.kms_key_policy(KEY_ARN, BUCKET_ARN)
+    root = {"AWS": "arn:aws:iam::123456789012:root"}
+    statements = _statements(document)
+    assert all(s["Principal"] == root and s["Resource"] == KEY_ARN and s["Effect"] == "Allow" for s in statements)
+    use = [s for s in statements if {"kms:Decrypt", "kms:GenerateDataKey"} & set(_as_list(s["Action"]))]
+    assert len(use) == 1 and set(use[0]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}
+    assert use[0]["Condition"]["StringEquals"] == {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}
+    assert use[0]["Condition"]["StringLike"] == {"kms:EncryptionContext:aws:s3:arn": [BUCKET_ARN, f"{BUCKET_ARN}/*"]}
+    granted = {a for s in statements for a in _as_list(s["Action"])}
+    assert not granted & {"kms:Encrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:CreateGrant", "kms:*"}
+    assert "kms:PutKeyPolicy" in granted  # the account can still change the policy: no lockout
     no_key = iam_policies.artifact_access_policy(BUCKET_ARN, "compliance/", allow_delete=False)
     assert not any(a.startswith("kms:") for a, _ in _granted(no_key))
 

@@ -47,8 +47,42 @@ def test_limit_range_gives_every_container_requests_and_limits():
     spec, names = _spec("research")
     limit = quota.limit_range(spec, names)["spec"]["limits"][0]
     assert limit["type"] == "Container"
-    assert set(limit["default"]) == set(limit["defaultRequest"]) == {"cpu", "memory"}
+    assert set(limit["default"]) == set(limit["defaultRequest"]) == {"cpu", "memory", "ephemeral-storage"}
     assert "max" not in limit
+
+
+def test_ephemeral_storage_is_bounded_in_the_quota_the_limit_range_and_the_work_volume():
+    """Without these one tenant fills a shared node's disk and the kubelet evicts other tenants' pods: the quota
+    caps the namespace (scaled like the other compute values), the LimitRange gives every container a limit, and
+    the workflow's `work` emptyDir has a sizeLimit (argo-workflows v3.7.9 manifests/base/crds/full
+    argoproj.io_workflowtemplates.yaml: volumes[].emptyDir.sizeLimit, a quantity)."""
+    spec, names = _spec("research")
+    hard = quota.resource_quota(spec, names, 0.5)["spec"]["hard"]
+    assert (hard["requests.ephemeral-storage"], hard["limits.ephemeral-storage"]) == ("16Gi", "64Gi")
+    limit = quota.limit_range(spec, names)["spec"]["limits"][0]
+    assert (limit["defaultRequest"]["ephemeral-storage"], limit["default"]["ephemeral-storage"]) == ("256Mi", "2Gi")
+    (work,) = argo.workflow_template(spec, names)["spec"]["volumes"]
+    assert work == {"name": "work", "emptyDir": {"sizeLimit": "2Gi"}}
+
+
+@pytest.mark.parametrize("limits, default_request, default", [
+    ({"max": {"ephemeral-storage": "1Gi"}}, "256Mi", "1Gi"),
+    ({"max": {"ephemeral-storage": "100Mi"}}, "100Mi", "100Mi"),
+    ({"defaultRequest": {"ephemeral-storage": "3Gi"}}, "3Gi", "3Gi"),
+    ({"default": {"ephemeral-storage": "8Gi"}}, "256Mi", "8Gi"),
+])
+def test_ephemeral_defaults_stay_in_the_order_the_api_server_requires(limits, default_request, default):
+    """kubernetes pkg/apis/core/validation ValidateLimitRange: defaultRequest <= default <= max."""
+    spec, names = _spec("research", limits=catalogue.Limits.model_validate(limits))
+    limit = quota.limit_range(spec, names)["spec"]["limits"][0]
+    assert (limit["defaultRequest"]["ephemeral-storage"], limit["default"]["ephemeral-storage"]) == (default_request, default)
+    assert argo.workflow_template(spec, names)["spec"]["volumes"][0]["emptyDir"]["sizeLimit"] == default
+
+
+def test_a_quota_naming_ephemeral_storage_is_kept():
+    spec, names = _spec("research", quota={"requests.ephemeral-storage": "5Gi"})
+    hard = quota.resource_quota(spec, names, 1)["spec"]["hard"]
+    assert hard["requests.ephemeral-storage"] == "5Gi" and "limits.ephemeral-storage" not in hard
 
 
 def test_runner_service_account_carries_irsa_only_when_given_a_role():
@@ -146,7 +180,23 @@ def test_dedicated_tenant_pins_workflow_and_minicluster_pods():
     assert wf["tolerations"][0]["value"] == "compliance"
     for version in ("v1alpha2", "v1alpha1"):
         pod = minicluster.minicluster(spec, names, version)["spec"]["pod"]
-        assert pod == {"labels": {"tenancy.io/tenant": "compliance"}, "nodeSelector": wf["nodeSelector"]}
+        assert pod == {"labels": {"tenancy.io/tenant": "compliance"}, "nodeSelector": wf["nodeSelector"],
+                       "serviceAccountName": "flux-runner"}
+
+
+def test_minicluster_pods_get_no_api_token():
+    """Flux Operator 0.2.0 (the SDK schema tenancy validates v1alpha2 against) and 0.1.x have no
+    pod.automountServiceAccountToken (0.2.1 adds it: tests/test_minicluster_crd.py SDK_VS_TAG); their pods run as
+    pod.serviceAccountName, so the MiniCluster names its own account, which mounts no token
+    (flux-operator controllers/flux/job.go: the pod spec sets ServiceAccountName and no automount)."""
+    from components import cluster
+    spec, names = _spec("research")
+    assert spec.minicluster.enabled
+    for version in ("v1alpha2", "v1alpha1"):
+        assert minicluster.minicluster(spec, names, version)["spec"]["pod"]["serviceAccountName"] == "flux-runner"
+    account = minicluster.service_account(names)
+    assert account["metadata"] == {"name": "flux-runner", "namespace": names.namespace}
+    assert account["automountServiceAccountToken"] is False
 
 
 def test_minicluster_credentials_are_references_never_values():

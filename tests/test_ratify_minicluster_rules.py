@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from components import minicluster
+from components import minicluster, settings
 from tests.conftest import PROJECT
 from tests.test_catalogue_errors import DEV, problems, with_tenant
 from tests.test_notation_contract import pki
@@ -118,6 +118,28 @@ def test_v1alpha2_logs_in_one_vault_held_account(tmp_path):
     assert _mc(tmp_path, _stack(), users=["alice"]) == []
 
 
+@pytest.mark.parametrize("image, pinned", [
+    ("ghcr.io/flux-framework/flux-restful-api:latest", False),
+    ("ghcr.io/flux-framework/flux-restful-api", False),
+    ("ghcr.io/converged-computing/flux-view-rocky:tag-9", False),
+    ("localhost:5000/flux:main", False),
+    ("ghcr.io/flux-framework/flux-restful-api:0.1.14", True),
+    ("registry.example:5000/team/flux:v2.3.1-rocky", True),
+    ("ghcr.io/flux-framework/flux-restful-api@sha256:" + "a" * 64, True),
+    ("ghcr.io/flux-framework/flux-restful-api:latest@sha256:" + "b" * 64, True),
+])
+def test_a_stack_with_pinned_images_refuses_a_mutable_minicluster_image(image, pinned, tmp_path):
+    """`latest` (or no tag) runs whatever was pushed last; where tenancy:pinnedImages is on (prod), a MiniCluster
+    image must name a version or a digest. The default image is a version tag."""
+    strict = DEV.model_copy(update={"pinned_images": True})
+    found = _mc(tmp_path, strict, image=image, command="flux run hostname")
+    assert found == ([] if pinned else [f"{WHERE}.minicluster.image: " + found[0].split(": ", 2)[2]])
+    assert pinned or "give a version tag or a @sha256: digest" in found[0]
+    assert _mc(tmp_path, DEV, image=image, command="flux run hostname") == []  # off: accepted as before
+    assert _mc(tmp_path, strict, command="flux run hostname") == []  # the default is pinned
+    assert settings.load_stack(PROJECT, "prod").pinned_images
+
+
 def test_rendered_minicluster_fields_exist_at_the_operator_tag():
     """Every rendered key is a json field of the Go types at the tag (checked by hand against
     api/v1alpha1/minicluster_types.go @0.1.1 and api/v1alpha2/minicluster_types.go @0.2.1)."""
@@ -126,9 +148,11 @@ def test_rendered_minicluster_fields_exist_at_the_operator_tag():
     spec, names = _spec("compliance", minicluster=catalogue.MiniClusterSpec(enabled=True, users=["carol"],
                                                                               command="flux run hostname"))
     allowed = {
-        "v1alpha1": {"spec": {"size", "pod", "containers", "fluxRestful"}, "pod": {"labels", "nodeSelector"},
+        # pod.serviceAccountName: in both SDK schemas, and not among the SDK/tag differences of test_minicluster_crd.
+        "v1alpha1": {"spec": {"size", "pod", "containers", "fluxRestful"},
+                     "pod": {"labels", "nodeSelector", "serviceAccountName"},
                      "container": {"image", "runFlux", "command"}},
-        "v1alpha2": {"spec": {"size", "pod", "containers"}, "pod": {"labels", "nodeSelector"},
+        "v1alpha2": {"spec": {"size", "pod", "containers"}, "pod": {"labels", "nodeSelector", "serviceAccountName"},
                      "container": {"image", "secrets", "environment", "command"}},
     }
     for version, keys in allowed.items():

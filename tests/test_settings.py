@@ -40,13 +40,28 @@ def test_nested_problems_carry_the_path():
 
 
 def test_environment_must_match_stack_and_region_must_exist():
-    assert any("must equal the stack name" in m for m in messages({**BASE, "tenancy:environment": "prod"}))
+    assert messages({**BASE, "tenancy:environment": "prod"}) == [
+        "Pulumi.dev.yaml: tenancy:environment: 'prod' must equal the stack name 'dev'"]
     assert messages({**BASE, "aws:region": "moon-1"}) == ["Pulumi.dev.yaml: aws:region: 'moon-1' is not an AWS region"]
 
 
 def test_protected_stack_cannot_force_destroy_buckets():
     found = messages({**BASE, "tenancy:protectData": "true", "tenancy:artifacts": '{"forceDestroy": true}'})
-    assert any("forceDestroy cannot be on" in m for m in found)
+    assert "Pulumi.dev.yaml: tenancy:artifacts.forceDestroy: cannot be on in a stack with tenancy:protectData" in found
+
+
+@pytest.mark.parametrize("extra, place", [
+    ({"tenancy:registry": '{"auth": "service-specific"}'}, "tenancy:registry.username"),
+    ({"tenancy:registry": '{"enabled": false}', "tenancy:argocd": '{"enabled": true}'}, "tenancy:argocd.enabled"),
+    ({"tenancy:registry": '{"enabled": true, "auth": "sigv4"}', "tenancy:argocd": '{"enabled": true}'},
+     "tenancy:irsa"),
+    ({"": "x"}, "''"),
+    ({"tenancy:": "x"}, "tenancy:"),
+])
+def test_every_problem_names_the_key_to_edit(extra, place):
+    """Rules over several keys (a model validator has no field of its own) and empty keys still name a place."""
+    found = messages({**BASE, **extra})
+    assert any(m.startswith(f"Pulumi.dev.yaml: {place}: ") for m in found), found
 
 
 def test_secure_values_are_masked_when_read_offline(tmp_path):

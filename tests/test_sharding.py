@@ -318,3 +318,27 @@ def test_shrinking_moves_tenants_off_the_removed_shards_and_retires_them():
     assert all(s.startswith("pulumi state move --source dev-shard-3 --dest dev-shard-") for s in state_moves)
     back = sharding.moves("dev", names, 3, 1)
     assert {m.dest for m in back} == {"dev"} and sum(len(m.tenants) for m in back) == 200
+
+
+def test_a_budget_below_the_smallest_platform_stack_is_refused_by_validate(tmp_path, capsys):
+    """`tenancy:stackBudget: 4` passed validate, then synth refused every stack: validate refuses it now, and the
+    floor stays below the smallest platform stack the program renders (every optional part off, no tenant)."""
+    root = make_project(tmp_path / "small", extra=[])
+    doc = yaml.safe_load((root / "Pulumi.dev.yaml").read_text())
+    config = doc["config"]
+    for optional in ("tenancy:argocd", "tenancy:irsa"):
+        config.pop(optional)
+    config["tenancy:registry"] = {"enabled": False}
+    config["tenancy:allowNoTenants"] = True
+    config["tenancy:vault"]["kvMount"]["create"] = config["tenancy:vault"]["kubernetesAuth"]["create"] = False
+    (root / "Pulumi.dev.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    (root / "tenants.yaml").write_text("tenants: []\n")
+    smallest = environment.stack_size("dev", environment.render(root, "dev")["dev"])
+    assert settings.MIN_STACK_BUDGET <= smallest
+
+    set_settings(root, stackBudget=4)
+    assert cli.main(["--project", str(root), "validate", "--stack", "dev"]) == 1
+    assert capsys.readouterr().err.startswith("Pulumi.dev.yaml: tenancy:stackBudget: Input should be greater than or "
+                                              f"equal to {settings.MIN_STACK_BUDGET}")
+    set_settings(root, stackBudget=settings.MIN_STACK_BUDGET)
+    assert cli.main(["--project", str(root), "validate", "--stack", "dev"]) == 0

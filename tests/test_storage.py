@@ -105,6 +105,8 @@ def test_kms_only_for_the_kms_tenant(prod):
             assert key["inputs"]["enableKeyRotation"] is True
             assert key["inputs"]["deletionWindowInDays"] == 30
             assert one(owned, "aws:kms/alias:Alias")["inputs"]["name"] == "alias/tenancy-calypr-prod-compliance-artifacts"
+            key_policy = json.loads(one(owned, "aws:kms/keyPolicy:KeyPolicy")["inputs"]["policy"])
+            assert {s["Sid"] for s in key_policy["Statement"]} == {"AccountAdministersKey", "AccountUsesKeyThroughS3Only"}
             assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
             assert rule["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"].startswith("arn:aws:kms:eu-west-1:")
             assert rule["bucketKeyEnabled"] is True
@@ -240,3 +242,30 @@ def test_registry_rows_off_when_disabled(tmp_path, monkeypatch):
     result = render("dev")
     assert result.of_type(DYNAMIC) == []
     assert len(result.of_type("aws:keyspaces/table:Table")) == 1
+
+
+def test_access_logs_of_each_bucket_go_to_the_platforms_log_bucket_in_its_region(prod, dev):
+    """S3 delivers server access logs only to a bucket of the same account and region, and to a BucketOwnerEnforced
+    bucket only through its policy granted to logging.s3.amazonaws.com (Amazon S3 User Guide, "Enabling Amazon S3
+    server access logging"). Prod turns tenancy:artifacts.accessLogs on; dev leaves it off."""
+    logs = {r["inputs"]["bucket"]: r for r in prod.of_type("aws:s3/bucket:Bucket") if "access-logs" in r["name"]}
+    assert set(logs) == {"calypr-prod-s3-access-logs-us-west-2", "calypr-prod-s3-access-logs-eu-west-1"}
+    assert all(r["protect"] and r["provider"].endswith("::aws-" + b.rsplit("-logs-", 1)[1]) for b, r in logs.items())
+    policies = {json.loads(r["inputs"]["policy"])["Statement"][0]["Resource"][0].rsplit(":", 1)[1]:
+                json.loads(r["inputs"]["policy"]) for r in prod.of_type("aws:s3/bucketPolicy:BucketPolicy")
+                if "access-logs" in r["name"]}
+    for tenant, region in (("research", "us-west-2"), ("compliance", "eu-west-1")):
+        bucket = f"calypr-{tenant}-prod-artifacts"
+        logging = one(prod.tenant(tenant), "aws:s3/bucketLogging:BucketLogging")
+        target = naming.access_log_bucket("calypr", "prod", region)
+        assert logging["inputs"] == {"bucket": bucket, "targetBucket": target, "targetPrefix": f"{bucket}/"}
+        assert logging["provider"].endswith(f"::aws-{region}")
+        granted = [s for s in policies[target]["Statement"] if s["Effect"] == "Allow"]
+        assert granted == [{"Sid": "LogDelivery0", "Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"},
+                            "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{target}/{bucket}/*",
+                            "Condition": {"ArnEquals": {"aws:SourceArn": f"arn:aws:s3:::{bucket}"}}}]
+    sse = [r for r in prod.of_type("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+           if "access-logs" in r["name"]]
+    assert len(sse) == 2 and all(r["inputs"]["rules"][0]["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "AES256"}
+                                 for r in sse)
+    assert dev.of_type("aws:s3/bucketLogging:BucketLogging") == []

@@ -289,6 +289,41 @@ def test_promotion_summaries_use_the_markdown_format():
     assert steps and all("--format markdown" in s["run"] for s in steps)
 
 
+ACTION_FILES = [*sorted(WORKFLOWS.glob("*.yml")), SETUP_ACTION]
+
+
+def _steps(path: Path) -> list[dict[str, Any]]:
+    doc = yaml.safe_load(path.read_text())
+    if "runs" in doc:
+        return doc["runs"]["steps"]
+    return [step for job in doc["jobs"].values() for step in job.get("steps", [])]
+
+
+@pytest.mark.parametrize("path", ACTION_FILES, ids=lambda p: p.name)
+def test_third_party_actions_are_pinned_by_commit_with_their_tag(path):
+    """A tag (`@v4`) is moved by whoever controls the action's repository, and the next run executes the new code
+    with this job's OIDC and tokens. The SHAs are the commits the tags named in the actions' own repositories
+    (actions/checkout, actions/setup-python, actions/setup-go, actions/setup-java, actions/cache,
+    aws-actions/configure-aws-credentials, pulumi/actions, marocchino/sticky-pull-request-comment: git tags)."""
+    text = path.read_text()
+    uses = re.findall(r"^\s*(?:- )?uses: (\S+)(.*)$", text, re.M)
+    assert uses
+    for action, rest in uses:
+        if action.startswith("./"):
+            continue
+        assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", action), action
+        assert re.fullmatch(r"\s+# v\d+\.\d+\.\d+", rest), f"{action}: the tag it stands for, as a comment"
+
+
+@pytest.mark.parametrize("path", ACTION_FILES, ids=lambda p: p.name)
+def test_checkouts_keep_no_credentials(path):
+    """actions/checkout writes the job's token into .git/config unless persist-credentials is false; every job
+    here runs the program (or pulumi) on the checked-out tree, which then could read and use it."""
+    for step in _steps(path):
+        if step.get("uses", "").startswith("actions/checkout@"):
+            assert step.get("with", {}).get("persist-credentials") is False, step
+
+
 # drift.yml: the scheduled drift check for stacks on any backend (docs/delivery.md, "Drift on any backend").
 # Exit codes from pulumi/pulumi pkg/cmd/pulumi/cmd/exit_codes.go (v3.274.0): NoChangesExpectedError -> 7.
 DRIFT_EXIT = 7

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hmac
 import json
 import logging
@@ -18,9 +20,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from .params import (GENERATED, BadRequest, Incomplete, LabelFilter, check_complete, generate, json_depth_exceeds,
-                     parse_request)
-from .registry import Registry, RegistryUnavailable
+from .params import (GENERATED, Answerable, BadRequest, Incomplete, LabelFilter, answerable, generate,
+                     json_depth_exceeds, named, parse_request)
+from .registry import Registry, RegistryUnavailable, Snapshots
 
 PLUGIN_PATH = "/api/v1/getparams.execute"
 MAX_BODY_BYTES = 64 * 1024
@@ -28,7 +30,8 @@ MAX_BODY_BYTES = 64 * 1024
 # would recurse on it (a RecursionError, i.e. a 500) long before the body cap stops it.
 MAX_JSON_DEPTH = 32
 # Every reason the service refuses to answer; the label set of generator_refusals_total is fixed.
-REFUSAL_REASONS = ("registry_unavailable", "undecodable_row", "expected_unreadable", "missing_tenant", "empty")
+REFUSAL_REASONS = ("registry_unavailable", "undecodable_row", "expected_unreadable", "duplicate_tenant",
+                   "missing_tenant", "empty")
 log = logging.getLogger("tenancy_generator")
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -65,9 +68,13 @@ class Config:
     keyspace: str = "tenant_ops"
     table: str = "tenant_configs"
     cache_ttl_seconds: float = 30.0
-    fetch_size: int = 500
+    fetch_size: int = 5000
     expected_tenants_file: Optional[Path] = None
     allow_empty: bool = False
+    # A request head, and then its body, must arrive whole within these; an idle kept-alive connection is closed
+    # after the first.
+    header_timeout_seconds: float = 5.0
+    body_timeout_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Config":
@@ -94,9 +101,11 @@ class Config:
             keyspace=env.get("KEYSPACE", "tenant_ops"),
             table=env.get("TABLE", "tenant_configs"),
             cache_ttl_seconds=float(env.get("CACHE_TTL_SECONDS", "30")),
-            fetch_size=int(env.get("FETCH_SIZE", "500")),
+            fetch_size=int(env.get("FETCH_SIZE", "5000")),
             expected_tenants_file=Path(need("EXPECTED_TENANTS_FILE")),
             allow_empty=_flag(env.get("ALLOW_EMPTY", "false"), "ALLOW_EMPTY"),
+            header_timeout_seconds=_seconds(env.get("HEADER_TIMEOUT_SECONDS", "5"), "HEADER_TIMEOUT_SECONDS"),
+            body_timeout_seconds=_seconds(env.get("BODY_TIMEOUT_SECONDS", "5"), "BODY_TIMEOUT_SECONDS"),
         )
 
 
@@ -104,6 +113,16 @@ def _flag(value: str, key: str) -> bool:
     if value not in ("true", "false"):
         raise SystemExit(f"tenancy-generator: {key} must be true or false")
     return value == "true"
+
+
+def _seconds(value: str, key: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 300:
+        raise SystemExit(f"tenancy-generator: {key} must be a number of seconds between 0 and 300")
+    return seconds
 
 
 class TokenFile:
@@ -137,10 +156,11 @@ class ExpectedTenants:
     def __init__(self, path: Path):
         self._path = path
         self._stamp: Optional[tuple[int, int, int]] = None
-        self._keys: frozenset[str] = frozenset()
+        self._expected: Mapping[str, str] = {}
 
-    def current(self) -> frozenset[str]:
-        """The keys; OSError or ValueError when the file is missing or malformed (then every answer is refused)."""
+    def current(self) -> Mapping[str, str]:
+        """Tenant id -> lifecycle, the same object until the file changes; OSError or ValueError when the file is
+        missing or malformed (then every answer is refused)."""
         st = self._path.stat()
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if stamp != self._stamp:
@@ -148,8 +168,8 @@ class ExpectedTenants:
             if not isinstance(expected, dict) or not all(
                     isinstance(k, str) and k and v in GENERATED for k, v in expected.items()):
                 raise ValueError("expected tenants file is not a JSON object of tenant id to active or suspended")
-            self._keys, self._stamp = frozenset(expected), stamp
-        return self._keys
+            self._expected, self._stamp = expected, stamp
+        return self._expected
 
 
 class Refused(Exception):
@@ -175,6 +195,10 @@ class Metrics:
                                    registry=self.registry)
         self.backend_errors = Counter("generator_backend_errors_total", "Failed registry reads.",
                                       registry=self.registry)
+        self.unexpected_rows = Gauge(
+            "generator_unexpected_rows",
+            "Active or suspended registry rows of tenants tenancy does not expect (left out of every answer), "
+            "at the last check.", registry=self.registry)
         self.refusals = Counter("generator_refusals_total",
                                 "Plugin requests refused (non-2xx) rather than answered without a tenant, by reason.",
                                 ["reason"], registry=self.registry)
@@ -208,7 +232,7 @@ class _MetricsMiddleware:
 
 
 class _Replies:
-    """Encoded replies per filter for one snapshot of rows.
+    """Encoded replies per filter for one answerable snapshot.
 
     Argo asks the same question on every poll. Building and encoding a thousand maps costs ~6 ms of CPU; a
     cached reply costs the server ~0.5 ms a request (bench/generator_load.py). The bytes are dropped as soon
@@ -218,22 +242,67 @@ class _Replies:
     MAX_ENTRIES = 64  # distinct filters per snapshot; an ApplicationSet author picks them, a caller could vary them
 
     def __init__(self) -> None:
-        self._snapshot: Optional[list] = None
+        self._snapshot: Optional[Answerable] = None
         self._encoded: dict[LabelFilter, tuple[bytes, int]] = {}
         self._lock = threading.Lock()
 
-    def get(self, rows: list, label_filter: LabelFilter) -> tuple[bytes, int]:
+    def get(self, answer: Answerable, label_filter: LabelFilter) -> tuple[bytes, int]:
         with self._lock:
-            if rows is not self._snapshot or len(self._encoded) >= self.MAX_ENTRIES:
-                self._snapshot, self._encoded = rows, {}
+            if answer is not self._snapshot or len(self._encoded) >= self.MAX_ENTRIES:
+                self._snapshot, self._encoded = answer, {}
             hit = self._encoded.get(label_filter)
         if hit is None:
-            parameters = generate(rows, label_filter)
-            hit = (json.dumps({"output": {"parameters": parameters}}, separators=(",", ":")).encode(), len(parameters))
+            parameters = generate(answer, label_filter)
+            # Maps built just above hold no cycle; skipping the check saves a tenth of the encoding.
+            encoded = json.dumps({"output": {"parameters": parameters}}, separators=(",", ":"), check_circular=False)
+            hit = (encoded.encode(), len(parameters))
             with self._lock:
-                if rows is self._snapshot:
+                if answer is self._snapshot:
                     self._encoded[label_filter] = hit
         return hit
+
+
+class _BodyOverdue(Exception):
+    pass
+
+
+class _BodyDeadline:
+    """A request's body must arrive whole within `seconds` of its head, or the request is answered 408 and the
+    connection closed. uvicorn has no body timeout: its only timer is the keep-alive one (below), so a client
+    trickling a declared body would hold the request, and its connection, for as long as it likes."""
+
+    def __init__(self, app: Any, seconds: float):
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.seconds
+        state = {"body_done": False, "started": False}
+
+        async def bounded_receive():
+            if state["body_done"]:  # a later receive only waits for a disconnect; not the body's deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                raise _BodyOverdue from None
+            state["body_done"] = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        async def tracking_send(message):
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, bounded_receive, tracking_send)
+        except _BodyOverdue:
+            if state["started"]:
+                raise
+            await _error(408, f"request body not received within {self.seconds:g} s",
+                         {"Connection": "close"})(scope, receive, send)
 
 
 def _error(status: int, message: str, headers: Optional[dict[str, str]] = None) -> JSONResponse:
@@ -254,16 +323,16 @@ async def read_capped(request: Request, cap: int) -> Optional[bytes]:
     return bytes(body)
 
 
-def create_app(registry: Registry, token: TokenFile, expected: ExpectedTenants, allow_empty: bool = False,
-               metrics: Optional[Metrics] = None) -> FastAPI:
+def create_app(registry: Snapshots, token: TokenFile, expected: ExpectedTenants, allow_empty: bool = False,
+               metrics: Optional[Metrics] = None, body_timeout: float = Config.body_timeout_seconds) -> FastAPI:
     """The service around `registry` (already cached by the caller); `token` guards the plugin endpoint, and
-    `expected` lists the tenants every answer must contain."""
+    `expected` lists the tenants every answer must contain and the only ones it may contain."""
     metrics = metrics or Metrics()
     replies = _Replies()
-    # The last (rows, expected keys) found complete: the cache hands out the same objects until it refreshes,
-    # so the check runs once per snapshot rather than once per request. References, not ids: holding them means
-    # a new snapshot can never be mistaken for a checked one.
-    checked: list[tuple[object, object]] = [(None, None)]
+    # The last (rows, expected, answerable) found complete: the cache hands out the same objects until it
+    # refreshes, so the check runs once per snapshot rather than once per request. References, not ids: holding
+    # them means a new snapshot can never be mistaken for a checked one.
+    checked: list[tuple[object, object, Optional[Answerable]]] = [(None, None, None)]
     app = FastAPI(title="tenancy ApplicationSet plugin generator", docs_url=None, redoc_url=None,
                   openapi_url=None)
     # Starlette answers `/path/` with a redirect to `/path` built from the request's Host header: a caller
@@ -281,24 +350,32 @@ def create_app(registry: Registry, token: TokenFile, expected: ExpectedTenants, 
             log.exception("registry read failed")
             raise RegistryUnavailable(f"registry read failed: {type(exc).__name__}") from exc
 
-    def complete_rows() -> list:
-        """Rows that may be answered with; Refused whenever an answer could lack a tenant that must be there."""
+    def complete_rows() -> tuple[list, Answerable]:
+        """The rows read and what they allow to be answered; Refused whenever an answer could lack a tenant that
+        must be there."""
         try:
             rows = read_rows()
         except RegistryUnavailable as exc:
             raise Refused(exc.reason, f"tenant registry unavailable ({exc})") from None
         try:
-            keys = expected.current()
+            wanted = expected.current()
         except (OSError, ValueError) as exc:
             raise Refused("expected_unreadable", f"expected tenants unreadable ({type(exc).__name__})") from None
-        last_rows, last_keys = checked[0]
-        if rows is not last_rows or keys is not last_keys:
+        last_rows, last_wanted, answer = checked[0]
+        if rows is not last_rows or wanted is not last_wanted or answer is None:
             try:
-                check_complete(rows, keys, allow_empty)
+                answer = answerable(rows, wanted, allow_empty)
             except Incomplete as exc:
+                # A refused snapshot is not kept for the cache's lifetime: the next request reads the registry
+                # again, so answers resume as soon as the row is fixed.
+                registry.refused(rows)
                 raise Refused(exc.reason, str(exc)) from None
-            checked[0] = (rows, keys)
-        return rows
+            checked[0] = (rows, wanted, answer)
+            metrics.unexpected_rows.set(len(answer.unexpected))
+            if answer.unexpected:
+                log.warning("left out %d registry row(s) no tenant expects: %s", len(answer.unexpected),
+                            named(answer.unexpected))
+        return rows, answer
 
     def unauthorized(request: Request) -> Optional[JSONResponse]:
         scheme, _, presented = request.headers.get("authorization", "").partition(" ")
@@ -328,13 +405,13 @@ def create_app(registry: Registry, token: TokenFile, expected: ExpectedTenants, 
         except (ValueError, UnicodeDecodeError) as exc:
             return _error(400, str(exc) if isinstance(exc, BadRequest) else "request body is not valid JSON")
         try:
-            rows = await run_in_threadpool(complete_rows)
+            _, answer = await run_in_threadpool(complete_rows)
         except Refused as exc:
             # Argo CD treats any non-2xx answer as "change nothing, retry later".
             metrics.refusals.labels(exc.reason).inc()
             log.warning("refused applicationset %s (%s): %s", appset, exc.reason, exc)
             return _error(503, str(exc))
-        encoded, count = replies.get(rows, label_filter)
+        encoded, count = replies.get(answer, label_filter)
         metrics.parameters.inc(count)
         return Response(encoded, media_type="application/json")
 
@@ -346,7 +423,7 @@ def create_app(registry: Registry, token: TokenFile, expected: ExpectedTenants, 
     async def readyz() -> Response:
         # The same checks as the plugin endpoint, through the cache: not ready exactly when it would refuse.
         try:
-            rows = await run_in_threadpool(complete_rows)
+            rows, _ = await run_in_threadpool(complete_rows)
         except Refused as exc:
             return _error(503, str(exc))
         return JSONResponse({"status": "ready", "rows": len(rows)})
@@ -360,6 +437,8 @@ def create_app(registry: Registry, token: TokenFile, expected: ExpectedTenants, 
         log.exception("unhandled error on %s", request.url.path)
         return _error(500, "internal error")
 
+    # Inside the metrics middleware, so a 408 is counted as one.
+    app.add_middleware(_BodyDeadline, seconds=body_timeout)
     app.add_middleware(_MetricsMiddleware, metrics=metrics,
                        known_paths=frozenset({PLUGIN_PATH, "/healthz", "/readyz", "/metrics"}))
     app.state.metrics = metrics
@@ -382,7 +461,52 @@ def build(config: Config, connect: Optional[Callable[[], Any]] = None) -> FastAP
         raise ValueError("expected_tenants_file is required: without it an emptied table could not be told apart")
     cached = CachedRegistry(inner, config.cache_ttl_seconds, on_refresh=metrics.registry_rows.set)
     return create_app(cached, TokenFile(config.token_file), ExpectedTenants(config.expected_tenants_file),
-                      config.allow_empty, metrics)
+                      config.allow_empty, metrics, config.body_timeout_seconds)
+
+
+def _head_deadline_protocol() -> type:
+    """uvicorn's h11 protocol with a deadline on every request head.
+
+    uvicorn's own timer is only `timeout_keep_alive`, armed once a response is complete
+    (`on_response_complete`) and cancelled by any byte received (`data_received`), in
+    uvicorn/protocols/http/h11_impl.py (0.29 to 0.55); `Config` has no header-read timeout. So a connection that
+    sends nothing, or trickles a head one byte at a time, is held forever. Here a head must be complete within
+    `header_timeout` of the connection opening or of the previous response, whatever arrives meanwhile; the
+    head's size stays bounded by h11's `max_incomplete_event_size` (`h11_max_incomplete_event_size`).
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadDeadlineProtocol(H11Protocol):
+        def __init__(self, *args: Any, header_timeout: float, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self._header_timeout = header_timeout
+            self._head_timer: Optional[asyncio.TimerHandle] = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._await_head()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._await_head()
+
+        def connection_lost(self, exc: Optional[Exception]) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            super().connection_lost(exc)
+
+        def _await_head(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            self._head_timer = self.loop.call_later(self._header_timeout, self._head_overdue, self.cycle)
+
+        def _head_overdue(self, cycle: Any) -> None:
+            # No new request since the timer was armed: the cycle is the same one, absent or already answered.
+            # A request being answered (a slow registry read) is not the client's fault and is left alone.
+            if self.cycle is cycle and (cycle is None or cycle.response_complete) and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeadDeadlineProtocol
 
 
 def main() -> None:
@@ -396,5 +520,10 @@ def main() -> None:
         TokenFile(config.token_file).current()  # fail fast at start rather than refuse every request later
     except (OSError, ValueError) as exc:
         raise SystemExit(f"tenancy-generator: PLUGIN_TOKEN_FILE {config.token_file}: {exc}") from None
+    protocol = functools.partial(_head_deadline_protocol(), header_timeout=config.header_timeout_seconds)
+    # An idle kept-alive connection is closed by the head deadline too; uvicorn's own keep-alive timer is set to
+    # the same value so neither outlives the other. Heads are capped at h11's default 16 KiB, stated here.
     uvicorn.run(build(config), host=config.host, port=config.port, access_log=False, server_header=False,
-                proxy_headers=False, log_config=None)
+                proxy_headers=False, log_config=None, http=protocol,
+                timeout_keep_alive=max(1, round(config.header_timeout_seconds)),
+                h11_max_incomplete_event_size=16 * 1024)

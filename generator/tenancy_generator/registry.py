@@ -10,10 +10,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
-from .params import TenantRow, UndecodableRow
+from .params import COLUMNS, TenantRow, UndecodableRow
 
-COLUMNS = ("tenant_id", "enabled", "lifecycle", "namespace", "target_cluster", "repo_url", "repo_path", "labels",
-           "params")
 _IDENTIFIER = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$")
 
 
@@ -29,16 +27,23 @@ class RegistryUndecodable(RegistryUnavailable):
     reason = "undecodable_row"
 
 
-def decode(rows: Any) -> list[TenantRow]:
-    """Every row decoded, or RegistryUndecodable naming the first that is not (a skipped row could be active)."""
+def decode(rows: Any, row: Callable[[Any], TenantRow] = TenantRow.from_mapping) -> list[TenantRow]:
+    """Every row decoded by `row`, or RegistryUndecodable naming the first that is not (a skipped row could be
+    active)."""
     try:
-        return [TenantRow.from_mapping(r) for r in rows]
+        return [row(r) for r in rows]
     except UndecodableRow as exc:
         raise RegistryUndecodable(str(exc)) from None
 
 
 class Registry(Protocol):
     def rows(self) -> list[TenantRow]: ...
+
+
+class Snapshots(Registry, Protocol):
+    """A registry whose rows are reused between reads, told when a snapshot cannot be answered with."""
+
+    def refused(self, rows: list[TenantRow]) -> None: ...
 
 
 class MemoryRegistry:
@@ -62,32 +67,38 @@ class KeyspacesRegistry:
 
     The table is keyed by tenant id and holds one small row per tenant, so a paged full read is cheap and
     needs no ALLOW FILTERING (which Keyspaces bills as a scan anyway); `enabled` is filtered in the service.
+    What one read costs at 10,000 rows is measured by bench/generator_cassandra.py: rows arrive as tuples
+    (no dict per row), through a statement prepared once (pages then carry no column metadata), in pages of
+    `fetch_size` rows (Keyspaces ends a page at 1 MB whatever the size asked).
     """
 
-    def __init__(self, session: Any, keyspace: str, table: str, fetch_size: int = 500):
+    def __init__(self, session: Any, keyspace: str, table: str, fetch_size: int = 5000):
         for what, name in (("keyspace", keyspace), ("table", table)):
             if not _IDENTIFIER.match(name):
                 raise ValueError(f"{what} {name!r} is not a Keyspaces identifier")
-        from cassandra.query import dict_factory
+        from cassandra.query import tuple_factory
 
-        session.row_factory = dict_factory
+        session.row_factory = tuple_factory
         self._session = session
         self._query = f"SELECT {', '.join(COLUMNS)} FROM {keyspace}.{table}"
         self._fetch_size = fetch_size
+        self._prepared: Any = None
 
     def rows(self) -> list[TenantRow]:
         from cassandra import ConsistencyLevel
-        from cassandra.query import SimpleStatement
 
-        # Keyspaces serves reads at LOCAL_ONE or LOCAL_QUORUM only; QUORUM makes a just-written row visible.
-        statement = SimpleStatement(self._query, fetch_size=self._fetch_size,
-                                    consistency_level=ConsistencyLevel.LOCAL_QUORUM)
         try:
+            if self._prepared is None:
+                prepared = self._session.prepare(self._query)
+                # Keyspaces serves reads at LOCAL_ONE or LOCAL_QUORUM only; QUORUM makes a just-written row visible.
+                prepared.consistency_level = ConsistencyLevel.LOCAL_QUORUM
+                prepared.fetch_size = self._fetch_size
+                self._prepared = prepared
             # Iterating the result set fetches the following pages as it goes; a page that fails fails the read.
-            raw = list(self._session.execute(statement))
+            raw = list(self._session.execute(self._prepared.bind(())))
         except Exception as exc:  # the driver raises many unrelated types for one condition: unreadable
             raise RegistryUnavailable(f"registry read failed: {type(exc).__name__}") from exc
-        return decode(raw)
+        return decode(raw, TenantRow.from_values)
 
 
 def keyspaces_session(region: str, root_cert: Optional[str], username: Optional[str],
@@ -99,7 +110,7 @@ def keyspaces_session(region: str, root_cert: Optional[str], username: Optional[
     """
     from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import Cluster
-    from cassandra.policies import DCAwareRoundRobinPolicy
+    from cassandra.policies import ConstantReconnectionPolicy, DCAwareRoundRobinPolicy
 
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=root_cert)
     context.check_hostname = True
@@ -119,6 +130,10 @@ def keyspaces_session(region: str, root_cert: Optional[str], username: Optional[
         # names only the endpoint, so the name to verify is given explicitly (as the registry provider does).
         cluster = Cluster([host], port=port, ssl_context=context, ssl_options={"server_hostname": host},
                           auth_provider=auth, load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=region),
+                          # A node marked down is retried every second, for ever: the driver's default
+                          # (ExponentialReconnectionPolicy, 1 s doubling up to 10 min) kept every answer refused
+                          # for 20-30 s after the registry was back (tests/e2e/test_registry_cassandra.py).
+                          reconnection_policy=ConstantReconnectionPolicy(delay=1.0, max_attempts=None),
                           protocol_version=4, connect_timeout=10)
         return cluster.connect()
     except Exception as exc:
@@ -131,7 +146,7 @@ class LazyKeyspacesRegistry:
     """Connects on first use and reconnects after a failed connect, so the pod starts (and reports not
     ready) while Keyspaces is unreachable instead of crash-looping."""
 
-    def __init__(self, connect: Callable[[], Any], keyspace: str, table: str, fetch_size: int = 500):
+    def __init__(self, connect: Callable[[], Any], keyspace: str, table: str, fetch_size: int = 5000):
         self._connect, self._keyspace, self._table, self._fetch_size = connect, keyspace, table, fetch_size
         self._inner: Optional[KeyspacesRegistry] = None
         self._lock = threading.Lock()
@@ -146,7 +161,9 @@ class LazyKeyspacesRegistry:
 class CachedRegistry:
     """Serves rows from memory for `ttl` seconds, so Argo's polling (every replica, every requeue) does not
     turn into Keyspaces reads. One caller refreshes at a time; the others wait for its result. Failures are
-    not cached and never serve stale rows: a tenant disabled in the registry must not keep being generated."""
+    not cached and never serve stale rows: a tenant disabled in the registry must not keep being generated.
+    Neither are rows the service refused to answer with (`refused`): the next caller reads again, so a fixed
+    row is answered at once rather than after the TTL."""
 
     def __init__(self, inner: Registry, ttl: float, clock: Callable[[], float] = time.monotonic,
                  on_refresh: Optional[Callable[[int], None]] = None):
@@ -165,3 +182,8 @@ class CachedRegistry:
                 if self._on_refresh is not None:
                     self._on_refresh(len(rows))
             return self._rows
+
+    def refused(self, rows: list[TenantRow]) -> None:
+        with self._lock:
+            if rows is self._rows:
+                self._rows = None

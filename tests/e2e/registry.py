@@ -66,6 +66,11 @@ def create_table_cql(table: dict[str, Any]) -> str:
 
 @pytest.fixture(scope="module")
 def table(cassandra: Cassandra) -> dict[str, Any]:
+    """The registry keyspace and table of the dev stack (see `create_table`)."""
+    return create_table(cassandra)
+
+
+def create_table(cassandra: Cassandra) -> dict[str, Any]:
     """The registry keyspace and table of the dev stack, created as declared; the test role may write and read
     rows, the generator's role may only read them (as its IRSA policy allows only cassandra:Select)."""
     declaration = declared("aws:keyspaces/table:Table")
@@ -199,28 +204,31 @@ def argocd_request(base: str, appset_name: str, parameters: dict[str, Any]) -> h
 @dataclass
 class Generator:
     base: str             # http://127.0.0.1:<port>
+    pid: int
     expected_file: Path   # what the pod mounts from the expected-tenants ConfigMap; rewrite it to change the set
     log: Path
 
 
 @contextmanager
 def running_generator(cassandra: Cassandra, table: dict[str, Any], folder: Path, expected: str,
-                      fetch_size: Optional[int] = None) -> Iterator[Generator]:
-    """The generator process reading the registry table as its own read-only role, with `expected` (the
-    rendered expected-tenants JSON) as its expected-tenants file and TOKEN as its bearer token."""
+                      fetch_size: Optional[int] = None, cache_ttl: float = 0,
+                      source: Path = PROJECT / "generator") -> Iterator[Generator]:
+    """The generator process (its package from `source`) reading the registry table as its own read-only role,
+    with `expected` (the rendered expected-tenants JSON) as its expected-tenants file and TOKEN as its bearer
+    token. By default every request reads the table, so a stopped Cassandra or a changed row shows at once;
+    `cache_ttl` sets the image's cache instead."""
     token_file = folder / "token"
     token_file.write_text(TOKEN + "\n")
     expected_file = folder / "expected-tenants.json"
     expected_file.write_text(expected)
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(PROJECT / "generator"), "PLUGIN_TOKEN_FILE": str(token_file),
+    env = {**os.environ, "PYTHONPATH": str(source), "PLUGIN_TOKEN_FILE": str(token_file),
            "EXPECTED_TENANTS_FILE": str(expected_file),
            "HOST": "127.0.0.1", "PORT": str(port), "AWS_REGION": cassandra.datacenter,
            "KEYSPACES_ENDPOINT": cassandra.host, "KEYSPACES_PORT": str(cassandra.port),
            "KEYSPACES_ROOT_CERT": str(cassandra.ca_file), "KEYSPACES_USERNAME": READER,
            "KEYSPACES_PASSWORD": table["reader_password"], "KEYSPACE": table["keyspace"], "TABLE": table["table"],
-           # Every request reads the table, so a stopped Cassandra or a changed row shows at once.
-           "CACHE_TTL_SECONDS": "0"}
+           "CACHE_TTL_SECONDS": str(cache_ttl)}
     if fetch_size is not None:
         env["FETCH_SIZE"] = str(fetch_size)
     log = folder / "generator.log"
@@ -238,6 +246,6 @@ def running_generator(cassandra: Cassandra, table: dict[str, Any], folder: Path,
             except httpx.TransportError:
                 assert time.monotonic() < deadline, f"generator not healthy: {log.read_text()}"
                 time.sleep(0.1)
-        yield Generator(base, expected_file, log)
+        yield Generator(base, process.pid, expected_file, log)
     finally:
         stop(process)
