@@ -1,10 +1,10 @@
 """One cost-allocation key on everything a tenant costs: its AWS resources and its namespace.
 
 What a billing report sees is a resource's effective tags: the provider's default tags merged with the resource's own
-tags, the resource's winning on the same key (pulumi-aws `ProviderDefaultTagsArgs`, from terraform-provider-aws
-internal/tags: "resource tags override provider default tags with the same key"). Which resources take tags at
-all is read from the SDK class's `_internal_init` (pulumi_aws 7.x as installed), so a new taggable resource type
-is covered without this test naming it. OpenCost aggregates by `label:<key>` over the pod's labels merged over its
+tags, the resource's winning on the same key (pulumi_aws 7.x, every taggable class's `tags` argument: "If configured
+with a provider `default_tags` configuration block present, tags with matching keys will overwrite those defined at
+the provider-level"). Which resources take tags at all is read from the SDK class's `_internal_init`, so a new
+taggable resource type is covered without this test naming it. OpenCost aggregates by `label:<key>` over the pod's labels merged over its
 namespace's (opencost pkg/costmodel/allocation_helpers.go `applyLabels`) and reads `env` as the environment
 (core/pkg/opencost/config.go `NewLabelConfig`).
 """
