@@ -32,4 +32,4 @@ def test_default_providers_are_disabled_for_every_package():
 
     project = yaml.safe_load((PROJECT / "Pulumi.yaml").read_text())
     assert project["config"]["pulumi:disable-default-providers"]["value"] == ["*"]
-    assert project["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": "venv"}}
+    assert project["runtime"] == {"name": "python", "options": {"toolchain": "uv", "virtualenv": "venv"}}
