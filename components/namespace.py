@@ -36,6 +36,10 @@ def node_placement(spec: TenantSpec, names: TenantNames) -> dict[str, Any]:
 
 def namespace_manifest(spec: TenantSpec, names: TenantNames, environment: str, org: str) -> dict[str, Any]:
     labels = tenancy_labels(spec, names, environment, org)
+    # Cost tools attribute every pod in the namespace by its labels (OpenCost pkg/costmodel/allocation_helpers.go
+    # applyLabels: namespace labels, then pod labels over them), so the namespace carries the tenant's cost key.
+    labels[naming.COST_ALLOCATION_KEY] = names.cost_allocation
+    labels[naming.COST_ENVIRONMENT_LABEL] = environment
     for mode in ("enforce", "audit", "warn"):
         labels[f"pod-security.kubernetes.io/{mode}"] = spec.pod_security
     annotations = {"tenancy.io/team": spec.team}

@@ -55,6 +55,14 @@ TENANT_LABEL = "tenancy.io/tenant"
 NAMESPACE_PREFIX = "wf-"
 ENVIRONMENT_LABEL = "tenancy.io/environment"
 ORG_LABEL = "tenancy.io/org"
+# One cost-allocation key on everything a tenant costs: a tag on its AWS resources (activated for AWS cost
+# allocation: Cost Explorer and the Cost and Usage Report group by one tag key at a time, and each key is activated
+# on its own) and a label on its namespace (OpenCost/Kubecost allocate by `label:<key>`). Its value is the same in
+# both, `cost_allocation(...)`, so cloud and cluster reports show the same rows.
+COST_ALLOCATION_KEY = "tenancy.io/cost-allocation"
+# The environment label OpenCost and Kubecost group by by default (opencost core/pkg/opencost/config.go,
+# NewLabelConfig: EnvironmentLabel "env"); namespace labels reach every allocation in the namespace.
+COST_ENVIRONMENT_LABEL = "env"
 MANAGED_BY = "tenancy"
 # Argo CD plugin generator objects in the Argo CD namespace; the plugin ConfigMap names the token Secret and key.
 GENERATOR = "tenancy-generator"
@@ -71,6 +79,17 @@ GENERATOR_EXPECTED_CONFIGMAP = "tenancy-generator-expected"
 GENERATOR_EXPECTED_KEY = "expected-tenants.json"
 # The ServiceAccount in each tenant namespace that Argo CD impersonates to sync the tenant's Application.
 ARGOCD_DEPLOYER = "tenancy-deployer"
+
+
+def cost_allocation(org: str, environment: str, tenant: str | None = None) -> str:
+    """The cost-allocation value of a tenant (`<org>.<environment>.<tenant>`), or of the shared platform of an
+    environment (`<org>.<environment>`, which no tenant's three parts can equal).
+
+    Org, environment and tenant together, because one payer account's bill spans every environment and org: the
+    tenant's name alone would add dev's `research` to prod's. '.' joins them: Kubernetes label values allow no '/',
+    and org and tenant names (DNS-1123 labels) have no '.', so the value reads back to its parts.
+    """
+    return ".".join(part for part in (org, environment, tenant) if part is not None)
 
 
 def service_host(service: str, namespace: str) -> str:
@@ -173,6 +192,8 @@ class TenantNames:
     # Value of the `tenancy.io/tenant` taint and label of the tenant's dedicated nodes: org and tenant, because
     # nodes (unlike namespaces) carry no org label a pod's toleration could be checked against.
     node_owner: str
+    # The value of COST_ALLOCATION_KEY on the tenant's AWS resources and namespace.
+    cost_allocation: str
 
     def problems(self) -> dict[str, str]:
         """Each derived name that breaks its system's rules, by field."""
@@ -194,6 +215,8 @@ class TenantNames:
             "minicluster": None if is_dns1123_label(self.minicluster)
             else f"MiniCluster name {shown(self.minicluster)} is not a DNS-1123 label",
             "node_owner": label_value_problem(self.node_owner),
+            # Also an AWS tag value, whose rules (256 characters of letters, digits, spaces and _.:/=+-@) it then meets.
+            "cost_allocation": label_value_problem(self.cost_allocation),
         }
         return {field: why for field, why in checks.items() if why}
 
@@ -240,6 +263,7 @@ def derive(org: str, environment: str, tenant: str, bucket: str | None = None) -
         minicluster=f"flux-{tenant}",
         # '.' cannot occur in an org (a DNS-1123 label) nor in a tenant name, so the value reads back to one pair.
         node_owner=f"{org}.{tenant}",
+        cost_allocation=cost_allocation(org, environment, tenant),
     )
 
 

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import pulumi
+import pulumi_aws as aws
 
+from . import naming, sdk
 from .access_logs import AccessLogs, AccessLogsArgs
 from .admission import Admission, AdmissionArgs
 from .argocd import ArgoCdGenerator, ArgoCdGeneratorArgs, expected_tenants
@@ -65,4 +67,11 @@ class Platform(pulumi.ComponentResource):
                                                 AccessLogsArgs(args.settings, args.providers, sources),
                                                 child(self)).ready
         Admission(f"{name}-admission", AdmissionArgs(args.settings, args.providers, [spec for spec, _ in args.tenants]), child(self))
+        if args.settings.cost_allocation.activate_tag:
+            # The activation is the payer account's, shared by every stack billed to it, and deleting the resource
+            # sets the key Inactive (terraform-provider-aws internal/service/ce/cost_allocation_tag.go): retained on
+            # delete, so destroying one stack does not deactivate the key under the others.
+            sdk.register(aws.costexplorer.CostAllocationTag, f"{name}-cost-allocation-tag",
+                         child(self, args.providers.aws(args.settings.region), retain_on_delete=True),
+                         tag_key=naming.COST_ALLOCATION_KEY, status="Active")
         self.register_outputs({})

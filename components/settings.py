@@ -433,6 +433,13 @@ class AdmissionSettings(_Model):
         return value
 
 
+class CostAllocationSettings(_Model):
+    activate_tag: bool = Field(
+        False, description="Activate the cost-allocation tag key for AWS cost allocation "
+                           "(aws.costexplorer.CostAllocationTag). Needs the payer (management) account's billing "
+                           "rights, and AWS lists a key only once some resource carries it, so off by default.")
+
+
 # Fewest resources the platform stack of any environment holds (24 with the registry, Argo CD and IRSA off and
 # both Vault mounts adopted; tests/test_sharding.py keeps this below what it renders): a smaller
 # tenancy:stackBudget cannot hold any environment, and synth would refuse every stack.
@@ -458,6 +465,7 @@ class StackSettings(_Model):
     workflows: WorkflowsSettings = Field(default_factory=WorkflowsSettings)
     argocd: ArgoCdSettings = Field(default_factory=ArgoCdSettings)
     admission: AdmissionSettings = Field(default_factory=AdmissionSettings)
+    cost_allocation: CostAllocationSettings = Field(default_factory=CostAllocationSettings)
     catalogue: str = Field("tenants.yaml", description="Catalogue path, relative to the project.")
     allow_no_tenants: bool = Field(
         False, description="Accept a catalogue that puts no tenant in this stack. Off, such a catalogue is refused: "

@@ -37,10 +37,13 @@ KMS_DELETION_WINDOW_PROTECTED_DAYS = 30
 KMS_DELETION_WINDOW_DAYS = 7
 
 
-def resource_tags(spec: TenantSpec, settings: StackSettings) -> dict[str, str]:
-    """Tags on every taggable tenant resource, so cost reports and audits can be cut per tenant and team."""
+def resource_tags(spec: TenantSpec, names: TenantNames, settings: StackSettings) -> dict[str, str]:
+    """Tags on every taggable tenant resource, so cost reports and audits can be cut per tenant and team.
+
+    The cost-allocation tag is set here, not only as a provider default tag: a region's provider is shared by every
+    tenant there and by the platform, so its default carries the platform's value."""
     return {"tenant": spec.name, "team": spec.team, "environment": settings.environment, "org": settings.org,
-            "managed-by": naming.MANAGED_BY}
+            "managed-by": naming.MANAGED_BY, naming.COST_ALLOCATION_KEY: names.cost_allocation}
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class TenantStorage(pulumi.ComponentResource):
         spec, names, settings = args.spec, args.names, args.settings
         artifacts = spec.artifacts
         provider = args.providers.aws(spec.region)
-        tags = resource_tags(spec, settings)
+        tags = resource_tags(spec, names, settings)
         opts_ = child(self, provider)
         data_opts = child(self, provider, protect=settings.protect_data, retain_on_delete=settings.protect_data)
 

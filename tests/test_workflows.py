@@ -322,3 +322,81 @@ def test_checkouts_keep_no_credentials(path):
     for step in _steps(path):
         if step.get("uses", "").startswith("actions/checkout@"):
             assert step.get("with", {}).get("persist-credentials") is False, step
+
+
+# drift.yml: the scheduled drift check for stacks on any backend (docs/delivery.md, "Drift on any backend").
+# Exit codes from pulumi/pulumi pkg/cmd/pulumi/cmd/exit_codes.go (v3.274.0): NoChangesExpectedError -> 7.
+DRIFT_EXIT = 7
+# Pulumi commands (and flags) that change a stack, its state or the cloud.
+CHANGING = re.compile(r"\bpulumi\s+(up|update|destroy|import|cancel|state|stack\s+(rm|import|rename)|config\s+set)\b"
+                      r"|--yes\b|--skip-preview\b|--run-program\b")
+
+
+def test_drift_runs_on_a_schedule_and_on_demand_only():
+    doc = load("drift.yml")
+    assert set(doc["on"]) == {"schedule", "workflow_dispatch"}
+    assert doc["on"]["schedule"][0]["cron"]
+
+
+def test_drift_changes_nothing():
+    """Every pulumi command is a refresh preview that fails on change; the pulumi action only installs the CLI."""
+    doc = load("drift.yml")
+    text = (WORKFLOWS / "drift.yml").read_text()
+    runs = "\n".join(run_text(job) for job in doc["jobs"].values())
+    assert not CHANGING.search(runs)
+    invocations = re.findall(r"^\s*pulumi\s+(\S+)(.*(?:\\\n.*)*)", runs, re.M)
+    assert invocations and all(command == "refresh" for command, _ in invocations)
+    for _, flags in invocations:
+        assert "--preview-only" in flags and "--expect-no-changes" in flags
+    for job in doc["jobs"].values():
+        for step in steps_using(job, PULUMI_ACTION):
+            assert "command" not in step["with"], "the action would run a command; it must only install the CLI"
+            assert step["with"]["pulumi-version"] == "3.274.0"  # the exit-code contract below is this version's
+    assert "pulumi/actions" not in text.replace(PULUMI_ACTION, "")  # no other form of the action
+
+
+def test_drift_permissions_are_read_only_but_oidc():
+    doc = load("drift.yml")
+    assert doc["permissions"] == {"contents": "read"}
+    assert "permissions" not in doc["jobs"]["stacks"]
+    assert doc["jobs"]["drift"]["permissions"] == {"contents": "read", "id-token": "write"}
+    # The read-only preview environments: no reviewers for a scheduled run to wait for, no deploy role.
+    assert doc["jobs"]["drift"]["environment"] == "preview-${{ matrix.environment }}"
+    assert doc["jobs"]["drift"]["strategy"]["fail-fast"] is False
+
+
+def test_drift_matrix_covers_every_stack_and_shard_of_each_environment(tmp_path):
+    """Runs the `stacks` step as the runner would, on the project with dev split into 3 shards."""
+    project = _sharded_repo(tmp_path)
+    (step,) = [s for s in load("drift.yml")["jobs"]["stacks"]["steps"] if s.get("id") == "stacks"]
+    env = {**os.environ, "GITHUB_OUTPUT": str(tmp_path / "out"), "RUNNER_TEMP": str(tmp_path)}
+    run = subprocess.run(RUNNER_BASH + [step["run"]], cwd=project, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    outputs = dict(line.split("=", 1) for line in (tmp_path / "out").read_text().splitlines())
+    matrix = json.loads(outputs["matrix"])
+    assert sorted((m["environment"], m["stack"]) for m in matrix) == [
+        ("dev", "dev"), ("dev", "dev-shard-0"), ("dev", "dev-shard-1"), ("dev", "dev-shard-2"),
+        ("prod", "prod"), ("staging", "staging")]
+    drift = load("drift.yml")["jobs"]["drift"]
+    assert drift["strategy"]["matrix"]["include"] == "${{ fromJSON(needs.stacks.outputs.matrix) }}"
+
+
+@pytest.mark.parametrize("code,verdict", [(0, "no drift"), (DRIFT_EXIT, "DRIFT"), (3, "not checked: pulumi exited 3")])
+def test_drift_step_reports_each_stack_by_pulumis_exit_code(tmp_path, code, verdict):
+    """Runs the drift step with `pulumi` stubbed by the CLI's exit-code contract; the job fails unless 0."""
+    (step,) = [s for s in load("drift.yml")["jobs"]["drift"]["steps"] if s.get("id") == "drift"]
+    stub = tmp_path / "bin" / "pulumi"
+    stub.parent.mkdir()
+    stub.write_text('#!/bin/sh\necho "pulumi $*"\necho "  ~ aws:s3/bucket:Bucket research-storage-bucket refresh"\n'
+                    f'echo "error: no changes were expected for refresh but changes were proposed" >&2\nexit {code}\n')
+    stub.chmod(0o755)
+    env = {**os.environ, "PATH": f"{stub.parent}:{os.environ['PATH']}", "STACK": "dev-shard-1",
+           "PULUMI_STACK": "organization/tenancy/dev-shard-1", "GITHUB_OUTPUT": str(tmp_path / "out"),
+           "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"), "RUNNER_TEMP": str(tmp_path)}
+    run = subprocess.run(RUNNER_BASH + [step["run"]], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode == code
+    summary = (tmp_path / "summary").read_text()
+    assert summary.startswith(f"### dev-shard-1: {verdict}")
+    assert ("research-storage-bucket" in summary) == (code != 0)  # the diff is shown when there is one
+    assert "pulumi refresh --preview-only --expect-no-changes" in run.stdout
+    assert (tmp_path / "out").read_text() == f"code={code}\n"
