@@ -52,11 +52,16 @@ REPLACEMENTS: dict[str, Replacement] = {
         "since its plugin-framework rewrite)"),
     "aws:s3/bucketPolicy:BucketPolicy": Replacement(
         ("bucket",), f"{_AWS}s3/bucket_policy.go: bucket ForceNew"),
+    "aws:s3/bucketLogging:BucketLogging": Replacement(
+        ("bucket", "expectedBucketOwner"),
+        f"{_AWS}s3/bucket_logging.go: bucket, expected_bucket_owner ForceNew (target_* update)"),
     # KMS
     "aws:kms/key:Key": Replacement(
         ("customerMasterKeySpec", "keyUsage", "multiRegion", "customKeyStoreId", "xksKeyId"),
         f"{_AWS}kms/key.go: customer_master_key_spec, key_usage, multi_region, custom_key_store_id, xks_key_id "
         "ForceNew"),
+    "aws:kms/keyPolicy:KeyPolicy": Replacement(
+        ("keyId",), f"{_AWS}kms/key_policy.go: key_id ForceNew (policy updates)"),
     "aws:kms/alias:Alias": Replacement(
         ("name", "namePrefix"), f"{_AWS}kms/alias.go: name, name_prefix ForceNew (target_key_id updates)"),
     # IAM
@@ -97,6 +102,9 @@ REPLACEMENTS: dict[str, Replacement] = {
         ("backend", "roleName"), "resource_kubernetes_auth_backend_role.go: backend, role_name ForceNew"),
     "vault:kv/secretV2:SecretV2": _vault(
         ("mount", "name"), "resource_kv_secret_v2.go: mount, name ForceNew"),
+    # Cost Explorer
+    "aws:costexplorer/costAllocationTag:CostAllocationTag": Replacement(
+        ("tagKey",), f"{_AWS}ce/cost_allocation_tag.go: tag_key ForceNew (status updates)"),
     # random
     "random:index/randomPassword:RandomPassword": Replacement(
         ("",), "terraform-provider-random internal/provider/resource_password.go passwordSchemaV3: every argument "

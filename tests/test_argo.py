@@ -43,7 +43,7 @@ def test_external_secret_delivers_the_keys_the_repository_names():
     assert external["spec"]["target"]["name"] == "s3-credentials-research"
     delivered = {d["secretKey"]: d["remoteRef"] for d in external["spec"]["data"]}
     assert set(delivered) == {naming.S3_ACCESS_KEY_ID_KEY, naming.S3_SECRET_ACCESS_KEY_KEY}
-    assert {ref["key"] for ref in delivered.values()} == {"argo/apps/research/s3/artifacts"}
+    assert {ref["key"] for ref in delivered.values()} == {"argo/orgs/calypr/research/s3/artifacts"}
 
 
 def test_workflow_template_runs_the_tenants_repository_as_wf_runner():

@@ -168,8 +168,9 @@ EDITS = [
     Edit("add clusterIdentifier, context unchanged (the migration)", "prod",
          _settings("prod", "kubernetes", clusterIdentifier="calypr-prod-eks"), 2,
          base=_settings("prod", "kubernetes", clusterIdentifier=None)),
+    # compliance is prod's only tenant in eu-west-1: the platform's access-log bucket there goes with it.
     Edit("remove a live tenant", "prod", _drop("compliance"), 3, (
-        ("delete", "Bucket", "compliance"), ("delete", "Key", "compliance"), ("delete", "Namespace", "compliance"),
+        ("delete", "Bucket", "(shared)"), ("delete", "Bucket", "compliance"), ("delete", "Key", "compliance"), ("delete", "Namespace", "compliance"),
         ("delete", "Resource", "compliance"))),
     # Offboarding keeps bucket, key and namespace; what goes is what tenancy generated and kept only in Vault.
     Edit("offboard a tenant without generated secrets", "prod", _tenant("compliance", lifecycle="offboarded"), 2),
@@ -178,8 +179,9 @@ EDITS = [
     Edit("rename a tenant", "dev", _rename("scratch", "sandbox"), 3, (
         ("delete", "Bucket", "scratch"), ("delete", "Namespace", "scratch"), ("delete", "Resource", "scratch"),
         ("delete", "SecretV2", "scratch"))),
+    # research leaves us-west-2, whose access-log bucket then holds no tenant's logs and goes.
     Edit("move a tenant to another region", "prod", _tenant("research", region="eu-west-1"), 3, (
-        ("replace", "Bucket", "research"),)),
+        ("delete", "Bucket", "(shared)"), ("replace", "Bucket", "research"))),
     Edit("kms -> aes256 (the key goes)", "prod", _tenant("compliance", artifacts={"encryption": "aes256"}), 3, (
         ("delete", "Key", "compliance"),)),
     Edit("change the context without a cluster identifier", "prod",

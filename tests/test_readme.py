@@ -53,8 +53,14 @@ def test_every_link_leads_somewhere():
 def test_exit_codes_are_the_tools():
     table = dict(re.findall(r"^\| (\d) \| (.+) \|$", README, re.M))
     assert set(table) == {"0", "1", "2", "3"}
-    source = (PROJECT / "tenancy" / "diff.py").read_text()
-    assert "return 3 if diff.destructive else 2 if diff.different else 0" in source
+    from tenancy.diff import Destructive, Diff, exit_code
+
+    def diff(**fields) -> Diff:
+        return Diff("dev@HEAD", "dev@working-tree", False, True, [], removal_is_deletion=True, **fields)
+
+    assert exit_code(diff()) == 0
+    assert exit_code(diff(destructive=[Destructive("urn", "research", "delete", "why", False, False)])) == 3
+    assert exit_code(diff(moves=["research"])) == 3
 
 
 def test_your_first_tenant_steps_work_as_written(tmp_path):

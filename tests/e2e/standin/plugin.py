@@ -601,6 +601,13 @@ _S3_KINDS = {
         lambda s3, b, i: s3.put_bucket_policy(Bucket=b, Policy=i["policy"]),
         lambda s3, b: s3.delete_bucket_policy(Bucket=b),
         lambda s3, b: s3.get_bucket_policy(Bucket=b)),
+    # bucket_logging.go: deleting the resource turns logging off (an empty BucketLoggingStatus). moto, like S3,
+    # refuses a target bucket in another region or one whose policy does not admit the log delivery service.
+    "aws:s3/bucketLogging:BucketLogging": _bucket_config(
+        lambda s3, b, i: s3.put_bucket_logging(Bucket=b, BucketLoggingStatus={"LoggingEnabled": {
+            "TargetBucket": i["targetBucket"], "TargetPrefix": i.get("targetPrefix", "")}}),
+        lambda s3, b: s3.put_bucket_logging(Bucket=b, BucketLoggingStatus={}),
+        lambda s3, b: s3.get_bucket_logging(Bucket=b)),
 }
 
 
@@ -661,6 +668,16 @@ def _alias_read(pkg: AwsPackage, id_: str, state: dict) -> dict:
     return {}
 
 
+def _key_policy_put(pkg: AwsPackage, i: dict) -> tuple[str, dict]:
+    pkg.client("kms").put_key_policy(KeyId=i["keyId"], PolicyName="default", Policy=i["policy"])
+    return i["keyId"], {}
+
+
+def _key_policy_read(pkg: AwsPackage, id_: str, state: dict) -> dict:
+    pkg.client("kms").get_key_policy(KeyId=id_, PolicyName="default")
+    return {}
+
+
 _KMS_KINDS = {
     "aws:kms/key:Key": Kind(
         create=_key_create, update=_key_update,
@@ -670,6 +687,12 @@ _KMS_KINDS = {
         read=_gone_on("NotFoundException")(lambda pkg, id_, s: _key_outputs(pkg, id_, s)),
         computed=("arn", "keyId", "keyUsage", "customerMasterKeySpec", "isEnabled", "multiRegion", "policy",
                   "tagsAll")),
+    # key_policy.go: the id is the key's; deleting the resource leaves the key's policy as it is (the key itself
+    # keeps a policy: KMS has no "no policy").
+    "aws:kms/keyPolicy:KeyPolicy": Kind(
+        create=_key_policy_put, update=lambda pkg, id_, state, i: _key_policy_put(pkg, i)[1],
+        delete=lambda pkg, id_, state: None,
+        read=_gone_on("NotFoundException")(_key_policy_read)),
     "aws:kms/alias:Alias": Kind(
         create=_alias_create, update=_alias_update, read=_alias_read,
         delete=lambda pkg, id_, s: pkg.client("kms").delete_alias(AliasName=id_),
@@ -867,7 +890,17 @@ _KEYSPACES_KINDS = {
 }
 
 
-AwsPackage.KINDS = {**_S3_KINDS, **_KMS_KINDS, **_IAM_KINDS, **_KEYSPACES_KINDS}
+# Cost Explorer: moto has no cost-allocation-tag API, so the stand-in keeps the activation in the engine's state
+# only (ce/cost_allocation_tag.go's id is the tag key; its delete deactivates the key).
+_COST_EXPLORER_KINDS = {
+    "aws:costexplorer/costAllocationTag:CostAllocationTag": Kind(
+        create=lambda pkg, i: (i["tagKey"], {"type": "UserDefined"}),
+        update=lambda pkg, id_, state, i: {"type": "UserDefined"},
+        delete=lambda pkg, id_, state: None,
+        computed=("type",)),
+}
+
+AwsPackage.KINDS = {**_S3_KINDS, **_KMS_KINDS, **_IAM_KINDS, **_KEYSPACES_KINDS, **_COST_EXPLORER_KINDS}
 PACKAGES: dict[str, type[Package]] = {p.NAME: p for p in (AwsPackage, VaultPackage, RandomPackage)}
 
 
