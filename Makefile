@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STACK  ?= dev
 OUT    ?= out/$(STACK)
 
-.PHONY: synth validate test e2e lock crds engines-cache engines schema bench clean clean-engines
+.PHONY: synth validate test lint e2e lock crds engines-cache engines schema bench clean clean-engines
 
 UV_VERSION := $(shell sed -n 's/^required-version = "==\(.*\)"$$/\1/p' pyproject.toml)
 UV         := $(BIN)/uv
@@ -33,8 +33,14 @@ validate: $(VENV)/.runtime
 	for stack in dev staging prod; do $(BIN)/python -m tenancy validate --stack $$stack || exit 1; done
 
 # The fast suite validates custom resources against the upstream CRDs, fetched from the projects' Go modules.
-test: $(VENV)/.dev crds
+test: $(VENV)/.dev crds lint
 	$(BIN)/python -m pytest -q tests --ignore=tests/e2e
+
+# What `pulumi up` runs, the tooling and the generator: ruff's lint rules and its formatting (pyproject.toml).
+LINTED := __main__.py components tenancy generator
+lint: $(VENV)/.dev
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 crds: engines-cache
 	tools/engines/crds.sh

@@ -49,8 +49,11 @@ def _load() -> tuple[settings.StackSettings, list, list, settings.StackPems]:
     # keeps the tenants assigned to it.
     cat = catalogue.load(PROJECT_DIR / stack_settings.catalogue, stacks=settings.known_stacks(PROJECT_DIR))
     environment_tenants = cat.for_stack(stack_settings)
-    tenants = [(spec, names) for spec, names in environment_tenants
-               if sharding.stack_of(environment, spec.name, stack_settings.shards) == stack]
+    tenants = [
+        (spec, names)
+        for spec, names in environment_tenants
+        if sharding.stack_of(environment, spec.name, stack_settings.shards) == stack
+    ]
     return stack_settings, environment_tenants, tenants, settings.read_pems(PROJECT_DIR, stack_settings)
 
 
@@ -65,22 +68,40 @@ holds_platform = pulumi.get_stack() == stack_settings.environment
 # The platform stack reaches the registry's region where tenancy creates the Keyspaces table (and the generator's
 # SigV4 role; with `tenancy:registry.endpoint` the "region" names the endpoint's data centre), and every region it
 # keeps an access-log bucket in.
-platform_regions = {*([registry_region(stack_settings)] if stack_settings.registry.in_keyspaces else []),
-                    *(spec.region for spec, _ in environment_tenants if stack_settings.artifacts.access_logs)}
+platform_regions = {
+    *([registry_region(stack_settings)] if stack_settings.registry.in_keyspaces else []),
+    *(spec.region for spec, _ in environment_tenants if stack_settings.artifacts.access_logs),
+}
 stack_providers = providers.build(
-    stack_settings, {*(platform_regions if holds_platform else ()), *(spec.region for spec, _ in tenants)})
+    stack_settings, {*(platform_regions if holds_platform else ()), *(spec.region for spec, _ in tenants)}
+)
 if holds_platform:
-    platform = Platform("platform", PlatformArgs(
-        stack_settings, stack_providers,
-        vault_kubernetes_ca_cert=pems.vault_kubernetes_ca, vault_server_ca_cert=pems.vault_server_ca,
-        registry_ca_cert=pems.registry_ca, tenants=environment_tenants,
-        registry_password=pulumi.Config(settings.NAMESPACE).get_secret(settings.REGISTRY_PASSWORD_KEY.partition(":")[2])))
+    platform = Platform(
+        "platform",
+        PlatformArgs(
+            stack_settings,
+            stack_providers,
+            vault_kubernetes_ca_cert=pems.vault_kubernetes_ca,
+            vault_server_ca_cert=pems.vault_server_ca,
+            registry_ca_cert=pems.registry_ca,
+            tenants=environment_tenants,
+            registry_password=pulumi.Config(settings.NAMESPACE).get_secret(
+                settings.REGISTRY_PASSWORD_KEY.partition(":")[2]
+            ),
+        ),
+    )
     if stack_settings.shards > 1:
         export_platform(platform)
 else:
-    platform = PlatformReference("platform", PlatformReferenceArgs(
-        stack_settings, platform_stack_name(stack_settings.environment), vault_server_ca_cert=pems.vault_server_ca,
-        registry_ca_cert=pems.registry_ca))
+    platform = PlatformReference(
+        "platform",
+        PlatformReferenceArgs(
+            stack_settings,
+            platform_stack_name(stack_settings.environment),
+            vault_server_ca_cert=pems.vault_server_ca,
+            registry_ca_cert=pems.registry_ca,
+        ),
+    )
 for spec, names in tenants:
     Tenant(spec.name, TenantArgs(spec, names, stack_settings, stack_providers, platform))
 

@@ -1,5 +1,6 @@
 """`python -m components` still works for scripts and pipelines written before the tooling moved to `tenancy/`;
 it says where the tooling went and runs it."""
+
 import sys
 
 if __name__ == "__main__":

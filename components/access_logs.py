@@ -27,13 +27,23 @@ def log_delivery_policy(log_bucket: str, sources: Iterable[str]) -> dict:
     """The log bucket's policy: S3's log delivery may write there for exactly the `sources` buckets, each under its
     own prefix; nothing else is granted, and requests without TLS are refused."""
     tls = iam_policies.tls_only_bucket_policy(f"arn:aws:s3:::{log_bucket}")
-    return {**tls, "Statement": [
-        *tls["Statement"],
-        *({"Sid": f"LogDelivery{index}", "Effect": "Allow", "Principal": {"Service": LOGGING_SERVICE},
-           "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{log_bucket}/{source}/*",
-           "Condition": {"ArnEquals": {"aws:SourceArn": f"arn:aws:s3:::{source}"}}}
-          for index, source in enumerate(sorted(sources))),
-    ]}
+    return {
+        **tls,
+        "Statement": [
+            *tls["Statement"],
+            *(
+                {
+                    "Sid": f"LogDelivery{index}",
+                    "Effect": "Allow",
+                    "Principal": {"Service": LOGGING_SERVICE},
+                    "Action": "s3:PutObject",
+                    "Resource": f"arn:aws:s3:::{log_bucket}/{source}/*",
+                    "Condition": {"ArnEquals": {"aws:SourceArn": f"arn:aws:s3:::{source}"}},
+                }
+                for index, source in enumerate(sorted(sources))
+            ),
+        ],
+    }
 
 
 @dataclass(frozen=True)
@@ -59,20 +69,56 @@ class AccessLogs(pulumi.ComponentResource):
             opts_ = child(self, provider)
             prefix = f"{name}-{region}"
             # Audit records are data: protected and retained like the buckets they describe.
-            bucket = sdk.register(aws.s3.Bucket, f"{prefix}-bucket",
-                                  child(self, provider, protect=settings.protect_data,
-                                        retain_on_delete=settings.protect_data),
-                                  bucket=log_bucket, force_destroy=settings.artifacts.force_destroy)
-            sdk.register(aws.s3.BucketOwnershipControls, f"{prefix}-ownership", opts_, bucket=bucket.id,
-                         rule={"object_ownership": "BucketOwnerEnforced"})
-            sdk.register(aws.s3.BucketPublicAccessBlock, f"{prefix}-public-access-block", opts_, bucket=bucket.id,
-                         block_public_acls=True, block_public_policy=True, ignore_public_acls=True,
-                         restrict_public_buckets=True)
-            sdk.register(aws.s3.BucketServerSideEncryptionConfiguration, f"{prefix}-sse", opts_, bucket=bucket.id,
-                         rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}])
-            sdk.register(aws.s3.BucketLifecycleConfiguration, f"{prefix}-lifecycle", opts_, bucket=bucket.id,
-                         rules=[{"id": "expire-logs", "status": "Enabled", "filter": {"prefix": ""},
-                                 "expiration": {"days": settings.artifacts.access_log_days}}])
-            self.ready[region] = sdk.register(aws.s3.BucketPolicy, f"{prefix}-policy", opts_, bucket=bucket.id,
-                                              policy=json.dumps(log_delivery_policy(log_bucket, sources)))
+            bucket = sdk.register(
+                aws.s3.Bucket,
+                f"{prefix}-bucket",
+                child(self, provider, protect=settings.protect_data, retain_on_delete=settings.protect_data),
+                bucket=log_bucket,
+                force_destroy=settings.artifacts.force_destroy,
+            )
+            sdk.register(
+                aws.s3.BucketOwnershipControls,
+                f"{prefix}-ownership",
+                opts_,
+                bucket=bucket.id,
+                rule={"object_ownership": "BucketOwnerEnforced"},
+            )
+            sdk.register(
+                aws.s3.BucketPublicAccessBlock,
+                f"{prefix}-public-access-block",
+                opts_,
+                bucket=bucket.id,
+                block_public_acls=True,
+                block_public_policy=True,
+                ignore_public_acls=True,
+                restrict_public_buckets=True,
+            )
+            sdk.register(
+                aws.s3.BucketServerSideEncryptionConfiguration,
+                f"{prefix}-sse",
+                opts_,
+                bucket=bucket.id,
+                rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
+            )
+            sdk.register(
+                aws.s3.BucketLifecycleConfiguration,
+                f"{prefix}-lifecycle",
+                opts_,
+                bucket=bucket.id,
+                rules=[
+                    {
+                        "id": "expire-logs",
+                        "status": "Enabled",
+                        "filter": {"prefix": ""},
+                        "expiration": {"days": settings.artifacts.access_log_days},
+                    }
+                ],
+            )
+            self.ready[region] = sdk.register(
+                aws.s3.BucketPolicy,
+                f"{prefix}-policy",
+                opts_,
+                bucket=bucket.id,
+                policy=json.dumps(log_delivery_policy(log_bucket, sources)),
+            )
         self.register_outputs({})

@@ -14,8 +14,8 @@ from . import naming, yaml_emit
 from .catalogue import TenantSpec
 from .images import NEXTFLOW_IMAGE
 from .namespace import node_placement
-from .quota import ephemeral_defaults
 from .naming import TenantNames
+from .quota import ephemeral_defaults
 
 ARGO_API = "argoproj.io/v1alpha1"
 DEFAULT_REPOSITORY_ANNOTATION = "workflows.argoproj.io/default-artifact-repository"
@@ -35,8 +35,9 @@ def s3_endpoint(region: str) -> str:
     return f"s3.{region}.amazonaws.com"
 
 
-def artifact_repository(spec: TenantSpec, names: TenantNames, bucket: str, region: str,
-                        kms_key_arn: Optional[str]) -> dict[str, Any]:
+def artifact_repository(
+    spec: TenantSpec, names: TenantNames, bucket: str, region: str, kms_key_arn: Optional[str]
+) -> dict[str, Any]:
     """The repository Argo reads from the ConfigMap key: the tenant's bucket and prefix, and how to reach them."""
     s3: dict[str, Any] = {
         "bucket": bucket,
@@ -78,8 +79,13 @@ def repository_yaml(repository: dict[str, Any]) -> str:
 
 def pod_security_context() -> dict[str, Any]:
     """Pod fields the restricted Pod Security level requires (and so every weaker level accepts)."""
-    return {"runAsNonRoot": True, "runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID, "fsGroup": RUNNER_UID,
-            "seccompProfile": {"type": "RuntimeDefault"}}
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUNNER_UID,
+        "runAsGroup": RUNNER_UID,
+        "fsGroup": RUNNER_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def container_security_context() -> dict[str, Any]:
@@ -89,10 +95,15 @@ def container_security_context() -> dict[str, Any]:
     under `main`, and a strategic-merge `podSpecPatch` only overwrites the fields it names, so each field the
     controller's configuration could set must be named here (`add: []` replaces any added capability).
     """
-    return {"allowPrivilegeEscalation": False, "privileged": False,
-            "capabilities": {"drop": ["ALL"], "add": []},
-            "runAsNonRoot": True, "runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID,
-            "seccompProfile": {"type": "RuntimeDefault"}}
+    return {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"], "add": []},
+        "runAsNonRoot": True,
+        "runAsUser": RUNNER_UID,
+        "runAsGroup": RUNNER_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def executor_pod_spec_patch() -> str:
@@ -107,11 +118,17 @@ def executor_pod_spec_patch() -> str:
     converts YAML that is not already JSON) and which never contains Argo's `{{` variable marker.
     """
     hardened = container_security_context()
-    return json.dumps({
-        "initContainers": [{"name": EXECUTOR_INIT, "securityContext": hardened}],
-        "containers": [{"name": EXECUTOR_WAIT, "securityContext": hardened},
-                       {"name": MAIN, "securityContext": hardened}],
-    }, separators=(",", ":"), sort_keys=True)
+    return json.dumps(
+        {
+            "initContainers": [{"name": EXECUTOR_INIT, "securityContext": hardened}],
+            "containers": [
+                {"name": EXECUTOR_WAIT, "securityContext": hardened},
+                {"name": MAIN, "securityContext": hardened},
+            ],
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    )
 
 
 def workflow_template(spec: TenantSpec, names: TenantNames) -> dict[str, Any]:
@@ -119,36 +136,47 @@ def workflow_template(spec: TenantSpec, names: TenantNames) -> dict[str, Any]:
     workflow_spec: dict[str, Any] = {
         "entrypoint": "run",
         "serviceAccountName": naming.RUNNER_SERVICE_ACCOUNT,
-        "arguments": {"parameters": [
-            {"name": "repo-url", "value": spec.repo.url},
-            {"name": "revision", "value": spec.repo.default_branch},
-        ]},
+        "arguments": {
+            "parameters": [
+                {"name": "repo-url", "value": spec.repo.url},
+                {"name": "revision", "value": spec.repo.default_branch},
+            ]
+        },
         "securityContext": pod_security_context(),
         # Bounded like the container that writes it (its LimitRange default): the kubelet evicts this pod when the
         # work directory outgrows it, before the node's disk fills and other tenants' pods are evicted.
         "volumes": [{"name": "work", "emptyDir": {"sizeLimit": ephemeral_defaults(spec)[1]}}],
         **node_placement(spec, names),
-        "templates": [{
-            "name": "run",
-            # On the template, not the spec: it then also applies when a Workflow reaches this template through
-            # `templateRef` instead of `workflowTemplateRef`.
-            "podSpecPatch": executor_pod_spec_patch(),
-            "inputs": {"artifacts": [{
-                "name": "source",
-                "path": SOURCE_PATH,
-                "git": {"repo": "{{workflow.parameters.repo-url}}",
-                        "revision": "{{workflow.parameters.revision}}", "depth": 1},
-            }]},
-            "container": {
-                "image": NEXTFLOW_IMAGE,
-                "command": ["nextflow"],
-                "args": ["run", SOURCE_PATH, "-ansi-log", "false"],
-                "workingDir": WORK_PATH,
-                "env": [{"name": "NXF_HOME", "value": f"{WORK_PATH}/.nextflow"}],
-                "volumeMounts": [{"name": "work", "mountPath": WORK_PATH}],
-                "securityContext": container_security_context(),
-            },
-        }],
+        "templates": [
+            {
+                "name": "run",
+                # On the template, not the spec: it then also applies when a Workflow reaches this template through
+                # `templateRef` instead of `workflowTemplateRef`.
+                "podSpecPatch": executor_pod_spec_patch(),
+                "inputs": {
+                    "artifacts": [
+                        {
+                            "name": "source",
+                            "path": SOURCE_PATH,
+                            "git": {
+                                "repo": "{{workflow.parameters.repo-url}}",
+                                "revision": "{{workflow.parameters.revision}}",
+                                "depth": 1,
+                            },
+                        }
+                    ]
+                },
+                "container": {
+                    "image": NEXTFLOW_IMAGE,
+                    "command": ["nextflow"],
+                    "args": ["run", SOURCE_PATH, "-ansi-log", "false"],
+                    "workingDir": WORK_PATH,
+                    "env": [{"name": "NXF_HOME", "value": f"{WORK_PATH}/.nextflow"}],
+                    "volumeMounts": [{"name": "work", "mountPath": WORK_PATH}],
+                    "securityContext": container_security_context(),
+                },
+            }
+        ],
     }
     return {
         "apiVersion": ARGO_API,

@@ -18,10 +18,9 @@ or with `tenancy:registry.auth: service-specific` the username from settings and
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
-
-import json
 
 import pulumi
 import pulumi_aws as aws
@@ -80,23 +79,34 @@ def service_account(settings: StackSettings, role_arn: Any = None) -> dict[str, 
 
 def token_secret(namespace: str, token: Any) -> dict[str, Any]:
     """The shared bearer token; `token` is a secret Output in the program, a string in tests."""
-    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": _metadata(naming.GENERATOR_TOKEN_SECRET, namespace, ARGOCD_SECRET_LABEL),
-            "stringData": {naming.GENERATOR_TOKEN_KEY: token}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _metadata(naming.GENERATOR_TOKEN_SECRET, namespace, ARGOCD_SECRET_LABEL),
+        "stringData": {naming.GENERATOR_TOKEN_KEY: token},
+    }
 
 
 def registry_secret(namespace: str, password: Any) -> dict[str, Any]:
     """The service-specific Keyspaces password, for stacks that do not use SigV4."""
-    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": _metadata(naming.GENERATOR_REGISTRY_SECRET, namespace),
-            "stringData": {naming.GENERATOR_REGISTRY_PASSWORD_KEY: password}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _metadata(naming.GENERATOR_REGISTRY_SECRET, namespace),
+        "stringData": {naming.GENERATOR_REGISTRY_PASSWORD_KEY: password},
+    }
 
 
 def registry_ca_configmap(namespace: str, pem: str) -> dict[str, Any]:
     """The CA behind `tenancy:registry.endpoint`'s certificate (public: a ConfigMap, not a Secret)."""
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": _metadata(naming.GENERATOR_REGISTRY_CA_CONFIGMAP, namespace),
-            "data": {naming.GENERATOR_REGISTRY_CA_KEY: pem}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(naming.GENERATOR_REGISTRY_CA_CONFIGMAP, namespace),
+        "data": {naming.GENERATOR_REGISTRY_CA_KEY: pem},
+    }
 
 
 def _registry_port(settings: StackSettings) -> int:
@@ -117,15 +127,26 @@ def _environment(settings: StackSettings) -> list[dict[str, Any]]:
         {"name": "ALLOW_EMPTY", "value": "true" if settings.argocd.allow_empty else "false"},
     ]
     if registry.endpoint is not None:
-        env += [{"name": "KEYSPACES_ENDPOINT", "value": registry.endpoint.host},
-                {"name": "KEYSPACES_PORT", "value": str(registry.endpoint.port)}]
+        env += [
+            {"name": "KEYSPACES_ENDPOINT", "value": registry.endpoint.host},
+            {"name": "KEYSPACES_PORT", "value": str(registry.endpoint.port)},
+        ]
         if registry.endpoint.ca_cert_file is not None:
-            env.append({"name": "KEYSPACES_ROOT_CERT", "value": f"{REGISTRY_CA_DIR}/{naming.GENERATOR_REGISTRY_CA_KEY}"})
+            env.append(
+                {"name": "KEYSPACES_ROOT_CERT", "value": f"{REGISTRY_CA_DIR}/{naming.GENERATOR_REGISTRY_CA_KEY}"}
+            )
     if registry.auth == "service-specific":
         env += [
             {"name": "KEYSPACES_USERNAME", "value": registry.username},
-            {"name": "KEYSPACES_PASSWORD", "valueFrom": {"secretKeyRef": {
-                "name": naming.GENERATOR_REGISTRY_SECRET, "key": naming.GENERATOR_REGISTRY_PASSWORD_KEY}}},
+            {
+                "name": "KEYSPACES_PASSWORD",
+                "valueFrom": {
+                    "secretKeyRef": {
+                        "name": naming.GENERATOR_REGISTRY_SECRET,
+                        "key": naming.GENERATOR_REGISTRY_PASSWORD_KEY,
+                    }
+                },
+            },
         ]
     return env
 
@@ -147,8 +168,10 @@ def deployment(settings: StackSettings) -> dict[str, Any]:
         # Not ready whenever the plugin endpoint would refuse (registry unreadable, a tenant missing): a rollout
         # to a wrong or empty table stalls on the new pods while the old ones keep answering.
         "readinessProbe": {**probe, "httpGet": {**probe["httpGet"], "path": "/readyz"}},
-        "volumeMounts": [{"name": "token", "mountPath": TOKEN_DIR, "readOnly": True},
-                         {"name": "expected", "mountPath": EXPECTED_DIR, "readOnly": True}],
+        "volumeMounts": [
+            {"name": "token", "mountPath": TOKEN_DIR, "readOnly": True},
+            {"name": "expected", "mountPath": EXPECTED_DIR, "readOnly": True},
+        ],
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -160,34 +183,62 @@ def deployment(settings: StackSettings) -> dict[str, Any]:
         "serviceAccountName": naming.GENERATOR,
         "automountServiceAccountToken": False,
         "securityContext": {
-            "runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
+            "runAsNonRoot": True,
+            "runAsUser": UID,
+            "runAsGroup": UID,
+            "fsGroup": UID,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container],
         # One replica per node where the nodes allow it, so a node's loss or drain leaves an answering replica.
         # Counted per ReplicaSet (pod-template-hash), so a rollout's new pods spread among themselves; nodes the
         # pod may not run on (taints, affinity) are not counted as places it could have gone.
-        "topologySpreadConstraints": [{
-            "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
-            "labelSelector": {"matchLabels": _selector()}, "matchLabelKeys": ["pod-template-hash"],
-            "nodeAffinityPolicy": "Honor", "nodeTaintsPolicy": "Honor"}],
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": {"matchLabels": _selector()},
+                "matchLabelKeys": ["pod-template-hash"],
+                "nodeAffinityPolicy": "Honor",
+                "nodeTaintsPolicy": "Honor",
+            }
+        ],
         # Mounted as directories (not subPath) so a rotated token or a new expected set reaches the running pod.
         "volumes": [
-            {"name": "token", "secret": {
-                "secretName": naming.GENERATOR_TOKEN_SECRET, "defaultMode": 0o440,
-                "items": [{"key": naming.GENERATOR_TOKEN_KEY, "path": naming.GENERATOR_TOKEN_KEY}]}},
-            {"name": "expected", "configMap": {
-                "name": naming.GENERATOR_EXPECTED_CONFIGMAP, "defaultMode": 0o444,
-                "items": [{"key": naming.GENERATOR_EXPECTED_KEY, "path": naming.GENERATOR_EXPECTED_KEY}]}},
+            {
+                "name": "token",
+                "secret": {
+                    "secretName": naming.GENERATOR_TOKEN_SECRET,
+                    "defaultMode": 0o440,
+                    "items": [{"key": naming.GENERATOR_TOKEN_KEY, "path": naming.GENERATOR_TOKEN_KEY}],
+                },
+            },
+            {
+                "name": "expected",
+                "configMap": {
+                    "name": naming.GENERATOR_EXPECTED_CONFIGMAP,
+                    "defaultMode": 0o444,
+                    "items": [{"key": naming.GENERATOR_EXPECTED_KEY, "path": naming.GENERATOR_EXPECTED_KEY}],
+                },
+            },
         ],
     }
     if settings.registry.endpoint is not None and settings.registry.endpoint.ca_cert_file is not None:
         container["volumeMounts"].append({"name": "registry-ca", "mountPath": REGISTRY_CA_DIR, "readOnly": True})
-        pod["volumes"].append({"name": "registry-ca", "configMap": {
-            "name": naming.GENERATOR_REGISTRY_CA_CONFIGMAP, "defaultMode": 0o444,
-            "items": [{"key": naming.GENERATOR_REGISTRY_CA_KEY, "path": naming.GENERATOR_REGISTRY_CA_KEY}]}})
+        pod["volumes"].append(
+            {
+                "name": "registry-ca",
+                "configMap": {
+                    "name": naming.GENERATOR_REGISTRY_CA_CONFIGMAP,
+                    "defaultMode": 0o444,
+                    "items": [{"key": naming.GENERATOR_REGISTRY_CA_KEY, "path": naming.GENERATOR_REGISTRY_CA_KEY}],
+                },
+            }
+        )
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": _rollout_metadata(settings),
         "spec": {
             "replicas": argocd.generator_replicas,
@@ -206,26 +257,35 @@ def pod_disruption_budget(settings: StackSettings) -> dict[str, Any]:
     ready (refusing, e.g. while the registry is unreachable) may always be evicted: they answer nothing, and a
     registry outage must not block every drain."""
     return {
-        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
         "metadata": _metadata(naming.GENERATOR, settings.argocd.namespace),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _selector()},
-                 "unhealthyPodEvictionPolicy": "AlwaysAllow"},
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": _selector()},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
     }
 
 
 def service(settings: StackSettings) -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "Service",
+        "apiVersion": "v1",
+        "kind": "Service",
         "metadata": _rollout_metadata(settings),
-        "spec": {"type": "ClusterIP", "selector": _selector(),
-                 "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}]},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": _selector(),
+            "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
     }
 
 
 def plugin_configmap(settings: StackSettings) -> dict[str, Any]:
     namespace = settings.argocd.namespace
     return {
-        "apiVersion": "v1", "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
         "metadata": _metadata(naming.GENERATOR, namespace),
         "data": {
             "baseUrl": f"http://{naming.service_host(naming.GENERATOR, namespace)}:{PORT}",
@@ -237,8 +297,11 @@ def plugin_configmap(settings: StackSettings) -> dict[str, Any]:
 
 def expected_tenants(tenants: Sequence[tuple[TenantSpec, TenantNames]]) -> dict[str, str]:
     """Registry key -> lifecycle of every tenant whose Application must exist (active and suspended)."""
-    return {names.registry_key: spec.lifecycle for spec, names in sorted(tenants, key=lambda t: t[1].registry_key)
-            if spec.keeps_identities}
+    return {
+        names.registry_key: spec.lifecycle
+        for spec, names in sorted(tenants, key=lambda t: t[1].registry_key)
+        if spec.keeps_identities
+    }
 
 
 def expected_configmap(settings: StackSettings, expected: Mapping[str, str]) -> dict[str, Any]:
@@ -247,7 +310,8 @@ def expected_configmap(settings: StackSettings, expected: Mapping[str, str]) -> 
     An object keyed by tenant rather than a list, so that adding or removing one tenant changes one key in a
     diff instead of shifting every entry after it."""
     return {
-        "apiVersion": "v1", "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
         "metadata": _metadata(naming.GENERATOR_EXPECTED_CONFIGMAP, settings.argocd.namespace),
         "data": {naming.GENERATOR_EXPECTED_KEY: json.dumps(dict(sorted(expected.items())))},
     }
@@ -261,20 +325,35 @@ def network_policy(settings: StackSettings) -> dict[str, Any]:
     if settings.registry.auth == "sigv4":
         registry_ports.append({"protocol": "TCP", "port": 443})
     return {
-        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
         "metadata": _metadata(naming.GENERATOR, argocd.namespace),
         "spec": {
             "podSelector": {"matchLabels": {"app.kubernetes.io/name": naming.GENERATOR}},
             "policyTypes": ["Ingress", "Egress"],
             # A podSelector without a namespaceSelector matches pods of this (the Argo CD) namespace only.
-            "ingress": [{"from": [{"podSelector": {"matchLabels": dict(argocd.application_set_controller_labels)}}],
-                         "ports": [{"protocol": "TCP", "port": PORT}]}],
+            "ingress": [
+                {
+                    "from": [{"podSelector": {"matchLabels": dict(argocd.application_set_controller_labels)}}],
+                    "ports": [{"protocol": "TCP", "port": PORT}],
+                }
+            ],
             "egress": [
-                {"to": [{"namespaceSelector": {"matchLabels": {
-                    NAMESPACE_NAME_LABEL: settings.kubernetes.dns_namespace}},
-                         "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
-                {"to": [_public(cidr, settings.kubernetes) for cidr in argocd.registry_egress_cidrs], "ports": registry_ports},
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {NAMESPACE_NAME_LABEL: settings.kubernetes.dns_namespace}
+                            },
+                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                        }
+                    ],
+                    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                },
+                {
+                    "to": [_public(cidr, settings.kubernetes) for cidr in argocd.registry_egress_cidrs],
+                    "ports": registry_ports,
+                },
             ],
         },
     }
@@ -294,19 +373,27 @@ def application_set(settings: StackSettings) -> dict[str, Any]:
     """One Application per parameter map the generator returns, i.e. per active or suspended tenant row."""
     argocd = settings.argocd
     return {
-        "apiVersion": ARGO_API, "kind": "ApplicationSet",
-        "metadata": {"name": naming.APPLICATION_SET, "namespace": argocd.namespace,
-                     "labels": {"app.kubernetes.io/managed-by": naming.MANAGED_BY}},
+        "apiVersion": ARGO_API,
+        "kind": "ApplicationSet",
+        "metadata": {
+            "name": naming.APPLICATION_SET,
+            "namespace": argocd.namespace,
+            "labels": {"app.kubernetes.io/managed-by": naming.MANAGED_BY},
+        },
         "spec": {
             # Go templates with missingkey=error: a placeholder the generator does not return fails the
             # generation (nothing changes) instead of rendering literally into every Application.
             "goTemplate": True,
             "goTemplateOptions": ["missingkey=error"],
-            "generators": [{"plugin": {
-                "configMapRef": {"name": naming.GENERATOR},
-                "input": {"parameters": {}},
-                "requeueAfterSeconds": argocd.requeue_after_seconds,
-            }}],
+            "generators": [
+                {
+                    "plugin": {
+                        "configMapRef": {"name": naming.GENERATOR},
+                        "input": {"parameters": {}},
+                        "requeueAfterSeconds": argocd.requeue_after_seconds,
+                    }
+                }
+            ],
             "syncPolicy": {
                 # No resources finalizer on the Applications: deleting one (offboarding, or the ApplicationSet
                 # itself going) leaves everything it deployed in place.
@@ -316,8 +403,7 @@ def application_set(settings: StackSettings) -> dict[str, Any]:
                 "applicationsSync": "sync",
             },
             "template": {
-                "metadata": {"name": "{{ .tenantId }}",
-                             "labels": {"app.kubernetes.io/managed-by": naming.MANAGED_BY}},
+                "metadata": {"name": "{{ .tenantId }}", "labels": {"app.kubernetes.io/managed-by": naming.MANAGED_BY}},
                 "spec": {
                     # Each tenant's own AppProject, named after its registry key (TenantNames.argocd_project).
                     "project": "{{ .tenantId }}",
@@ -343,15 +429,23 @@ def application_set(settings: StackSettings) -> dict[str, Any]:
 # too (ConfigMap, WorkflowTemplate, MiniCluster) cannot be blacklisted by name; the deployer's RBAC (the
 # tenant-admin Role) is what limits those.
 NAMESPACE_RESOURCE_BLACKLIST = (
-    ("", "ResourceQuota"), ("", "LimitRange"), ("", "ServiceAccount"), ("", "Secret"),
+    ("", "ResourceQuota"),
+    ("", "LimitRange"),
+    ("", "ServiceAccount"),
+    ("", "Secret"),
     ("networking.k8s.io", "NetworkPolicy"),
-    ("rbac.authorization.k8s.io", "Role"), ("rbac.authorization.k8s.io", "RoleBinding"),
-    ("external-secrets.io", "SecretStore"), ("external-secrets.io", "ExternalSecret"),
+    ("rbac.authorization.k8s.io", "Role"),
+    ("rbac.authorization.k8s.io", "RoleBinding"),
+    ("external-secrets.io", "SecretStore"),
+    ("external-secrets.io", "ExternalSecret"),
     ("config.ratify.deislabs.io", "NamespacedKeyManagementProvider"),
-    ("config.ratify.deislabs.io", "NamespacedVerifier"), ("config.ratify.deislabs.io", "NamespacedStore"),
+    ("config.ratify.deislabs.io", "NamespacedVerifier"),
+    ("config.ratify.deislabs.io", "NamespacedStore"),
     ("config.ratify.deislabs.io", "NamespacedPolicy"),
     # Argo CD's own kinds: with apps-in-any-namespace a tenant could otherwise mint Applications or projects.
-    ("argoproj.io", "Application"), ("argoproj.io", "ApplicationSet"), ("argoproj.io", "AppProject"),
+    ("argoproj.io", "Application"),
+    ("argoproj.io", "ApplicationSet"),
+    ("argoproj.io", "AppProject"),
 )
 
 
@@ -360,9 +454,13 @@ def app_project(spec: TenantSpec, names: TenantNames, settings: StackSettings) -
     cluster-scoped kind, none of tenancy's kinds, synced as the tenant's deployer (sync impersonation)."""
     cluster = settings.registry.target_cluster
     return {
-        "apiVersion": ARGO_API, "kind": "AppProject",
-        "metadata": {"name": names.argocd_project, "namespace": settings.argocd.namespace,
-                     "labels": {"app.kubernetes.io/managed-by": naming.MANAGED_BY, naming.TENANT_LABEL: spec.name}},
+        "apiVersion": ARGO_API,
+        "kind": "AppProject",
+        "metadata": {
+            "name": names.argocd_project,
+            "namespace": settings.argocd.namespace,
+            "labels": {"app.kubernetes.io/managed-by": naming.MANAGED_BY, naming.TENANT_LABEL: spec.name},
+        },
         "spec": {
             "description": f"tenancy tenant {spec.name}",  # the CRD caps it at 255 characters
             "sourceRepos": [spec.repo.url],
@@ -370,8 +468,9 @@ def app_project(spec: TenantSpec, names: TenantNames, settings: StackSettings) -
             "clusterResourceWhitelist": [],
             "namespaceResourceBlacklist": [{"group": g, "kind": k} for g, k in NAMESPACE_RESOURCE_BLACKLIST],
             # Argo CD (application.sync.impersonation.enabled) syncs as this account rather than as itself.
-            "destinationServiceAccounts": [{"server": cluster, "namespace": names.namespace,
-                                            "defaultServiceAccount": naming.ARGOCD_DEPLOYER}],
+            "destinationServiceAccounts": [
+                {"server": cluster, "namespace": names.namespace, "defaultServiceAccount": naming.ARGOCD_DEPLOYER}
+            ],
         },
     }
 
@@ -379,9 +478,12 @@ def app_project(spec: TenantSpec, names: TenantNames, settings: StackSettings) -
 def deployer_manifests(names: TenantNames, settings: StackSettings) -> list[dict[str, Any]]:
     """The ServiceAccount Argo CD impersonates in the tenant namespace, bound to exactly the tenant-admin Role a
     team admin has there (rbac.py); it never gets a token of its own."""
-    account = {"apiVersion": "v1", "kind": "ServiceAccount",
-               "metadata": {"name": naming.ARGOCD_DEPLOYER, "namespace": names.namespace},
-               "automountServiceAccountToken": False}
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": naming.ARGOCD_DEPLOYER, "namespace": names.namespace},
+        "automountServiceAccountToken": False,
+    }
     # The application controller impersonates with its own credentials; the binding is what the sync may do.
     subject = [{"kind": "ServiceAccount", "name": naming.ARGOCD_DEPLOYER, "namespace": names.namespace}]
     return [account, rbac.role_binding(names, naming.ARGOCD_DEPLOYER, "Role", naming.TENANT_ADMIN_ROLE, subject)]
@@ -404,8 +506,11 @@ class TenantArgoCd(pulumi.ComponentResource):
         in_namespace = child(self, args.providers.kubernetes, depends_on=[args.namespace])
         deployer = [kube.apply(name, m, in_namespace) for m in deployer_manifests(args.names, args.settings)]
         # The project names the deployer; it exists before Argo CD can sync anything as it.
-        kube.apply(name, app_project(args.spec, args.names, args.settings),
-                   child(self, args.providers.kubernetes, depends_on=deployer))
+        kube.apply(
+            name,
+            app_project(args.spec, args.names, args.settings),
+            child(self, args.providers.kubernetes, depends_on=deployer),
+        )
         self.register_outputs({"project": args.names.argocd_project})
 
 
@@ -432,16 +537,25 @@ class ArgoCdGenerator(pulumi.ComponentResource):
         k8s_opts = child(self, providers.kubernetes)
         namespace = settings.argocd.namespace
 
-        token = sdk.register(random.RandomPassword, f"{name}-token", child(self, providers.random), ["result"],
-                             length=48, special=False)
-        objects = [service_account(settings, self._registry_identity(name, args)), token_secret(namespace, pulumi.Output.secret(token.result))]
+        token = sdk.register(
+            random.RandomPassword, f"{name}-token", child(self, providers.random), ["result"], length=48, special=False
+        )
+        objects = [
+            service_account(settings, self._registry_identity(name, args)),
+            token_secret(namespace, pulumi.Output.secret(token.result)),
+        ]
         if settings.registry.auth == "service-specific":
             objects.append(registry_secret(namespace, pulumi.Output.secret(args.registry_password)))
         if args.registry_ca_cert is not None:
             objects.append(registry_ca_configmap(namespace, args.registry_ca_cert))
         configmap = plugin_configmap(settings)
-        objects += [expected_configmap(settings, args.expected), network_policy(settings), deployment(settings),
-                    service(settings), configmap]
+        objects += [
+            expected_configmap(settings, args.expected),
+            network_policy(settings),
+            deployment(settings),
+            service(settings),
+            configmap,
+        ]
         if settings.argocd.generator_replicas > 1:  # with one replica, a budget could only block drains
             objects.append(pod_disruption_budget(settings))
         applied = [kube.apply(name, m, k8s_opts) for m in objects]
@@ -460,14 +574,24 @@ class ArgoCdGenerator(pulumi.ComponentResource):
         if irsa is None or args.registry_table_arn is None:
             raise ValueError("SigV4 registry reads need tenancy:irsa; settings validation should have refused this")
         opts = child(self, args.providers.aws(registry_region(settings)))
-        trust = iam_policies.irsa_trust_policy(irsa.oidc_provider_arn, irsa.issuer, settings.argocd.namespace,
-                                               naming.GENERATOR)
-        role = sdk.register(aws.iam.Role, f"{name}-role", opts, ["arn"],
-                            name=naming.generator_iam_role(settings.org, settings.environment),
-                            assume_role_policy=json.dumps(trust))
+        trust = iam_policies.irsa_trust_policy(
+            irsa.oidc_provider_arn, irsa.issuer, settings.argocd.namespace, naming.GENERATOR
+        )
+        role = sdk.register(
+            aws.iam.Role,
+            f"{name}-role",
+            opts,
+            ["arn"],
+            name=naming.generator_iam_role(settings.org, settings.environment),
+            assume_role_policy=json.dumps(trust),
+        )
         policy = sdk.register(
-            aws.iam.Policy, f"{name}-registry-read", opts, ["arn"],
+            aws.iam.Policy,
+            f"{name}-registry-read",
+            opts,
+            ["arn"],
             name=naming.generator_iam_policy(settings.org, settings.environment),
-            policy=args.registry_table_arn.apply(lambda arn: json.dumps(iam_policies.registry_read_policy(arn))))
+            policy=args.registry_table_arn.apply(lambda arn: json.dumps(iam_policies.registry_read_policy(arn))),
+        )
         sdk.register(aws.iam.RolePolicyAttachment, f"{name}-registry-read", opts, role=role.name, policy_arn=policy.arn)
         return role.arn

@@ -22,20 +22,46 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from . import certificates, images, naming, notation, quantity, safe_yaml
-from .problems import (ENTRIES, At, InvalidInput, Problem, describe, did_you_mean, error_loc, join_path,
-                       pydantic_messages, shown)
-from .settings import (AWS_REGIONS, StackSettings, check_cidrs, check_object_names, check_registries,
-                       inside_cluster_ranges)
-
+from .problems import (
+    ENTRIES,
+    At,
+    InvalidInput,
+    Problem,
+    describe,
+    did_you_mean,
+    error_loc,
+    join_path,
+    pydantic_messages,
+    shown,
+)
+from .settings import (
+    AWS_REGIONS,
+    StackSettings,
+    check_cidrs,
+    check_object_names,
+    check_registries,
+    inside_cluster_ranges,
+)
 
 # ResourceQuota keys that count objects: they stay integers and are never scaled per stack.
-_OBJECT_COUNT_KEYS = frozenset({"pods", "services", "secrets", "configmaps", "persistentvolumeclaims",
-                                "replicationcontrollers", "resourcequotas", "services.loadbalancers",
-                                "services.nodeports"})
+_OBJECT_COUNT_KEYS = frozenset(
+    {
+        "pods",
+        "services",
+        "secrets",
+        "configmaps",
+        "persistentvolumeclaims",
+        "replicationcontrollers",
+        "resourcequotas",
+        "services.loadbalancers",
+        "services.nodeports",
+    }
+)
 _COMPUTE_QUOTA_KEY = re.compile(
     r"^((requests|limits)\.)?(cpu|memory|ephemeral-storage|storage)$"
     r"|^requests\.[a-z0-9.-]+/[a-z0-9.-]+$"
-    r"|^[a-z0-9.-]+\.storageclass\.storage\.k8s\.io/(requests\.storage|persistentvolumeclaims)$")
+    r"|^[a-z0-9.-]+\.storageclass\.storage\.k8s\.io/(requests\.storage|persistentvolumeclaims)$"
+)
 _PARAM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 # The keys the Argo CD generator puts in every parameter map (generator/tenancy_generator/params.py FIXED_KEYS): a
 # param of the same name would be dropped there, so it is refused here.
@@ -139,7 +165,8 @@ class Artifacts(_Model):
     encryption: Literal["aes256", "kms"] = "aes256"
     versioning: Optional[bool] = Field(None, description="Default: the stack's tenancy:artifacts.versioning.")
     credentials: Optional[Literal["static", "irsa"]] = Field(
-        None, description="Default: the stack's tenancy:artifacts.credentials.")
+        None, description="Default: the stack's tenancy:artifacts.credentials."
+    )
     archive_logs: bool = True
     garbage_collection: bool = Field(False, description="Grants s3:DeleteObject so Argo can collect artifacts.")
 
@@ -147,18 +174,22 @@ class Artifacts(_Model):
     @classmethod
     def _prefix(cls, value: str) -> str:
         if not value.endswith("/") or value.startswith("/") or not _KEY_PREFIX.match(value) or len(value) > 256:
-            raise ValueError("must be a relative S3 key prefix of safe characters ending with '/', "
-                             "without '*' wildcards that would widen the IAM policy")
+            raise ValueError(
+                "must be a relative S3 key prefix of safe characters ending with '/', "
+                "without '*' wildcards that would widen the IAM policy"
+            )
         if "*" in value or any(part in ("", ".", "..") for part in value[:-1].split("/")):
             raise ValueError("must not contain '*', empty, '.' or '..' segments")
         return value
 
 
 class Limits(_Model):
-    default_request: dict[str, str] = Field(default_factory=lambda: {"cpu": "100m", "memory": "128Mi"},
-                                            json_schema_extra=_QUANTITY_MAP)
-    default: dict[str, str] = Field(default_factory=lambda: {"cpu": "1", "memory": "1Gi"},
-                                    json_schema_extra=_QUANTITY_MAP)
+    default_request: dict[str, str] = Field(
+        default_factory=lambda: {"cpu": "100m", "memory": "128Mi"}, json_schema_extra=_QUANTITY_MAP
+    )
+    default: dict[str, str] = Field(
+        default_factory=lambda: {"cpu": "1", "memory": "1Gi"}, json_schema_extra=_QUANTITY_MAP
+    )
     max: dict[str, str] = Field(default_factory=dict, json_schema_extra=_QUANTITY_MAP)
 
     _as_text = field_validator("default_request", "default", "max", mode="before")(_quantities_as_text)
@@ -214,7 +245,8 @@ class Allowed(_Model):
     `tenancy:admission.allowed`; an empty list: no restriction."""
 
     registries: Optional[list[str]] = Field(
-        None, description="Image registries (host and optional path, e.g. ghcr.io/calypr) of every container.")
+        None, description="Image registries (host and optional path, e.g. ghcr.io/calypr) of every container."
+    )
     storage_classes: Optional[list[str]] = Field(None, description="Storage classes of PVCs and ephemeral volumes.")
     priority_classes: Optional[list[str]] = Field(None, description="Priority classes of pods.")
 
@@ -227,8 +259,10 @@ class MiniClusterSpec(_Model):
     size: int = Field(2, ge=1, le=1024)
     image: str = images.FLUX_RESTFUL_IMAGE
     command: str = ""
-    users: list[str] = Field(default_factory=list, description="The flux-restful-api account (at most one; v1alpha2 "
-                                                               "only); its password is generated in Vault.")
+    users: list[str] = Field(
+        default_factory=list,
+        description="The flux-restful-api account (at most one; v1alpha2 only); its password is generated in Vault.",
+    )
 
     _image = field_validator("image")(classmethod(lambda cls, v: images.check_reference(v)))
 
@@ -252,12 +286,16 @@ class SupplyChain(_Model):
     """
 
     enabled: bool = False
-    certificate: Optional[str] = Field(None, description="PEM root (or intermediate) CA that issues the tenant's "
-                                                         "signing certificates: the trust store.")
+    certificate: Optional[str] = Field(
+        None,
+        description="PEM root (or intermediate) CA that issues the tenant's signing certificates: the trust store.",
+    )
     certificate_file: Optional[str] = Field(None, description="Path to that PEM, relative to tenants.yaml.")
     trusted_identities: list[str] = Field(
-        default_factory=list, description="Subjects (RFC 4514 DNs with at least C, ST and O) of the signing leaf "
-                                          "certificates whose signatures are accepted.")
+        default_factory=list,
+        description="Subjects (RFC 4514 DNs with at least C, ST and O) of the signing leaf "
+        "certificates whose signatures are accepted.",
+    )
 
     @field_validator("certificate")
     @classmethod
@@ -276,8 +314,10 @@ class SupplyChain(_Model):
                 problems.append(f"[{index}] '*': a wildcard would trust every leaf of the CA; name the signers")
                 continue
             if dn.startswith(f"{notation.X509_SUBJECT}:"):
-                problems.append(f"[{index}] {shown(dn)}: give the signing certificate's subject DN itself; tenancy "
-                                f"adds the '{notation.X509_SUBJECT}:' prefix")
+                problems.append(
+                    f"[{index}] {shown(dn)}: give the signing certificate's subject DN itself; tenancy "
+                    f"adds the '{notation.X509_SUBJECT}:' prefix"
+                )
                 continue
             try:
                 notation.parse_dn(dn)
@@ -296,15 +336,19 @@ class SupplyChain(_Model):
         if self.enabled and not (self.certificate or self.certificate_file):
             raise ValueError("enabled supply-chain verification needs a certificate or certificateFile")
         if self.enabled and not self.trusted_identities:
-            raise ValueError("enabled supply-chain verification needs trustedIdentities: the subjects of the "
-                             "signing certificates (notation trusts no signer of a CA by default)")
+            raise ValueError(
+                "enabled supply-chain verification needs trustedIdentities: the subjects of the "
+                "signing certificates (notation trusts no signer of a CA by default)"
+            )
         if self.certificate:
             anchors = notation.anchor_subjects(self.certificate)
             for index, dn in enumerate(self.trusted_identities):
                 if notation.parse_dn(dn) in anchors:
-                    raise ValueError(f"trustedIdentities[{index}] {shown(dn)} is the subject of the CA certificate "
-                                     "itself; notation refuses a CA as a signing certificate, so name the "
-                                     "subjects of the leaves it issued")
+                    raise ValueError(
+                        f"trustedIdentities[{index}] {shown(dn)} is the subject of the CA certificate "
+                        "itself; notation refuses a CA as a signing certificate, so name the "
+                        "subjects of the leaves it issued"
+                    )
         return self
 
 
@@ -321,8 +365,9 @@ class TenantSpec(_Model):
     labels: dict[str, str] = Field(default_factory=dict)
     params: dict[str, str] = Field(default_factory=dict)
     artifacts: Artifacts = Field(default_factory=Artifacts)
-    quota: dict[str, str] = Field(default_factory=dict, description="ResourceQuota spec.hard.",
-                                  json_schema_extra=_QUANTITY_MAP)
+    quota: dict[str, str] = Field(
+        default_factory=dict, description="ResourceQuota spec.hard.", json_schema_extra=_QUANTITY_MAP
+    )
     limits: Limits = Field(default_factory=Limits)
     pod_security: Literal["restricted", "baseline", "privileged"] = "restricted"
     network: Network = Field(default_factory=Network)
@@ -352,8 +397,10 @@ class TenantSpec(_Model):
     @classmethod
     def _name(cls, value: str) -> str:
         if not naming.is_dns1123_label(value):
-            raise ValueError(f"{shown(value)} is not a DNS-1123 label (lowercase letters, digits and '-', "
-                             "starting and ending with a letter or digit, at most 63 characters)")
+            raise ValueError(
+                f"{shown(value)} is not a DNS-1123 label (lowercase letters, digits and '-', "
+                "starting and ending with a letter or digit, at most 63 characters)"
+            )
         return value
 
     @field_validator("region")
@@ -388,8 +435,10 @@ class TenantSpec(_Model):
             # `count/😀` is refused there), then a standard name or one with a '/'; tenancy keeps to the names it
             # knows the meaning of.
             if naming.label_key_problem(key):
-                return (f"{shown(key)} is not a ResourceQuota resource name: Kubernetes needs a qualified name "
-                        "([DNS-subdomain prefix/]name, the name 1-63 letters, digits, '-', '_' or '.')")
+                return (
+                    f"{shown(key)} is not a ResourceQuota resource name: Kubernetes needs a qualified name "
+                    "([DNS-subdomain prefix/]name, the name 1-63 letters, digits, '-', '_' or '.')"
+                )
             if not (is_object_count(key) or _COMPUTE_QUOTA_KEY.match(key)):
                 return f"{shown(key)} is not a ResourceQuota resource name"
             amount = _amount(key, item)
@@ -423,14 +472,24 @@ _TOP_LEVEL_KEYS = ("defaults", "tenants")
 # (artifacts that never expire, a certificate nothing verifies with), so a tenant setting one there is refused.
 # Values in `defaults` are exempt: they are there for the tenants that do use them.
 _ACTS_ONLY: tuple[tuple[tuple[str, str], Any, str], ...] = (
-    (("artifacts", "expireAfterDays"), lambda s: s.artifacts.storage_class == "temporary",
-     "only storageClass `temporary` expires artifacts"),
-    (("artifacts", "archiveAfterDays"), lambda s: s.artifacts.storage_class == "archive",
-     "only storageClass `archive` moves artifacts to Glacier"),
-    *((("minicluster", f), lambda s: s.minicluster.enabled, "minicluster.enabled is false")
-      for f in ("size", "image", "command", "users")),
-    *((("supplyChain", f), lambda s: s.supply_chain.enabled, "supplyChain.enabled is false")
-      for f in ("certificate", "certificateFile", "trustedIdentities")),
+    (
+        ("artifacts", "expireAfterDays"),
+        lambda s: s.artifacts.storage_class == "temporary",
+        "only storageClass `temporary` expires artifacts",
+    ),
+    (
+        ("artifacts", "archiveAfterDays"),
+        lambda s: s.artifacts.storage_class == "archive",
+        "only storageClass `archive` moves artifacts to Glacier",
+    ),
+    *(
+        (("minicluster", f), lambda s: s.minicluster.enabled, "minicluster.enabled is false")
+        for f in ("size", "image", "command", "users")
+    ),
+    *(
+        (("supplyChain", f), lambda s: s.supply_chain.enabled, "supplyChain.enabled is false")
+        for f in ("certificate", "certificateFile", "trustedIdentities")
+    ),
 )
 # Field names the catalogue accepts anywhere a tenant field may stand (defaults, tenant, overrides).
 _TENANT_KEYS = frozenset(f.alias or n for n, f in TenantSpec.model_fields.items())
@@ -476,8 +535,14 @@ def _has_path(data: Any, loc: tuple) -> bool:
 class Catalogue:
     """A parsed, schema-checked catalogue. `for_stack` gives the tenants of one stack, names checked."""
 
-    def __init__(self, source: str, base_dir: Path, defaults: dict[str, Any], entries: list[dict[str, Any]],
-                 stacks: tuple[str, ...]):
+    def __init__(
+        self,
+        source: str,
+        base_dir: Path,
+        defaults: dict[str, Any],
+        entries: list[dict[str, Any]],
+        stacks: tuple[str, ...],
+    ):
         self.source = source
         self.base_dir = base_dir
         self.defaults = defaults
@@ -535,10 +600,15 @@ class Catalogue:
         supply = merged.get("supplyChain")
         # The model checks the PEM itself, so a file's content is handed over as `certificate`; problems the model
         # finds in it still point at the path the user wrote.
-        from_file = isinstance(supply, dict) and isinstance(supply.get("certificateFile"), str) \
+        from_file = (
+            isinstance(supply, dict)
+            and isinstance(supply.get("certificateFile"), str)
             and supply.get("certificate") is None
-        problems = [Problem(self.source, self._locate(index, entry, env, loc), why)
-                    for loc, why in self._read_certificate(merged)]
+        )
+        problems = [
+            Problem(self.source, self._locate(index, entry, env, loc), why)
+            for loc, why in self._read_certificate(merged)
+        ]
         # The model is a pure function of the merged mapping: a tenant merged alike before (the other side of a
         # diff, the program re-reading the catalogue the tooling read) is not validated again.
         known = json.dumps(merged, sort_keys=True) if not problems else None
@@ -551,8 +621,10 @@ class Catalogue:
                 loc = tuple(p for p in error_loc(error) if not str(p).startswith("function"))
                 if loc == ("supplyChain", "certificate") and from_file:
                     loc = ("supplyChain", "certificateFile")
-                problems += [Problem(self.source, self._locate(index, entry, env, loc), message)
-                             for message in pydantic_messages({**error, "loc": loc}, TenantSpec)]
+                problems += [
+                    Problem(self.source, self._locate(index, entry, env, loc), message)
+                    for message in pydantic_messages({**error, "loc": loc}, TenantSpec)
+                ]
             return None, problems
         if known is not None:
             if len(_VALID_SPECS) >= _VALID_SPECS_MAX:
@@ -580,7 +652,10 @@ class Catalogue:
                 pem = self.certificates[name]
                 if isinstance(pem, ValueError):
                     raise pem
-                merged["supplyChain"] = {**{k: v for k, v in supply.items() if k != "certificateFile"}, "certificate": pem}
+                merged["supplyChain"] = {
+                    **{k: v for k, v in supply.items() if k != "certificateFile"},
+                    "certificate": pem,
+                }
             elif isinstance(inline, str):
                 certificates.certificates_only(inline)
         except ValueError as exc:
@@ -614,19 +689,31 @@ class Catalogue:
         """Values a tenant sets that act in none of its stacks (`_ACTS_ONLY`), and overrides of stacks it is not in."""
         where = self._where(index, entry)
         overrides = entry.get("overrides") if isinstance(entry.get("overrides"), dict) else {}
-        problems = [Problem(self.source, join_path(where, "overrides", env),
-                            f"has no effect: the tenant is not in stack {shown(env)} (see its environments)")
-                    for env in overrides if env in self.stacks and env not in specs]
+        problems = [
+            Problem(
+                self.source,
+                join_path(where, "overrides", env),
+                f"has no effect: the tenant is not in stack {shown(env)} (see its environments)",
+            )
+            for env in overrides
+            if env in self.stacks and env not in specs
+        ]
         for loc, acts, why in _ACTS_ONLY:
             idle = [env for env, spec in specs.items() if not acts(spec)]
             for env in idle:
                 if _has_path(overrides.get(env) or {}, loc):
-                    problems.append(Problem(self.source, join_path(where, "overrides", env, *loc),
-                                            f"has no effect in stack {shown(env)}: {why}"))
+                    problems.append(
+                        Problem(
+                            self.source,
+                            join_path(where, "overrides", env, *loc),
+                            f"has no effect in stack {shown(env)}: {why}",
+                        )
+                    )
             acting = [env for env, spec in specs.items() if acts(spec) and not _has_path(overrides.get(env) or {}, loc)]
             if idle and not acting and _has_path(entry, loc):
-                problems.append(Problem(self.source, join_path(where, *loc),
-                                        f"has no effect in any stack of this tenant: {why}"))
+                problems.append(
+                    Problem(self.source, join_path(where, *loc), f"has no effect in any stack of this tenant: {why}")
+                )
         return problems
 
     def for_stack(self, settings: StackSettings) -> list[tuple[TenantSpec, naming.TenantNames]]:
@@ -635,9 +722,16 @@ class Catalogue:
         problems = self.validate_all_environments()
         members = [index for index, entry in enumerate(self.entries) if environment in self.environments_of(entry)]
         if not members and not settings.allow_no_tenants:
-            problems.append(Problem(self.source, "tenants", (
-                f"no tenant is in stack {shown(environment)}, so deploying it would remove every tenant it has; if an "
-                f"empty stack is intended, set tenancy:allowNoTenants: true in Pulumi.{settings.stack}.yaml")))
+            problems.append(
+                Problem(
+                    self.source,
+                    "tenants",
+                    (
+                        f"no tenant is in stack {shown(environment)}, so deploying it would remove every tenant it has; if an "
+                        f"empty stack is intended, set tenancy:allowNoTenants: true in Pulumi.{settings.stack}.yaml"
+                    ),
+                )
+            )
         tenants: list[tuple[int, TenantSpec, naming.TenantNames]] = []
         for index in members:
             entry = self.entries[index]
@@ -646,25 +740,39 @@ class Catalogue:
                 continue
             spec = _with_stack_defaults(spec, settings)
             if spec.artifacts.credentials == "irsa" and settings.irsa is None:
-                problems.append(Problem(self.source, self._locate(index, entry, environment, ("artifacts", "credentials")),
-                                        f"irsa credentials need tenancy:irsa.oidcProviderArn in stack {shown(environment)}"))
+                problems.append(
+                    Problem(
+                        self.source,
+                        self._locate(index, entry, environment, ("artifacts", "credentials")),
+                        f"irsa credentials need tenancy:irsa.oidcProviderArn in stack {shown(environment)}",
+                    )
+                )
             for loc, why in [*minicluster_problems(spec, settings), *registry_problems(spec, settings)]:
                 problems.append(Problem(self.source, self._locate(index, entry, environment, loc), why))
-            for position, cidr in enumerate(spec.network.load_balancer_cidrs):
+            for cidr in spec.network.load_balancer_cidrs:
                 inside = inside_cluster_ranges(cidr, settings.kubernetes.cluster_ranges)
                 if inside:
-                    problems.append(Problem(self.source, self._locate(index, entry, environment,
-                                                                      ("network", "loadBalancerCidrs")),
-                        f"{cidr!r} lies inside the cluster's pod or Service range {inside!r} (tenancy:kubernetes."
-                        f"podCidrs/serviceCidrs of stack {environment!r}): ingress from it would admit other "
-                        "tenants' pods; name the load balancers' own subnets"))
+                    problems.append(
+                        Problem(
+                            self.source,
+                            self._locate(index, entry, environment, ("network", "loadBalancerCidrs")),
+                            f"{cidr!r} lies inside the cluster's pod or Service range {inside!r} (tenancy:kubernetes."
+                            f"podCidrs/serviceCidrs of stack {environment!r}): ingress from it would admit other "
+                            "tenants' pods; name the load balancers' own subnets",
+                        )
+                    )
             for key, why in _scaled_quota_problems(spec, settings.quota_scale):
                 problems.append(Problem(self.source, self._locate(index, entry, environment, ("quota", key)), why))
             names = naming.derive(org, environment, spec.name, spec.artifacts.bucket)
             for field, why in names.problems().items():
                 loc = ("artifacts", "bucket") if field == "bucket" and spec.artifacts.bucket else ("name",)
-                problems.append(Problem(self.source, self._locate(index, entry, environment, loc),
-                                        f"{why} (derived {field.replace('_', ' ')} in stack {shown(environment)})"))
+                problems.append(
+                    Problem(
+                        self.source,
+                        self._locate(index, entry, environment, loc),
+                        f"{why} (derived {field.replace('_', ' ')} in stack {shown(environment)})",
+                    )
+                )
             tenants.append((index, spec, names))
         problems.extend(self._collisions(tenants, settings))
         problems.extend(self._buckets_of_other_stacks(tenants, settings))
@@ -672,12 +780,14 @@ class Catalogue:
             raise InvalidInput(problems)
         return [(spec, names) for _, spec, names in tenants]
 
-    def _collisions(self, tenants: list[tuple[int, TenantSpec, naming.TenantNames]],
-                    settings: StackSettings) -> list[Problem]:
+    def _collisions(
+        self, tenants: list[tuple[int, TenantSpec, naming.TenantNames]], settings: StackSettings
+    ) -> list[Problem]:
         """Names two tenants, or a tenant and the platform, would share in one stack."""
         environment = settings.environment
-        reserved = naming.platform_names(settings.org, environment,
-                                         (settings.argocd.namespace, settings.kubernetes.dns_namespace))
+        reserved = naming.platform_names(
+            settings.org, environment, (settings.argocd.namespace, settings.kubernetes.dns_namespace)
+        )
         problems: list[Problem] = []
         seen: dict[tuple[str, str], tuple[int, str]] = {}
         for index, spec, names in tenants:
@@ -685,18 +795,29 @@ class Catalogue:
             for field, value in names.comparable().items():
                 loc = "artifacts.bucket" if field == "bucket" and spec.artifacts.bucket else "name"
                 if value in reserved.get(field, ()):
-                    problems.append(Problem(self.source, f"{where}.{loc}",
-                                            f"derived {field.replace('_', ' ')} {shown(value)} is the platform's own "
-                                            f"in stack {shown(environment)}; choose another name"))
+                    problems.append(
+                        Problem(
+                            self.source,
+                            f"{where}.{loc}",
+                            f"derived {field.replace('_', ' ')} {shown(value)} is the platform's own "
+                            f"in stack {shown(environment)}; choose another name",
+                        )
+                    )
                 owner = seen.setdefault((field, value), (index, spec.name))
                 if owner[0] != index:
-                    problems.append(Problem(self.source, f"{where}.{loc}",
-                                            f"derived {field.replace('_', ' ')} {shown(value)} collides with "
-                                            f"tenants[{owner[0]}] (name={owner[1]}) in stack {shown(environment)}"))
+                    problems.append(
+                        Problem(
+                            self.source,
+                            f"{where}.{loc}",
+                            f"derived {field.replace('_', ' ')} {shown(value)} collides with "
+                            f"tenants[{owner[0]}] (name={owner[1]}) in stack {shown(environment)}",
+                        )
+                    )
         return problems
 
-    def _buckets_of_other_stacks(self, tenants: list[tuple[int, TenantSpec, naming.TenantNames]],
-                                 settings: StackSettings) -> list[Problem]:
+    def _buckets_of_other_stacks(
+        self, tenants: list[tuple[int, TenantSpec, naming.TenantNames]], settings: StackSettings
+    ) -> list[Problem]:
         """S3 bucket names are global: a bucket this stack creates must not be created by another stack too.
 
         The other stacks' default names are derived with this stack's org: one project serves one org.
@@ -713,11 +834,15 @@ class Catalogue:
             if names.bucket in elsewhere:
                 other, other_name, env = elsewhere[names.bucket]
                 loc = ("artifacts", "bucket") if spec.artifacts.bucket else ("name",)
-                problems.append(Problem(
-                    self.source, self._locate(index, self.entries[index], settings.environment, loc),
-                    f"bucket {shown(names.bucket)} is also the bucket of tenants[{other}] (name={other_name}) in stack "
-                    f"{shown(env)}; S3 bucket names are global, so each stack needs its own (set `bucket` per stack "
-                    "in `overrides`, or leave it out)"))
+                problems.append(
+                    Problem(
+                        self.source,
+                        self._locate(index, self.entries[index], settings.environment, loc),
+                        f"bucket {shown(names.bucket)} is also the bucket of tenants[{other}] (name={other_name}) in stack "
+                        f"{shown(env)}; S3 bucket names are global, so each stack needs its own (set `bucket` per stack "
+                        "in `overrides`, or leave it out)",
+                    )
+                )
         return problems
 
 
@@ -748,31 +873,61 @@ def minicluster_problems(spec: TenantSpec, settings: StackSettings) -> list[tupl
         return []
     problems: list[tuple[tuple[str, ...], str]] = []
     if spec.pod_security == "restricted":
-        problems.append((("podSecurity",), (
-            "Pod Security `restricted` refuses every MiniCluster pod (the Flux Operator starts them as root without "
-            "a restricted securityContext); write `baseline` for this tenant, or leave minicluster disabled")))
+        problems.append(
+            (
+                ("podSecurity",),
+                (
+                    "Pod Security `restricted` refuses every MiniCluster pod (the Flux Operator starts them as root without "
+                    "a restricted securityContext); write `baseline` for this tenant, or leave minicluster disabled"
+                ),
+            )
+        )
     if spec.isolation.nodes == "dedicated" and not settings.minicluster.pod_toleration_restriction:
-        problems.append((("isolation", "nodes"), (
-            "a dedicated tenant's MiniCluster pods would select its tainted nodes without tolerating the taint "
-            f"(no Flux Operator release gives MiniCluster pods tolerations; stack {shown(settings.environment)} uses "
-            f"{version}): set tenancy:minicluster.podTolerationRestriction when the API server runs the "
-            "PodTolerationRestriction admission plugin, or leave minicluster disabled for this tenant")))
+        problems.append(
+            (
+                ("isolation", "nodes"),
+                (
+                    "a dedicated tenant's MiniCluster pods would select its tainted nodes without tolerating the taint "
+                    f"(no Flux Operator release gives MiniCluster pods tolerations; stack {shown(settings.environment)} uses "
+                    f"{version}): set tenancy:minicluster.podTolerationRestriction when the API server runs the "
+                    "PodTolerationRestriction admission plugin, or leave minicluster disabled for this tenant"
+                ),
+            )
+        )
     why = images.pin_problem(mc.image) if settings.pinned_images else None
     if why:
         problems.append((("minicluster", "image"), why))
     if version == "v1alpha1":
         if mc.users:
-            problems.append((("minicluster", "users"), (
-                "Flux Operator 0.1.x (tenancy:minicluster.apiVersion v1alpha1) writes user passwords into a "
-                "ConfigMap and prints them to the pod log, generating one when empty; use v1alpha2 or no users")))
+            problems.append(
+                (
+                    ("minicluster", "users"),
+                    (
+                        "Flux Operator 0.1.x (tenancy:minicluster.apiVersion v1alpha1) writes user passwords into a "
+                        "ConfigMap and prints them to the pod log, generating one when empty; use v1alpha2 or no users"
+                    ),
+                )
+            )
         if not mc.command:
-            problems.append((("minicluster", "command"), (
-                "without a command Flux Operator 0.1.x (tenancy:minicluster.apiVersion v1alpha1) runs "
-                "flux-restful-api with a generated token it prints to the pod log; give a command or use v1alpha2")))
+            problems.append(
+                (
+                    ("minicluster", "command"),
+                    (
+                        "without a command Flux Operator 0.1.x (tenancy:minicluster.apiVersion v1alpha1) runs "
+                        "flux-restful-api with a generated token it prints to the pod log; give a command or use v1alpha2"
+                    ),
+                )
+            )
     elif len(mc.users) > 1:
-        problems.append((("minicluster", "users"), (
-            "flux-restful-api logs in one account from its environment (FLUX_USER/FLUX_TOKEN, from Vault); further "
-            "users live in its own database, which Flux Operator 0.2.x never fills: list one user")))
+        problems.append(
+            (
+                ("minicluster", "users"),
+                (
+                    "flux-restful-api logs in one account from its environment (FLUX_USER/FLUX_TOKEN, from Vault); further "
+                    "users live in its own database, which Flux Operator 0.2.x never fills: list one user"
+                ),
+            )
+        )
     return problems
 
 
@@ -780,8 +935,10 @@ def templated_images(spec: TenantSpec, settings: StackSettings) -> list[tuple[st
     """(image, what runs it) for every image tenancy itself puts in pods of the tenant's namespace."""
     if not spec.keeps_identities:  # offboarded: neither a WorkflowTemplate nor a MiniCluster is rendered
         return []
-    found = [(images.NEXTFLOW_IMAGE, "the image of its WorkflowTemplate"),
-             (settings.workflows.executor_image, "Argo's executor in every workflow pod (tenancy:workflows.executorImage)")]
+    found = [
+        (images.NEXTFLOW_IMAGE, "the image of its WorkflowTemplate"),
+        (settings.workflows.executor_image, "Argo's executor in every workflow pod (tenancy:workflows.executorImage)"),
+    ]
     if spec.minicluster.enabled:
         found.append((spec.minicluster.image, "its minicluster.image"))
         if settings.minicluster.api_version == "v1alpha2":
@@ -793,24 +950,40 @@ def registry_problems(spec: TenantSpec, settings: StackSettings) -> list[tuple[t
     """A registry allow-list that would refuse the pods tenancy templates for the tenant (the stack would deploy,
     then every workflow or MiniCluster pod be refused by the allowed-registries policy)."""
     registries = spec.allowed.registries or []
-    refused = [(image, what) for image, what in templated_images(spec, settings)
-               if not images.admitted(image, registries)]
-    return [(("allowed", "registries"), (
-        f"[{', '.join(registries)}] does not admit {image}, {what}, so the allowed-registries policy would refuse those pods; "
-        f"add {images.qualified(image).rsplit('/', 1)[0]} (or a path above it)")) for image, what in refused]
+    refused = [
+        (image, what) for image, what in templated_images(spec, settings) if not images.admitted(image, registries)
+    ]
+    return [
+        (
+            ("allowed", "registries"),
+            (
+                f"[{', '.join(registries)}] does not admit {image}, {what}, so the allowed-registries policy would refuse those pods; "
+                f"add {images.qualified(image).rsplit('/', 1)[0]} (or a path above it)"
+            ),
+        )
+        for image, what in refused
+    ]
 
 
 def _with_stack_defaults(spec: TenantSpec, settings: StackSettings) -> TenantSpec:
     """Fill the fields whose default is a stack setting, so components never look in two places."""
-    artifacts = spec.artifacts.model_copy(update={
-        "credentials": spec.artifacts.credentials or settings.artifacts.credentials,
-        "versioning": settings.artifacts.versioning if spec.artifacts.versioning is None else spec.artifacts.versioning,
-    })
+    artifacts = spec.artifacts.model_copy(
+        update={
+            "credentials": spec.artifacts.credentials or settings.artifacts.credentials,
+            "versioning": settings.artifacts.versioning
+            if spec.artifacts.versioning is None
+            else spec.artifacts.versioning,
+        }
+    )
     platform = settings.admission.allowed
-    allowed = spec.allowed.model_copy(update={
-        field: getattr(platform, field) for field in Allowed.model_fields if getattr(spec.allowed, field) is None})
-    return spec.model_copy(update={"region": spec.region or settings.region, "artifacts": artifacts,
-                                   "allowed": allowed})
+    allowed = spec.allowed.model_copy(
+        update={
+            field: getattr(platform, field) for field in Allowed.model_fields if getattr(spec.allowed, field) is None
+        }
+    )
+    return spec.model_copy(
+        update={"region": spec.region or settings.region, "artifacts": artifacts, "allowed": allowed}
+    )
 
 
 def _mergeable(fields: Any) -> bool:
@@ -819,8 +992,11 @@ def _mergeable(fields: Any) -> bool:
     if not isinstance(fields, dict):
         return False
     overrides = fields.get("overrides")
-    return overrides is None or isinstance(overrides, dict) and all(
-        values is None or isinstance(values, dict) for values in overrides.values())
+    return (
+        overrides is None
+        or isinstance(overrides, dict)
+        and all(values is None or isinstance(values, dict) for values in overrides.values())
+    )
 
 
 def _structure_problems(source: str, raw: Any, stacks: tuple[str, ...]) -> list[Problem]:
@@ -829,8 +1005,11 @@ def _structure_problems(source: str, raw: Any, stacks: tuple[str, ...]) -> list[
         return [Problem(source, "", "the file is empty; expected a mapping with a `tenants` list")]
     if not isinstance(raw, dict):
         return [Problem(source, "", f"expected a mapping with `defaults` and `tenants`, got {describe(raw)}")]
-    problems = [Problem(source, join_path(key), "unknown field" + did_you_mean(key, _TOP_LEVEL_KEYS))
-                for key in raw if key not in _TOP_LEVEL_KEYS]
+    problems = [
+        Problem(source, join_path(key), "unknown field" + did_you_mean(key, _TOP_LEVEL_KEYS))
+        for key in raw
+        if key not in _TOP_LEVEL_KEYS
+    ]
     defaults = raw.get("defaults", {})
     if defaults is None:
         defaults = {}
@@ -839,8 +1018,15 @@ def _structure_problems(source: str, raw: Any, stacks: tuple[str, ...]) -> list[
     else:
         for key in defaults:
             if key not in _TENANT_KEYS or key == "name":
-                problems.append(Problem(source, join_path("defaults", key), "unknown field" + did_you_mean(key, _TENANT_KEYS)
-                                        if key != "name" else "a default name would give every tenant the same name"))
+                problems.append(
+                    Problem(
+                        source,
+                        join_path("defaults", key),
+                        "unknown field" + did_you_mean(key, _TENANT_KEYS)
+                        if key != "name"
+                        else "a default name would give every tenant the same name",
+                    )
+                )
         problems.extend(_environments_problems(source, "defaults", defaults, stacks))
         problems.extend(_overrides_problems(source, "defaults", defaults, stacks))
     tenants = raw.get("tenants")
@@ -865,12 +1051,22 @@ def _structure_problems(source: str, raw: Any, stacks: tuple[str, ...]) -> list[
             key = naming.normalise(name)
             first = by_name.setdefault(key, (index, name))
             if first[0] != index:
-                what = "duplicate name" if first[1] == name else f"name collides after normalisation with {shown(first[1])}"
+                what = (
+                    "duplicate name"
+                    if first[1] == name
+                    else f"name collides after normalisation with {shown(first[1])}"
+                )
                 problems.append(Problem(source, f"{where}.name", f"{what} of tenants[{first[0]}]"))
         problems.extend(_environments_problems(source, where, entry, stacks))
         if entry.get("environments") == []:
-            problems.append(Problem(source, f"{where}.environments", "an empty list puts the tenant in no stack; "
-                                    "list its stacks, or leave `environments` out for every stack"))
+            problems.append(
+                Problem(
+                    source,
+                    f"{where}.environments",
+                    "an empty list puts the tenant in no stack; "
+                    "list its stacks, or leave `environments` out for every stack",
+                )
+            )
         problems.extend(_overrides_problems(source, where, entry, stacks))
     return problems
 
@@ -879,14 +1075,19 @@ def _no_stack(env: Any, stacks: tuple[str, ...]) -> str:
     return f"no stack {shown(env)}; stacks are {', '.join(stacks)}" + did_you_mean(env, stacks)
 
 
-def _environments_problems(source: str, where: str, fields: Mapping[str, Any], stacks: tuple[str, ...]) -> list[Problem]:
+def _environments_problems(
+    source: str, where: str, fields: Mapping[str, Any], stacks: tuple[str, ...]
+) -> list[Problem]:
     envs = fields.get("environments")
     if envs is None:
         return []
     if not isinstance(envs, list) or not all(isinstance(e, str) for e in envs):
         return [Problem(source, f"{where}.environments", "must be a list of stack names")]
-    problems = [Problem(source, f"{where}.environments[{i}]", _no_stack(env, stacks))
-                for i, env in enumerate(envs) if env not in stacks]
+    problems = [
+        Problem(source, f"{where}.environments[{i}]", _no_stack(env, stacks))
+        for i, env in enumerate(envs)
+        if env not in stacks
+    ]
     if len(set(envs)) != len(envs):
         problems.append(Problem(source, f"{where}.environments", "lists a stack twice"))
     return problems
@@ -907,14 +1108,21 @@ def _overrides_problems(source: str, where: str, fields: Mapping[str, Any], stac
         else:
             for key in values:
                 if key in ("name", "overrides", "environments") or key not in _TENANT_KEYS:
-                    problems.append(Problem(source, join_path(where, "overrides", env, key),
-                                            "unknown field" + did_you_mean(key, _TENANT_KEYS) if key not in _TENANT_KEYS
-                                            else "cannot be overridden per environment"))
+                    problems.append(
+                        Problem(
+                            source,
+                            join_path(where, "overrides", env, key),
+                            "unknown field" + did_you_mean(key, _TENANT_KEYS)
+                            if key not in _TENANT_KEYS
+                            else "cannot be overridden per environment",
+                        )
+                    )
     return problems
 
 
-def parse(text: str | bytes, *, source: str, base_dir: Path, stacks: Iterable[str],
-          parsed_dir: Optional[Path] = None) -> Catalogue:
+def parse(
+    text: str | bytes, *, source: str, base_dir: Path, stacks: Iterable[str], parsed_dir: Optional[Path] = None
+) -> Catalogue:
     """A catalogue from YAML text; InvalidInput listing every structural and field problem. `parsed_dir`: a
     folder keeping what a text parsed to, so the same text is not parsed again (see `_read_yaml`)."""
     stacks = tuple(stacks)
@@ -997,7 +1205,8 @@ def json_schema(stacks: Iterable[str]) -> dict[str, Any]:
     partial = {k: v for k, v in tenant["properties"].items() if k not in ("name", "overrides", "environments")}
     tenant["properties"]["environments"] = {"type": "array", "items": {"enum": list(stacks)}, "uniqueItems": True}
     tenant["properties"]["overrides"] = {
-        "type": "object", "additionalProperties": False,
+        "type": "object",
+        "additionalProperties": False,
         "properties": {env: {"type": "object", "additionalProperties": False, "properties": partial} for env in stacks},
     }
     defaults = {**tenant, "properties": {k: v for k, v in tenant["properties"].items() if k != "name"}}

@@ -27,8 +27,7 @@ def read_confined(base_dir: Path, name: str) -> str:
         raise ValueError("the path contains a NUL byte")
     relative = PurePosixPath(name)
     if not name or relative.is_absolute() or PureWindowsPath(name).anchor or ".." in relative.parts:
-        raise ValueError(f"{shown(name)} must be a relative path inside {base_dir.name or 'its'} folder, "
-                         "without '..'")
+        raise ValueError(f"{shown(name)} must be a relative path inside {base_dir.name or 'its'} folder, without '..'")
     try:
         root = base_dir.resolve()
         target = (root / relative).resolve()
@@ -40,8 +39,11 @@ def read_confined(base_dir: Path, name: str) -> str:
         data = safe_yaml.read_file(target, MAX_BYTES)
     except safe_yaml.YamlRefused as refused:
         why = str(refused)
-        raise ValueError(f"cannot read {shown(name)}: {why.removeprefix('cannot read: ')}"
-                         if why.startswith("cannot read: ") else f"{shown(name)} {why}") from None
+        raise ValueError(
+            f"cannot read {shown(name)}: {why.removeprefix('cannot read: ')}"
+            if why.startswith("cannot read: ")
+            else f"{shown(name)} {why}"
+        ) from None
     return certificates_only(data, shown(name))
 
 

@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import pulumi
 
-from . import argo, kube, minicluster, network, quota, rbac, ratify
+from . import argo, kube, minicluster, network, quota, ratify, rbac
 from .catalogue import TenantSpec
 from .naming import TenantNames
 from .providers import Providers, child
@@ -50,8 +50,13 @@ def tenant_manifests(args: TenantClusterArgs) -> list[dict[str, Any]]:
         return fences
     manifests = [
         *fences,
-        *rbac.rbac_manifests(names, spec.owners.admins, spec.owners.developers, settings.cluster_admin_group,
-                             access.role_arn if spec.artifacts.credentials == "irsa" else None),
+        *rbac.rbac_manifests(
+            names,
+            spec.owners.admins,
+            spec.owners.developers,
+            settings.cluster_admin_group,
+            access.role_arn if spec.artifacts.credentials == "irsa" else None,
+        ),
         argo.artifact_repositories_configmap(names, _repository_yaml(spec, names, access)),
         argo.workflow_template(spec, names),
         *ratify.ratify_manifests(spec, names),

@@ -18,7 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from . import naming, settings as settings_module
+from . import naming
+from . import settings as settings_module
 from .problems import InvalidInput, Problem
 from .settings import StackSettings
 
@@ -49,8 +50,9 @@ def _same(a, b) -> bool:
     return a is not None and b is not None and a == b
 
 
-def problems(ours: StackSettings, tenants: list[naming.TenantNames], others: Iterable[StackSettings],
-             tenants_of: TenantsOf) -> list[Problem]:
+def problems(
+    ours: StackSettings, tenants: list[naming.TenantNames], others: Iterable[StackSettings], tenants_of: TenantsOf
+) -> list[Problem]:
     """What this stack (`ours`, with its `tenants`' names) may not share with the project's `others`."""
     source = f"Pulumi.{ours.environment}.yaml"
     found: list[Problem] = []
@@ -70,19 +72,35 @@ def problems(ours: StackSettings, tenants: list[naming.TenantNames], others: Ite
         if _same(_cluster(ours), _cluster(other)):
             where = f"deploys to the same cluster ({_cluster(ours)})"
             if ours.org == other.org:
-                clash("org", other, f"{where} with the same org: tenant namespaces (wf-<org>-<tenant>) and "
-                                    "dedicated nodes (<org>.<tenant>) carry no environment, so both stacks would "
-                                    "manage the same tenants' namespaces; give the stacks distinct orgs or clusters")
+                clash(
+                    "org",
+                    other,
+                    f"{where} with the same org: tenant namespaces (wf-<org>-<tenant>) and "
+                    "dedicated nodes (<org>.<tenant>) carry no environment, so both stacks would "
+                    "manage the same tenants' namespaces; give the stacks distinct orgs or clusters",
+                )
             elif shared := collide(other, "namespace"):
-                clash("org", other, f"{where} and derives the same tenant namespaces {', '.join(shared)}; "
-                                    "choose orgs that do not run into each other's tenant names")
+                clash(
+                    "org",
+                    other,
+                    f"{where} and derives the same tenant namespaces {', '.join(shared)}; "
+                    "choose orgs that do not run into each other's tenant names",
+                )
             if ours.admission.namespace == other.admission.namespace:
-                clash("admission.namespace", other, f"{where} and creates the same admission namespace: deleting "
-                                                    "it with either stack refuses the other stack's tenant pods")
+                clash(
+                    "admission.namespace",
+                    other,
+                    f"{where} and creates the same admission namespace: deleting "
+                    "it with either stack refuses the other stack's tenant pods",
+                )
             if ours.argocd.enabled and other.argocd.enabled and ours.argocd.namespace == other.argocd.namespace:
-                clash("argocd.enabled", other, f"{where} and runs its Argo CD generator in the same namespace "
-                                               f"{ours.argocd.namespace!r}, whose objects have fixed names: the "
-                                               "stacks would overwrite each other's generator and ApplicationSet")
+                clash(
+                    "argocd.enabled",
+                    other,
+                    f"{where} and runs its Argo CD generator in the same namespace "
+                    f"{ours.argocd.namespace!r}, whose objects have fixed names: the "
+                    "stacks would overwrite each other's generator and ApplicationSet",
+                )
         if not _same(_vault(ours), _vault(other)):
             continue
         where = f"uses the same Vault ({ours.vault.address}"
@@ -90,27 +108,40 @@ def problems(ours: StackSettings, tenants: list[naming.TenantNames], others: Ite
         if shared := collide(other, "vault_policy"):
             clash("org", other, f"{where} and derives the same policy names {', '.join(shared)}")
         for key, mine, theirs, kind in (
-                ("vault.kvMount", ours.vault.kv_mount, other.vault.kv_mount, "KV mount"),
-                ("vault.kubernetesAuth", ours.vault.kubernetes_auth, other.vault.kubernetes_auth, "auth backend")):
+            ("vault.kvMount", ours.vault.kv_mount, other.vault.kv_mount, "KV mount"),
+            ("vault.kubernetesAuth", ours.vault.kubernetes_auth, other.vault.kubernetes_auth, "auth backend"),
+        ):
             if mine.path != theirs.path:
                 continue
             if mine.create and theirs.create:
-                clash(f"{key}.create", other, f"{where} and creates the same {kind} {mine.path!r}: a shared "
-                                              f"{kind} belongs to one stack (create: false in the others), or "
-                                              "destroying either stack deletes what the other keeps there")
+                clash(
+                    f"{key}.create",
+                    other,
+                    f"{where} and creates the same {kind} {mine.path!r}: a shared "
+                    f"{kind} belongs to one stack (create: false in the others), or "
+                    "destroying either stack deletes what the other keeps there",
+                )
             if kind == "KV mount" and ours.org == other.org:
-                clash(f"{key}.path", other, f"{where} and KV mount {mine.path!r} with the same org: entries "
-                                            "argo/orgs/<org>/<tenant> carry no environment, so same-named tenants "
-                                            "would overwrite each other's values; give the stacks distinct "
-                                            "orgs or KV mounts")
+                clash(
+                    f"{key}.path",
+                    other,
+                    f"{where} and KV mount {mine.path!r} with the same org: entries "
+                    "argo/orgs/<org>/<tenant> carry no environment, so same-named tenants "
+                    "would overwrite each other's values; give the stacks distinct "
+                    "orgs or KV mounts",
+                )
             if kind == "auth backend" and (shared := collide(other, "vault_role")):
-                clash(f"{key}.path", other, f"{where} and auth backend {mine.path!r} and derives the same role "
-                                            f"names {', '.join(shared)}")
+                clash(
+                    f"{key}.path",
+                    other,
+                    f"{where} and auth backend {mine.path!r} and derives the same role names {', '.join(shared)}",
+                )
     return found
 
 
-def check_project(project_dir: Path, ours: StackSettings, tenants: list[naming.TenantNames],
-                  tenants_of: TenantsOf) -> None:
+def check_project(
+    project_dir: Path, ours: StackSettings, tenants: list[naming.TenantNames], tenants_of: TenantsOf
+) -> None:
     """InvalidInput when `ours` shares a cluster or Vault with another stack of the project in a way that collides.
 
     A stack whose own settings do not validate is left out: its own `validate` reports it."""

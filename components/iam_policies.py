@@ -20,8 +20,9 @@ def object_arn(bucket_arn: str, key_prefix: str) -> str:
     return f"{bucket_arn}/{key_prefix}*"
 
 
-def artifact_access_policy(bucket_arn: str, key_prefix: str, *, allow_delete: bool,
-                           kms_key_arn: Optional[str] = None) -> dict[str, Any]:
+def artifact_access_policy(
+    bucket_arn: str, key_prefix: str, *, allow_delete: bool, kms_key_arn: Optional[str] = None
+) -> dict[str, Any]:
     """The one least-privilege identity policy for a tenant's artifacts, for an IAM user or an IRSA role.
 
     `allow_delete` is the tenant's `artifacts.garbageCollection`: only Argo's artifact GC needs DeleteObject.
@@ -37,8 +38,12 @@ def artifact_access_policy(bucket_arn: str, key_prefix: str, *, allow_delete: bo
             "Condition": {"StringLike": {"s3:prefix": [f"{key_prefix}*"]}},
         },
         {"Sid": "LocateBucket", "Effect": "Allow", "Action": "s3:GetBucketLocation", "Resource": bucket_arn},
-        {"Sid": "ReadWriteOwnPrefix", "Effect": "Allow", "Action": object_actions,
-         "Resource": object_arn(bucket_arn, key_prefix)},
+        {
+            "Sid": "ReadWriteOwnPrefix",
+            "Effect": "Allow",
+            "Action": object_actions,
+            "Resource": object_arn(bucket_arn, key_prefix),
+        },
     ]
     if kms_key_arn:
         # What an SSE-KMS client needs, and only through S3 for this bucket: GenerateDataKey to write, Decrypt to
@@ -47,8 +52,15 @@ def artifact_access_policy(bucket_arn: str, key_prefix: str, *, allow_delete: bo
         # kms:ViaService keeps the key from being used directly (AWS KMS Developer Guide, "AWS KMS condition
         # keys"); the encryption context S3 sends is the bucket ARN with an S3 Bucket Key and the object ARN
         # without one, so a key shared by mistake still opens nothing outside the tenant's bucket and prefix.
-        statements.append({"Sid": "UseOwnKey", "Effect": "Allow", "Action": list(S3_KMS_ACTIONS),
-                           "Resource": kms_key_arn, "Condition": _via_s3(kms_key_arn, bucket_arn, key_prefix)})
+        statements.append(
+            {
+                "Sid": "UseOwnKey",
+                "Effect": "Allow",
+                "Action": list(S3_KMS_ACTIONS),
+                "Resource": kms_key_arn,
+                "Condition": _via_s3(kms_key_arn, bucket_arn, key_prefix),
+            }
+        )
     return {"Version": VERSION, "Statement": statements}
 
 
@@ -56,11 +68,27 @@ def artifact_access_policy(bucket_arn: str, key_prefix: str, *, allow_delete: bo
 S3_KMS_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 # What the deploying account does to a tenant key: pulumi-aws's Key, KeyPolicy and Alias lifecycle (create,
 # read, rotate, tag, delete) and grant hygiene. No cryptographic operation.
-KMS_ADMIN_ACTIONS = ("kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy", "kms:GetKeyRotationStatus",
-                     "kms:EnableKeyRotation", "kms:DisableKeyRotation", "kms:ListResourceTags", "kms:TagResource",
-                     "kms:UntagResource", "kms:UpdateKeyDescription", "kms:EnableKey", "kms:DisableKey",
-                     "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion", "kms:CreateAlias", "kms:UpdateAlias",
-                     "kms:DeleteAlias", "kms:ListGrants", "kms:RevokeGrant")
+KMS_ADMIN_ACTIONS = (
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "kms:PutKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:EnableKeyRotation",
+    "kms:DisableKeyRotation",
+    "kms:ListResourceTags",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateKeyDescription",
+    "kms:EnableKey",
+    "kms:DisableKey",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:UpdateAlias",
+    "kms:DeleteAlias",
+    "kms:ListGrants",
+    "kms:RevokeGrant",
+)
 
 
 def _arn_parts(kms_key_arn: str) -> tuple[str, str]:
@@ -72,8 +100,10 @@ def _arn_parts(kms_key_arn: str) -> tuple[str, str]:
 def _via_s3(kms_key_arn: str, bucket_arn: str, key_prefix: Optional[str] = None) -> dict[str, Any]:
     region, _ = _arn_parts(kms_key_arn)
     context = [bucket_arn, object_arn(bucket_arn, key_prefix) if key_prefix is not None else f"{bucket_arn}/*"]
-    return {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"},
-            "StringLike": {"kms:EncryptionContext:aws:s3:arn": context}}
+    return {
+        "StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"},
+        "StringLike": {"kms:EncryptionContext:aws:s3:arn": context},
+    }
 
 
 def kms_key_policy(kms_key_arn: str, bucket_arn: str) -> dict[str, Any]:
@@ -85,11 +115,21 @@ def kms_key_policy(kms_key_arn: str, bucket_arn: str) -> dict[str, Any]:
     return {
         "Version": VERSION,
         "Statement": [
-            {"Sid": "AccountAdministersKey", "Effect": "Allow", "Principal": account_root,
-             "Action": list(KMS_ADMIN_ACTIONS), "Resource": kms_key_arn},
-            {"Sid": "AccountUsesKeyThroughS3Only", "Effect": "Allow", "Principal": account_root,
-             "Action": list(S3_KMS_ACTIONS), "Resource": kms_key_arn,
-             "Condition": _via_s3(kms_key_arn, bucket_arn)},
+            {
+                "Sid": "AccountAdministersKey",
+                "Effect": "Allow",
+                "Principal": account_root,
+                "Action": list(KMS_ADMIN_ACTIONS),
+                "Resource": kms_key_arn,
+            },
+            {
+                "Sid": "AccountUsesKeyThroughS3Only",
+                "Effect": "Allow",
+                "Principal": account_root,
+                "Action": list(S3_KMS_ACTIONS),
+                "Resource": kms_key_arn,
+                "Condition": _via_s3(kms_key_arn, bucket_arn),
+            },
         ],
     }
 
@@ -98,14 +138,16 @@ def tls_only_bucket_policy(bucket_arn: str) -> dict[str, Any]:
     """Deny every request that does not use TLS, on the bucket and its objects; grants nothing."""
     return {
         "Version": VERSION,
-        "Statement": [{
-            "Sid": "DenyInsecureTransport",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:*",
-            "Resource": [bucket_arn, f"{bucket_arn}/*"],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        }],
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [bucket_arn, f"{bucket_arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
     }
 
 
@@ -113,15 +155,19 @@ def irsa_trust_policy(oidc_provider_arn: str, issuer: str, namespace: str, servi
     """Trust for exactly one service account of one namespace, with tokens minted for STS only."""
     return {
         "Version": VERSION,
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Federated": oidc_provider_arn},
-            "Action": "sts:AssumeRoleWithWebIdentity",
-            "Condition": {"StringEquals": {
-                f"{issuer}:sub": f"system:serviceaccount:{namespace}:{service_account}",
-                f"{issuer}:aud": STS_AUDIENCE,
-            }},
-        }],
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": oidc_provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{issuer}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                        f"{issuer}:aud": STS_AUDIENCE,
+                    }
+                },
+            }
+        ],
     }
 
 
@@ -131,12 +177,14 @@ def registry_read_policy(table_arn: str) -> dict[str, Any]:
     account_scope = table_arn.split("/keyspace/", 1)[0]
     return {
         "Version": VERSION,
-        "Statement": [{
-            "Sid": "ReadTenantRegistry",
-            "Effect": "Allow",
-            "Action": ["cassandra:Select"],
-            "Resource": [table_arn, f"{account_scope}/keyspace/system*"],
-        }],
+        "Statement": [
+            {
+                "Sid": "ReadTenantRegistry",
+                "Effect": "Allow",
+                "Action": ["cassandra:Select"],
+                "Resource": [table_arn, f"{account_scope}/keyspace/system*"],
+            }
+        ],
     }
 
 
@@ -148,16 +196,19 @@ def suspended_trust_policy(oidc_provider_arn: str) -> dict[str, Any]:
     """
     return {
         "Version": VERSION,
-        "Statement": [{
-            "Effect": "Deny",
-            "Principal": {"Federated": oidc_provider_arn},
-            "Action": "sts:AssumeRoleWithWebIdentity",
-        }],
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Principal": {"Federated": oidc_provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+            }
+        ],
     }
 
 
-def lifecycle_rules(storage_class: str, *, noncurrent_expire_days: int, archive_after_days: int,
-                    expire_after_days: int) -> list[dict[str, Any]]:
+def lifecycle_rules(
+    storage_class: str, *, noncurrent_expire_days: int, archive_after_days: int, expire_after_days: int
+) -> list[dict[str, Any]]:
     """`BucketLifecycleConfiguration` rules (Pulumi input shape) for a tenant's `artifacts.storageClass`.
 
     Noncurrent versions expire in every class, not only `standard`: overwritten archive objects and the
@@ -165,17 +216,32 @@ def lifecycle_rules(storage_class: str, *, noncurrent_expire_days: int, archive_
     """
     whole_bucket = {"prefix": ""}
     rules: list[dict[str, Any]] = [
-        {"id": "abort-incomplete-uploads", "status": "Enabled", "filter": whole_bucket,
-         "abort_incomplete_multipart_upload": {"days_after_initiation": ABORT_INCOMPLETE_UPLOAD_DAYS}},
-        {"id": "expire-noncurrent-versions", "status": "Enabled", "filter": whole_bucket,
-         "noncurrent_version_expiration": {"noncurrent_days": noncurrent_expire_days}},
+        {
+            "id": "abort-incomplete-uploads",
+            "status": "Enabled",
+            "filter": whole_bucket,
+            "abort_incomplete_multipart_upload": {"days_after_initiation": ABORT_INCOMPLETE_UPLOAD_DAYS},
+        },
+        {
+            "id": "expire-noncurrent-versions",
+            "status": "Enabled",
+            "filter": whole_bucket,
+            "noncurrent_version_expiration": {"noncurrent_days": noncurrent_expire_days},
+        },
     ]
     if storage_class == "archive":
-        rules.append({"id": "archive", "status": "Enabled", "filter": whole_bucket,
-                      "transitions": [{"days": archive_after_days, "storage_class": "GLACIER"}]})
+        rules.append(
+            {
+                "id": "archive",
+                "status": "Enabled",
+                "filter": whole_bucket,
+                "transitions": [{"days": archive_after_days, "storage_class": "GLACIER"}],
+            }
+        )
     elif storage_class == "temporary":
-        rules.append({"id": "expire", "status": "Enabled", "filter": whole_bucket,
-                      "expiration": {"days": expire_after_days}})
+        rules.append(
+            {"id": "expire", "status": "Enabled", "filter": whole_bucket, "expiration": {"days": expire_after_days}}
+        )
     elif storage_class != "standard":
         raise ValueError(f"unknown storage class {storage_class!r}")
     return rules

@@ -31,8 +31,10 @@ FLUX_RESTFUL_IMAGE = "ghcr.io/flux-framework/flux-restful-api:0.1.14"
 _VERSION_TAG = re.compile(r"^v?[0-9]+(\.[0-9]+)*([.+_-][A-Za-z0-9._-]*)?$")
 
 # An image reference: a name with optional registry host (and port), tag and digest.
-_REFERENCE = re.compile(r"^[a-z0-9]([a-z0-9._/-]*[a-z0-9])?(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
-                        r"|^[a-z0-9.-]+(:\d+)?/[a-z0-9._/-]+(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$")
+_REFERENCE = re.compile(
+    r"^[a-z0-9]([a-z0-9._/-]*[a-z0-9])?(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+    r"|^[a-z0-9.-]+(:\d+)?/[a-z0-9._/-]+(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+)
 
 
 def check_reference(value: str) -> str:
@@ -50,8 +52,10 @@ def pin_problem(image: str) -> str | None:
     tag = last.partition(":")[2]
     if _VERSION_TAG.match(tag):
         return None
-    return (f"{shown(image)} {f'has the mutable tag {tag!r}' if tag else 'has no tag (Docker reads `latest`)'}; "
-            "give a version tag or a @sha256: digest (this stack sets tenancy:pinnedImages)")
+    return (
+        f"{shown(image)} {f'has the mutable tag {tag!r}' if tag else 'has no tag (Docker reads `latest`)'}; "
+        "give a version tag or a @sha256: digest (this stack sets tenancy:pinnedImages)"
+    )
 
 
 def qualified(image: str) -> str:

@@ -45,8 +45,10 @@ def _pod(spec: TenantSpec, names: TenantNames) -> dict[str, Any]:
     The toleration of the dedicated nodes' taint has no field in either release; the catalogue only lets such a
     tenant run a MiniCluster where PodTolerationRestriction admission adds it from the Namespace annotation.
     """
-    pod: dict[str, Any] = {"labels": {naming.TENANT_LABEL: spec.name},
-                           "serviceAccountName": naming.MINICLUSTER_SERVICE_ACCOUNT}
+    pod: dict[str, Any] = {
+        "labels": {naming.TENANT_LABEL: spec.name},
+        "serviceAccountName": naming.MINICLUSTER_SERVICE_ACCOUNT,
+    }
     if spec.isolation.nodes == "dedicated":
         pod["nodeSelector"] = {naming.TENANT_LABEL: names.node_owner}
     return pod
@@ -73,14 +75,17 @@ def minicluster_v1alpha1(spec: TenantSpec, names: TenantNames) -> dict[str, Any]
     each user's password to the pod log, generating one when empty (controllers/flux/configmap.go,
     templates/wait.sh at 0.1.1), so `users` is never rendered: the catalogue refuses it for this shape.
     """
-    container: dict[str, Any] = {"image": spec.minicluster.image, "runFlux": True,
-                                 "command": spec.minicluster.command}
+    container: dict[str, Any] = {"image": spec.minicluster.image, "runFlux": True, "command": spec.minicluster.command}
     return {
         "apiVersion": f"{MINICLUSTER_GROUP}/v1alpha1",
         "kind": "MiniCluster",
         "metadata": _metadata(spec, names),
-        "spec": {"size": spec.minicluster.size, "pod": _pod(spec, names), "containers": [container],
-                 "fluxRestful": {"port": FLUX_RESTFUL_PORT}},
+        "spec": {
+            "size": spec.minicluster.size,
+            "pod": _pod(spec, names),
+            "containers": [container],
+            "fluxRestful": {"port": FLUX_RESTFUL_PORT},
+        },
     }
 
 
@@ -94,9 +99,12 @@ def service_account(names: TenantNames) -> dict[str, Any]:
     decides (read for 0.1.x: controllers/flux/job.go sets ServiceAccountName and no automount; the 0.2.0 pod
     builder was not available to read here).
     """
-    return {"apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": {"name": naming.MINICLUSTER_SERVICE_ACCOUNT, "namespace": names.namespace},
-            "automountServiceAccountToken": False}
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": naming.MINICLUSTER_SERVICE_ACCOUNT, "namespace": names.namespace},
+        "automountServiceAccountToken": False,
+    }
 
 
 def minicluster(spec: TenantSpec, names: TenantNames, api_version: str) -> dict[str, Any] | None:

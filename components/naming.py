@@ -115,8 +115,10 @@ def label_key_problem(key: str) -> str | None:
     if prefix and not is_dns1123_subdomain(prefix):
         return f"label key prefix {shown(prefix)} is not a DNS-1123 subdomain"
     if not name or len(name) > 63 or not _LABEL_NAME.fullmatch(name):
-        return (f"label key name {shown(name)} must be 1-63 characters of letters, digits, '-', '_' or '.', "
-                "starting and ending with a letter or digit")
+        return (
+            f"label key name {shown(name)} must be 1-63 characters of letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit"
+        )
     return None
 
 
@@ -124,8 +126,10 @@ def label_value_problem(value: str) -> str | None:
     if value == "":
         return None
     if len(value) > 63 or not _LABEL_NAME.fullmatch(value):
-        return (f"label value {shown(value)} must be at most 63 characters of letters, digits, '-', '_' or '.', "
-                "starting and ending with a letter or digit")
+        return (
+            f"label value {shown(value)} must be at most 63 characters of letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit"
+        )
     return None
 
 
@@ -198,7 +202,8 @@ class TenantNames:
     def problems(self) -> dict[str, str]:
         """Each derived name that breaks its system's rules, by field."""
         checks = {
-            "namespace": None if is_dns1123_label(self.namespace)
+            "namespace": None
+            if is_dns1123_label(self.namespace)
             else f"namespace {shown(self.namespace)} is not a DNS-1123 label of at most 63 characters",
             "bucket": s3_bucket_problem(self.bucket),
             "iam_user": _iam_problem("user", self.iam_user, 64),
@@ -208,11 +213,14 @@ class TenantNames:
             "vault_policy": _limit_problem("Vault policy", self.vault_policy, 128, _VAULT_SEGMENT),
             "vault_role": _limit_problem("Vault role", self.vault_role, 128, _VAULT_SEGMENT),
             "registry_key": _limit_problem("registry key", self.registry_key, 128, _CQL_TEXT_KEY),
-            "argocd_project": None if is_dns1123_label(self.argocd_project)
+            "argocd_project": None
+            if is_dns1123_label(self.argocd_project)
             else f"Argo CD project {shown(self.argocd_project)} is not a DNS-1123 label of at most 63 characters",
-            "s3_credentials_secret": None if is_dns1123_subdomain(self.s3_credentials_secret)
+            "s3_credentials_secret": None
+            if is_dns1123_subdomain(self.s3_credentials_secret)
             else f"Secret name {shown(self.s3_credentials_secret)} is not a DNS-1123 subdomain",
-            "minicluster": None if is_dns1123_label(self.minicluster)
+            "minicluster": None
+            if is_dns1123_label(self.minicluster)
             else f"MiniCluster name {shown(self.minicluster)} is not a DNS-1123 label",
             "node_owner": label_value_problem(self.node_owner),
             # Also an AWS tag value, whose rules (256 characters of letters, digits, spaces and _.:/=+-@) it then meets.
@@ -226,8 +234,18 @@ class TenantNames:
         IAM, KMS aliases and Vault policies compare case-insensitively; S3 and Kubernetes names are already
         lowercase. Fixed in-namespace names (service accounts, ConfigMaps) are unique by their namespace.
         """
-        unique = ("namespace", "bucket", "iam_user", "iam_role", "iam_policy", "kms_alias", "vault_base_path",
-                  "vault_policy", "vault_role", "registry_key")
+        unique = (
+            "namespace",
+            "bucket",
+            "iam_user",
+            "iam_role",
+            "iam_policy",
+            "kms_alias",
+            "vault_base_path",
+            "vault_policy",
+            "vault_role",
+            "registry_key",
+        )
         return {f: getattr(self, f).casefold() for f in unique}
 
 
@@ -272,8 +290,10 @@ def vault_path_problem(path: str) -> str | None:
     # fullmatch: "$" alone would accept a trailing newline, which would end the HCL string early.
     bad = [segment for segment in path.split("/") if not _VAULT_SEGMENT.fullmatch(segment)]
     if bad:
-        return (f"Vault path {shown(path)} must be '/'-separated segments of lowercase letters, digits and '-' "
-                f"(refused: {', '.join(repr(s) for s in bad)})")
+        return (
+            f"Vault path {shown(path)} must be '/'-separated segments of lowercase letters, digits and '-' "
+            f"(refused: {', '.join(repr(s) for s in bad)})"
+        )
     return None
 
 

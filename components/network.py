@@ -22,25 +22,32 @@ METADATA_CIDR = "169.254.169.254/32"
 # its own although link-local covers it, so a reader or policy check finds it); the rest of link-local holds
 # the EKS Pod Identity agent; the private and shared ranges hold other tenants' pods, services and nodes,
 # which only the same-tenant rule may reach.
-NON_INTERNET_CIDRS = (METADATA_CIDR, "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
-                      "169.254.0.0/16")
+NON_INTERNET_CIDRS = (METADATA_CIDR, "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16")
 # Argo labels every pod of a workflow with it; only those pods need the API server and the artifact store.
 WORKFLOW_POD_LABEL = "workflows.argoproj.io/workflow"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 def _policy(names: TenantNames, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": NETWORK_API, "kind": "NetworkPolicy",
-            "metadata": {"name": name, "namespace": names.namespace}, "spec": spec}
+    return {
+        "apiVersion": NETWORK_API,
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": names.namespace},
+        "spec": spec,
+    }
 
 
 def _block(cidr: str, excluded: Sequence[str]) -> dict[str, Any]:
     """An ipBlock for `cidr` minus every range of `excluded` inside it. A `cidr` inside an excluded range is
     refused where it is configured (settings, catalogue), so it never reaches here."""
     network = ipaddress.ip_network(cidr)
-    inside = [c for c in dict.fromkeys(excluded)
-              if ipaddress.ip_network(c).version == network.version
-              and ipaddress.ip_network(c).subnet_of(network) and ipaddress.ip_network(c) != network]
+    inside = [
+        c
+        for c in dict.fromkeys(excluded)
+        if ipaddress.ip_network(c).version == network.version
+        and ipaddress.ip_network(c).subnet_of(network)
+        and ipaddress.ip_network(c) != network
+    ]
     block: dict[str, Any] = {"cidr": cidr}
     if inside:
         block["except"] = inside
@@ -51,9 +58,13 @@ def _public(cidr: str, kubernetes: KubernetesSettings) -> dict[str, Any]:
     """An ipBlock for `cidr` minus the private, link-local and metadata ranges and the cluster's own (those not
     already inside one of the others: a pod range within 100.64.0.0/10 adds nothing)."""
     excluded = [ipaddress.ip_network(c) for c in NON_INTERNET_CIDRS]
-    own = [c for c in kubernetes.cluster_ranges
-           if not any(e.version == ipaddress.ip_network(c).version and ipaddress.ip_network(c).subnet_of(e)
-                      for e in excluded)]
+    own = [
+        c
+        for c in kubernetes.cluster_ranges
+        if not any(
+            e.version == ipaddress.ip_network(c).version and ipaddress.ip_network(c).subnet_of(e) for e in excluded
+        )
+    ]
     return _block(cidr, [*NON_INTERNET_CIDRS, *own])
 
 
@@ -68,20 +79,38 @@ def same_tenant(spec: TenantSpec, names: TenantNames, org: str) -> dict[str, Any
     same tenant value.
     """
     peer = [{"namespaceSelector": {"matchLabels": {naming.ORG_LABEL: org, naming.TENANT_LABEL: spec.name}}}]
-    return _policy(names, "allow-same-tenant", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
-                                                "ingress": [{"from": peer}], "egress": [{"to": peer}]})
+    return _policy(
+        names,
+        "allow-same-tenant",
+        {
+            "podSelector": {},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": peer}],
+            "egress": [{"to": peer}],
+        },
+    )
 
 
 def dns(names: TenantNames, kubernetes: KubernetesSettings) -> dict[str, Any]:
-    return _policy(names, "allow-dns", {
-        "podSelector": {},
-        "policyTypes": ["Egress"],
-        "egress": [{
-            "to": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: kubernetes.dns_namespace}},
-                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-        }],
-    })
+    return _policy(
+        names,
+        "allow-dns",
+        {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: kubernetes.dns_namespace}},
+                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                        }
+                    ],
+                    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                }
+            ],
+        },
+    )
 
 
 def ingress(spec: TenantSpec, names: TenantNames, kubernetes: KubernetesSettings) -> dict[str, Any] | None:
@@ -104,38 +133,62 @@ def ingress(spec: TenantSpec, names: TenantNames, kubernetes: KubernetesSettings
     peers.extend(_block(cidr, kubernetes.cluster_ranges) for cidr in spec.network.load_balancer_cidrs)
     if not peers:
         return None
-    return _policy(names, "allow-ingress-controller", {"podSelector": {}, "policyTypes": ["Ingress"],
-                                                       "ingress": [{"from": peers}]})
+    return _policy(
+        names, "allow-ingress-controller", {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": peers}]}
+    )
 
 
 def workflow_egress(names: TenantNames, kubernetes: KubernetesSettings) -> dict[str, Any] | None:
     """Argo's executor reports to the API server and moves artifacts to and from the store over HTTPS."""
     rules = []
     if kubernetes.api_server_cidrs:
-        rules.append({"to": [_block(c, kubernetes.cluster_ranges) for c in kubernetes.api_server_cidrs],
-                      "ports": [{"protocol": "TCP", "port": kubernetes.api_server_port}]})
+        rules.append(
+            {
+                "to": [_block(c, kubernetes.cluster_ranges) for c in kubernetes.api_server_cidrs],
+                "ports": [{"protocol": "TCP", "port": kubernetes.api_server_port}],
+            }
+        )
     if kubernetes.artifact_store_cidrs:
-        rules.append({"to": [_public(c, kubernetes) for c in kubernetes.artifact_store_cidrs],
-                      "ports": [{"protocol": "TCP", "port": 443}]})
+        rules.append(
+            {
+                "to": [_public(c, kubernetes) for c in kubernetes.artifact_store_cidrs],
+                "ports": [{"protocol": "TCP", "port": 443}],
+            }
+        )
     if not rules:
         return None
-    return _policy(names, "allow-workflow-executor", {
-        "podSelector": {"matchExpressions": [{"key": WORKFLOW_POD_LABEL, "operator": "Exists"}]},
-        "policyTypes": ["Egress"],
-        "egress": rules,
-    })
+    return _policy(
+        names,
+        "allow-workflow-executor",
+        {
+            "podSelector": {"matchExpressions": [{"key": WORKFLOW_POD_LABEL, "operator": "Exists"}]},
+            "policyTypes": ["Egress"],
+            "egress": rules,
+        },
+    )
 
 
 def internet_egress(spec: TenantSpec, names: TenantNames, kubernetes: KubernetesSettings) -> dict[str, Any] | None:
     if not spec.network.allow_egress_to_internet:
         return None
-    return _policy(names, "allow-internet-egress", {"podSelector": {}, "policyTypes": ["Egress"],
-                                                    "egress": [{"to": [_public(INTERNET, kubernetes)]}]})
+    return _policy(
+        names,
+        "allow-internet-egress",
+        {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [_public(INTERNET, kubernetes)]}]},
+    )
 
 
-def network_policies(spec: TenantSpec, names: TenantNames, org: str,
-                     kubernetes: KubernetesSettings) -> list[dict[str, Any]]:
-    optional = (ingress(spec, names, kubernetes), workflow_egress(names, kubernetes),
-                internet_egress(spec, names, kubernetes))
-    return [default_deny(names), same_tenant(spec, names, org), dns(names, kubernetes),
-            *(policy for policy in optional if policy is not None)]
+def network_policies(
+    spec: TenantSpec, names: TenantNames, org: str, kubernetes: KubernetesSettings
+) -> list[dict[str, Any]]:
+    optional = (
+        ingress(spec, names, kubernetes),
+        workflow_egress(names, kubernetes),
+        internet_egress(spec, names, kubernetes),
+    )
+    return [
+        default_deny(names),
+        same_tenant(spec, names, org),
+        dns(names, kubernetes),
+        *(policy for policy in optional if policy is not None),
+    ]

@@ -48,7 +48,7 @@ def _unescape(value: str) -> str:
     out, i = "", 0
     while i < len(value):
         if value[i] == "\\" and i + 1 < len(value):
-            pair = value[i + 1:i + 3]
+            pair = value[i + 1 : i + 3]
             if len(pair) == 2 and all(c in "0123456789abcdefABCDEF" for c in pair):
                 out, i = out + chr(int(pair, 16)), i + 3
                 continue
@@ -75,19 +75,25 @@ def _parse_dn(name: str) -> tuple[tuple[str, str], ...]:
             continue
         values = _split(rdn, "+")
         if len(values) > 1:
-            raise ValueError(f"{shown(name)} has a multi-valued RDN ({shown(rdn.strip())}), which notation does not support")
+            raise ValueError(
+                f"{shown(name)} has a multi-valued RDN ({shown(rdn.strip())}), which notation does not support"
+            )
         kind, sep, value = values[0].partition("=")
         kind = kind.strip()
         if not sep or not kind or not value.strip():
-            raise ValueError(f"{shown(name)} is not an RFC 4514 distinguished name ({shown(rdn.strip())} is not type=value)")
+            raise ValueError(
+                f"{shown(name)} is not an RFC 4514 distinguished name ({shown(rdn.strip())} is not type=value)"
+            )
         kind = "ST" if kind == "S" else kind
         if kind in attributes:
             raise ValueError(f"{shown(name)} repeats the attribute {shown(kind)}; notation needs each attribute once")
         attributes[kind] = _unescape(value.strip())
     missing = [kind for kind in MANDATORY_ATTRIBUTES if not attributes.get(kind)]
     if missing:
-        raise ValueError(f"{shown(name)} lacks {', '.join(missing)}; notation needs at least C, ST (or S) and O "
-                         "in an x509.subject identity")
+        raise ValueError(
+            f"{shown(name)} lacks {', '.join(missing)}; notation needs at least C, ST (or S) and O "
+            "in an x509.subject identity"
+        )
     return tuple(attributes.items())
 
 
@@ -104,10 +110,13 @@ def trusted_identity(dn: str) -> str:
 def overlap_problems(identities: list[str]) -> list[str]:
     """Pairs notation refuses in one policy: one identity's attributes all found, equal, in another."""
     parsed = [(dn, parse_dn(dn)) for dn in identities]
-    return [f"trustedIdentities[{i}] {shown(a)} overlaps trustedIdentities[{j}] {shown(b)} (notation refuses overlapping "
-            "identities in one trust policy)"
-            for i, (a, pa) in enumerate(parsed) for j, (b, pb) in enumerate(parsed) if i < j
-            and (is_subset(pa, pb) or is_subset(pb, pa))]
+    return [
+        f"trustedIdentities[{i}] {shown(a)} overlaps trustedIdentities[{j}] {shown(b)} (notation refuses overlapping "
+        "identities in one trust policy)"
+        for i, (a, pa) in enumerate(parsed)
+        for j, (b, pb) in enumerate(parsed)
+        if i < j and (is_subset(pa, pb) or is_subset(pb, pa))
+    ]
 
 
 def _ca_problem(cert: x509.Certificate) -> str | None:
@@ -117,9 +126,11 @@ def _ca_problem(cert: x509.Certificate) -> str | None:
     except x509.ExtensionNotFound:
         constraints = key_usage = None
     if constraints is None or not constraints.value.ca:
-        return ("is not a CA certificate (no basicConstraints CA:TRUE): a signing leaf does not belong in the "
-                "trust store; give the root CA that issued it, and put the leaf's subject in "
-                "supplyChain.trustedIdentities")
+        return (
+            "is not a CA certificate (no basicConstraints CA:TRUE): a signing leaf does not belong in the "
+            "trust store; give the root CA that issued it, and put the leaf's subject in "
+            "supplyChain.trustedIdentities"
+        )
     if not constraints.critical:
         return "has a basicConstraints extension that is not critical, which notation refuses for a CA"
     if key_usage is None or not key_usage.critical or not key_usage.value.key_cert_sign:
@@ -133,8 +144,11 @@ def _anchors(pem: str) -> tuple[tuple[str, str | None, datetime.datetime, tuple[
     certs = x509.load_pem_x509_certificates(pem.encode())
     described = []
     for index, cert in enumerate(certs):
-        which = f"certificate {index + 1} ({cert.subject.rfc4514_string()})" if len(certs) > 1 \
+        which = (
+            f"certificate {index + 1} ({cert.subject.rfc4514_string()})"
+            if len(certs) > 1
             else f"certificate ({cert.subject.rfc4514_string()})"
+        )
         attributes = {attr.rfc4514_attribute_name: attr.value for attr in cert.subject}
         subject = tuple((("ST" if k == "S" else k), str(v)) for k, v in attributes.items())
         described.append((which, _ca_problem(cert), cert.not_valid_after_utc, subject))

@@ -43,35 +43,61 @@ class Platform(pulumi.ComponentResource):
         self.settings = args.settings
         self.vault = VaultPlatform(
             f"{name}-vault",
-            VaultPlatformArgs(args.settings.vault, args.providers, args.settings.protect_data,
-                              args.vault_kubernetes_ca_cert, args.vault_server_ca_cert),
+            VaultPlatformArgs(
+                args.settings.vault,
+                args.providers,
+                args.settings.protect_data,
+                args.vault_kubernetes_ca_cert,
+                args.vault_server_ca_cert,
+            ),
             child(self),
         )
         # A disabled registry has no table, no rows and no record provider (tenants write no row).
-        self.registry = Registry(f"{name}-registry", RegistryArgs(args.settings, args.providers, args.registry_password,
-                                                                  args.registry_ca_cert),
-                                 child(self)) if args.settings.registry.enabled else None
+        self.registry = (
+            Registry(
+                f"{name}-registry",
+                RegistryArgs(args.settings, args.providers, args.registry_password, args.registry_ca_cert),
+                child(self),
+            )
+            if args.settings.registry.enabled
+            else None
+        )
         if args.settings.argocd.enabled:  # only with a registry: settings refuse Argo CD without one
-            ArgoCdGenerator(f"{name}-argocd", ArgoCdGeneratorArgs(args.settings, args.providers, args.registry_password,
-                                                                self.registry.table_arn,
-                                                                expected_tenants(args.tenants),
-                                                                args.registry_ca_cert),
-                            child(self, depends_on=[self.registry]))
+            ArgoCdGenerator(
+                f"{name}-argocd",
+                ArgoCdGeneratorArgs(
+                    args.settings,
+                    args.providers,
+                    args.registry_password,
+                    self.registry.table_arn,
+                    expected_tenants(args.tenants),
+                    args.registry_ca_cert,
+                ),
+                child(self, depends_on=[self.registry]),
+            )
         # region -> the resource after which that region's log bucket accepts logs (none when logging is off).
         self.access_logs_ready: dict[str, pulumi.Resource] = {}
         if args.settings.artifacts.access_logs:
             sources: dict[str, tuple[str, ...]] = {}
             for spec, names in args.tenants:
                 sources[spec.region] = (*sources.get(spec.region, ()), names.bucket)
-            self.access_logs_ready = AccessLogs(f"{name}-access-logs",
-                                                AccessLogsArgs(args.settings, args.providers, sources),
-                                                child(self)).ready
-        Admission(f"{name}-admission", AdmissionArgs(args.settings, args.providers, [spec for spec, _ in args.tenants]), child(self))
+            self.access_logs_ready = AccessLogs(
+                f"{name}-access-logs", AccessLogsArgs(args.settings, args.providers, sources), child(self)
+            ).ready
+        Admission(
+            f"{name}-admission",
+            AdmissionArgs(args.settings, args.providers, [spec for spec, _ in args.tenants]),
+            child(self),
+        )
         if args.settings.cost_allocation.activate_tag:
             # The activation is the payer account's, shared by every stack billed to it, and deleting the resource
             # sets the key Inactive (terraform-provider-aws internal/service/ce/cost_allocation_tag.go): retained on
             # delete, so destroying one stack does not deactivate the key under the others.
-            sdk.register(aws.costexplorer.CostAllocationTag, f"{name}-cost-allocation-tag",
-                         child(self, args.providers.aws(args.settings.region), retain_on_delete=True),
-                         tag_key=naming.COST_ALLOCATION_KEY, status="Active")
+            sdk.register(
+                aws.costexplorer.CostAllocationTag,
+                f"{name}-cost-allocation-tag",
+                child(self, args.providers.aws(args.settings.region), retain_on_delete=True),
+                tag_key=naming.COST_ALLOCATION_KEY,
+                status="Active",
+            )
         self.register_outputs({})

@@ -50,8 +50,14 @@ class VaultView:
 class RegistryView(pulumi.ComponentResource):
     """The registry table the platform stack manages, and this stack's own provider for the tenants' records."""
 
-    def __init__(self, name: str, settings: StackSettings, password: Optional[pulumi.Output[str]],
-                 ca_cert: Optional[str], opts: pulumi.ResourceOptions):
+    def __init__(
+        self,
+        name: str,
+        settings: StackSettings,
+        password: Optional[pulumi.Output[str]],
+        ca_cert: Optional[str],
+        opts: pulumi.ResourceOptions,
+    ):
         # The Registry's type and name: the records' provider then has the URN it had in the environment's stack,
         # and records moved here by `pulumi state move` (which keeps type chains) keep their provider.
         super().__init__("tenancy:registry:Registry", name, None, opts)
@@ -81,15 +87,21 @@ class PlatformReference(pulumi.ComponentResource):
         super().__init__("tenancy:index:Platform", name, None, opts)
         reference = pulumi.StackReference(f"{name}-stack", args.platform_stack, opts=child(self))
         outputs = reference.require_output(PLATFORM_OUTPUT)
-        self.vault = VaultView(kv_mount_path=outputs.apply(lambda o: o["kvMountPath"]),
-                               kubernetes_auth_path=outputs.apply(lambda o: o["kubernetesAuthPath"]),
-                               server_ca_cert=args.vault_server_ca_cert)
+        self.vault = VaultView(
+            kv_mount_path=outputs.apply(lambda o: o["kvMountPath"]),
+            kubernetes_auth_path=outputs.apply(lambda o: o["kubernetesAuthPath"]),
+            server_ca_cert=args.vault_server_ca_cert,
+        )
         self.registry = None
         if args.settings.registry.enabled:
-            password = (reference.require_output(REGISTRY_PASSWORD_OUTPUT)
-                        if args.settings.registry.auth == "service-specific" else None)
-            self.registry = RegistryView(f"{name}-registry", args.settings, password, args.registry_ca_cert,
-                                         child(self))
+            password = (
+                reference.require_output(REGISTRY_PASSWORD_OUTPUT)
+                if args.settings.registry.auth == "service-specific"
+                else None
+            )
+            self.registry = RegistryView(
+                f"{name}-registry", args.settings, password, args.registry_ca_cert, child(self)
+            )
         # The platform stack, deployed first, made the access-log buckets: nothing here to wait for.
         self.access_logs_ready: dict[str, pulumi.Resource] = {}
         self.register_outputs({})

@@ -101,15 +101,23 @@ def did_you_mean(word: object, candidates: Iterable[str]) -> str:
     if not isinstance(word, str):
         return ""
     candidates = sorted(set(candidates))
-    close = [c for c in candidates if c.casefold() == word.casefold()] \
-        or difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    close = [c for c in candidates if c.casefold() == word.casefold()] or difflib.get_close_matches(
+        word, candidates, n=1, cutoff=0.6
+    )
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def describe(value: object) -> str:
     """What a user wrote, in YAML's words: `text`, `an integer`, `a list`..."""
-    names = {str: "text", bool: "a boolean", int: "an integer", float: "a number", type(None): "null",
-             list: "a list", dict: "a mapping"}
+    names = {
+        str: "text",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        type(None): "null",
+        list: "a list",
+        dict: "a mapping",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -121,8 +129,11 @@ def pydantic_message(error: dict, model: type) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"].endswith(("_type", "_parsing")) or error["type"] in ("literal_error", "enum"):
         given = error.get("input")
-        shown = repr(given) if isinstance(given, str) and len(given) <= 40 and error["type"] == "literal_error" \
+        shown = (
+            repr(given)
+            if isinstance(given, str) and len(given) <= 40 and error["type"] == "literal_error"
             else describe(given)
+        )
         message += f", got {shown}"
     if error["type"] == "missing":
         message = "missing; this field is required"

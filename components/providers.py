@@ -34,8 +34,12 @@ def build(settings: StackSettings, regions: Iterable[str]) -> Providers:
     """One AWS provider per region in use (the stack's own region always), and one of each other kind."""
     # Every resource the provider creates carries these; tenant resources override the cost-allocation value with
     # their own (a resource's tags win over default tags), so platform resources need no tags of their own.
-    tags = {"managed-by": naming.MANAGED_BY, "environment": settings.environment, "org": settings.org,
-            naming.COST_ALLOCATION_KEY: naming.cost_allocation(settings.org, settings.environment)}
+    tags = {
+        "managed-by": naming.MANAGED_BY,
+        "environment": settings.environment,
+        "org": settings.org,
+        naming.COST_ALLOCATION_KEY: naming.cost_allocation(settings.org, settings.environment),
+    }
     aws_by_region = {
         region: aws.Provider(f"aws-{region}", region=region, default_tags=aws.ProviderDefaultTagsArgs(tags=tags))
         for region in sorted({settings.region, *regions})

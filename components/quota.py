@@ -63,8 +63,8 @@ def ephemeral_defaults(spec: TenantSpec) -> tuple[str, str]:
     limits = spec.limits
     asked_request = limits.default_request.get(EPHEMERAL)
     limit = limits.default.get(EPHEMERAL) or max(
-        filter(None, (_smallest(DEFAULT_EPHEMERAL_LIMIT, limits.max.get(EPHEMERAL)), asked_request)),
-        key=quantity.parse)
+        filter(None, (_smallest(DEFAULT_EPHEMERAL_LIMIT, limits.max.get(EPHEMERAL)), asked_request)), key=quantity.parse
+    )
     return asked_request or _smallest(DEFAULT_EPHEMERAL_REQUEST, limit), limit
 
 
@@ -75,8 +75,11 @@ def _smallest(*values: str | None) -> str:
 def limit_range(spec: TenantSpec, names: TenantNames) -> dict[str, Any]:
     """Container defaults, so pods that state no requests or limits still pass a compute quota."""
     request, limit = ephemeral_defaults(spec)
-    limit_item: dict[str, Any] = {"type": "Container", "default": {**spec.limits.default, EPHEMERAL: limit},
-                                  "defaultRequest": {**spec.limits.default_request, EPHEMERAL: request}}
+    limit_item: dict[str, Any] = {
+        "type": "Container",
+        "default": {**spec.limits.default, EPHEMERAL: limit},
+        "defaultRequest": {**spec.limits.default_request, EPHEMERAL: request},
+    }
     if spec.limits.max:
         limit_item["max"] = dict(spec.limits.max)
     return {

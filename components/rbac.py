@@ -35,8 +35,7 @@ def runner_service_account(names: TenantNames, role_arn: Optional[Any]) -> dict[
     metadata = _meta(naming.RUNNER_SERVICE_ACCOUNT, names)
     if role_arn is not None:
         metadata["annotations"] = {IRSA_ROLE_ANNOTATION: role_arn}
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata,
-            "automountServiceAccountToken": True}
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata, "automountServiceAccountToken": True}
 
 
 def executor_role(names: TenantNames) -> dict[str, Any]:
@@ -47,8 +46,12 @@ def executor_role(names: TenantNames) -> dict[str, Any]:
         "metadata": _meta(naming.EXECUTOR_ROLE, names),
         "rules": [
             {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},
-            {"apiGroups": [""], "resources": ["configmaps"],
-             "resourceNames": [naming.ARTIFACT_REPOSITORIES_CONFIGMAP], "verbs": ["get"]},
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": [naming.ARTIFACT_REPOSITORIES_CONFIGMAP],
+                "verbs": ["get"],
+            },
         ],
     }
 
@@ -65,23 +68,41 @@ def tenant_admin_role(names: TenantNames) -> dict[str, Any]:
         "kind": "Role",
         "metadata": _meta(naming.TENANT_ADMIN_ROLE, names),
         "rules": [
-            {"apiGroups": [""], "resources": ["pods", "services", "configmaps", "persistentvolumeclaims"],
-             "verbs": _WRITE},
+            {
+                "apiGroups": [""],
+                "resources": ["pods", "services", "configmaps", "persistentvolumeclaims"],
+                "verbs": _WRITE,
+            },
             {"apiGroups": [""], "resources": ["pods/log"], "verbs": _READ},
             {"apiGroups": [""], "resources": ["pods/exec", "pods/portforward"], "verbs": ["create"]},
-            {"apiGroups": [""], "resources": ["secrets", "serviceaccounts", "events", "resourcequotas",
-                                              "limitranges"], "verbs": _READ},
+            {
+                "apiGroups": [""],
+                "resources": ["secrets", "serviceaccounts", "events", "resourcequotas", "limitranges"],
+                "verbs": _READ,
+            },
             {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "replicasets"], "verbs": _WRITE},
             {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": _WRITE},
             {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": _READ},
-            {"apiGroups": ["argoproj.io"],
-             "resources": ["workflows", "workflowtemplates", "cronworkflows", "workfloweventbindings"],
-             "verbs": _WRITE},
-            {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults", "workflowartifactgctasks"],
-             "verbs": _READ},
-            {"apiGroups": ["config.ratify.deislabs.io"],
-             "resources": ["namespacedkeymanagementproviders", "namespacedverifiers", "namespacedstores",
-                           "namespacedpolicies"], "verbs": _READ},
+            {
+                "apiGroups": ["argoproj.io"],
+                "resources": ["workflows", "workflowtemplates", "cronworkflows", "workfloweventbindings"],
+                "verbs": _WRITE,
+            },
+            {
+                "apiGroups": ["argoproj.io"],
+                "resources": ["workflowtaskresults", "workflowartifactgctasks"],
+                "verbs": _READ,
+            },
+            {
+                "apiGroups": ["config.ratify.deislabs.io"],
+                "resources": [
+                    "namespacedkeymanagementproviders",
+                    "namespacedverifiers",
+                    "namespacedstores",
+                    "namespacedpolicies",
+                ],
+                "verbs": _READ,
+            },
             {"apiGroups": ["flux-framework.org"], "resources": ["miniclusters"], "verbs": _WRITE},
         ],
     }
@@ -94,8 +115,7 @@ def tenant_developer_role(names: TenantNames) -> dict[str, Any]:
         "kind": "Role",
         "metadata": _meta(naming.TENANT_DEVELOPER_ROLE, names),
         "rules": [
-            {"apiGroups": [""], "resources": ["pods", "pods/log", "events", "configmaps", "services"],
-             "verbs": _READ},
+            {"apiGroups": [""], "resources": ["pods", "pods/log", "events", "configmaps", "services"], "verbs": _READ},
             {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get", "list", "watch", "create"]},
             {"apiGroups": ["argoproj.io"], "resources": ["workflowtemplates", "cronworkflows"], "verbs": _READ},
             {"apiGroups": ["flux-framework.org"], "resources": ["miniclusters"], "verbs": _READ},
@@ -103,8 +123,9 @@ def tenant_developer_role(names: TenantNames) -> dict[str, Any]:
     }
 
 
-def role_binding(names: TenantNames, name: str, role_kind: str, role: str,
-                 subjects: list[dict[str, str]]) -> dict[str, Any]:
+def role_binding(
+    names: TenantNames, name: str, role_kind: str, role: str, subjects: list[dict[str, str]]
+) -> dict[str, Any]:
     return {
         "apiVersion": RBAC_API,
         "kind": "RoleBinding",
@@ -118,8 +139,9 @@ def groups(group_names: list[str]) -> list[dict[str, str]]:
     return [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": g} for g in group_names]
 
 
-def rbac_manifests(names: TenantNames, admins: list[str], developers: list[str], cluster_admin_group: str,
-                   role_arn: Optional[Any]) -> list[dict[str, Any]]:
+def rbac_manifests(
+    names: TenantNames, admins: list[str], developers: list[str], cluster_admin_group: str, role_arn: Optional[Any]
+) -> list[dict[str, Any]]:
     """Service account, roles and bindings of one tenant namespace; a binding with no groups is left out."""
     runner = [{"kind": "ServiceAccount", "name": naming.RUNNER_SERVICE_ACCOUNT, "namespace": names.namespace}]
     manifests = [
@@ -131,8 +153,13 @@ def rbac_manifests(names: TenantNames, admins: list[str], developers: list[str],
         # The platform group gets the built-in `admin` role through a RoleBinding in each namespace rather than
         # a ClusterRoleBinding: tenancy then owns no cluster-wide grant at all, and removing a tenant removes
         # every grant it made. `admin` can manage in-namespace RBAC, which tenant roles never can.
-        role_binding(names, naming.PLATFORM_ADMIN_BINDING, "ClusterRole", PLATFORM_ADMIN_CLUSTER_ROLE,
-                     groups([cluster_admin_group])),
+        role_binding(
+            names,
+            naming.PLATFORM_ADMIN_BINDING,
+            "ClusterRole",
+            PLATFORM_ADMIN_CLUSTER_ROLE,
+            groups([cluster_admin_group]),
+        ),
     ]
     for role, members in ((naming.TENANT_ADMIN_ROLE, admins), (naming.TENANT_DEVELOPER_ROLE, developers)):
         if members:

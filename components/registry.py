@@ -13,12 +13,12 @@ from typing import Any, Optional
 
 import pulumi
 import pulumi.dynamic as dynamic
-from pulumi.dynamic.dynamic import PROVIDER_KEY, serialize_provider
 import pulumi_aws as aws
+from pulumi.dynamic.dynamic import PROVIDER_KEY, serialize_provider
 
+from . import sdk, secrecy
 from .catalogue import TenantSpec
 from .naming import TenantNames
-from . import sdk, secrecy
 from .providers import Providers, child
 from .registry_provider import COLUMN_TYPES, PARTITION_KEY, RegistryProvider
 from .settings import StackSettings
@@ -58,8 +58,9 @@ class RegistryArgs:
     ca_cert: Optional[str] = None
 
 
-def registry_target(settings: StackSettings, password: Optional[pulumi.Input[str]],
-                    ca_cert: Optional[str] = None) -> dict[str, Any]:
+def registry_target(
+    settings: StackSettings, password: Optional[pulumi.Input[str]], ca_cert: Optional[str] = None
+) -> dict[str, Any]:
     """What each tenant's RegistryRecord needs to reach the table, in the platform's stack or a shard's.
 
     Plain settings rather than the table's outputs, so that `pulumi preview` already knows them and a record can
@@ -93,17 +94,27 @@ class Registry(pulumi.ComponentResource):
         outputs: dict[str, Any] = {}
         if settings.registry.in_keyspaces:
             # Platform resources carry environment/org/managed-by through the provider's default tags.
-            data_opts = child(self, args.providers.aws(registry_region(settings)), protect=settings.protect_data,
-                              retain_on_delete=settings.protect_data)
-            keyspace = sdk.register(aws.keyspaces.Keyspace, f"{name}-keyspace", data_opts,
-                                    name=settings.registry.keyspace)
+            data_opts = child(
+                self,
+                args.providers.aws(registry_region(settings)),
+                protect=settings.protect_data,
+                retain_on_delete=settings.protect_data,
+            )
+            keyspace = sdk.register(
+                aws.keyspaces.Keyspace, f"{name}-keyspace", data_opts, name=settings.registry.keyspace
+            )
             table = sdk.register(
-                aws.keyspaces.Table, f"{name}-table", data_opts, ["arn"], keyspace_name=keyspace.name,
+                aws.keyspaces.Table,
+                f"{name}-table",
+                data_opts,
+                ["arn"],
+                keyspace_name=keyspace.name,
                 table_name=settings.registry.table,
                 schema_definition=schema_definition(),
                 capacity_specification={"throughput_mode": "PAY_PER_REQUEST"},
                 encryption_specification={"type": "AWS_OWNED_KMS_KEY"},
-                point_in_time_recovery={"status": "ENABLED"})
+                point_in_time_recovery={"status": "ENABLED"},
+            )
             self.table_arn = table.arn
             # Records are written once the table exists (a new table is created asynchronously by Keyspaces).
             self.records_depend_on = [table]
@@ -134,12 +145,22 @@ def serialized_provider() -> str:
 class RegistryRecord(dynamic.Resource):
     """One tenant's row; removed on delete, or only disabled where the stack protects data."""
 
-    def __init__(self, name: str, registry: Registry, row: dict[str, Any], disable_on_delete: bool,
-                 opts: Optional[pulumi.ResourceOptions] = None):
-        props = {**secrecy.mask({**registry.target, **row}), "disable_on_delete": disable_on_delete,
-                 # As dynamic.Resource sends it: always a secret (its `serialize_as_secret_always`).
-                 PROVIDER_KEY: pulumi.Output.secret(serialized_provider())}
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=registry.record_provider,
-                                                                         depends_on=registry.records_depend_on))
+    def __init__(
+        self,
+        name: str,
+        registry: Registry,
+        row: dict[str, Any],
+        disable_on_delete: bool,
+        opts: Optional[pulumi.ResourceOptions] = None,
+    ):
+        props = {
+            **secrecy.mask({**registry.target, **row}),
+            "disable_on_delete": disable_on_delete,
+            # As dynamic.Resource sends it: always a secret (its `serialize_as_secret_always`).
+            PROVIDER_KEY: pulumi.Output.secret(serialized_provider()),
+        }
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(provider=registry.record_provider, depends_on=registry.records_depend_on)
+        )
         # dynamic.Resource.__init__ would pickle the provider again; register under its type token directly.
         pulumi.CustomResource.__init__(self, f"pulumi-python:{self._resource_type_name}", name, props, opts)

@@ -27,8 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Iterator, Mapping, Optional
 
 import pulumi.dynamic as dynamic
-from cassandra import (AuthenticationFailed, ConsistencyLevel, DriverException, OperationTimedOut,
-                       UnresolvableContactPoints)
+from cassandra import (
+    AuthenticationFailed,
+    ConsistencyLevel,
+    DriverException,
+    OperationTimedOut,
+    UnresolvableContactPoints,
+)
 from cassandra.cluster import NoHostAvailable
 
 PORT = 9142
@@ -37,9 +42,17 @@ CONNECT_TIMEOUT_SECONDS = 10
 # `lifecycle` came last and must stay last: Keyspaces (and the AWS provider) add columns in place but replace
 # the table, i.e. empty it, for any other schema change. `enabled` (lifecycle == active) stays for readers
 # that predate `lifecycle`.
-COLUMN_TYPES = (("tenant_id", "text"), ("enabled", "boolean"), ("namespace", "text"), ("target_cluster", "text"),
-                ("repo_url", "text"), ("repo_path", "text"), ("labels", "map<text, text>"),
-                ("params", "map<text, text>"), ("lifecycle", "text"))
+COLUMN_TYPES = (
+    ("tenant_id", "text"),
+    ("enabled", "boolean"),
+    ("namespace", "text"),
+    ("target_cluster", "text"),
+    ("repo_url", "text"),
+    ("repo_path", "text"),
+    ("labels", "map<text, text>"),
+    ("params", "map<text, text>"),
+    ("lifecycle", "text"),
+)
 COLUMNS = tuple(name for name, _ in COLUMN_TYPES)
 PARTITION_KEY = "tenant_id"
 # Changing any of these moves the row to another table or key, so the old row must be removed.
@@ -123,14 +136,21 @@ def connect(target: Target) -> Iterator[Any]:
         auth = SigV4AuthProvider(boto3.Session(region_name=target.region))
     else:
         auth = PlainTextAuthProvider(username=target.username, password=target.password)
-    profile = ExecutionProfile(load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=target.region),
-                               consistency_level=ConsistencyLevel.LOCAL_QUORUM)
+    profile = ExecutionProfile(
+        load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=target.region),
+        consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+    )
     cluster = Cluster(
-        [target.host], port=target.port, ssl_context=context, auth_provider=auth,
+        [target.host],
+        port=target.port,
+        ssl_context=context,
+        auth_provider=auth,
         # Peers are advertised by IP; every Keyspaces node presents the regional endpoint's certificate.
         ssl_options={"server_hostname": target.host},
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile}, connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        protocol_version=4)
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        protocol_version=4,
+    )
     try:
         yield cluster.connect()
     finally:
@@ -138,14 +158,21 @@ def connect(target: Target) -> Iterator[Any]:
 
 
 def _target(props: Mapping[str, Any]) -> Target:
-    return Target(region=props["region"], keyspace=props["keyspace"], table=props["table"], auth=props["auth"],
-                  username=props.get("username"), password=props.get("password"), endpoint=props.get("endpoint"),
-                  port=int(props.get("port") or PORT), ca_cert=props.get("ca_cert"))
+    return Target(
+        region=props["region"],
+        keyspace=props["keyspace"],
+        table=props["table"],
+        auth=props["auth"],
+        username=props.get("username"),
+        password=props.get("password"),
+        endpoint=props.get("endpoint"),
+        port=int(props.get("port") or PORT),
+        ca_cert=props.get("ca_cert"),
+    )
 
 
 # Where the dialled endpoint comes from, for a report that says what to change.
-_WHICH_ENDPOINT = ("tenancy:registry.endpoint (unset: Amazon Keyspaces in tenancy:registry.region, default "
-                   "aws:region)")
+_WHICH_ENDPOINT = "tenancy:registry.endpoint (unset: Amazon Keyspaces in tenancy:registry.region, default aws:region)"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -154,9 +181,17 @@ def _one_line(exc: BaseException) -> str:
 
 
 def row_values(props: Mapping[str, Any]) -> list[Any]:
-    return [props["tenant_id"], bool(props["enabled"]), props["namespace"], props["target_cluster"],
-            props["repo_url"], props["repo_path"], dict(props.get("labels") or {}), dict(props.get("params") or {}),
-            props["lifecycle"]]
+    return [
+        props["tenant_id"],
+        bool(props["enabled"]),
+        props["namespace"],
+        props["target_cluster"],
+        props["repo_url"],
+        props["repo_path"],
+        dict(props.get("labels") or {}),
+        dict(props.get("params") or {}),
+        props["lifecycle"],
+    ]
 
 
 class RegistryProvider(dynamic.ResourceProvider):
@@ -179,15 +214,18 @@ class RegistryProvider(dynamic.ResourceProvider):
         except UnresolvableContactPoints:
             raise RegistryUnavailable(
                 f"tenant registry unreachable: {where}: the host name {target.host!r} does not resolve. Check "
-                f"{_WHICH_ENDPOINT}; nothing was {'read' if reading else 'written'}.") from None
+                f"{_WHICH_ENDPOINT}; nothing was {'read' if reading else 'written'}."
+            ) from None
         except (NoHostAvailable, OperationTimedOut, AuthenticationFailed, OSError) as exc:
             raise RegistryUnavailable(
                 f"tenant registry unreachable: {where} ({_one_line(exc)}). Check network access to port "
                 f"{target.port}, the {target.auth} credentials and {_WHICH_ENDPOINT}; nothing was "
-                f"{'read' if reading else 'written'}.") from None
+                f"{'read' if reading else 'written'}."
+            ) from None
         except DriverException as exc:
-            raise RegistryError(f"tenant registry {'read from' if reading else 'write to'} {where} failed: "
-                                f"{_one_line(exc)}") from None
+            raise RegistryError(
+                f"tenant registry {'read from' if reading else 'write to'} {where} failed: {_one_line(exc)}"
+            ) from None
         return rows
 
     def configure(self, req: dynamic.ConfigureRequest) -> None:
@@ -204,9 +242,16 @@ class RegistryProvider(dynamic.ResourceProvider):
             return dynamic.CheckResult(news, [])
         old, new = f"{olds.get('keyspace')}.{olds.get('table')}", f"{news['keyspace']}.{news['table']}"
         if old != new and news.get("migrate_from") != old:
-            return dynamic.CheckResult(news, [dynamic.CheckFailure(
-                "table", f"the tenant registry would move from {old} to {new}, a table that starts empty; set "
-                         f"tenancy:registry.migrateFrom: {old} to confirm (see docs/argocd.md)")])
+            return dynamic.CheckResult(
+                news,
+                [
+                    dynamic.CheckFailure(
+                        "table",
+                        f"the tenant registry would move from {old} to {new}, a table that starts empty; set "
+                        f"tenancy:registry.migrateFrom: {old} to confirm (see docs/argocd.md)",
+                    )
+                ],
+            )
         return dynamic.CheckResult(news, [])
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
@@ -217,8 +262,9 @@ class RegistryProvider(dynamic.ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
         keys = (set(olds) | set(news)) - _NOT_ROW
         changed = sorted(k for k in keys if olds.get(k) != news.get(k))
-        return dynamic.DiffResult(changes=bool(changed), replaces=[k for k in changed if k in _REPLACING],
-                                  delete_before_replace=False)
+        return dynamic.DiffResult(
+            changes=bool(changed), replaces=[k for k in changed if k in _REPLACING], delete_before_replace=False
+        )
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
         target = _target(news)
@@ -232,7 +278,7 @@ class RegistryProvider(dynamic.ResourceProvider):
         rows = self._execute(target, [(select_cql(target), [id_])], reading=True)
         if not rows:
             return dynamic.ReadResult(id_="", outs={})  # an empty id tells the engine the row is gone
-        stored = dict(zip(COLUMNS, rows[0]))
+        stored = dict(zip(COLUMNS, rows[0], strict=True))
         for column, cql_type in COLUMN_TYPES:
             if cql_type.startswith("map<"):  # Cassandra returns null for an empty map
                 stored[column] = dict(stored[column] or {})
@@ -244,4 +290,3 @@ class RegistryProvider(dynamic.ResourceProvider):
             self._execute(target, [(disable_cql(target), [False, "offboarded", props["tenant_id"]])])
         else:
             self._execute(target, [(delete_cql(target), [props["tenant_id"]])])
-

@@ -69,16 +69,21 @@ class _Resolver(yaml.resolver.Resolver):
 
 def _yaml11_only(tag: str, value: str) -> bool:
     kind = tag.removeprefix(_TAG)
-    return ((kind == "bool" and value.lower() not in _SAME_BOOL)
-            or (kind == "int" and not _SAME_INT.fullmatch(value))
-            or (kind == "float" and ("_" in value or ":" in value))
-            or kind == "timestamp")
+    return (
+        (kind == "bool" and value.lower() not in _SAME_BOOL)
+        or (kind == "int" and not _SAME_INT.fullmatch(value))
+        or (kind == "float" and ("_" in value or ":" in value))
+        or kind == "timestamp"
+    )
 
 
 # libyaml's parser and composer when present (the catalogue is parsed on every run); construction is Python.
 _LIBYAML = getattr(yaml, "__with_libyaml__", False)
-_READERS = (yaml.cyaml.CParser,) if _LIBYAML else (yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser,
-                                             yaml.composer.Composer)
+_READERS = (
+    (yaml.cyaml.CParser,)
+    if _LIBYAML
+    else (yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer)
+)
 
 
 class _Loader(*_READERS, yaml.constructor.SafeConstructor, _Resolver):  # type: ignore[misc]
@@ -109,9 +114,15 @@ def _refuse_at(mark: Any, why: str) -> YamlRefused:
 
 # --- reading files ------------------------------------------------------------------------------------------
 
+
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
-                       (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
@@ -153,8 +164,12 @@ def read_file(path: Path, limit: int = MAX_BYTES) -> bytes:
 
 def decode(data: bytes) -> str:
     """UTF-8 text (a UTF-8 byte-order mark is allowed); other encodings are named rather than misread."""
-    for bom, name in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
-                      (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")):
+    for bom, name in (
+        (codecs.BOM_UTF32_LE, "UTF-32"),
+        (codecs.BOM_UTF32_BE, "UTF-32"),
+        (codecs.BOM_UTF16_LE, "UTF-16"),
+        (codecs.BOM_UTF16_BE, "UTF-16"),
+    ):
         if data.startswith(bom):
             raise YamlRefused([("", f"is encoded as {name}; save it as UTF-8")])
     try:
@@ -162,11 +177,13 @@ def decode(data: bytes) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise YamlRefused([("", f"line {line}, column {column}: byte 0x{data[exc.start]:02x} is not UTF-8; "
-                                "save the file as UTF-8")]) from None
+        raise YamlRefused(
+            [("", f"line {line}, column {column}: byte 0x{data[exc.start]:02x} is not UTF-8; save the file as UTF-8")]
+        ) from None
 
 
 # --- checking the document before constructing it ---------------------------------------------------------
+
 
 def _check_events(text: str) -> tuple[int, int]:
     """Refuse alias bombs, recursive aliases and deep nesting from the event stream, before any node is built.
@@ -179,11 +196,14 @@ def _check_events(text: str) -> tuple[int, int]:
         if isinstance(event, yaml.AliasEvent):
             aliases += 1
             if aliases > MAX_ALIASES:
-                raise _refuse_at(event.start_mark, f"more than {MAX_ALIASES} aliases; refusing a possible "
-                                                   "alias-expansion bomb")
+                raise _refuse_at(
+                    event.start_mark, f"more than {MAX_ALIASES} aliases; refusing a possible alias-expansion bomb"
+                )
             if anchor in latest and latest[anchor] in open_ids:
-                raise _refuse_at(event.start_mark, f"alias *{anchor} is inside the collection &{anchor} it refers "
-                                                   "to (a recursive alias)")
+                raise _refuse_at(
+                    event.start_mark,
+                    f"alias *{anchor} is inside the collection &{anchor} it refers to (a recursive alias)",
+                )
             continue
         if anchor is not None:
             latest[anchor] = number
@@ -204,8 +224,13 @@ def _check_events(text: str) -> tuple[int, int]:
 def _size(node: Node, sizes: dict[int, int]) -> int:
     """Values in `node` as a consumer sees them: an aliased subtree counts each time it appears."""
     if id(node) not in sizes:
-        children = [n for pair in node.value for n in pair] if isinstance(node, MappingNode) \
-            else node.value if isinstance(node, SequenceNode) else []
+        children = (
+            [n for pair in node.value for n in pair]
+            if isinstance(node, MappingNode)
+            else node.value
+            if isinstance(node, SequenceNode)
+            else []
+        )
         sizes[id(node)] = 1 + sum(_size(child, sizes) for child in children)
     return sizes[id(node)]
 
@@ -220,8 +245,12 @@ def _item_label(node: Node) -> str:
     """` (name=x)` for a list item that is a mapping with a text `name`, as the catalogue's paths read."""
     if isinstance(node, MappingNode):
         for key, value in node.value:
-            if isinstance(key, ScalarNode) and key.value == "name" and isinstance(value, ScalarNode) \
-                    and value.tag == f"{_TAG}str":
+            if (
+                isinstance(key, ScalarNode)
+                and key.value == "name"
+                and isinstance(value, ScalarNode)
+                and value.tag == f"{_TAG}str"
+            ):
                 return f" (name={value.value})"
     return ""
 
@@ -242,8 +271,12 @@ class _Checker:
             return
         self.seen.add(id(node))
         if node.tag not in _PLAIN_TAGS and node.tag != _AMBIGUOUS:
-            self.add(path, node, f"the tag {node.tag.replace(_TAG, '!!')} is not used in this file; "
-                                 "write plain text, numbers, booleans, lists and mappings")
+            self.add(
+                path,
+                node,
+                f"the tag {node.tag.replace(_TAG, '!!')} is not used in this file; "
+                "write plain text, numbers, booleans, lists and mappings",
+            )
         elif isinstance(node, ScalarNode):
             self.scalar(node, path)
         elif isinstance(node, SequenceNode):
@@ -273,8 +306,12 @@ class _Checker:
                 continue
             where = _join(path, key.value)
             if key.value in first:
-                self.add(where, key, f"duplicate key {_show(key.value)} (first at {_where(first[key.value].start_mark)}); "
-                                     "YAML would keep only the last one")
+                self.add(
+                    where,
+                    key,
+                    f"duplicate key {_show(key.value)} (first at {_where(first[key.value].start_mark)}); "
+                    "YAML would keep only the last one",
+                )
             else:
                 first[key.value] = key
             self.walk(value, where)
@@ -289,10 +326,14 @@ def _ambiguity(value: str) -> str:
     except (yaml.YAMLError, ValueError):  # e.g. more digits than Python converts
         return f"{_show(value)} is read as {_SHORT[kind]} by YAML 1.1 but differently by YAML 1.2; quote it for text"
     if kind == "bool":
-        return (f"{_show(value)} is read as the boolean {str(read).lower()} by YAML 1.1 but as text by YAML 1.2; "
-                f"write {str(read).lower()} for a boolean, or quote it for text")
-    return (f"{_show(value)} is read as {read} by YAML 1.1 but differently by YAML 1.2; write {read} if that is "
-            "meant, or quote it for text")
+        return (
+            f"{_show(value)} is read as the boolean {str(read).lower()} by YAML 1.1 but as text by YAML 1.2; "
+            f"write {str(read).lower()} for a boolean, or quote it for text"
+        )
+    return (
+        f"{_show(value)} is read as {read} by YAML 1.1 but differently by YAML 1.2; write {read} if that is "
+        "meant, or quote it for text"
+    )
 
 
 def _bad_key(key: Node) -> str:
@@ -318,8 +359,9 @@ def loads(text: Union[str, bytes]) -> Any:
                 return None
             # Without aliases no node appears twice, so the events counted them all.
             if (_size(node, {}) if aliases else nodes) > MAX_NODES:
-                raise YamlRefused([("", f"expands to more than {MAX_NODES} values; refusing a possible "
-                                        "alias-expansion bomb")])
+                raise YamlRefused(
+                    [("", f"expands to more than {MAX_NODES} values; refusing a possible alias-expansion bomb")]
+                )
             checker = _Checker(loader)
             checker.walk(node, "")
             if checker.problems:

@@ -30,8 +30,9 @@ class _Declared(pulumi.CustomResource):
     """What a typed class would register: it stands behind the class in the MRO and records instead of
     registering (`super(<TypedClass>, self).__init__(...)` in the class's `_internal_init` lands here)."""
 
-    def __init__(self, t: str, name: str, props: Any = None, opts: Optional[pulumi.ResourceOptions] = None,
-                 **kwargs: Any) -> None:  # noqa: D107 - the signature of CustomResource.__init__
+    def __init__(
+        self, t: str, name: str, props: Any = None, opts: Optional[pulumi.ResourceOptions] = None, **kwargs: Any
+    ) -> None:  # noqa: D107 - the signature of CustomResource.__init__
         self.declared = (t, props, opts, kwargs)
 
 
@@ -41,8 +42,9 @@ def _declaring(cls: type) -> type:
     return type(f"Declared{cls.__name__}", (cls, _Declared), {})
 
 
-def register(cls: type[R], resource_name: str, opts: pulumi.ResourceOptions, outputs: Iterable[str] = (), /,
-             **inputs: Any) -> R:
+def register(
+    cls: type[R], resource_name: str, opts: pulumi.ResourceOptions, outputs: Iterable[str] = (), /, **inputs: Any
+) -> R:
     """`cls(resource_name, opts=opts, **inputs)`, registering only the computed `outputs` (Python names, as the
     class spells its properties) besides the inputs; reading any other computed output of the result is an error.
 
@@ -53,8 +55,9 @@ def register(cls: type[R], resource_name: str, opts: pulumi.ResourceOptions, out
     if unknown:
         raise TypeError(f"{cls.__name__} has no output {', '.join(sorted(unknown))}")
     kept = type(props).__new__(type(props))
-    kept.__dict__.update((key, secrecy.mask(value)) for key, value in props.__dict__.items()
-                         if value is not None or key in wanted)
+    kept.__dict__.update(
+        (key, secrecy.mask(value)) for key, value in props.__dict__.items() if value is not None or key in wanted
+    )
     resource = cls.__new__(cls)
     pulumi.CustomResource.__init__(resource, t, resource_name, kept, declared_opts, **kwargs)
     return resource

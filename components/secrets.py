@@ -19,8 +19,8 @@ import pulumi_vault as vault
 
 from . import kube, naming, sdk
 from .catalogue import TenantSpec
-from .naming import TenantNames
 from .namespace import tenancy_labels
+from .naming import TenantNames
 from .providers import Providers, child
 from .settings import StackSettings, VaultSettings
 from .storage import ArtifactAccess
@@ -49,9 +49,14 @@ def service_account_manifest(names: TenantNames, labels: dict[str, str]) -> dict
     }
 
 
-def secret_store_manifest(names: TenantNames, labels: dict[str, str], vault_settings: VaultSettings,
-                          kv_mount: pulumi.Input[str], auth_path: pulumi.Input[str],
-                          server_ca_cert: Optional[str] = None) -> dict[str, Any]:
+def secret_store_manifest(
+    names: TenantNames,
+    labels: dict[str, str],
+    vault_settings: VaultSettings,
+    kv_mount: pulumi.Input[str],
+    auth_path: pulumi.Input[str],
+    server_ca_cert: Optional[str] = None,
+) -> dict[str, Any]:
     """A namespaced SecretStore: tenants cannot point it at another tenant's role, unlike a ClusterSecretStore.
 
     `server_ca_cert` (PEM) becomes `caBundle`, which External Secrets' Vault client uses as its only root CAs
@@ -63,12 +68,16 @@ def secret_store_manifest(names: TenantNames, labels: dict[str, str], vault_sett
         "server": vault_settings.address,
         "path": kv_mount,
         "version": "v2",
-        "auth": {"kubernetes": {
-            "mountPath": auth_path,
-            "role": names.vault_role,
-            "serviceAccountRef": {"name": naming.SECRETS_SERVICE_ACCOUNT,
-                                  "audiences": [vault_settings.kubernetes_auth.audience]},
-        }},
+        "auth": {
+            "kubernetes": {
+                "mountPath": auth_path,
+                "role": names.vault_role,
+                "serviceAccountRef": {
+                    "name": naming.SECRETS_SERVICE_ACCOUNT,
+                    "audiences": [vault_settings.kubernetes_auth.audience],
+                },
+            }
+        },
     }
     if vault_settings.namespace:
         provider["namespace"] = vault_settings.namespace
@@ -82,8 +91,9 @@ def secret_store_manifest(names: TenantNames, labels: dict[str, str], vault_sett
     }
 
 
-def external_secret_manifest(names: TenantNames, labels: dict[str, str], target: str, vault_path: str,
-                             keys: list[str]) -> dict[str, Any]:
+def external_secret_manifest(
+    names: TenantNames, labels: dict[str, str], target: str, vault_path: str, keys: list[str]
+) -> dict[str, Any]:
     """An ExternalSecret copying `keys` of the KV entry at `vault_path` into the Secret `target`, same key names."""
     return {
         "apiVersion": ESO_API_VERSION,
@@ -143,50 +153,83 @@ class TenantSecrets(pulumi.ComponentResource):
         # tenant's policy and role are gone nobody but Vault's operators can read what is left.
         keep = {"retain_on_delete": settings.protect_data}
 
-        def kv_secret(suffix: str, path: str, values: dict[str, pulumi.Output[str]],
-                      opts: pulumi.ResourceOptions) -> vault.kv.SecretV2:
+        def kv_secret(
+            suffix: str, path: str, values: dict[str, pulumi.Output[str]], opts: pulumi.ResourceOptions
+        ) -> vault.kv.SecretV2:
             return sdk.register(
-                vault.kv.SecretV2, f"{name}-kv-{suffix}", opts, mount=kv_mount, name=path,
-                data_json=pulumi.Output.secret(pulumi.Output.all(**values).apply(json.dumps)))
+                vault.kv.SecretV2,
+                f"{name}-kv-{suffix}",
+                opts,
+                mount=kv_mount,
+                name=path,
+                data_json=pulumi.Output.secret(pulumi.Output.all(**values).apply(json.dumps)),
+            )
 
         deliveries: list[tuple[str, str, list[str]]] = []
         access = args.access
         if access.access_key_id is not None and access.secret_access_key is not None:
             # A copy of the IAM key, which TenantStorage owns (and protects); absent in IRSA mode.
-            kv_secret("s3", names.vault_s3_path, {
-                naming.S3_ACCESS_KEY_ID_KEY: access.access_key_id,
-                naming.S3_SECRET_ACCESS_KEY_KEY: access.secret_access_key,
-            }, child(self, providers.vault))
+            kv_secret(
+                "s3",
+                names.vault_s3_path,
+                {
+                    naming.S3_ACCESS_KEY_ID_KEY: access.access_key_id,
+                    naming.S3_SECRET_ACCESS_KEY_KEY: access.secret_access_key,
+                },
+                child(self, providers.vault),
+            )
             deliveries.append((names.s3_credentials_secret, names.vault_s3_path, S3_KEYS))
 
         if spec.minicluster.enabled:
             keys = minicluster_keys(spec.minicluster.users)
             # Fixed logical names and no keepers: the same values on every run, new ones only for new users.
             values = {
-                key: sdk.register(random.RandomPassword, f"{name}-{key}", child(self, providers.random, **keep),
-                                  ["result"], length=PASSWORD_LENGTH, special=False).result
+                key: sdk.register(
+                    random.RandomPassword,
+                    f"{name}-{key}",
+                    child(self, providers.random, **keep),
+                    ["result"],
+                    length=PASSWORD_LENGTH,
+                    special=False,
+                ).result
                 for key in keys
             }
             kv_secret("minicluster", names.vault_minicluster_path, values, child(self, providers.vault, **keep))
             deliveries.append((names.minicluster_secret, names.vault_minicluster_path, keys))
 
-        policy = sdk.register(vault.Policy, f"{name}-policy", child(self, providers.vault), name=names.vault_policy,
-                              policy=kv_mount.apply(lambda mount: tenant_policy(mount, names.vault_base_path)))
+        policy = sdk.register(
+            vault.Policy,
+            f"{name}-policy",
+            child(self, providers.vault),
+            name=names.vault_policy,
+            policy=kv_mount.apply(lambda mount: tenant_policy(mount, names.vault_base_path)),
+        )
         if spec.is_active:
             # Removing the role is what suspension revokes: External Secrets can no longer log in, while the
             # paths, values and delivery objects stay for resuming.
             sdk.register(
-                vault.kubernetes.AuthBackendRole, f"{name}-role", child(self, providers.vault, depends_on=[policy]),
-                backend=args.vault.kubernetes_auth_path, role_name=names.vault_role, **role_fields(names, settings.vault))
+                vault.kubernetes.AuthBackendRole,
+                f"{name}-role",
+                child(self, providers.vault, depends_on=[policy]),
+                backend=args.vault.kubernetes_auth_path,
+                role_name=names.vault_role,
+                **role_fields(names, settings.vault),
+            )
 
         # The objects live in the tenant's namespace, so they must wait for it.
         k8s_opts = child(self, providers.kubernetes, depends_on=[args.namespace])
         kube.apply(name, service_account_manifest(names, labels), k8s_opts)
-        kube.apply(name, secret_store_manifest(names, labels, settings.vault, kv_mount,
-                                               args.vault.kubernetes_auth_path, args.vault.server_ca_cert), k8s_opts)
+        kube.apply(
+            name,
+            secret_store_manifest(
+                names, labels, settings.vault, kv_mount, args.vault.kubernetes_auth_path, args.vault.server_ca_cert
+            ),
+            k8s_opts,
+        )
         for target, path, keys in deliveries:
             kube.apply(name, external_secret_manifest(names, labels, target, path, keys), k8s_opts)
 
         self.secret_names = [target for target, _, _ in deliveries]
-        self.register_outputs({"vault_policy": names.vault_policy, "vault_role": names.vault_role,
-                               "secrets": self.secret_names})
+        self.register_outputs(
+            {"vault_policy": names.vault_policy, "vault_role": names.vault_role, "secrets": self.secret_names}
+        )

@@ -19,14 +19,49 @@ from pydantic.alias_generators import to_camel, to_snake
 from . import certificates, images, naming, safe_yaml, sharding
 from .problems import At, InvalidInput, Problem, did_you_mean, error_loc, join_path, pydantic_message, shown
 
-AWS_REGIONS = frozenset({
-    "af-south-1", "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1",
-    "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-southeast-5",
-    "ap-southeast-6", "ap-southeast-7", "ca-central-1", "ca-west-1", "cn-north-1", "cn-northwest-1",
-    "eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1", "eu-south-2", "eu-west-1", "eu-west-2",
-    "eu-west-3", "il-central-1", "me-central-1", "me-south-1", "mx-central-1", "sa-east-1", "us-east-1",
-    "us-east-2", "us-gov-east-1", "us-gov-west-1", "us-west-1", "us-west-2",
-})
+AWS_REGIONS = frozenset(
+    {
+        "af-south-1",
+        "ap-east-1",
+        "ap-east-2",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-northeast-3",
+        "ap-south-1",
+        "ap-south-2",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-southeast-3",
+        "ap-southeast-4",
+        "ap-southeast-5",
+        "ap-southeast-6",
+        "ap-southeast-7",
+        "ca-central-1",
+        "ca-west-1",
+        "cn-north-1",
+        "cn-northwest-1",
+        "eu-central-1",
+        "eu-central-2",
+        "eu-north-1",
+        "eu-south-1",
+        "eu-south-2",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "il-central-1",
+        "me-central-1",
+        "me-south-1",
+        "mx-central-1",
+        "sa-east-1",
+        "us-east-1",
+        "us-east-2",
+        "us-gov-east-1",
+        "us-gov-west-1",
+        "us-west-1",
+        "us-west-2",
+    }
+)
+
 
 def check_cidrs(value: list[str]) -> list[str]:
     """Validator for CIDR lists, in stack settings and the catalogue alike: host bits set is a typo, not a range."""
@@ -62,16 +97,20 @@ def inside_cluster_ranges(cidr: str, ranges: list[str]) -> Optional[str]:
 # An allow-listed registry: a host (with a dot or port, or `localhost`) and optional repository path, matched
 # against an image's fully qualified name up to a '/', so `ghcr.io/acme` admits `ghcr.io/acme/tool:1` but not
 # `ghcr.io/acme-evil/tool` nor `ghcr.io.evil.example/x`.
-_REGISTRY = re.compile(r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+(:[0-9]{1,5})?|localhost(:[0-9]{1,5})?"
-                       r"|[a-z0-9]([a-z0-9-]*[a-z0-9])?:[0-9]{1,5})(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+_REGISTRY = re.compile(
+    r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+(:[0-9]{1,5})?|localhost(:[0-9]{1,5})?"
+    r"|[a-z0-9]([a-z0-9-]*[a-z0-9])?:[0-9]{1,5})(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
+)
 
 
 def check_registries(value: Optional[list[str]]) -> Optional[list[str]]:
     """Validator for registry allow-lists, in stack settings and the catalogue alike."""
     for entry in value or []:
         if not _REGISTRY.match(entry):
-            raise ValueError(f"{shown(entry)} is not a registry: give a host with a dot or a port (docker.io, "
-                             "ghcr.io/org, registry.local:5000), optionally a repository path, no trailing '/'")
+            raise ValueError(
+                f"{shown(entry)} is not a registry: give a host with a dot or a port (docker.io, "
+                "ghcr.io/org, registry.local:5000), optionally a repository path, no trailing '/'"
+            )
     return value
 
 
@@ -116,36 +155,43 @@ class _Model(BaseModel):
 class KubernetesSettings(_Model):
     context: Optional[str] = Field(None, description="kubeconfig context of the target cluster.")
     cluster_identifier: Optional[str] = Field(
-        None, min_length=1,
+        None,
+        min_length=1,
         description="A stable name of the target cluster, given to the Kubernetes provider as `clusterIdentifier`: "
-                    "the provider (and every object under it, namespaces included) is then replaced only when this "
-                    "changes, never for another context or kubeconfig reaching the same cluster. Without it a changed "
-                    "`context` replaces them all. Add it in a change of its own, with `context` unchanged "
-                    "(docs/delivery.md: Cluster identity).")
+        "the provider (and every object under it, namespaces included) is then replaced only when this "
+        "changes, never for another context or kubeconfig reaching the same cluster. Without it a changed "
+        "`context` replaces them all. Add it in a change of its own, with `context` unchanged "
+        "(docs/delivery.md: Cluster identity).",
+    )
     cluster_name: str = Field("in-cluster", description="Argo CD destination cluster name for tenant apps.")
     dns_namespace: str = "kube-system"
     # Before apiServerCidrs, whose validator reads them.
     pod_cidrs: list[str] = Field(
         default_factory=lambda: list(PRIVATE_RANGES),
         description="The cluster's pod address ranges (the CNI's pool; with the EKS VPC CNI, the pod subnets). No "
-                    "NetworkPolicy ipBlock tenancy renders covers them: they are excepted, or the CIDR is refused. "
-                    "The default assumes every private range may hold pods.")
+        "NetworkPolicy ipBlock tenancy renders covers them: they are excepted, or the CIDR is refused. "
+        "The default assumes every private range may hold pods.",
+    )
     service_cidrs: list[str] = Field(
         default_factory=lambda: list(PRIVATE_RANGES),
         description="The cluster's Service address ranges (kube-apiserver --service-cluster-ip-range), treated like "
-                    "podCidrs.")
+        "podCidrs.",
+    )
     api_server_cidrs: list[str] = Field(
         default_factory=list,
         description="Where the API server's endpoints live (EKS: the control-plane ENI subnets). Network policies "
-                    "apply after the Service is translated, so the Argo executor's egress names these, not the Service IP.")
+        "apply after the Service is translated, so the Argo executor's egress names these, not the Service IP.",
+    )
     api_server_port: int = Field(443, ge=1, le=65535)
     artifact_store_cidrs: list[str] = Field(
         default_factory=lambda: ["0.0.0.0/0"],
         description="HTTPS egress for workflow pods to the artifact store. S3 publishes no small stable range, so "
-                    "the default is every public address on 443 (private ranges and metadata stay excluded).")
+        "the default is every public address on 443 (private ranges and metadata stay excluded).",
+    )
 
     _cidrs = field_validator("artifact_store_cidrs", "pod_cidrs", "service_cidrs")(
-        classmethod(lambda cls, v: check_cidrs(v)))
+        classmethod(lambda cls, v: check_cidrs(v))
+    )
 
     @property
     def cluster_ranges(self) -> list[str]:
@@ -159,9 +205,11 @@ class KubernetesSettings(_Model):
         for cidr in check_cidrs(value):
             inside = inside_cluster_ranges(cidr, ranges)
             if inside:
-                raise ValueError(f"{cidr!r} lies inside the cluster's pod or Service range {inside!r}: egress there "
-                                 "would reach other tenants' pods; name the control plane's own subnets, or set "
-                                 "podCidrs and serviceCidrs to the cluster's ranges")
+                raise ValueError(
+                    f"{cidr!r} lies inside the cluster's pod or Service range {inside!r}: egress there "
+                    "would reach other tenants' pods; name the control plane's own subnets, or set "
+                    "podCidrs and serviceCidrs to the cluster's ranges"
+                )
         return value
 
 
@@ -188,18 +236,23 @@ class VaultKubernetesAuthSettings(_Model):
 
 
 # Names of the API server that resolve only inside the cluster (the `kubernetes` Service in `default`).
-IN_CLUSTER_API_HOSTS = frozenset({"kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                                  "kubernetes.default.svc.cluster.local"})
+IN_CLUSTER_API_HOSTS = frozenset(
+    {"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
+)
 
 
 class VaultSettings(_Model):
     address: str = Field(description="Vault (or OpenBao) address, e.g. https://vault.example.com:8200.")
     placement: Literal["in-cluster", "external"] = Field(
-        "in-cluster", description="Where Vault runs: as pods of the tenants' cluster (it then calls the API server "
-                                  "with its pod's service-account CA and token) or outside it.")
+        "in-cluster",
+        description="Where Vault runs: as pods of the tenants' cluster (it then calls the API server "
+        "with its pod's service-account CA and token) or outside it.",
+    )
     ca_cert_file: Optional[str] = Field(
-        None, description="PEM of the CA(s) that issued Vault's TLS certificate, relative to the project; External "
-                          "Secrets trusts it (SecretStore caBundle) instead of only the system roots.")
+        None,
+        description="PEM of the CA(s) that issued Vault's TLS certificate, relative to the project; External "
+        "Secrets trusts it (SecretStore caBundle) instead of only the system roots.",
+    )
     namespace: Optional[str] = None
     kv_mount: VaultMountSettings = Field(default_factory=VaultMountSettings)
     kubernetes_auth: VaultKubernetesAuthSettings = Field(default_factory=VaultKubernetesAuthSettings)
@@ -216,12 +269,16 @@ class VaultSettings(_Model):
 class RegistryEndpointSettings(_Model):
     """A Cassandra-compatible registry other than Amazon Keyspaces (Apache Cassandra, ScyllaDB, ...)."""
 
-    host: str = Field(description="DNS name or IP address the registry provider and the generator dial over TLS; "
-                                  "the server's certificate is checked against it.")
+    host: str = Field(
+        description="DNS name or IP address the registry provider and the generator dial over TLS; "
+        "the server's certificate is checked against it."
+    )
     port: int = Field(9142, ge=1, le=65535)
     ca_cert_file: Optional[str] = Field(
-        None, description="PEM of the CA(s) behind the endpoint's TLS certificate, relative to the project; "
-                          "without it the system roots are trusted.")
+        None,
+        description="PEM of the CA(s) behind the endpoint's TLS certificate, relative to the project; "
+        "without it the system roots are trusted.",
+    )
 
     @field_validator("host")
     @classmethod
@@ -234,8 +291,10 @@ class RegistryEndpointSettings(_Model):
         except ValueError:
             pass
         if not naming.is_dns1123_subdomain(value):
-            raise ValueError(f"{value!r} is not a host name or IP address: give the host alone, without scheme, "
-                             "port or path (the port is endpoint.port)")
+            raise ValueError(
+                f"{value!r} is not a host name or IP address: give the host alone, without scheme, "
+                "port or path (the port is endpoint.port)"
+            )
         return value
 
 
@@ -243,19 +302,26 @@ class RegistrySettings(_Model):
     enabled: bool = True
     keyspace: str = "tenant_ops"
     table: str = "tenant_configs"
-    region: Optional[str] = Field(None, description="Keyspaces region; default aws:region. It is also the data "
-                                                     "centre the driver routes to (Keyspaces names its one after the "
-                                                     "region), so with `endpoint` it names the endpoint's local one.")
+    region: Optional[str] = Field(
+        None,
+        description="Keyspaces region; default aws:region. It is also the data "
+        "centre the driver routes to (Keyspaces names its one after the "
+        "region), so with `endpoint` it names the endpoint's local one.",
+    )
     auth: Literal["sigv4", "service-specific"] = "sigv4"
     username: Optional[str] = None
     target_cluster: str = "https://kubernetes.default.svc"
     endpoint: Optional[RegistryEndpointSettings] = Field(
-        None, description="Another Cassandra-compatible endpoint than Amazon Keyspaces: its keyspace and table are "
-                          "the platform's (tenancy creates no Keyspaces resources), reached with service-specific "
-                          "credentials.")
+        None,
+        description="Another Cassandra-compatible endpoint than Amazon Keyspaces: its keyspace and table are "
+        "the platform's (tenancy creates no Keyspaces resources), reached with service-specific "
+        "credentials.",
+    )
     migrate_from: Optional[str] = Field(
-        None, description="<keyspace>.<table> the rows live in now: confirms a change of keyspace or table (a new "
-                          "table starts empty). Without it tenancy refuses to move the rows.")
+        None,
+        description="<keyspace>.<table> the rows live in now: confirms a change of keyspace or table (a new "
+        "table starts empty). Without it tenancy refuses to move the rows.",
+    )
 
     @field_validator("migrate_from")
     @classmethod
@@ -285,9 +351,14 @@ class ArtifactSettings(_Model):
     credentials: Literal["static", "irsa"] = "static"
     versioning: bool = True
     noncurrent_version_expire_days: int = Field(30, ge=1, le=3650)
-    force_destroy: bool = Field(False, description="Lets `pulumi destroy` empty buckets; never in stacks that protect data.")
-    access_logs: bool = Field(False, description="S3 server access logs of every artifact bucket, in the platform's "
-                                                 "log bucket of its region (<org>-<env>-s3-access-logs-<region>).")
+    force_destroy: bool = Field(
+        False, description="Lets `pulumi destroy` empty buckets; never in stacks that protect data."
+    )
+    access_logs: bool = Field(
+        False,
+        description="S3 server access logs of every artifact bucket, in the platform's "
+        "log bucket of its region (<org>-<env>-s3-access-logs-<region>).",
+    )
     access_log_days: int = Field(365, ge=1, le=3650, description="Days the access logs are kept.")
 
 
@@ -309,19 +380,23 @@ class IrsaSettings(_Model):
 
 class MiniClusterSettings(_Model):
     api_version: Literal["v1alpha2", "v1alpha1"] = Field(
-        "v1alpha2", description="The installed Flux Operator's API: v1alpha2 (0.2.x) or v1alpha1 (0.1.x).")
+        "v1alpha2", description="The installed Flux Operator's API: v1alpha2 (0.2.x) or v1alpha1 (0.1.x)."
+    )
     pod_toleration_restriction: bool = Field(
-        False, description="The API server runs the PodTolerationRestriction admission plugin, which gives pods the "
-                           "toleration a dedicated tenant's Namespace annotation names; MiniCluster pods have no "
-                           "tolerations field of their own.")
+        False,
+        description="The API server runs the PodTolerationRestriction admission plugin, which gives pods the "
+        "toleration a dedicated tenant's Namespace annotation names; MiniCluster pods have no "
+        "tolerations field of their own.",
+    )
 
 
 class WorkflowsSettings(_Model):
     executor_image: str = Field(
         "quay.io/argoproj/argoexec:v3.7.9",
         description="The image Argo's workflow controller runs as the init and wait containers of every workflow pod "
-                    "(its `executor.image`, by default quay.io/argoproj/argoexec at the controller's version); tenant "
-                    "registry allow-lists must admit it.")
+        "(its `executor.image`, by default quay.io/argoproj/argoexec at the controller's version); tenant "
+        "registry allow-lists must admit it.",
+    )
 
     _image = field_validator("executor_image")(classmethod(lambda cls, v: images.check_reference(v)))
 
@@ -338,30 +413,38 @@ class ArgoCdSettings(_Model):
     namespace: str = "argocd"
     generator_image: str = "ghcr.io/calypr/tenancy-generator:0.1.0"
     generator_image_digest: Optional[str] = Field(
-        None, description="sha256:<64 hex> pins the generator image by digest (the tag then only documents it).")
+        None, description="sha256:<64 hex> pins the generator image by digest (the tag then only documents it)."
+    )
     requeue_after_seconds: int = Field(180, ge=10, le=86400)
     generator_replicas: int = Field(2, ge=1, le=10)
     await_rollout: bool = Field(
-        True, description="`pulumi up` waits for the generator Deployment to be ready and its Service to have "
-                          "endpoints (pulumi-kubernetes' await logic); false skips that wait, for clusters "
-                          "without nodes or platforms that roll the image out separately.")
+        True,
+        description="`pulumi up` waits for the generator Deployment to be ready and its Service to have "
+        "endpoints (pulumi-kubernetes' await logic); false skips that wait, for clusters "
+        "without nodes or platforms that roll the image out separately.",
+    )
     generator_resources: GeneratorResources = Field(default_factory=GeneratorResources)
     cache_ttl_seconds: int = Field(30, ge=0, le=3600, description="How long the generator reuses a registry read.")
     request_timeout_seconds: int = Field(30, ge=1, le=300, description="Argo CD's timeout for one generator call.")
     prune: bool = Field(False, description="Let tenant Applications delete objects that left their repo path.")
     generator_role_arn: Optional[str] = Field(
-        None, description="IAM role (IRSA) with cassandra:Select on the registry table, for SigV4 reads.")
+        None, description="IAM role (IRSA) with cassandra:Select on the registry table, for SigV4 reads."
+    )
     allow_empty: bool = Field(
-        False, description="Let the generator answer with no tenant at all (a platform without tenants yet); "
-                           "otherwise an empty registry is refused, so Argo CD keeps every Application.")
+        False,
+        description="Let the generator answer with no tenant at all (a platform without tenants yet); "
+        "otherwise an empty registry is refused, so Argo CD keeps every Application.",
+    )
     application_set_controller_labels: dict[str, str] = Field(
         default_factory=lambda: {"app.kubernetes.io/name": "argocd-applicationset-controller"},
-        description="Pod labels of the ApplicationSet controller: the only pods the generator accepts traffic from.")
+        description="Pod labels of the ApplicationSet controller: the only pods the generator accepts traffic from.",
+    )
     registry_egress_cidrs: list[str] = Field(
         default_factory=lambda: ["0.0.0.0/0"],
         description="Where the generator may connect on 9142 (Keyspaces) and, with SigV4, 443 (STS). Public "
-                    "endpoints publish no small stable range, so the default is every public address; a VPC "
-                    "endpoint's subnets narrow it.")
+        "endpoints publish no small stable range, so the default is every public address; a VPC "
+        "endpoint's subnets narrow it.",
+    )
 
     _cidrs = field_validator("registry_egress_cidrs")(classmethod(lambda cls, v: check_cidrs(v)))
 
@@ -391,7 +474,11 @@ class ArgoCdSettings(_Model):
     @property
     def generator_image_ref(self) -> str:
         """The image as the pod pulls it: by digest when one is pinned."""
-        return f"{self.generator_image}@{self.generator_image_digest}" if self.generator_image_digest else self.generator_image
+        return (
+            f"{self.generator_image}@{self.generator_image_digest}"
+            if self.generator_image_digest
+            else self.generator_image
+        )
 
 
 class AllowedDefaults(_Model):
@@ -408,12 +495,15 @@ class AllowedDefaults(_Model):
 class AdmissionSettings(_Model):
     """The ValidatingAdmissionPolicies that enforce node isolation and the allow-lists (components/admission.py)."""
 
-    namespace: str = Field("tenancy-system", description="Namespace tenancy creates for the policies' parameters; "
-                                                           "only platform admins may write in it.")
+    namespace: str = Field(
+        "tenancy-system",
+        description="Namespace tenancy creates for the policies' parameters; only platform admins may write in it.",
+    )
     exempt_namespaces: list[str] = Field(
         default_factory=lambda: ["kube-system"],
         description="Namespaces outside tenancy whose pods may tolerate or select tenant nodes by key "
-                    "(node agents, CNI). Every other namespace is held to the node-isolation rule.")
+        "(node agents, CNI). Every other namespace is held to the node-isolation rule.",
+    )
     allowed: AllowedDefaults = Field(default_factory=AllowedDefaults)
 
     @field_validator("namespace")
@@ -428,16 +518,19 @@ class AdmissionSettings(_Model):
     def _exempt(cls, value: list[str]) -> list[str]:
         for name in value:
             if not naming.is_dns1123_label(name) or name.startswith(naming.NAMESPACE_PREFIX):
-                raise ValueError(f"{shown(name)} must be a namespace name outside tenancy's "
-                                 f"{naming.NAMESPACE_PREFIX}* namespaces")
+                raise ValueError(
+                    f"{shown(name)} must be a namespace name outside tenancy's {naming.NAMESPACE_PREFIX}* namespaces"
+                )
         return value
 
 
 class CostAllocationSettings(_Model):
     activate_tag: bool = Field(
-        False, description="Activate the cost-allocation tag key for AWS cost allocation "
-                           "(aws.costexplorer.CostAllocationTag). Needs the payer (management) account's billing "
-                           "rights, and AWS lists a key only once some resource carries it, so off by default.")
+        False,
+        description="Activate the cost-allocation tag key for AWS cost allocation "
+        "(aws.costexplorer.CostAllocationTag). Needs the payer (management) account's billing "
+        "rights, and AWS lists a key only once some resource carries it, so off by default.",
+    )
 
 
 # Fewest resources the platform stack of any environment holds (24 with the registry, Argo CD and IRSA off and
@@ -468,17 +561,28 @@ class StackSettings(_Model):
     cost_allocation: CostAllocationSettings = Field(default_factory=CostAllocationSettings)
     catalogue: str = Field("tenants.yaml", description="Catalogue path, relative to the project.")
     allow_no_tenants: bool = Field(
-        False, description="Accept a catalogue that puts no tenant in this stack. Off, such a catalogue is refused: "
-                           "an emptied list or misspelt environments would otherwise remove every tenant.")
-    shards: int = Field(1, ge=1, le=256, description="Tenant stacks of this environment: 1 keeps platform and "
-                                                     "tenants in one stack; N puts the tenants in <env>-shard-0..N-1.")
-    pinned_images: bool = Field(False, description="Refuse a tenant image (minicluster.image) named by neither a "
-                                                   "version tag nor a @sha256: digest.")
-    stack_budget: int = Field(5000, ge=MIN_STACK_BUDGET,
-                              description="Most resources one stack of this environment may hold.")
+        False,
+        description="Accept a catalogue that puts no tenant in this stack. Off, such a catalogue is refused: "
+        "an emptied list or misspelt environments would otherwise remove every tenant.",
+    )
+    shards: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="Tenant stacks of this environment: 1 keeps platform and "
+        "tenants in one stack; N puts the tenants in <env>-shard-0..N-1.",
+    )
+    pinned_images: bool = Field(
+        False,
+        description="Refuse a tenant image (minicluster.image) named by neither a version tag nor a @sha256: digest.",
+    )
+    stack_budget: int = Field(
+        5000, ge=MIN_STACK_BUDGET, description="Most resources one stack of this environment may hold."
+    )
     secret_keys: frozenset[str] = Field(frozenset(), description="Config keys Pulumi holds as secrets.")
     secret_values: frozenset[str] = Field(
-        frozenset(), description="The text of every secret setting: an input containing one is sent as a secret.")
+        frozenset(), description="The text of every secret setting: an input containing one is sent as a secret."
+    )
 
     @field_validator("org")
     @classmethod
@@ -503,13 +607,19 @@ class StackSettings(_Model):
         if self.registry.auth == "service-specific" and not self.registry.username:
             raise At(("registry", "username"), "required with service-specific credentials")
         if self.registry.endpoint is not None and self.registry.auth == "sigv4":
-            raise At(("registry", "auth"), "tenancy:registry.endpoint needs service-specific credentials (SigV4 "
-                                           "authenticates to Amazon Keyspaces only)")
+            raise At(
+                ("registry", "auth"),
+                "tenancy:registry.endpoint needs service-specific credentials (SigV4 "
+                "authenticates to Amazon Keyspaces only)",
+            )
         if self.argocd.enabled and not self.registry.enabled:
             raise At(("argocd", "enabled"), "needs tenancy:registry.enabled: the generator reads the registry")
         if self.argocd.enabled and self.registry.auth == "sigv4" and not (self.irsa or self.argocd.generator_role_arn):
-            raise At(("irsa",), "the generator reads the registry with SigV4 and needs an AWS identity: set "
-                                "tenancy:irsa (tenancy creates its role) or tenancy:argocd.generatorRoleArn")
+            raise At(
+                ("irsa",),
+                "the generator reads the registry with SigV4 and needs an AWS identity: set "
+                "tenancy:irsa (tenancy creates its role) or tenancy:argocd.generatorRoleArn",
+            )
         return self
 
 
@@ -521,8 +631,9 @@ _IGNORED_NAMESPACES = ("aws:", "kubernetes:", "vault:", "random:", "pulumi:")
 REGISTRY_PASSWORD_KEY = f"{NAMESPACE}:registryPassword"
 
 
-def from_config(config: Mapping[str, Any], *, stack: str, secret_keys: frozenset[str] = frozenset(),
-                source: Optional[str] = None) -> StackSettings:
+def from_config(
+    config: Mapping[str, Any], *, stack: str, secret_keys: frozenset[str] = frozenset(), source: Optional[str] = None
+) -> StackSettings:
     """Settings from a flat Pulumi config map ({"tenancy:org": "calypr", ...}); InvalidInput on any problem."""
     source = source or f"Pulumi.{stack}.yaml"
     data: dict[str, Any] = {"stack": stack, "secretKeys": secret_keys}
@@ -541,7 +652,9 @@ def from_config(config: Mapping[str, Any], *, stack: str, secret_keys: frozenset
         namespace, _, field = key.partition(":")
         if namespace != NAMESPACE:
             if not key.startswith(_IGNORED_NAMESPACES):
-                problems.append(Problem(source, join_path(key), "unknown config key" + did_you_mean(key, _config_keys())))
+                problems.append(
+                    Problem(source, join_path(key), "unknown config key" + did_you_mean(key, _config_keys()))
+                )
             continue
         if field in ("stack", "secretKeys", "secretValues", "region"):
             problems.append(Problem(source, join_path(key), "unknown config key" + did_you_mean(key, _config_keys())))
@@ -561,12 +674,18 @@ def from_config(config: Mapping[str, Any], *, stack: str, secret_keys: frozenset
                 # found only here: name it.
                 misspelt = did_you_mean(key, [k for k in config if k.startswith(key.split(":")[0] + ":")])
                 if misspelt:
-                    message += f" (the config sets {misspelt.removeprefix('; did you mean ').rstrip('?')}: a " \
-                               f"misspelling of {key}?)"
+                    message += (
+                        f" (the config sets {misspelt.removeprefix('; did you mean ').rstrip('?')}: a "
+                        f"misspelling of {key}?)"
+                    )
             problems.append(Problem(source, join_path(key, *loc[1:]), message))
         raise InvalidInput(problems) from None
     problems += _vault_placement_problems(settings, source)
-    if settings.registry.enabled and settings.registry.auth == "service-specific" and REGISTRY_PASSWORD_KEY not in config:
+    if (
+        settings.registry.enabled
+        and settings.registry.auth == "service-specific"
+        and REGISTRY_PASSWORD_KEY not in config
+    ):
         problems.append(Problem(source, REGISTRY_PASSWORD_KEY, "required with service-specific registry credentials"))
     if problems:
         raise InvalidInput(problems)
@@ -589,18 +708,32 @@ def _vault_placement_problems(settings: StackSettings, source: str) -> list[Prob
     problems = []
     key = f"{NAMESPACE}:vault.kubernetesAuth"
     if auth.ca_cert_file is None:
-        problems.append(Problem(source, f"{key}.caCertFile", "required with tenancy:vault.placement: external: "
-                                "without the API server's CA Vault reads its pod's service-account CA file, which "
-                                "a Vault outside the cluster does not have"))
+        problems.append(
+            Problem(
+                source,
+                f"{key}.caCertFile",
+                "required with tenancy:vault.placement: external: "
+                "without the API server's CA Vault reads its pod's service-account CA file, which "
+                "a Vault outside the cluster does not have",
+            )
+        )
     # kubernetes_host is a URL, a host:port pair or a host (path_config.go's field description).
     host = (urlsplit(auth.host if "://" in auth.host else f"//{auth.host}").hostname or "").rstrip(".")
     if host in IN_CLUSTER_API_HOSTS:
-        problems.append(Problem(source, f"{key}.host", f"{auth.host!r} resolves only inside the cluster; with "
-                                "tenancy:vault.placement: external give the API server's address Vault reaches"))
+        problems.append(
+            Problem(
+                source,
+                f"{key}.host",
+                f"{auth.host!r} resolves only inside the cluster; with "
+                "tenancy:vault.placement: external give the API server's address Vault reaches",
+            )
+        )
     return problems
 
 
-def secret_settings(config: Mapping[str, Any], secret_keys: frozenset[str]) -> tuple[frozenset[str], list[tuple[str, str]]]:
+def secret_settings(
+    config: Mapping[str, Any], secret_keys: frozenset[str]
+) -> tuple[frozenset[str], list[tuple[str, str]]]:
     """(the text of every secret setting, (key, why) for each secret setting that cannot stay secret).
 
     A key in `secret_keys` makes its whole value secret, unless `secret_keys` also holds paths below it
@@ -614,8 +747,9 @@ def secret_settings(config: Mapping[str, Any], secret_keys: frozenset[str]) -> t
         reason = next((why for key, why in NEVER_SECRET.items() if name == key or name.startswith(f"{key}.")), None)
         # Nested values arrive typed (JSON); a top-level one as text, so its type is the field's.
         field = StackSettings.model_fields.get(to_snake(name)) if "." not in name else None
-        if reason is None and (isinstance(value, (bool, int, float))
-                               or (field is not None and field.annotation in (bool, int, float))):
+        if reason is None and (
+            isinstance(value, (bool, int, float)) or (field is not None and field.annotation in (bool, int, float))
+        ):
             reason = "a number or switch decides resources and options that Pulumi records in plain text"
         if reason is not None:
             refused.append((path, f"is marked secret, but cannot stay secret: {reason}; set it in plain text"))
@@ -635,7 +769,7 @@ def secret_settings(config: Mapping[str, Any], secret_keys: frozenset[str]) -> t
             walk(key, value)
         for path in below:
             item: Any = value
-            for part in path[len(key) + 1:].split("."):
+            for part in path[len(key) + 1 :].split("."):
                 item = item.get(part) if isinstance(item, dict) else None
             if item is not None:
                 walk(path, item)
@@ -644,8 +778,11 @@ def secret_settings(config: Mapping[str, Any], secret_keys: frozenset[str]) -> t
 
 def _config_keys() -> list[str]:
     """Every config key the program reads, to suggest the nearest one for a misspelt key."""
-    own = [f.alias or n for n, f in StackSettings.model_fields.items()
-           if n not in ("stack", "secret_keys", "secret_values", "region")]
+    own = [
+        f.alias or n
+        for n, f in StackSettings.model_fields.items()
+        if n not in ("stack", "secret_keys", "secret_values", "region")
+    ]
     return [*_FOREIGN_KEYS, REGISTRY_PASSWORD_KEY, *(f"{NAMESPACE}:{k}" for k in own)]
 
 
@@ -710,8 +847,9 @@ def _read_pem(project_dir: Path, settings: StackSettings, name: Optional[str], k
 
 def read_vault_ca_cert(project_dir: Path, settings: StackSettings) -> Optional[str]:
     """The PEM named by `tenancy:vault.kubernetesAuth.caCertFile` (the cluster's CA, for Vault to call it)."""
-    return _read_pem(project_dir, settings, settings.vault.kubernetes_auth.ca_cert_file,
-                     "tenancy:vault.kubernetesAuth.caCertFile")
+    return _read_pem(
+        project_dir, settings, settings.vault.kubernetes_auth.ca_cert_file, "tenancy:vault.kubernetesAuth.caCertFile"
+    )
 
 
 def read_vault_server_ca(project_dir: Path, settings: StackSettings) -> Optional[str]:
@@ -722,8 +860,9 @@ def read_vault_server_ca(project_dir: Path, settings: StackSettings) -> Optional
 def read_registry_ca(project_dir: Path, settings: StackSettings) -> Optional[str]:
     """The PEM named by `tenancy:registry.endpoint.caCertFile` (the CA of the registry endpoint's certificate)."""
     endpoint = settings.registry.endpoint
-    return _read_pem(project_dir, settings, endpoint.ca_cert_file if endpoint else None,
-                     "tenancy:registry.endpoint.caCertFile")
+    return _read_pem(
+        project_dir, settings, endpoint.ca_cert_file if endpoint else None, "tenancy:registry.endpoint.caCertFile"
+    )
 
 
 class StackPems(NamedTuple):
@@ -750,7 +889,7 @@ def read_pems(project_dir: Path, settings: StackSettings) -> StackPems:
 
 def known_stacks(project_dir: Path) -> tuple[str, ...]:
     """The environments of this project: one `Pulumi.<stack>.yaml` each (shard stacks are not environments)."""
-    names = (p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+    names = (p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
     return tuple(sorted(n for n in names if not sharding.is_shard_stack(n)))
 
 
@@ -769,18 +908,32 @@ def check_shard_config(stack: str, config: Mapping[str, Any], allowed: frozenset
     settings_keys = sorted(k for k in config if k.startswith((f"{NAMESPACE}:", *_FOREIGN_KEYS)) and k not in allowed)
     if settings_keys:
         environment = sharding.parse_stack(stack)[0]
-        raise InvalidInput([Problem(f"Pulumi.{stack}.yaml", key, f"a shard stack takes its settings from "
-                                                                  f"Pulumi.{environment}.yaml; set it there")
-                            for key in settings_keys])
+        raise InvalidInput(
+            [
+                Problem(
+                    f"Pulumi.{stack}.yaml",
+                    key,
+                    f"a shard stack takes its settings from Pulumi.{environment}.yaml; set it there",
+                )
+                for key in settings_keys
+            ]
+        )
 
 
 def check_shard(settings: StackSettings, stack: str) -> None:
     """A shard stack must be one of its environment's `tenancy:shards`."""
     index = sharding.parse_stack(stack)[1]
     if index is not None and (settings.shards == 1 or index >= settings.shards):
-        raise InvalidInput([Problem(f"Pulumi.{settings.environment}.yaml", f"{NAMESPACE}:shards",
-                                    f"stack {shown(stack)} is not a shard of this environment, which has "
-                                    f"{settings.shards} shard(s): {', '.join(sharding.stacks_of(settings.environment, settings.shards))}")])
+        raise InvalidInput(
+            [
+                Problem(
+                    f"Pulumi.{settings.environment}.yaml",
+                    f"{NAMESPACE}:shards",
+                    f"stack {shown(stack)} is not a shard of this environment, which has "
+                    f"{settings.shards} shard(s): {', '.join(sharding.stacks_of(settings.environment, settings.shards))}",
+                )
+            ]
+        )
 
 
 def load_stack(project_dir: Path, stack: str) -> StackSettings:
@@ -788,8 +941,16 @@ def load_stack(project_dir: Path, stack: str) -> StackSettings:
     environment, index = sharding.parse_stack(stack)
     stacks = known_stacks(project_dir)
     if environment not in stacks:
-        raise InvalidInput([Problem(f"Pulumi.{environment}.yaml", "", f"no stack {shown(stack)}; the stacks of this project "
-                                    f"are {', '.join(stacks) or 'none'}{did_you_mean(environment, stacks)}")])
+        raise InvalidInput(
+            [
+                Problem(
+                    f"Pulumi.{environment}.yaml",
+                    "",
+                    f"no stack {shown(stack)}; the stacks of this project "
+                    f"are {', '.join(stacks) or 'none'}{did_you_mean(environment, stacks)}",
+                )
+            ]
+        )
     if index is not None:
         shard_config(project_dir, stack)
     config, secret_keys = read_stack_file(project_dir, environment)

@@ -75,8 +75,16 @@ class Move:
         return [f"urn:pulumi:{self.source}::{project}::{TENANT_TYPE}::{t}" for t in self.tenants]
 
     def command(self, project: str) -> str:
-        return " ".join(["pulumi state move", "--source", shlex.quote(self.source), "--dest", shlex.quote(self.dest),
-                         *(shlex.quote(urn) for urn in self.urns(project))])
+        return " ".join(
+            [
+                "pulumi state move",
+                "--source",
+                shlex.quote(self.source),
+                "--dest",
+                shlex.quote(self.dest),
+                *(shlex.quote(urn) for urn in self.urns(project)),
+            ]
+        )
 
 
 def moves(environment: str, tenants: Iterable[str], old_shards: int, new_shards: int) -> list[Move]:
@@ -103,8 +111,10 @@ def move_steps(environment: str, project: str, moved: list[Move], old_shards: in
     steps += [f"pulumi up --stack {shlex.quote(stack)}" for stack in stacks_of(environment, new_shards)[1:]]
     # A shard the new count no longer has holds only its providers and platform view: nothing of value.
     for stack in sorted({m.source for m in moved} - set(stacks_of(environment, new_shards))):
-        steps += [f"pulumi destroy --stack {shlex.quote(stack)}   # holds no tenant any more",
-                  f"pulumi stack rm --stack {shlex.quote(stack)}"]
+        steps += [
+            f"pulumi destroy --stack {shlex.quote(stack)}   # holds no tenant any more",
+            f"pulumi stack rm --stack {shlex.quote(stack)}",
+        ]
     return steps
 
 
@@ -118,8 +128,9 @@ def stack_sizes(environment: str, tenant_counts: Mapping[str, int], shared: int,
     return sizes
 
 
-def needed_shards(environment: str, tenant_counts: Mapping[str, int], shared: int, budget: int,
-                  limit: int = 1024) -> Optional[int]:
+def needed_shards(
+    environment: str, tenant_counts: Mapping[str, int], shared: int, budget: int, limit: int = 1024
+) -> Optional[int]:
     """The smallest shard count whose every stack stays within `budget`; None when none up to `limit` does (one
     tenant, or the platform, is larger than the budget by itself)."""
     if shared + max(tenant_counts.values(), default=0) > budget:

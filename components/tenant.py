@@ -10,8 +10,8 @@ from . import kube
 from .argocd import TenantArgoCd, TenantArgoCdArgs
 from .catalogue import TenantSpec
 from .cluster import TenantCluster, TenantClusterArgs
-from .naming import TenantNames
 from .namespace import namespace_manifest
+from .naming import TenantNames
 from .platform import Platform
 from .platform_ref import PlatformReference
 from .providers import Providers, child
@@ -38,25 +38,39 @@ class Tenant(pulumi.ComponentResource):
         # Deleting a namespace deletes every volume and object in it, so it counts as data: stacks that protect
         # data refuse to delete it and leave it in the cluster if tenancy ever stops managing it.
         self.namespace = kube.apply(
-            name, namespace_manifest(spec, names, settings.environment, settings.org),
-            child(self, providers.kubernetes, protect=settings.protect_data, retain_on_delete=settings.protect_data))
-        self.storage = TenantStorage(f"{name}-storage", TenantStorageArgs(spec, names, settings, providers,
-                                                                       args.platform.access_logs_ready.get(spec.region)),
-                                     child(self))
+            name,
+            namespace_manifest(spec, names, settings.environment, settings.org),
+            child(self, providers.kubernetes, protect=settings.protect_data, retain_on_delete=settings.protect_data),
+        )
+        self.storage = TenantStorage(
+            f"{name}-storage",
+            TenantStorageArgs(spec, names, settings, providers, args.platform.access_logs_ready.get(spec.region)),
+            child(self),
+        )
         if spec.keeps_identities:
             TenantSecrets(
                 f"{name}-secrets",
-                TenantSecretsArgs(spec, names, settings, providers, args.platform.vault, self.storage.access,
-                                  self.namespace),
-                child(self))
+                TenantSecretsArgs(
+                    spec, names, settings, providers, args.platform.vault, self.storage.access, self.namespace
+                ),
+                child(self),
+            )
         self.cluster = TenantCluster(
             f"{name}-cluster",
-            TenantClusterArgs(spec, names, settings, providers, self.storage.access, self.namespace), child(self))
+            TenantClusterArgs(spec, names, settings, providers, self.storage.access, self.namespace),
+            child(self),
+        )
         if settings.argocd.enabled and spec.keeps_identities:
-            TenantArgoCd(f"{name}-argocd", TenantArgoCdArgs(spec, names, settings, providers, self.namespace),
-                         child(self))
+            TenantArgoCd(
+                f"{name}-argocd", TenantArgoCdArgs(spec, names, settings, providers, self.namespace), child(self)
+            )
         if settings.registry.enabled:
-            RegistryRecord(f"{name}-registry-record", args.platform.registry, record_row(spec, names, settings),
-                           disable_on_delete=settings.protect_data, opts=child(self))
+            RegistryRecord(
+                f"{name}-registry-record",
+                args.platform.registry,
+                record_row(spec, names, settings),
+                disable_on_delete=settings.protect_data,
+                opts=child(self),
+            )
 
         self.register_outputs({"namespace": names.namespace})

@@ -79,5 +79,4 @@ class VaultPlatform(pulumi.ComponentResource):
         else:
             self.kubernetes_auth_path = pulumi.Output.from_input(auth_settings.path)
 
-        self.register_outputs({"kv_mount_path": self.kv_mount_path,
-                               "kubernetes_auth_path": self.kubernetes_auth_path})
+        self.register_outputs({"kv_mount_path": self.kv_mount_path, "kubernetes_auth_path": self.kubernetes_auth_path})

@@ -35,7 +35,7 @@ def _pyyaml_would_agree(text: str) -> bool:
     if _DOUBLE_QUOTED.search(text):
         return False
     for line in _LONG_LINE.findall(text):
-        body = line[_INDICATORS.match(line).end():]
+        body = line[_INDICATORS.match(line).end() :]
         if body.startswith("'"):
             return False  # a single-quoted key may itself contain ": "
         # A plain scalar never contains ": ", so the first one ends a plain key (a line without one is no key).

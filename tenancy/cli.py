@@ -31,18 +31,26 @@ def _render_options(args: argparse.Namespace) -> dict:
     """render's cache folder (None with --no-cache) and process count."""
     from . import render, render_cache
 
-    return {"cache_dir": None if args.no_cache else args.project / render_cache.CACHE_DIR,
-            "jobs": args.jobs or render.default_jobs()}
+    return {
+        "cache_dir": None if args.no_cache else args.project / render_cache.CACHE_DIR,
+        "jobs": args.jobs or render.default_jobs(),
+    }
 
 
 def _synth(args: argparse.Namespace) -> int:
     from . import environment, render_cache, synth
 
-    stack_settings, tenants = load_inputs(args.project, args.stack, args.tenants,
-                                          None if args.no_cache else args.project / render_cache.PARSED_DIR)
-    results = environment.render(args.project, args.stack, args.tenants,
-                                 progress=lambda name: synth.Progress(name, len(tenants)),
-                                 inputs=(stack_settings, tenants), **_render_options(args))
+    stack_settings, tenants = load_inputs(
+        args.project, args.stack, args.tenants, None if args.no_cache else args.project / render_cache.PARSED_DIR
+    )
+    results = environment.render(
+        args.project,
+        args.stack,
+        args.tenants,
+        progress=lambda name: synth.Progress(name, len(tenants)),
+        inputs=(stack_settings, tenants),
+        **_render_options(args),
+    )
     # An environment's stack renders with all its shards (written beside it, e.g. out/dev-shard-0); a shard alone.
     shown = results if args.stack == stack_settings.environment else {args.stack: results[args.stack]}
     lifecycles = {spec.name: spec.lifecycle for spec, _ in tenants}
@@ -53,7 +61,9 @@ def _synth(args: argparse.Namespace) -> int:
         if len(shown) > 1:
             print(f"== stack {name}")
         print(synth.format_table(synth.tenant_summary(result, lifecycles)))
-        print(f"\n{len(result.resources)} resources registered for stack {name}" + (f"; written to {out}" if out else ""))
+        print(
+            f"\n{len(result.resources)} resources registered for stack {name}" + (f"; written to {out}" if out else "")
+        )
     return 0
 
 
@@ -68,12 +78,16 @@ def _diff(args: argparse.Namespace) -> int:
     if args.base is not None and args.tenants is not None:
         # Both sides of --base are the catalogue the stack names (tenancy:catalogue), at the revision and in the
         # working tree; another file has no revision to compare with.
-        print("diff --base compares the stack's own catalogue (tenancy:catalogue) at the revision with the working "
-              "tree; --tenants works with --to, or with synth and validate", file=sys.stderr)
+        print(
+            "diff --base compares the stack's own catalogue (tenancy:catalogue) at the revision with the working "
+            "tree; --tenants works with --to, or with synth and validate",
+            file=sys.stderr,
+        )
         return 1
     if args.to is not None:
-        result = diff.between_stacks(args.project, args.stack, args.to, args.tenants, progress=True,
-                                     **_render_options(args))
+        result = diff.between_stacks(
+            args.project, args.stack, args.to, args.tenants, progress=True, **_render_options(args)
+        )
     else:
         result = diff.against_base(args.project, args.stack, args.base, progress=True, **_render_options(args))
     if args.format == "markdown":
@@ -86,16 +100,21 @@ def _diff(args: argparse.Namespace) -> int:
 def _stacks(args: argparse.Namespace) -> int:
     """Every stack of an environment in update order, in plan's format (for CI when there is no base to plan)."""
     from components import sharding
+
     from . import plan
 
     stack_settings = settings.load_stack(args.project, args.stack)
-    every = [plan.StackPlan(name, "platform" if name == stack_settings.environment else "shard", ["every stack"])
-             for name in sharding.stacks_of(stack_settings.environment, stack_settings.shards)]
+    every = [
+        plan.StackPlan(name, "platform" if name == stack_settings.environment else "shard", ["every stack"])
+        for name in sharding.stacks_of(stack_settings.environment, stack_settings.shards)
+    ]
     if args.format == "json":
         print(plan.format_json(args.stack, None, every))
     else:
-        print(f"{stack_settings.environment}: {len(every)} stack(s), in update order (the platform first: shards "
-              f"read its outputs)")
+        print(
+            f"{stack_settings.environment}: {len(every)} stack(s), in update order (the platform first: shards "
+            f"read its outputs)"
+        )
         print("\n".join(f"  {entry.stack} ({entry.role})" for entry in every))
     return 0
 
@@ -104,8 +123,11 @@ def _plan(args: argparse.Namespace) -> int:
     from . import plan
 
     planned = plan.plan(args.project, args.stack, args.base)
-    print(plan.format_json(args.stack, args.base, planned) if args.format == "json"
-          else plan.format_text(args.stack, args.base, planned))
+    print(
+        plan.format_json(args.stack, args.base, planned)
+        if args.format == "json"
+        else plan.format_text(args.stack, args.base, planned)
+    )
     return 0
 
 
@@ -136,27 +158,41 @@ def parser() -> argparse.ArgumentParser:
 
     def render_flags(command) -> None:
         command.add_argument("--jobs", type=int, help="processes to render with (default: every core)")
-        command.add_argument("--no-cache", action="store_true",
-                             help="render every tenant (default: reuse .cache/render/ for unchanged tenants)")
+        command.add_argument(
+            "--no-cache",
+            action="store_true",
+            help="render every tenant (default: reuse .cache/render/ for unchanged tenants)",
+        )
 
     stack_command("validate", "check the catalogue and stack config").set_defaults(run=_validate)
     synth = stack_command("synth", "render every resource of a stack offline under Pulumi mocks")
     synth.add_argument("--out", type=Path, help="write resources.json, outputs.json and manifests/ here")
     render_flags(synth)
     synth.set_defaults(run=_synth)
-    diff = stack_command("diff", "compare two offline renders per tenant "
-                                 "(exit 0 same, 2 different, 3 destructive, 1 invalid input)")
+    diff = stack_command(
+        "diff", "compare two offline renders per tenant (exit 0 same, 2 different, 3 destructive, 1 invalid input)"
+    )
     diff.add_argument("--to", help="the other stack, e.g. staging (names of the two stacks are normalised)")
     diff.add_argument("--base", help="git revision whose catalogue and stack config to compare with the working tree")
-    diff.add_argument("--format", choices=("text", "json", "markdown"), default="text",
-                      help="markdown: a pull-request comment (destructive changes first, a section per tenant)")
-    diff.add_argument("--max-chars", type=int, default=65_536,
-                      help="markdown only: leave out resource lines beyond this size (default: 65536, GitHub's "
-                           "limit for a comment)")
+    diff.add_argument(
+        "--format",
+        choices=("text", "json", "markdown"),
+        default="text",
+        help="markdown: a pull-request comment (destructive changes first, a section per tenant)",
+    )
+    diff.add_argument(
+        "--max-chars",
+        type=int,
+        default=65_536,
+        help="markdown only: leave out resource lines beyond this size (default: 65536, GitHub's limit for a comment)",
+    )
     render_flags(diff)
     diff.set_defaults(run=_diff)
-    plan = commands.add_parser("plan", help="the stacks of an environment a change since --base touches, and why "
-                                            "(platform first, then the affected shards)")
+    plan = commands.add_parser(
+        "plan",
+        help="the stacks of an environment a change since --base touches, and why "
+        "(platform first, then the affected shards)",
+    )
     plan.add_argument("--stack", required=True, help="environment (its platform stack and shards are planned)")
     plan.add_argument("--base", required=True, help="git revision to compare the working tree with")
     plan.add_argument("--format", choices=("text", "json"), default="text")

@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from . import render_cache, revision
 from components import settings as settings_module
 from components.registry_provider import _REPLACING as _REGISTRY_ROW_REPLACING
+
+from . import render_cache, revision
 from .replacements import REPLACEMENTS
 from .synth import SynthResult, after_apply
 
@@ -41,6 +42,7 @@ PROJECT = "tenancy"  # Pulumi.yaml's name: the project part of every URN
 ENV_TOKEN = "<env>"
 TENANT_TYPE = "tenancy:index:Tenant"
 # Local state and installs are not part of the program; copying them would be slow and pointless.
+
 
 @dataclass(frozen=True)
 class DataKind:
@@ -61,22 +63,29 @@ class DataKind:
 # ["provider"]), and a changed `metadata.name` or `metadata.namespace` replaces any Kubernetes object
 # (pulumi-kubernetes provider/pkg/provider/forcenew.go, `metadataForceNewProperties`).
 DATA_KINDS: dict[str, DataKind] = {
-    **{typ: DataKind(label, REPLACEMENTS[typ].replaced_when, REPLACEMENTS[typ].source) for typ, label in (
-        ("aws:s3/bucket:Bucket", "S3 bucket"),
-        ("aws:kms/key:Key", "KMS key"),
-        ("aws:keyspaces/keyspace:Keyspace", "registry keyspace"),
-        ("aws:keyspaces/table:Table", "registry table"),
-        ("vault:index/mount:Mount", "Vault KV mount"),
-        ("vault:kv/secretV2:SecretV2", "Vault KV data"),
-        ("random:index/randomPassword:RandomPassword", "generated password"),
-    )},
+    **{
+        typ: DataKind(label, REPLACEMENTS[typ].replaced_when, REPLACEMENTS[typ].source)
+        for typ, label in (
+            ("aws:s3/bucket:Bucket", "S3 bucket"),
+            ("aws:kms/key:Key", "KMS key"),
+            ("aws:keyspaces/keyspace:Keyspace", "registry keyspace"),
+            ("aws:keyspaces/table:Table", "registry table"),
+            ("vault:index/mount:Mount", "Vault KV mount"),
+            ("vault:kv/secretV2:SecretV2", "Vault KV data"),
+            ("random:index/randomPassword:RandomPassword", "generated password"),
+        )
+    },
     "kubernetes:core/v1:Namespace": DataKind(
-        "namespace", ("metadata.name",),
-        "pulumi-kubernetes provider/pkg/provider/forcenew.go: .metadata.name (every kind)"),
+        "namespace",
+        ("metadata.name",),
+        "pulumi-kubernetes provider/pkg/provider/forcenew.go: .metadata.name (every kind)",
+    ),
     # tenancy's only dynamic resource is the tenant's registry row (tests/test_diff.py holds it to that).
     "pulumi-python:dynamic:Resource": DataKind(
-        "registry row", _REGISTRY_ROW_REPLACING,
-        "components/registry_provider.py: RegistryProvider.diff replaces on these fields"),
+        "registry row",
+        _REGISTRY_ROW_REPLACING,
+        "components/registry_provider.py: RegistryProvider.diff replaces on these fields",
+    ),
 }
 PROVIDER_FIELD = "[provider]"
 _KUBERNETES_REPLACED_WHEN = ("metadata.name", "metadata.namespace")
@@ -104,8 +113,14 @@ class Destructive:
         return "DESTROYED with its contents"
 
     def as_json(self) -> dict[str, Any]:
-        return {"urn": self.urn, "tenant": self.tenant, "action": self.action, "reason": self.reason,
-                "protected": self.protected, "retained": self.retained}
+        return {
+            "urn": self.urn,
+            "tenant": self.tenant,
+            "action": self.action,
+            "reason": self.reason,
+            "protected": self.protected,
+            "retained": self.retained,
+        }
 
 
 @dataclass
@@ -128,16 +143,24 @@ class TenantDiff:
         return self.status == "changed" and not (self.only_left or self.only_right or self.changed)
 
     def counts(self) -> dict[str, int]:
-        return {"added": len(self.only_right), "changed": len(self.changed) - len(self.replaced),
-                "replaced": len(self.replaced), "deleted": len(self.only_left)}
+        return {
+            "added": len(self.only_right),
+            "changed": len(self.changed) - len(self.replaced),
+            "replaced": len(self.replaced),
+            "deleted": len(self.only_left),
+        }
 
     def summary(self) -> str:
         return ", ".join(f"{n} {what}" for what, n in self.counts().items())
 
     def operations(self) -> dict[str, list[str]]:
         """Resource keys by what `pulumi up` would do to them (TOTALS' operations)."""
-        return {"create": self.only_right, "update": [k for k in self.changed if k not in self.replaced],
-                "delete": self.only_left, "replace": list(self.replaced)}
+        return {
+            "create": self.only_right,
+            "update": [k for k in self.changed if k not in self.replaced],
+            "delete": self.only_left,
+            "replace": list(self.replaced),
+        }
 
 
 @dataclass
@@ -177,8 +200,9 @@ class _Entry:
 def _normaliser(names: set[str]):
     if not names:
         return lambda value: value
-    pattern = re.compile(r"(?<![a-z0-9])(" + "|".join(sorted(map(re.escape, names), key=len, reverse=True))
-                         + r")(?![a-z0-9])")
+    pattern = re.compile(
+        r"(?<![a-z0-9])(" + "|".join(sorted(map(re.escape, names), key=len, reverse=True)) + r")(?![a-z0-9])"
+    )
 
     def normalise(value: Any) -> Any:
         if isinstance(value, str):
@@ -230,8 +254,9 @@ def _by_tenant(result: SynthResult) -> dict[str, list[dict[str, Any]]]:
     return grouped
 
 
-def _index(grouped: dict[str, list[dict[str, Any]]], normalise, unchanged: frozenset[str] = frozenset()
-           ) -> dict[str, dict[str, _Entry]]:
+def _index(
+    grouped: dict[str, list[dict[str, Any]]], normalise, unchanged: frozenset[str] = frozenset()
+) -> dict[str, dict[str, _Entry]]:
     """tenant -> resource key -> entry with its flattened comparable fields; tenants in `unchanged` are left out."""
     index: dict[str, dict[str, _Entry]] = {}
     for tenant, records in grouped.items():
@@ -306,8 +331,11 @@ def provider_replacement_reasons(typ: str, old: dict[str, Any], new: dict[str, A
     if old_id is not None and new_id is not None:
         return [] if old_id == new_id else [f"clusterIdentifier changes from {_show(old_id)} to {_show(new_id)}"]
     without = "and no clusterIdentifier is set before and after"
-    reasons = [f"{key} changes from {_show(value(old, key))} to {_show(value(new, key))} {without}"
-               for key in _KUBERNETES_CLUSTER_INPUTS if value(old, key) != value(new, key)]
+    reasons = [
+        f"{key} changes from {_show(value(old, key))} to {_show(value(new, key))} {without}"
+        for key in _KUBERNETES_CLUSTER_INPUTS
+        if value(old, key) != value(new, key)
+    ]
     if value(old, "renderYamlToDirectory") != value(new, "renderYamlToDirectory"):
         reasons.append("renderYamlToDirectory changes")
     return reasons
@@ -315,6 +343,7 @@ def provider_replacement_reasons(typ: str, old: dict[str, Any], new: dict[str, A
 
 def replaced_providers(left: Iterable[dict[str, Any]], right: Iterable[dict[str, Any]]) -> dict[str, str]:
     """Resource key of every provider on both sides that the change replaces -> why (provider_replacement_reasons)."""
+
     def providers(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         return {_key(r["urn"]): r for r in records if r["type"].startswith(PROVIDER_TYPE_PREFIX)}
 
@@ -356,8 +385,9 @@ def _expiries(flat: dict[str, Any], action: str, days: str) -> dict[tuple, int]:
     for rule in _rules(flat):
         age = rule.get(f"{action}.{days}")
         if rule.get("status") == "Enabled" and isinstance(age, int):
-            scope = tuple(sorted((k, json.dumps(v)) for k, v in rule.items() if _under(k, "filter")
-                                 or _under(k, "prefix")))
+            scope = tuple(
+                sorted((k, json.dumps(v)) for k, v in rule.items() if _under(k, "filter") or _under(k, "prefix"))
+            )
             found[scope] = min(age, found.get(scope, age))
     return found
 
@@ -376,8 +406,10 @@ def data_loss_reasons(typ: str, old: Optional[dict[str, Any]], new: Optional[dic
     if typ == _VERSIONING and old is not None and old.get("versioningConfiguration.status") == "Enabled":
         status = None if new is None else new.get("versioningConfiguration.status")
         if status != "Enabled":
-            return [f"versioning changes from Enabled to {status or 'Suspended (its resource is deleted)'}: every "
-                    f"later overwrite or delete destroys the previous object"]
+            return [
+                f"versioning changes from Enabled to {status or 'Suspended (its resource is deleted)'}: every "
+                f"later overwrite or delete destroys the previous object"
+            ]
     if typ == _LIFECYCLE and old is not None and new is not None:
         reasons = []
         for action, days, what in _EXPIRING_ACTIONS:
@@ -401,22 +433,45 @@ def _deletion_reason(entry: TenantDiff, typ: str, added_types: set[str]) -> str:
     return "no longer declared by the program (a setting that needed it changed)"
 
 
-def compare(left: SynthResult, right: SynthResult, left_names: set[str], right_names: set[str],
-            right_protects_data: bool, over_time: bool = False,
-            lifecycles: tuple[dict[str, str], dict[str, str]] = ({}, {})) -> Diff:
+def compare(
+    left: SynthResult,
+    right: SynthResult,
+    left_names: set[str],
+    right_names: set[str],
+    right_protects_data: bool,
+    over_time: bool = False,
+    lifecycles: tuple[dict[str, str], dict[str, str]] = ({}, {}),
+) -> Diff:
     """Diff two renders; `*_names` are the stack/environment names replaced by `<env>` on each side.
 
     `over_time`: both sides are the same stack (a revision and the working tree), so what is only on the left
     would be deleted and data resources deleted or replaced are listed as destructive.
     """
-    return _compare_groups(left.stack, right.stack, _by_tenant(left), _by_tenant(right), left_names, right_names,
-                           right_protects_data, over_time, lifecycles)
+    return _compare_groups(
+        left.stack,
+        right.stack,
+        _by_tenant(left),
+        _by_tenant(right),
+        left_names,
+        right_names,
+        right_protects_data,
+        over_time,
+        lifecycles,
+    )
 
 
-def _compare_groups(left_label: str, right_label: str, left_groups: dict[str, list[dict[str, Any]]],
-                    right_groups: dict[str, list[dict[str, Any]]], left_names: set[str], right_names: set[str],
-                    right_protects_data: bool, over_time: bool, lifecycles: tuple[dict[str, str], dict[str, str]],
-                    same: Optional[dict[str, int]] = None) -> Diff:
+def _compare_groups(
+    left_label: str,
+    right_label: str,
+    left_groups: dict[str, list[dict[str, Any]]],
+    right_groups: dict[str, list[dict[str, Any]]],
+    left_names: set[str],
+    right_names: set[str],
+    right_protects_data: bool,
+    over_time: bool,
+    lifecycles: tuple[dict[str, str], dict[str, str]],
+    same: Optional[dict[str, int]] = None,
+) -> Diff:
     """`compare` of records grouped by tenant; `same` are tenants known to be identical on both sides without
     their records (left out of the groups), with their resource counts."""
     same = same or {}
@@ -424,8 +479,11 @@ def _compare_groups(left_label: str, right_label: str, left_groups: dict[str, li
     # compare; equal records are equal after normalisation only when both sides normalise alike.
     # Across revisions, a replaced provider takes every resource it manages with it (provider_replacement_reasons).
     cascade = replaced_providers(_records(left_groups), _records(right_groups)) if over_time else {}
-    unchanged = frozenset(t for t in left_groups.keys() & right_groups.keys()
-                          if left_names == right_names and left_groups[t] == right_groups[t] and not cascade)
+    unchanged = frozenset(
+        t
+        for t in left_groups.keys() & right_groups.keys()
+        if left_names == right_names and left_groups[t] == right_groups[t] and not cascade
+    )
     left_index = _index(left_groups, _normaliser(left_names), unchanged)
     right_index = _index(right_groups, _normaliser(right_names), unchanged)
     tenants = []
@@ -438,16 +496,26 @@ def _compare_groups(left_label: str, right_label: str, left_groups: dict[str, li
             continue
         if tenant in unchanged:
             data_records = [r for r in left_groups[tenant] if r["type"] in DATA_KINDS]
-            tenants.append(TenantDiff(tenant, "changed", lifecycle=lifecycle, data_resources=len(data_records),
-                                      protected_data_resources=sum(1 for r in data_records if r["protect"]),
-                                      unchanged=len(left_groups[tenant])))
+            tenants.append(
+                TenantDiff(
+                    tenant,
+                    "changed",
+                    lifecycle=lifecycle,
+                    data_resources=len(data_records),
+                    protected_data_resources=sum(1 for r in data_records if r["protect"]),
+                    unchanged=len(left_groups[tenant]),
+                )
+            )
             continue
         ours, theirs = left_index.get(tenant, {}), right_index.get(tenant, {})
         status = "removed" if not theirs else "added" if not ours else "changed"
-        entry = TenantDiff(tenant, status, sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours)),
-                           lifecycle=lifecycle)
-        entry.deleted_options = {key: (bool(ours[key].flat["[protect]"]), bool(ours[key].flat["[retainOnDelete]"]))
-                                 for key in entry.only_left}
+        entry = TenantDiff(
+            tenant, status, sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours)), lifecycle=lifecycle
+        )
+        entry.deleted_options = {
+            key: (bool(ours[key].flat["[protect]"]), bool(ours[key].flat["[retainOnDelete]"]))
+            for key in entry.only_left
+        }
         lost: dict[str, list[str]] = {}
         for key in sorted(set(ours) & set(theirs)):
             a, b = ours[key].flat, theirs[key].flat
@@ -473,8 +541,9 @@ def _compare_groups(left_label: str, right_label: str, left_groups: dict[str, li
             for key in entry.only_left:
                 old = ours[key]
                 if old.type in DATA_KINDS:
-                    destructive.append(_destructive(old, tenant, "delete", key, _deletion_reason(
-                        entry, old.type, added_types)))
+                    destructive.append(
+                        _destructive(old, tenant, "delete", key, _deletion_reason(entry, old.type, added_types))
+                    )
             for key, reasons in entry.replaced.items():
                 old = ours[key]
                 if old.type in DATA_KINDS:
@@ -483,17 +552,35 @@ def _compare_groups(left_label: str, right_label: str, left_groups: dict[str, li
             # the bucket goes too: that is listed above).
             for key in entry.only_left:
                 lost[key] = data_loss_reasons(ours[key].type, ours[key].flat, None)
-            going = {ours[k].flat.get("bucket") for k in [*entry.only_left, *entry.replaced]
-                     if ours[k].type == "aws:s3/bucket:Bucket"}
+            going = {
+                ours[k].flat.get("bucket")
+                for k in [*entry.only_left, *entry.replaced]
+                if ours[k].type == "aws:s3/bucket:Bucket"
+            }
             for key, reasons in lost.items():
                 if reasons and ours[key].flat.get("bucket") not in going:
                     old = ours[key]
-                    destructive.append(Destructive(old.urn, tenant, "expire", f"S3 bucket: {'; '.join(reasons)}",
-                                                   bool(old.flat["[protect]"]), bool(old.flat["[retainOnDelete]"]),
-                                                   key))
+                    destructive.append(
+                        Destructive(
+                            old.urn,
+                            tenant,
+                            "expire",
+                            f"S3 bucket: {'; '.join(reasons)}",
+                            bool(old.flat["[protect]"]),
+                            bool(old.flat["[retainOnDelete]"]),
+                            key,
+                        )
+                    )
         tenants.append(entry)
-    return Diff(left_label, right_label, bool(left_names or right_names), right_protects_data, tenants,
-                removal_is_deletion=over_time, destructive=destructive)
+    return Diff(
+        left_label,
+        right_label,
+        bool(left_names or right_names),
+        right_protects_data,
+        tenants,
+        removal_is_deletion=over_time,
+        destructive=destructive,
+    )
 
 
 def _records(groups: dict[str, list[dict[str, Any]]]) -> Iterable[dict[str, Any]]:
@@ -501,13 +588,26 @@ def _records(groups: dict[str, list[dict[str, Any]]]) -> Iterable[dict[str, Any]
 
 
 def _destructive(old: _Entry, tenant: str, action: str, key: str, reason: str) -> Destructive:
-    return Destructive(old.urn, tenant, action, f"{DATA_KINDS[old.type].label}: {reason}",
-                       bool(old.flat["[protect]"]), bool(old.flat["[retainOnDelete]"]), key)
+    return Destructive(
+        old.urn,
+        tenant,
+        action,
+        f"{DATA_KINDS[old.type].label}: {reason}",
+        bool(old.flat["[protect]"]),
+        bool(old.flat["[retainOnDelete]"]),
+        key,
+    )
 
 
-def _render(project_dir: Path, stack: str, tenants: Optional[Path], progress_label: Optional[str] = None,
-            cache_dir: Optional[Path] = None, jobs: int = 1, inputs: Optional[tuple[Any, list]] = None
-            ) -> tuple[settings_module.StackSettings, SynthResult, dict[str, str]]:
+def _render(
+    project_dir: Path,
+    stack: str,
+    tenants: Optional[Path],
+    progress_label: Optional[str] = None,
+    cache_dir: Optional[Path] = None,
+    jobs: int = 1,
+    inputs: Optional[tuple[Any, list]] = None,
+) -> tuple[settings_module.StackSettings, SynthResult, dict[str, str]]:
     """One side: every stack of the environment (platform and shards) in one result, so resources match without
     their stack, rendered through render's cache (`cache_dir`, None for none) and `jobs` processes. `inputs`: the
     stack's (settings, specs) when already loaded."""
@@ -515,9 +615,18 @@ def _render(project_dir: Path, stack: str, tenants: Optional[Path], progress_lab
     from .inputs import load_inputs
 
     stack_settings, specs = inputs or load_inputs(project_dir, stack, tenants)
-    result = environment.merged(environment.render(
-        project_dir, stack, tenants, progress=_progress(progress_label, stack, len(specs)),
-        inputs=(stack_settings, specs), cache_dir=cache_dir, jobs=jobs), stack)
+    result = environment.merged(
+        environment.render(
+            project_dir,
+            stack,
+            tenants,
+            progress=_progress(progress_label, stack, len(specs)),
+            inputs=(stack_settings, specs),
+            cache_dir=cache_dir,
+            jobs=jobs,
+        ),
+        stack,
+    )
     return stack_settings, result, {spec.name: spec.lifecycle for spec, _ in specs}
 
 
@@ -527,18 +636,34 @@ def _progress(label: Optional[str], stack: str, tenants: int):
     return (lambda name: synth.Progress(label if name == stack else f"{label}:{name}", tenants)) if label else None
 
 
-def between_stacks(project_dir: Path, stack: str, other: str, tenants: Optional[Path] = None,
-                   progress: bool = False, cache_dir: Optional[Path] = None, jobs: int = 1) -> Diff:
-    left_settings, left, left_lifecycles = _render(project_dir, stack, tenants, stack if progress else None,
-                                                   cache_dir, jobs)
-    right_settings, right, right_lifecycles = _render(project_dir, other, tenants, other if progress else None,
-                                                      cache_dir, jobs)
-    return compare(left, right, {stack, left_settings.environment}, {other, right_settings.environment},
-                   right_settings.protect_data, lifecycles=(left_lifecycles, right_lifecycles))
+def between_stacks(
+    project_dir: Path,
+    stack: str,
+    other: str,
+    tenants: Optional[Path] = None,
+    progress: bool = False,
+    cache_dir: Optional[Path] = None,
+    jobs: int = 1,
+) -> Diff:
+    left_settings, left, left_lifecycles = _render(
+        project_dir, stack, tenants, stack if progress else None, cache_dir, jobs
+    )
+    right_settings, right, right_lifecycles = _render(
+        project_dir, other, tenants, other if progress else None, cache_dir, jobs
+    )
+    return compare(
+        left,
+        right,
+        {stack, left_settings.environment},
+        {other, right_settings.environment},
+        right_settings.protect_data,
+        lifecycles=(left_lifecycles, right_lifecycles),
+    )
 
 
-def against_base(project_dir: Path, stack: str, rev: str, progress: bool = False, cache_dir: Optional[Path] = None,
-                 jobs: int = 1) -> Diff:
+def against_base(
+    project_dir: Path, stack: str, rev: str, progress: bool = False, cache_dir: Optional[Path] = None, jobs: int = 1
+) -> Diff:
     """The stack rendered from `rev`'s catalogue and stack config (working-tree code) against the working tree.
 
     Both sides share `cache_dir`: a tenant whose merged spec is the same at `rev` is not rendered again, and when
@@ -563,43 +688,70 @@ def against_base(project_dir: Path, stack: str, rev: str, progress: bool = False
                 # A replaced provider replaces the resources of unchanged tenants too: read them after all.
                 same = frozenset()
                 base_groups, head_groups = _groups(base, same), _groups(head, same)
-            result = _compare_groups(base_label, head_label, base_groups, head_groups, set(), set(),
-                                     head_inputs[0].protect_data, True, lifecycles, same)
+            result = _compare_groups(
+                base_label,
+                head_label,
+                base_groups,
+                head_groups,
+                set(),
+                set(),
+                head_inputs[0].protect_data,
+                True,
+                lifecycles,
+                same,
+            )
         else:
-            _, head_result, _ = _render(project_dir, stack, None, head_label if progress else None, cache_dir, jobs,
-                                        head_inputs)
-            _, base_result, _ = _render(base_dir, stack, None, base_label if progress else None, cache_dir, jobs,
-                                        base_inputs)
+            _, head_result, _ = _render(
+                project_dir, stack, None, head_label if progress else None, cache_dir, jobs, head_inputs
+            )
+            _, base_result, _ = _render(
+                base_dir, stack, None, base_label if progress else None, cache_dir, jobs, base_inputs
+            )
             base_result.stack, head_result.stack = base_label, head_label
-            result = compare(base_result, head_result, set(), set(), head_inputs[0].protect_data, over_time=True,
-                             lifecycles=lifecycles)
+            result = compare(
+                base_result,
+                head_result,
+                set(),
+                set(),
+                head_inputs[0].protect_data,
+                over_time=True,
+                lifecycles=lifecycles,
+            )
     environment, (old, new) = head_inputs[0].environment, (base_inputs[0].shards, head_inputs[0].shards)
     both = [spec.name for spec, _ in head_inputs[1] if spec.name in lifecycles[0]]
     result.moves, result.shards = sharding.moves(environment, both, old, new), (old, new)
     result.move_steps = sharding.move_steps(environment, PROJECT, result.moves, old, new)
     if max(old, new) > 1:
-        result.stack_of = {**{name: sharding.stack_of(environment, name, old) for name in lifecycles[0]},
-                           **{name: sharding.stack_of(environment, name, new) for name in lifecycles[1]},
-                           SHARED: environment}
+        result.stack_of = {
+            **{name: sharding.stack_of(environment, name, old) for name in lifecycles[0]},
+            **{name: sharding.stack_of(environment, name, new) for name in lifecycles[1]},
+            SHARED: environment,
+        }
     return result
 
 
-def _renderings(project_dir: Path, stack: str, inputs: tuple[Any, list], label: Optional[str], cache_dir: Path,
-                jobs: int) -> dict[str, Any]:
+def _renderings(
+    project_dir: Path, stack: str, inputs: tuple[Any, list], label: Optional[str], cache_dir: Path, jobs: int
+) -> dict[str, Any]:
     """One side as render's cache holds it: stack -> render.Rendering for every stack of the environment (within
     the resource budget)."""
     from . import environment
 
-    return environment.renderings(project_dir, stack, None, _progress(label, stack, len(inputs[1])), inputs,
-                                  cache_dir, jobs)
+    return environment.renderings(
+        project_dir, stack, None, _progress(label, stack, len(inputs[1])), inputs, cache_dir, jobs
+    )
 
 
 def _same(base: dict[str, Any], head: dict[str, Any]) -> dict[str, int]:
     """Tenants with the very same records on both sides, known from their keys (same stack, same cache entry),
     with their resource counts."""
     base_stacks = {name: stack for stack, rendered in base.items() for name in rendered.order}
-    return {name: rendered.counts[name] for stack, rendered in head.items() for name in rendered.order
-            if base_stacks.get(name) == stack and base[stack].same_as(rendered, name)}
+    return {
+        name: rendered.counts[name]
+        for stack, rendered in head.items()
+        for name in rendered.order
+        if base_stacks.get(name) == stack and base[stack].same_as(rendered, name)
+    }
 
 
 def _groups(rendered: dict[str, Any], same: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
@@ -617,8 +769,11 @@ def _groups(rendered: dict[str, Any], same: dict[str, int]) -> dict[str, list[di
             if record["urn"] not in seen:
                 seen.add(record["urn"])
                 shared.append(record)
-        groups.update((name, [environment.renamed(record, stack, env)
-                              for record in rendering.records(name)]) for name in rendering.order if name not in same)
+        groups.update(
+            (name, [environment.renamed(record, stack, env) for record in rendering.records(name)])
+            for name in rendering.order
+            if name not in same
+        )
     return {SHARED: shared, **groups} if shared else groups
 
 
@@ -659,8 +814,10 @@ def totals(tenants: list[TenantDiff]) -> dict[str, int]:
 
 def totals_line(counted: dict[str, int]) -> str:
     """`+ 44 to create, ~ 2 to update, - 1 to delete, ± 3 to replace, 180 unchanged`"""
-    return ", ".join([f"{symbol} {counted[operation]} to {operation}" for operation, symbol in TOTALS]
-                     + [f"{counted['unchanged']} unchanged"])
+    return ", ".join(
+        [f"{symbol} {counted[operation]} to {operation}" for operation, symbol in TOTALS]
+        + [f"{counted['unchanged']} unchanged"]
+    )
 
 
 def stack_totals(diff: Diff) -> dict[str, dict[str, int]]:
@@ -685,17 +842,20 @@ def type_totals(diff: Diff) -> dict[str, dict[str, int]]:
 
 
 def _type_lines(diff: Diff) -> list[str]:
-    return [f"{', '.join(f'{symbol} {ops[operation]}' for operation, symbol in TOTALS if operation in ops)}  {typ}"
-            for typ, ops in type_totals(diff).items()]
+    return [
+        f"{', '.join(f'{symbol} {ops[operation]}' for operation, symbol in TOTALS if operation in ops)}  {typ}"
+        for typ, ops in type_totals(diff).items()
+    ]
 
 
 def _wrap(line: str) -> list[str]:
     """`line` in lines of at most WIDTH columns, continued under its own indent."""
     if len(line) <= WIDTH:
         return [line]
-    lead = line[:len(line) - len(line.lstrip(" !"))]
-    return textwrap.wrap(line, WIDTH, subsequent_indent=lead + "    ", break_on_hyphens=False,
-                         drop_whitespace=True) or [line[:WIDTH]]
+    lead = line[: len(line) - len(line.lstrip(" !"))]
+    return textwrap.wrap(
+        line, WIDTH, subsequent_indent=lead + "    ", break_on_hyphens=False, drop_whitespace=True
+    ) or [line[:WIDTH]]
 
 
 def _field_lines(path: str, a: Any, b: Any, indent: str) -> list[str]:
@@ -704,8 +864,9 @@ def _field_lines(path: str, a: Any, b: Any, indent: str) -> list[str]:
     if isinstance(a, str) and isinstance(b, str) and ("\n" in a or "\n" in b):
         # Embedded documents (YAML in ConfigMaps, HCL policies): only the lines that changed.
         changed = difflib.unified_diff(after_apply(a).splitlines(), after_apply(b).splitlines(), lineterm="", n=0)
-        return [f"{indent}{path}:"] + [f"{indent}  {line}" for line in changed
-                                       if not line.startswith(("---", "+++", "@@"))]
+        return [f"{indent}{path}:"] + [
+            f"{indent}  {line}" for line in changed if not line.startswith(("---", "+++", "@@"))
+        ]
     line = f"{indent}{path}: {_show(a)} -> {_show(b)}"
     if len(line) <= WIDTH:
         return [line]
@@ -714,18 +875,31 @@ def _field_lines(path: str, a: Any, b: Any, indent: str) -> list[str]:
 
 def _removed_tenant_advice(diff: Diff, entry: TenantDiff) -> list[str]:
     """What to do about a tenant whose entry was removed; it depends on where its lifecycle had got to."""
-    data = (f"{entry.protected_data_resources} of its {entry.data_resources} data resources are protected"
-            if diff.right_protects_data else f"its {entry.data_resources} data resources are not protected")
+    data = (
+        f"{entry.protected_data_resources} of its {entry.data_resources} data resources are protected"
+        if diff.right_protects_data
+        else f"its {entry.data_resources} data resources are not protected"
+    )
     if entry.lifecycle[0] == "offboarded":
-        return [f"It was offboarded, so only its data and fenced namespace remain; {data}.",
-                "Remove the entry only once the data is archived or handed over"
-                + (", after `pulumi state unprotect` of the bucket, key and namespace (retained ones then stay in "
-                   "AWS and the cluster, unmanaged)." if diff.right_protects_data else
-                   ": this stack destroys it with the entry.")]
-    return [f"It is {entry.lifecycle[0] or 'live'}: {data}"
-            + (", so `pulumi up` stops before deleting anything." if diff.right_protects_data else
-               ", so `pulumi up` destroys them with their contents."),
-            "Offboard it first (`lifecycle: offboarded`), apply, archive its data, and only then remove the entry."]
+        return [
+            f"It was offboarded, so only its data and fenced namespace remain; {data}.",
+            "Remove the entry only once the data is archived or handed over"
+            + (
+                ", after `pulumi state unprotect` of the bucket, key and namespace (retained ones then stay in "
+                "AWS and the cluster, unmanaged)."
+                if diff.right_protects_data
+                else ": this stack destroys it with the entry."
+            ),
+        ]
+    return [
+        f"It is {entry.lifecycle[0] or 'live'}: {data}"
+        + (
+            ", so `pulumi up` stops before deleting anything."
+            if diff.right_protects_data
+            else ", so `pulumi up` destroys them with their contents."
+        ),
+        "Offboard it first (`lifecycle: offboarded`), apply, archive its data, and only then remove the entry.",
+    ]
 
 
 def _lifecycle(entry: TenantDiff, arrow: str = "->") -> str:
@@ -746,21 +920,26 @@ def _resource_lines(entry: TenantDiff, indent: str, short: bool) -> list[str]:
     lines = [f"- {name(key)}  ({_options(*entry.deleted_options[key])})" for key in entry.only_left]
     lines += [f"+ {name(key)}" for key in entry.only_right]
     for key, fields in entry.changed.items():
-        lines.append(f"{'+-' if key in entry.replaced else '~'} {name(key)}"
-                     + (f"  (replaced: {'; '.join(entry.replaced[key])})" if key in entry.replaced else ""))
+        lines.append(
+            f"{'+-' if key in entry.replaced else '~'} {name(key)}"
+            + (f"  (replaced: {'; '.join(entry.replaced[key])})" if key in entry.replaced else "")
+        )
         for path, (a, b) in fields.items():
             lines += _field_lines(path or "(value)", a, b, indent)
     return lines
 
 
 def format_text(diff: Diff) -> str:
-    lines = [f"diff {diff.left} -> {diff.right}"
-             + (f" (stack/environment names shown as {ENV_TOKEN})" if diff.normalised else "")]
+    lines = [
+        f"diff {diff.left} -> {diff.right}"
+        + (f" (stack/environment names shown as {ENV_TOKEN})" if diff.normalised else "")
+    ]
     if diff.destructive:
         lines += ["", "!" * 78, f"!!! {len(diff.destructive)} DESTRUCTIVE CHANGE(S): data would be deleted or replaced"]
         for item in diff.destructive:
-            lines.append(f"!!! {item.action.upper()} {short_name(item.key)} ({item.tenant}): {item.reason}; "
-                         f"{item.consequence()}")
+            lines.append(
+                f"!!! {item.action.upper()} {short_name(item.key)} ({item.tenant}): {item.reason}; {item.consequence()}"
+            )
         lines.append("!" * 78)
     if diff.moves:
         lines += ["", "!" * 78, *(f"!!! {line}" for line in _moves_notice(diff)), "!" * 78, *_step_lines(diff, "  ")]
@@ -774,8 +953,10 @@ def format_text(diff: Diff) -> str:
     for entry in changed:
         lines.append("")
         if entry.status == "removed" and entry.tenant != SHARED and diff.removal_is_deletion:
-            lines.append(f"!!! REMOVED TENANT {entry.tenant}: in {diff.left}, not in {diff.right}; "
-                         f"its {len(entry.only_left)} resources would be DELETED")
+            lines.append(
+                f"!!! REMOVED TENANT {entry.tenant}: in {diff.left}, not in {diff.right}; "
+                f"its {len(entry.only_left)} resources would be DELETED"
+            )
             lines += [f"!!! {line}" for line in _removed_tenant_advice(diff, entry)]
             continue
         label = {"added": "ADDED TENANT", "removed": "only in " + diff.left, "changed": "tenant"}[entry.status]
@@ -789,9 +970,11 @@ def format_text(diff: Diff) -> str:
 def _moves_notice(diff: Diff) -> list[str]:
     old, new = diff.shards
     count = sum(len(m.tenants) for m in diff.moves)
-    return [f"STATE MOVES NEEDED: tenancy:shards {old} -> {new} moves {count} tenant(s) to another stack.",
-            "Applied as it is, `pulumi up` deletes them (and their data) in one stack and creates them empty in",
-            "another. Run these steps instead, in order:"]
+    return [
+        f"STATE MOVES NEEDED: tenancy:shards {old} -> {new} moves {count} tenant(s) to another stack.",
+        "Applied as it is, `pulumi up` deletes them (and their data) in one stack and creates them empty in",
+        "another. Run these steps instead, in order:",
+    ]
 
 
 def _step_lines(diff: Diff, indent: str) -> list[str]:
@@ -802,8 +985,9 @@ def _step_lines(diff: Diff, indent: str) -> list[str]:
         if step.startswith("pulumi state move"):
             urns = [w for w in words if w.startswith(("urn:", "'urn:"))]
             head = " ".join(w for w in words if w not in urns)
-            lines += [f"{indent}{head} \\"] + [f"{indent}    {urn}" + (" \\" if i < len(urns) - 1 else "")
-                                                for i, urn in enumerate(urns)]
+            lines += [f"{indent}{head} \\"] + [
+                f"{indent}    {urn}" + (" \\" if i < len(urns) - 1 else "") for i, urn in enumerate(urns)
+            ]
         else:
             lines.append(f"{indent}{step}")
     return lines
@@ -824,16 +1008,29 @@ def format_markdown(diff: Diff, max_chars: Optional[int] = None) -> str:
     if not diff.different:
         return "\n".join(lines + ["No differences."])
     if diff.moves:
-        lines += ["> [!CAUTION]", f"> **{_moves_notice(diff)[0]}** " + " ".join(_moves_notice(diff)[1:]), "",
-                  "```sh", *_step_lines(diff, ""), "```", ""]
+        lines += [
+            "> [!CAUTION]",
+            f"> **{_moves_notice(diff)[0]}** " + " ".join(_moves_notice(diff)[1:]),
+            "",
+            "```sh",
+            *_step_lines(diff, ""),
+            "```",
+            "",
+        ]
     if diff.destructive:
-        lines += ["> [!CAUTION]",
-                  f"> **{len(diff.destructive)} destructive change(s)**: data would be deleted or replaced. "
-                  "Merging needs the extra approval described in docs/delivery.md.", "",
-                  "| action | resource | tenant | why | protected | retained |", "|---|---|---|---|---|---|"]
-        lines += [f"| **{d.action}** | `{_cell(short_name(d.key))}` | {d.tenant} | {_cell(d.reason)} | "
-                  f"{'yes' if d.protected else '**no**'} | {'yes' if d.retained else '**no**'} |"
-                  for d in diff.destructive]
+        lines += [
+            "> [!CAUTION]",
+            f"> **{len(diff.destructive)} destructive change(s)**: data would be deleted or replaced. "
+            "Merging needs the extra approval described in docs/delivery.md.",
+            "",
+            "| action | resource | tenant | why | protected | retained |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| **{d.action}** | `{_cell(short_name(d.key))}` | {d.tenant} | {_cell(d.reason)} | "
+            f"{'yes' if d.protected else '**no**'} | {'yes' if d.retained else '**no**'} |"
+            for d in diff.destructive
+        ]
         lines.append("")
     changed = [t for t in diff.tenants if not t.empty()]
     lines += [f"**Totals:** {totals_line(totals(diff.tenants))}", ""]
@@ -841,20 +1038,31 @@ def format_markdown(diff: Diff, max_chars: Optional[int] = None) -> str:
         lines += ["| stack | totals |", "|---|---|"]
         lines += [f"| {stack} | {totals_line(counted)} |" for stack, counted in stack_totals(diff).items()]
         lines.append("")
-    lines += ["| resource type | " + " | ".join(f"{symbol} {operation}" for operation, symbol in TOTALS) + " |",
-              "|---|" + "---:|" * len(TOTALS)]
-    lines += [f"| `{typ}` | " + " | ".join(str(ops.get(operation, "")) for operation, _ in TOTALS) + " |"
-              for typ, ops in type_totals(diff).items()]
+    lines += [
+        "| resource type | " + " | ".join(f"{symbol} {operation}" for operation, symbol in TOTALS) + " |",
+        "|---|" + "---:|" * len(TOTALS),
+    ]
+    lines += [
+        f"| `{typ}` | " + " | ".join(str(ops.get(operation, "")) for operation, _ in TOTALS) + " |"
+        for typ, ops in type_totals(diff).items()
+    ]
     lines += ["", "| tenant | lifecycle | added | changed | replaced | deleted |", "|---|---|---|---|---|---|"]
     for entry in changed:
-        lines.append(f"| {entry.tenant} | {_lifecycle(entry, '→') or '-'} | "
-                     + " | ".join(str(n) for n in entry.counts().values()) + " |")
+        lines.append(
+            f"| {entry.tenant} | {_lifecycle(entry, '→') or '-'} | "
+            + " | ".join(str(n) for n in entry.counts().values())
+            + " |"
+        )
     sections = []
     for entry in changed:
         removed = entry.status == "removed" and entry.tenant != SHARED and diff.removal_is_deletion
         lifecycle = f" ({_lifecycle(entry, '→')})" if _lifecycle(entry) else ""
-        head = ["", f"<details{' open' if removed else ''}><summary><b>{entry.tenant}</b>{lifecycle}: "
-                    f"{'REMOVED, ' if removed else ''}{entry.summary()}</summary>", ""]
+        head = [
+            "",
+            f"<details{' open' if removed else ''}><summary><b>{entry.tenant}</b>{lifecycle}: "
+            f"{'REMOVED, ' if removed else ''}{entry.summary()}</summary>",
+            "",
+        ]
         if removed:
             head += [f"> [!WARNING]\n> {' '.join(_removed_tenant_advice(diff, entry))}", ""]
         sections.append((head, ["```diff", *_resource_lines(entry, "    ", short=True), "```"]))
@@ -864,8 +1072,10 @@ def format_markdown(diff: Diff, max_chars: Optional[int] = None) -> str:
     # Every section keeps its head (the tenant's summary) while the heads fit, removed tenants' (with their
     # warning) first; resource lines fill what room is left, in order. The tables above always stay.
     sections.sort(key=lambda section: " open>" not in section[0][1])
-    more = "\n_{} more tenant section(s) left out to fit a pull-request comment (the tables above count them); " \
-           "run the same `diff` locally for them._"
+    more = (
+        "\n_{} more tenant section(s) left out to fit a pull-request comment (the tables above count them); "
+        "run the same `diff` locally for them._"
+    )
     budget = max_chars - len("\n".join(lines)) - len(more.format(len(sections)))
     heads = []
     for head, _ in sections:
@@ -874,7 +1084,7 @@ def format_markdown(diff: Diff, max_chars: Optional[int] = None) -> str:
             break
         budget -= size
         heads.append(size)
-    for (head, body), _ in zip(sections, heads):
+    for head, body in sections[: len(heads)]:
         extra = len("\n".join(body)) - len(cut[0])
         fits = extra <= budget
         budget -= extra if fits else 0
@@ -885,18 +1095,48 @@ def format_markdown(diff: Diff, max_chars: Optional[int] = None) -> str:
 
 
 def format_json(diff: Diff) -> str:
-    return json.dumps({
-        "left": diff.left, "right": diff.right, "normalised": diff.normalised, "different": diff.different,
-        "totals": totals(diff.tenants), "stackTotals": stack_totals(diff), "typeTotals": type_totals(diff),
-        "destructive": [d.as_json() for d in diff.destructive],
-        "stateMoves": {"shards": {"base": diff.shards[0], "head": diff.shards[1]},
-                       "moves": [{"source": m.source, "dest": m.dest, "tenants": list(m.tenants)} for m in diff.moves],
-                       "steps": diff.move_steps} if diff.moves else None,
-        "removedTenants": [t.tenant for t in diff.tenants
-                           if diff.removal_is_deletion and t.status == "removed" and t.tenant != SHARED],
-        "tenants": [{"tenant": t.tenant, "status": t.status, "lifecycle": dict(zip(("left", "right"), t.lifecycle)),
-                     "summary": t.counts(), "onlyLeft": t.only_left, "onlyRight": t.only_right,
-                     "deleted": [{"resource": key, "protected": protect, "retained": retain}
-                                 for key, (protect, retain) in t.deleted_options.items()],
-                     "changed": t.changed, "replaced": t.replaced} for t in diff.tenants if not t.empty()],
-    }, indent=2, sort_keys=False, default=str)
+    return json.dumps(
+        {
+            "left": diff.left,
+            "right": diff.right,
+            "normalised": diff.normalised,
+            "different": diff.different,
+            "totals": totals(diff.tenants),
+            "stackTotals": stack_totals(diff),
+            "typeTotals": type_totals(diff),
+            "destructive": [d.as_json() for d in diff.destructive],
+            "stateMoves": {
+                "shards": {"base": diff.shards[0], "head": diff.shards[1]},
+                "moves": [{"source": m.source, "dest": m.dest, "tenants": list(m.tenants)} for m in diff.moves],
+                "steps": diff.move_steps,
+            }
+            if diff.moves
+            else None,
+            "removedTenants": [
+                t.tenant
+                for t in diff.tenants
+                if diff.removal_is_deletion and t.status == "removed" and t.tenant != SHARED
+            ],
+            "tenants": [
+                {
+                    "tenant": t.tenant,
+                    "status": t.status,
+                    "lifecycle": dict(zip(("left", "right"), t.lifecycle, strict=True)),
+                    "summary": t.counts(),
+                    "onlyLeft": t.only_left,
+                    "onlyRight": t.only_right,
+                    "deleted": [
+                        {"resource": key, "protected": protect, "retained": retain}
+                        for key, (protect, retain) in t.deleted_options.items()
+                    ],
+                    "changed": t.changed,
+                    "replaced": t.replaced,
+                }
+                for t in diff.tenants
+                if not t.empty()
+            ],
+        },
+        indent=2,
+        sort_keys=False,
+        default=str,
+    )

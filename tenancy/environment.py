@@ -13,17 +13,24 @@ from typing import Any, Callable, Optional
 
 from components import settings as settings_module
 from components import sharding
+from components.problems import InvalidInput, Problem
+
 from . import render as render_module
 from . import synth
-from components.problems import InvalidInput, Problem
 
 ProgressFactory = Callable[[str], Optional["synth.Progress"]]
 
 
-def renderings(project_dir: Path, stack: str, tenants_file: Optional[Path] = None,
-               progress: Optional[ProgressFactory] = None, inputs: Optional[tuple[Any, list]] = None,
-               cache_dir: Optional[Path] = None, jobs: int = 1, stats: Optional[dict[str, dict[str, Any]]] = None
-               ) -> dict[str, render_module.Rendering]:
+def renderings(
+    project_dir: Path,
+    stack: str,
+    tenants_file: Optional[Path] = None,
+    progress: Optional[ProgressFactory] = None,
+    inputs: Optional[tuple[Any, list]] = None,
+    cache_dir: Optional[Path] = None,
+    jobs: int = 1,
+    stats: Optional[dict[str, dict[str, Any]]] = None,
+) -> dict[str, render_module.Rendering]:
     """stack -> its render.Rendering: every stack of the environment for the environment's stack, the platform
     stack and the shard itself for a shard stack (a shard needs its platform's outputs first), within the resource
     budget. `inputs`: the stack's (settings, specs) from inputs.load_inputs when already loaded; `cache_dir`:
@@ -32,26 +39,46 @@ def renderings(project_dir: Path, stack: str, tenants_file: Optional[Path] = Non
 
     stack_settings, specs = inputs or load_inputs(project_dir, stack, tenants_file)
     environment, shards = stack_settings.environment, stack_settings.shards
-    held = {name: set(tenants) for name, tenants in sharding.assign(environment, (s.name for s, _ in specs), shards).items()}
+    held = {
+        name: set(tenants) for name, tenants in sharding.assign(environment, (s.name for s, _ in specs), shards).items()
+    }
     results: dict[str, render_module.Rendering] = {}
     for name in sharding.stacks_of(environment, shards) if stack == environment else [environment, stack]:
         outputs = {environment: results[environment].outputs} if name != environment else None
         results[name] = render_module.rendering(
-            project_dir, name, tenants_file, [(spec, names) for spec, names in specs if spec.name in held[name]],
-            stack_settings, cache_dir, jobs, progress(name) if progress else None,
-            stats.setdefault(name, {}) if stats is not None else None, stack_outputs=outputs,
-            shared_specs=specs if name == environment else None)
+            project_dir,
+            name,
+            tenants_file,
+            [(spec, names) for spec, names in specs if spec.name in held[name]],
+            stack_settings,
+            cache_dir,
+            jobs,
+            progress(name) if progress else None,
+            stats.setdefault(name, {}) if stats is not None else None,
+            stack_outputs=outputs,
+            shared_specs=specs if name == environment else None,
+        )
     check_renderings_budget(stack_settings, results)
     return results
 
 
-def render(project_dir: Path, stack: str, tenants_file: Optional[Path] = None,
-           progress: Optional[ProgressFactory] = None, inputs: Optional[tuple[Any, list]] = None,
-           cache_dir: Optional[Path] = None, jobs: int = 1, stats: Optional[dict[str, dict[str, Any]]] = None
-           ) -> dict[str, synth.SynthResult]:
+def render(
+    project_dir: Path,
+    stack: str,
+    tenants_file: Optional[Path] = None,
+    progress: Optional[ProgressFactory] = None,
+    inputs: Optional[tuple[Any, list]] = None,
+    cache_dir: Optional[Path] = None,
+    jobs: int = 1,
+    stats: Optional[dict[str, dict[str, Any]]] = None,
+) -> dict[str, synth.SynthResult]:
     """stack -> its render as `synth.run` gives it, for the stacks `renderings` renders (with its arguments)."""
-    return {name: rendered.result() for name, rendered in
-            renderings(project_dir, stack, tenants_file, progress, inputs, cache_dir, jobs, stats).items()}
+    return {
+        name: rendered.result()
+        for name, rendered in renderings(
+            project_dir, stack, tenants_file, progress, inputs, cache_dir, jobs, stats
+        ).items()
+    }
 
 
 def renamed(record: dict[str, Any], stack: str, environment: str) -> dict[str, Any]:
@@ -61,10 +88,14 @@ def renamed(record: dict[str, Any], stack: str, environment: str) -> dict[str, A
     prefix = f"urn:pulumi:{stack}::"
 
     def rename(urn: Optional[str]) -> Optional[str]:
-        return f"urn:pulumi:{environment}::{urn[len(prefix):]}" if urn and urn.startswith(prefix) else urn
+        return f"urn:pulumi:{environment}::{urn[len(prefix) :]}" if urn and urn.startswith(prefix) else urn
 
-    return {**record, "urn": rename(record["urn"]), "parent": rename(record["parent"]),
-            "provider": rename(record["provider"])}
+    return {
+        **record,
+        "urn": rename(record["urn"]),
+        "parent": rename(record["parent"]),
+        "provider": rename(record["provider"]),
+    }
 
 
 def merged(results: dict[str, synth.SynthResult], label: str) -> synth.SynthResult:
@@ -98,8 +129,9 @@ def tenant_sizes(result: synth.SynthResult) -> dict[str, int]:
     return {name: 1 + len(result.tenant(name)) for name in result.tenant_names()}
 
 
-def check_renderings_budget(stack_settings: settings_module.StackSettings,
-                            rendered: dict[str, render_module.Rendering]) -> None:
+def check_renderings_budget(
+    stack_settings: settings_module.StackSettings, rendered: dict[str, render_module.Rendering]
+) -> None:
     """`check_budget` of stack -> render.Rendering: counted from the cache's heads, records read only to explain a
     refusal."""
     if any(stack_size(stack, rendering) > stack_settings.stack_budget for stack, rendering in rendered.items()):
@@ -126,13 +158,24 @@ def check_budget(stack_settings: settings_module.StackSettings, results: dict[st
         advice = f"run `synth --stack {environment}` for the shard count the catalogue needs"
     elif needed is None:
         largest = max(tenants, key=tenants.get) if tenants else None
-        advice = (f"no shard count fits: the largest tenant ({largest}, {tenants[largest]} resources) plus "
-                  f"{shared} shared resources exceeds it; raise tenancy:stackBudget") if largest else \
-            "raise tenancy:stackBudget"
+        advice = (
+            (
+                f"no shard count fits: the largest tenant ({largest}, {tenants[largest]} resources) plus "
+                f"{shared} shared resources exceeds it; raise tenancy:stackBudget"
+            )
+            if largest
+            else "raise tenancy:stackBudget"
+        )
     else:
         advice = f"set tenancy:shards to at least {needed}"
-    raise InvalidInput([
-        Problem(f"Pulumi.{environment}.yaml", f"{settings_module.NAMESPACE}:shards",
+    raise InvalidInput(
+        [
+            Problem(
+                f"Pulumi.{environment}.yaml",
+                f"{settings_module.NAMESPACE}:shards",
                 f"stack {stack} would hold {size:,} resources, more than tenancy:stackBudget ({budget:,}) with "
-                f"{stack_settings.shards} shard(s); {advice}")
-        for stack, size in over.items()])
+                f"{stack_settings.shards} shard(s); {advice}",
+            )
+            for stack, size in over.items()
+        ]
+    )

@@ -31,8 +31,12 @@ def load_inputs(project_dir: Path, stack: str, tenants: Optional[Path], parsed_d
             tenants_of_stack = cat.for_stack(stack_settings)
             # A bad certificate file is a problem even when the settings and catalogue are fine.
             if not problems:
-                coexistence.check_project(project_dir, stack_settings, [names for _, names in tenants_of_stack],
-                                          lambda other: _names_of(project_dir, other, stacks, parsed_dir))
+                coexistence.check_project(
+                    project_dir,
+                    stack_settings,
+                    [names for _, names in tenants_of_stack],
+                    lambda other: _names_of(project_dir, other, stacks, parsed_dir),
+                )
                 return stack_settings, tenants_of_stack
     except InvalidInput as invalid:
         problems.extend(invalid.problems)
@@ -43,7 +47,11 @@ def _names_of(project_dir: Path, other, stacks, parsed_dir: Optional[Path]):
     """The derived names of another stack's tenants, or None when its catalogue does not validate (its own
     `validate` says why)."""
     try:
-        return [names for _, names in catalogue.load(project_dir / other.catalogue, stacks=stacks,
-                                                     parsed_dir=parsed_dir).for_stack(other)]
+        return [
+            names
+            for _, names in catalogue.load(
+                project_dir / other.catalogue, stacks=stacks, parsed_dir=parsed_dir
+            ).for_stack(other)
+        ]
     except InvalidInput:
         return None

@@ -17,17 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from components import catalogue, sharding
-from . import revision
 from components import settings as settings_module
 from components.admission import params_data
 from components.argocd import expected_tenants
 from components.problems import InvalidInput, Problem
 
+from . import revision
+
 # Paths that are not the Pulumi program nor its inputs: changing them touches no stack. The offline tooling
 # (tenancy/) and the e2e engine recipes (tools/) change what a review sees, never what `pulumi up` deploys.
 NOT_PROGRAM = ("docs/", "tests/", ".github/", "deployments/", "bench/", "generator/", "tenancy/", "tools/")
-NOT_PROGRAM_FILES = ("README.md", "pytest.ini", "Makefile", ".gitignore",
-                     "tenants.schema.json")
+NOT_PROGRAM_FILES = ("README.md", "pytest.ini", "Makefile", ".gitignore", "tenants.schema.json")
+
 
 @dataclass
 class Inputs:
@@ -61,10 +62,15 @@ def changed_files(project_dir: Path, rev: str) -> list[str]:
 
 def program_changes(files: list[str], catalogue_path: str) -> list[str]:
     """The changed files that are the program (code, project file, pyproject.toml and uv.lock, certificates, policy pack)."""
-    return [f for f in files
-            if not f.startswith(NOT_PROGRAM) and f not in NOT_PROGRAM_FILES and f != catalogue_path
-            and not (f.startswith("Pulumi.") and f.endswith(".yaml") and f != "Pulumi.yaml")
-            and not f.endswith(".md")]
+    return [
+        f
+        for f in files
+        if not f.startswith(NOT_PROGRAM)
+        and f not in NOT_PROGRAM_FILES
+        and f != catalogue_path
+        and not (f.startswith("Pulumi.") and f.endswith(".yaml") and f != "Pulumi.yaml")
+        and not f.endswith(".md")
+    ]
 
 
 def load(project_dir: Path, environment: str) -> Inputs:
@@ -91,8 +97,10 @@ def plan(project_dir: Path, stack: str, rev: str) -> list[StackPlan]:
     head = load(project_dir, environment)
     base = load_base(project_dir, environment, rev)
     shards = head.settings.shards
-    stacks = {name: StackPlan(name, "platform" if name == environment else "shard")
-              for name in sharding.stacks_of(environment, shards)}
+    stacks = {
+        name: StackPlan(name, "platform" if name == environment else "shard")
+        for name in sharding.stacks_of(environment, shards)
+    }
 
     def touch(name: str, reason: str) -> None:
         # A stack the new shard count no longer has only loses tenants, through `pulumi state move`.
@@ -108,10 +116,14 @@ def plan(project_dir: Path, stack: str, rev: str) -> list[StackPlan]:
         for name in stacks:
             touch(name, f"settings changed: {', '.join(settings_changed)}")
     for move in shard_moves(base, head):
-        touch(move.source, f"tenancy:shards {base.settings.shards} -> {shards}: moves {', '.join(move.tenants)} "
-                           f"to {move.dest}")
-        touch(move.dest, f"tenancy:shards {base.settings.shards} -> {shards}: receives {', '.join(move.tenants)} "
-                         f"from {move.source}")
+        touch(
+            move.source,
+            f"tenancy:shards {base.settings.shards} -> {shards}: moves {', '.join(move.tenants)} to {move.dest}",
+        )
+        touch(
+            move.dest,
+            f"tenancy:shards {base.settings.shards} -> {shards}: receives {', '.join(move.tenants)} from {move.source}",
+        )
     for name in sorted({*base.tenants, *head.tenants}):
         old, new = base.tenants.get(name), head.tenants.get(name)
         if old is None:
@@ -121,8 +133,10 @@ def plan(project_dir: Path, stack: str, rev: str) -> list[StackPlan]:
         elif _fingerprint(old) != _fingerprint(new):
             touch(sharding.stack_of(environment, name, shards), f"tenant {name} changed")
     if _platform_view(base) != _platform_view(head):
-        touch(environment, "the tenants the platform serves changed (the generator's expected tenants or the "
-                           "admission parameters)")
+        touch(
+            environment,
+            "the tenants the platform serves changed (the generator's expected tenants or the admission parameters)",
+        )
     return [entry for entry in stacks.values() if entry.reasons]
 
 
@@ -151,5 +165,7 @@ def format_text(stack: str, rev: str, planned: list[StackPlan]) -> str:
 
 
 def format_json(stack: str, rev: str, planned: list[StackPlan]) -> str:
-    return json.dumps({"environment": sharding.parse_stack(stack)[0], "base": rev,
-                       "stacks": [entry.as_json() for entry in planned]}, indent=2)
+    return json.dumps(
+        {"environment": sharding.parse_stack(stack)[0], "base": rev, "stacks": [entry.as_json() for entry in planned]},
+        indent=2,
+    )

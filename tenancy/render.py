@@ -113,9 +113,15 @@ def _listen(reports: Any, progress: Progress) -> None:
         progress.add(*report)
 
 
-def _render_chunk(project_dir: Path, stack: str, tenants_file: Optional[Path], selection: Sequence[str],
-                  order: Sequence[str], progress: Optional[Any] = None,
-                  stack_outputs: Optional[dict[str, dict[str, Any]]] = None) -> dict[str, Any]:
+def _render_chunk(
+    project_dir: Path,
+    stack: str,
+    tenants_file: Optional[Path],
+    selection: Sequence[str],
+    order: Sequence[str],
+    progress: Optional[Any] = None,
+    stack_outputs: Optional[dict[str, dict[str, Any]]] = None,
+) -> dict[str, Any]:
     """One program run constructing only `selection`'s tenants, split into shared and per-tenant records."""
     from . import synth
 
@@ -126,28 +132,41 @@ def _render_chunk(project_dir: Path, stack: str, tenants_file: Optional[Path], s
     if isinstance(progress, _Reporter):
         progress.flush()
     shared, tenants = _split(result.resources, order)
-    return {"shared": shared, "outputs": result.outputs, "tenants": tenants,
-            "generated_secrets": result.generated_secrets,
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "shared": shared,
+        "outputs": result.outputs,
+        "tenants": tenants,
+        "generated_secrets": result.generated_secrets,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def _chunks(names: list[str], jobs: int) -> list[list[str]]:
     if not names:
         return [[]]
     size = min(CHUNK, math.ceil(len(names) / max(jobs, 1)))
-    return [names[i:i + size] for i in range(0, len(names), size)]
+    return [names[i : i + size] for i in range(0, len(names), size)]
 
 
-def _render_selection(project_dir: Path, stack: str, tenants_file: Optional[Path], selection: list[str],
-                      order: Sequence[str], jobs: int, progress: Optional[Progress], stats: dict[str, Any],
-                      stack_outputs: Optional[dict[str, dict[str, Any]]] = None) -> dict[str, Any]:
+def _render_selection(
+    project_dir: Path,
+    stack: str,
+    tenants_file: Optional[Path],
+    selection: list[str],
+    order: Sequence[str],
+    jobs: int,
+    progress: Optional[Progress],
+    stats: dict[str, Any],
+    stack_outputs: Optional[dict[str, dict[str, Any]]] = None,
+) -> dict[str, Any]:
     """Render `selection` (in chunks over `jobs` processes when there is more than one chunk) into one chunk
     result; every chunk's shared records must be identical."""
     chunks = _chunks(selection, jobs)
     if len(chunks) == 1 or jobs <= 1 or len(selection) < PARALLEL_FROM:
-        chunks = [selection[i:i + CHUNK] for i in range(0, len(selection), CHUNK)] or [[]]
-        parts = [_render_chunk(project_dir, stack, tenants_file, chunk, order, progress, stack_outputs)
-                 for chunk in chunks]
+        chunks = [selection[i : i + CHUNK] for i in range(0, len(selection), CHUNK)] or [[]]
+        parts = [
+            _render_chunk(project_dir, stack, tenants_file, chunk, order, progress, stack_outputs) for chunk in chunks
+        ]
     else:
         # spawn, not fork: the parent may hold a half-used Pulumi runtime, threads and gRPC state.
         context = multiprocessing.get_context("spawn")
@@ -156,10 +175,15 @@ def _render_selection(project_dir: Path, stack: str, tenants_file: Optional[Path
         if listener is not None:
             listener.start()
         try:
-            with context.Pool(min(jobs, len(chunks)), maxtasksperchild=1, initializer=_report_to,
-                              initargs=(reports,)) as pool:
-                pending = [pool.apply_async(_render_chunk, (project_dir, stack, tenants_file, chunk, order, None,
-                                                            stack_outputs)) for chunk in chunks]
+            with context.Pool(
+                min(jobs, len(chunks)), maxtasksperchild=1, initializer=_report_to, initargs=(reports,)
+            ) as pool:
+                pending = [
+                    pool.apply_async(
+                        _render_chunk, (project_dir, stack, tenants_file, chunk, order, None, stack_outputs)
+                    )
+                    for chunk in chunks
+                ]
                 parts = [job.get() for job in pending]
                 pool.close()
                 pool.join()
@@ -219,23 +243,37 @@ class Rendering:
     def same_as(self, other: "Rendering", name: str) -> bool:
         """Tenant `name` has the very same records in both renders, known without reading them: both found it under
         one key (program, settings, merged spec) beside the same shared records, i.e. in one cache entry."""
-        return self.cache is not None and self.cache is other.cache and self.platform == other.platform \
-            and name in self.keys and self.keys[name] == other.keys.get(name)
+        return (
+            self.cache is not None
+            and self.cache is other.cache
+            and self.platform == other.platform
+            and name in self.keys
+            and self.keys[name] == other.keys.get(name)
+        )
 
     def result(self) -> SynthResult:
         """The render as `synth.run` gives it: the shared records, then each tenant's in catalogue order."""
         resources = list(self.shared)
         for name in self.order:
             resources.extend(self.records(name))
-        return SynthResult(stack=self.stack, resources=resources, outputs=self.outputs,
-                           generated_secrets=self.generated_secrets)
+        return SynthResult(
+            stack=self.stack, resources=resources, outputs=self.outputs, generated_secrets=self.generated_secrets
+        )
 
 
-def rendering(project_dir: Path, stack: str, tenants_file: Optional[Path], specs: Sequence[tuple[Any, Any]],
-              stack_settings: Any, cache_dir: Optional[Path] = None, jobs: int = 1,
-              progress: Optional[Progress] = None, stats: Optional[dict[str, Any]] = None,
-              stack_outputs: Optional[dict[str, dict[str, Any]]] = None,
-              shared_specs: Optional[Sequence[tuple[Any, Any]]] = None) -> Rendering:
+def rendering(
+    project_dir: Path,
+    stack: str,
+    tenants_file: Optional[Path],
+    specs: Sequence[tuple[Any, Any]],
+    stack_settings: Any,
+    cache_dir: Optional[Path] = None,
+    jobs: int = 1,
+    progress: Optional[Progress] = None,
+    stats: Optional[dict[str, Any]] = None,
+    stack_outputs: Optional[dict[str, dict[str, Any]]] = None,
+    shared_specs: Optional[Sequence[tuple[Any, Any]]] = None,
+) -> Rendering:
     """A validated stack rendered with `cache_dir`'s renderings (None: no cache), the rest over `jobs` processes.
     `specs`: the tenants the stack holds (`inputs.load_inputs`'s, or a sharded environment's stack's share of
     them); `shared_specs`: the tenants its shared records render from (default `specs`; every tenant of the
@@ -253,19 +291,26 @@ def rendering(project_dir: Path, stack: str, tenants_file: Optional[Path], specs
         code = render_cache.code_fingerprint(project_dir)
         settings_fp = render_cache.settings_fingerprint(project_dir, stack, stack_settings, stack_outputs)
         keys = {spec.name: render_cache.tenant_key(code, settings_fp, spec, names) for spec, names in specs}
-        shared_id = render_cache.shared_key(code, settings_fp, (
-            keys[spec.name] if spec.name in keys else render_cache.tenant_key(code, settings_fp, spec, names)
-            for spec, names in (specs if shared_specs is None else shared_specs)))
+        shared_id = render_cache.shared_key(
+            code,
+            settings_fp,
+            (
+                keys[spec.name] if spec.name in keys else render_cache.tenant_key(code, settings_fp, spec, names)
+                for spec, names in (specs if shared_specs is None else shared_specs)
+            ),
+        )
         shared_entry = cache.get(shared_id)
 
     def cached(platform: str, names: Sequence[str]) -> dict[str, dict[str, Any]]:
         """tenant -> the head of its rendering beside `platform`, for the tenants of `names` the cache holds."""
-        return {name: head for name in names if cache is not None
-                and (head := cache.head(keys[name], platform)) is not None}
+        return {
+            name: head for name in names if cache is not None and (head := cache.head(keys[name], platform)) is not None
+        }
 
     def render_fresh(names: list[str]) -> dict[str, Any]:
-        rendered = _render_selection(project_dir, stack, tenants_file, names, order, jobs, progress, stats,
-                                     stack_outputs)
+        rendered = _render_selection(
+            project_dir, stack, tenants_file, names, order, jobs, progress, stats, stack_outputs
+        )
         stats["rendered"] += len(rendered["tenants"])
         return rendered
 
@@ -293,7 +338,7 @@ def rendering(project_dir: Path, stack: str, tenants_file: Optional[Path], specs
             rendered["tenants"].update(more["tenants"])
             rendered["generated_secrets"].extend(more["generated_secrets"])
         if shared_entry is None and progress is not None:
-            for name, head in heads.items():
+            for head in heads.values():
                 progress.cached(head["count"])
         shared_entry = {"platform": platform, "records": rendered["shared"], "outputs": rendered["outputs"]}
         generated = rendered["generated_secrets"]
@@ -312,24 +357,53 @@ def rendering(project_dir: Path, stack: str, tenants_file: Optional[Path], specs
             raise MergeRefused("two renders of one stack disagree on the shared records")
         if cache is not None:
             for name, records in again["tenants"].items():
-                cache.put(keys[name], {"platform": shared_entry["platform"], "records": records},
-                          beside_platform=True)
+                cache.put(keys[name], {"platform": shared_entry["platform"], "records": records}, beside_platform=True)
         return again["tenants"]
 
     counts = {name: len(fresh[name]) if name in fresh else heads[name]["count"] for name in order}
-    return Rendering(stack, order, shared_entry["platform"], shared_entry["records"], shared_entry["outputs"], keys,
-                     generated, fresh, cache, counts, render_again)
+    return Rendering(
+        stack,
+        order,
+        shared_entry["platform"],
+        shared_entry["records"],
+        shared_entry["outputs"],
+        keys,
+        generated,
+        fresh,
+        cache,
+        counts,
+        render_again,
+    )
 
 
-def render(project_dir: Path, stack: str, tenants_file: Optional[Path], specs: Sequence[tuple[Any, Any]],
-           stack_settings: Any, cache_dir: Optional[Path] = None, jobs: int = 1,
-           progress: Optional[Progress] = None, stats: Optional[dict[str, Any]] = None,
-           stack_outputs: Optional[dict[str, dict[str, Any]]] = None,
-           shared_specs: Optional[Sequence[tuple[Any, Any]]] = None) -> SynthResult:
+def render(
+    project_dir: Path,
+    stack: str,
+    tenants_file: Optional[Path],
+    specs: Sequence[tuple[Any, Any]],
+    stack_settings: Any,
+    cache_dir: Optional[Path] = None,
+    jobs: int = 1,
+    progress: Optional[Progress] = None,
+    stats: Optional[dict[str, Any]] = None,
+    stack_outputs: Optional[dict[str, dict[str, Any]]] = None,
+    shared_specs: Optional[Sequence[tuple[Any, Any]]] = None,
+) -> SynthResult:
     """`synth.run` of a validated stack (`rendering`'s arguments), reusing `cache_dir`'s renderings (None: no
     cache) and rendering the rest over `jobs` processes. `stats` receives what was rendered."""
-    return rendering(project_dir, stack, tenants_file, specs, stack_settings, cache_dir, jobs, progress,
-                     stats, stack_outputs, shared_specs).result()
+    return rendering(
+        project_dir,
+        stack,
+        tenants_file,
+        specs,
+        stack_settings,
+        cache_dir,
+        jobs,
+        progress,
+        stats,
+        stack_outputs,
+        shared_specs,
+    ).result()
 
 
 def default_jobs() -> int:

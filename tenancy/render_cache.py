@@ -72,38 +72,63 @@ def code_fingerprint(project_dir: Path) -> str:
     import components
 
     files = set()  # (folder, relative path, digest): a copy identical to the running package hashes as it alone
-    for folder in {(project_dir / "components").resolve(), Path(components.__file__).resolve().parent,
-                   Path(__file__).resolve().parent}:
+    for folder in {
+        (project_dir / "components").resolve(),
+        Path(components.__file__).resolve().parent,
+        Path(__file__).resolve().parent,
+    }:
         for path in folder.rglob("*.py"):
             if "__pycache__" not in path.parts:
-                files.add((folder.name, path.relative_to(folder).as_posix(), hashlib.sha256(path.read_bytes()).hexdigest()))
-    parts = [FORMAT, sys.version, *(f"{p}=={_version(p)}" for p in PACKAGES),
-             *(f"{f}/{n}:{d}" for f, n, d in sorted(files))]
+                files.add(
+                    (folder.name, path.relative_to(folder).as_posix(), hashlib.sha256(path.read_bytes()).hexdigest())
+                )
+    parts = [
+        FORMAT,
+        sys.version,
+        *(f"{p}=={_version(p)}" for p in PACKAGES),
+        *(f"{f}/{n}:{d}" for f, n, d in sorted(files)),
+    ]
     for path in (project_dir / "__main__.py", project_dir / "Pulumi.yaml"):
         if path.exists():
             parts += [path.name, hashlib.sha256(path.read_bytes()).hexdigest()]
     return _sha(*parts)
 
 
-def settings_fingerprint(project_dir: Path, stack: str, stack_settings: settings_module.StackSettings,
-                         platform_outputs: Optional[dict[str, Any]] = None) -> str:
+def settings_fingerprint(
+    project_dir: Path,
+    stack: str,
+    stack_settings: settings_module.StackSettings,
+    platform_outputs: Optional[dict[str, Any]] = None,
+) -> str:
     """Hash of what the program reads about the stack: its name, its environment's config map, its own (a shard
     stack's file may exist without settings), the PEM files the settings name and, for a shard stack, the platform
     stack's outputs its StackReference reads (`platform_outputs`)."""
     config, secret_keys = settings_module.read_stack_file(project_dir, stack_settings.environment)
     config.pop(f"{settings_module.NAMESPACE}:catalogue", None)
-    own, own_secret_keys = settings_module.shard_config(project_dir, stack) \
-        if sharding.is_shard_stack(stack) else ({}, frozenset())
+    own, own_secret_keys = (
+        settings_module.shard_config(project_dir, stack) if sharding.is_shard_stack(stack) else ({}, frozenset())
+    )
     pems = settings_module.read_pems(project_dir, stack_settings)
-    return _sha(stack, json.dumps(config, sort_keys=True), json.dumps(sorted(secret_keys)),
-                json.dumps(own, sort_keys=True), json.dumps(sorted(own_secret_keys)), json.dumps(pems),
-                json.dumps(platform_outputs, sort_keys=True, default=str))
+    return _sha(
+        stack,
+        json.dumps(config, sort_keys=True),
+        json.dumps(sorted(secret_keys)),
+        json.dumps(own, sort_keys=True),
+        json.dumps(sorted(own_secret_keys)),
+        json.dumps(pems),
+        json.dumps(platform_outputs, sort_keys=True, default=str),
+    )
 
 
 def tenant_key(code: str, settings_fp: str, spec: Any, names: Any) -> str:
     """Key of one tenant's rendering: program, settings, merged spec and derived names."""
-    return _sha("tenant", code, settings_fp, spec.model_dump_json(),
-                json.dumps(dataclasses.asdict(names), sort_keys=True, default=str))
+    return _sha(
+        "tenant",
+        code,
+        settings_fp,
+        spec.model_dump_json(),
+        json.dumps(dataclasses.asdict(names), sort_keys=True, default=str),
+    )
 
 
 def shared_key(code: str, settings_fp: str, tenant_keys: Iterable[str]) -> str:
@@ -145,8 +170,9 @@ class RenderCache:
     def platforms(self, key: str) -> list[str]:
         """The platform hashes a tenant's key is stored beside (any readable or not)."""
         try:
-            return sorted(name[:-len(".json")] for name in os.listdir(self.directory / key[:2] / key)
-                          if name.endswith(".json"))
+            return sorted(
+                name[: -len(".json")] for name in os.listdir(self.directory / key[:2] / key) if name.endswith(".json")
+            )
         except OSError:
             return []
 
@@ -167,8 +193,9 @@ class RenderCache:
 
     @staticmethod
     def _matches(head: Any, key: str, platform: Optional[str]) -> bool:
-        return isinstance(head, dict) and head.get("key") == key \
-            and (platform is None or head.get("platform") == platform)
+        return (
+            isinstance(head, dict) and head.get("key") == key and (platform is None or head.get("platform") == platform)
+        )
 
     def get(self, key: str, platform: Optional[str] = None) -> Optional[dict[str, Any]]:
         """The whole entry, head and body, or None when there is no readable entry."""
@@ -180,8 +207,12 @@ class RenderCache:
             head, body = json.loads(head_line), json.loads(body_line)
         except (OSError, ValueError):
             return None
-        if not self._matches(head, key, platform) or not isinstance(body, dict) \
-                or not isinstance(body.get("records"), list) or len(body["records"]) != head.get("count"):
+        if (
+            not self._matches(head, key, platform)
+            or not isinstance(body, dict)
+            or not isinstance(body.get("records"), list)
+            or len(body["records"]) != head.get("count")
+        ):
             return None
         self._heads[path] = head
         self._read[path] = {**body, **head}

@@ -21,11 +21,13 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 
 def git_show(project_dir: Path, rev: str, relative: str) -> str:
     """A file of the project at `rev`; InvalidInput naming the file when git cannot give it."""
-    shown = subprocess.run(["git", "-C", str(project_dir), "show", f"{rev}:./{relative}"],
-                           capture_output=True, text=True)
+    shown = subprocess.run(
+        ["git", "-C", str(project_dir), "show", f"{rev}:./{relative}"], capture_output=True, text=True
+    )
     if shown.returncode != 0:
-        raise InvalidInput([Problem(relative, "", f"cannot read it at --base {rev}: "
-                                                  f"{shown.stderr.strip() or 'git failed'}")])
+        raise InvalidInput(
+            [Problem(relative, "", f"cannot read it at --base {rev}: {shown.stderr.strip() or 'git failed'}")]
+        )
     return shown.stdout
 
 
@@ -35,8 +37,16 @@ def tracked_files(project_dir: Path) -> list[str]:
     itself, so an untracked new module is still found)."""
     listed = subprocess.run(["git", "-C", str(project_dir), "ls-files", "-z", "--cached"], capture_output=True)
     if listed.returncode != 0:
-        raise InvalidInput([Problem("--base", "", "the project is not in a git repository: "
-                                                  f"{listed.stderr.decode(errors='replace').strip() or 'git failed'}")])
+        raise InvalidInput(
+            [
+                Problem(
+                    "--base",
+                    "",
+                    "the project is not in a git repository: "
+                    f"{listed.stderr.decode(errors='replace').strip() or 'git failed'}",
+                )
+            ]
+        )
     return sorted({name for name in listed.stdout.decode(errors="surrogateescape").split("\0") if name})
 
 

@@ -127,7 +127,11 @@ class SynthMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, Optional[list[tuple[str, str]]]]:
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": MOCK_ACCOUNT, "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/synth", "userId": "SYNTH"}, None
+            return {
+                "accountId": MOCK_ACCOUNT,
+                "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/synth",
+                "userId": "SYNTH",
+            }, None
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, None
         return {}, None
@@ -147,9 +151,17 @@ def _stack_reference(qualified: str, stack_outputs: dict[str, dict[str, Any]]) -
 # access key and IAM unique ids, Vault auth accessors (see the _COMPUTED functions below), and the account of an
 # ARN otherwise derived from known names (`arn:aws:iam::<account>:role/<name>`).
 _KEY_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-8[0-9a-f]{3}-[0-9a-f]{12}"
-_MADE_UP = re.compile("|".join([
-    rf"arn:aws:[a-z0-9-]*:[a-z0-9-]*:{MOCK_ACCOUNT}:[^\s\"',\]}}]*?{_KEY_ID}\b", rf"\b{_KEY_ID}\b",
-    r"\bAKIA[0-9A-F]{16}\b", r"\bAID[0-9A-F]{17}\b", r"\bauth_[0-9a-f]{8}\b"]))
+_MADE_UP = re.compile(
+    "|".join(
+        [
+            rf"arn:aws:[a-z0-9-]*:[a-z0-9-]*:{MOCK_ACCOUNT}:[^\s\"',\]}}]*?{_KEY_ID}\b",
+            rf"\b{_KEY_ID}\b",
+            r"\bAKIA[0-9A-F]{16}\b",
+            r"\bAID[0-9A-F]{17}\b",
+            r"\bauth_[0-9a-f]{8}\b",
+        ]
+    )
+)
 _MOCK_ACCOUNT_IN_ARN = re.compile(rf"(?<=arn:aws:)([a-z0-9-]*:[a-z0-9-]*:){MOCK_ACCOUNT}:")
 KNOWN_AFTER_APPLY = "(known after apply)"
 
@@ -165,29 +177,42 @@ def _arn(service: str, region: str, resource: str) -> str:
 
 def _bucket(name, inputs, region):
     bucket = inputs.get("bucket") or f"{name}-{_digest(name, length=7)}"
-    return bucket, {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}", "region": region,
-                    "bucketDomainName": f"{bucket}.s3.amazonaws.com",
-                    "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com"}
+    return bucket, {
+        "bucket": bucket,
+        "arn": f"arn:aws:s3:::{bucket}",
+        "region": region,
+        "bucketDomainName": f"{bucket}.s3.amazonaws.com",
+        "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com",
+    }
 
 
 def _iam(kind):
     def computed(name, inputs, region):
         iam_name = inputs.get("name") or f"{name}-{_digest(name, length=7)}"
         path = inputs.get("path", "/")
-        return iam_name, {"name": iam_name, "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:{kind}{path}{iam_name}",
-                          "uniqueId": f"AID{_digest(kind, iam_name, length=17).upper()}"}
+        return iam_name, {
+            "name": iam_name,
+            "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:{kind}{path}{iam_name}",
+            "uniqueId": f"AID{_digest(kind, iam_name, length=17).upper()}",
+        }
+
     return computed
 
 
 def _access_key(name, inputs, region):
     key_id = f"AKIA{_digest('key', name).upper()}"
-    return key_id, {"user": inputs.get("user"), "status": inputs.get("status", "Active"),
-                    "secret": f"mock-secret-{_digest('secret', name, length=32)}"}
+    return key_id, {
+        "user": inputs.get("user"),
+        "status": inputs.get("status", "Active"),
+        "secret": f"mock-secret-{_digest('secret', name, length=32)}",
+    }
 
 
 def _kms_key(name, inputs, region):
-    key_id = f"{_digest('kms', name, length=8)}-{_digest('kms2', name, length=4)}-4{_digest('k3', name, length=3)}-" \
-             f"8{_digest('k4', name, length=3)}-{_digest('k5', name, length=12)}"
+    key_id = (
+        f"{_digest('kms', name, length=8)}-{_digest('kms2', name, length=4)}-4{_digest('k3', name, length=3)}-"
+        f"8{_digest('k4', name, length=3)}-{_digest('k5', name, length=12)}"
+    )
     return key_id, {"keyId": key_id, "arn": _arn("kms", region, f"key/{key_id}")}
 
 
@@ -274,8 +299,13 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         if self.progress is not None:
             self.progress.registered(record)
         resource_args = pulumi.runtime.MockResourceArgs(
-            typ=request.type, name=request.name, inputs=_unwrap(wire_inputs), provider=request.provider,
-            resource_id=request.importId, custom=request.custom or False)
+            typ=request.type,
+            name=request.name,
+            inputs=_unwrap(wire_inputs),
+            provider=request.provider,
+            resource_id=request.importId,
+            custom=request.custom or False,
+        )
         id_, state = self.mocks.new_resource(resource_args)
         # Inputs go back in their wire form, so a secret input stays secret as an output, as with the engine;
         # only computed outputs are added. This skips the SDK's deserialise/serialise round trip per resource.
@@ -311,8 +341,16 @@ class Progress:
     `interval` seconds elsewhere (CI logs keep every line, so a redrawn bar would flood them).
     """
 
-    def __init__(self, label: str, tenants: int, stream: Optional[TextIO] = None, delay: float = 2.0,
-                 interval: float = 5.0, clock: Callable[[], float] = time.monotonic, width: int = 30):
+    def __init__(
+        self,
+        label: str,
+        tenants: int,
+        stream: Optional[TextIO] = None,
+        delay: float = 2.0,
+        interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        width: int = 30,
+    ):
         self.label, self.tenants, self.width = label, tenants, width
         self.stream = stream if stream is not None else sys.stderr
         self.delay, self.interval, self.clock = delay, interval, clock
@@ -390,8 +428,12 @@ class SynthResult:
         """(relative path, manifest) for every Kubernetes object, as `manifests/<ns|_cluster>/<kind>-<name>.yaml`."""
         found = []
         for record in self.resources:
-            if not record["custom"] or not record["type"].startswith("kubernetes:") \
-                    or record["type"].startswith("kubernetes:helm") or "apiVersion" not in record["inputs"]:
+            if (
+                not record["custom"]
+                or not record["type"].startswith("kubernetes:")
+                or record["type"].startswith("kubernetes:helm")
+                or "apiVersion" not in record["inputs"]
+            ):
                 continue
             manifest = _ordered_manifest(record["inputs"])
             meta = manifest.get("metadata") or {}
@@ -424,8 +466,13 @@ def fewer_collections() -> Iterator[None]:
         gc.set_threshold(*before)
 
 
-def run(project_dir: Path, stack: str, tenants_file: Optional[Path] = None,
-        progress: Optional[Progress] = None, stack_outputs: Optional[dict[str, dict[str, Any]]] = None) -> SynthResult:
+def run(
+    project_dir: Path,
+    stack: str,
+    tenants_file: Optional[Path] = None,
+    progress: Optional[Progress] = None,
+    stack_outputs: Optional[dict[str, dict[str, Any]]] = None,
+) -> SynthResult:
     """Run the program in `project_dir` for `stack` under mocks; the caller validates inputs first.
 
     `stack_outputs` answers the program's StackReferences (a shard stack needs its platform stack's outputs).
@@ -434,8 +481,11 @@ def run(project_dir: Path, stack: str, tenants_file: Optional[Path] = None,
 
     # What Pulumi hands the program: the stack's own file (a shard stack may have none; the program reads its
     # environment's settings and refuses any in the shard's).
-    config, secret_keys = ({}, frozenset()) if is_shard_stack(stack) and not (project_dir / f"Pulumi.{stack}.yaml").exists() \
+    config, secret_keys = (
+        ({}, frozenset())
+        if is_shard_stack(stack) and not (project_dir / f"Pulumi.{stack}.yaml").exists()
         else stack_settings_module.read_stack_file(project_dir, stack)
+    )
     if tenants_file is not None:
         config["tenancy:catalogue"] = str(tenants_file.resolve())
     mocks = SynthMocks(stack_outputs)
@@ -451,8 +501,9 @@ def run(project_dir: Path, stack: str, tenants_file: Optional[Path] = None,
             outputs = _resolve_outputs(runtime_settings.get_root_resource())
     finally:
         sys.path.remove(str(project_dir))
-    return SynthResult(stack=stack, resources=monitor.ordered_records(), outputs=outputs,
-                       generated_secrets=monitor.generated_secrets)
+    return SynthResult(
+        stack=stack, resources=monitor.ordered_records(), outputs=outputs, generated_secrets=monitor.generated_secrets
+    )
 
 
 def _run_program(program: str, monitor: RecordingMonitor) -> None:
@@ -507,15 +558,17 @@ def tenant_summary(result: SynthResult, lifecycles: Optional[dict[str, str]] = N
         buckets = [r for r in owned if r["type"] == "aws:s3/bucket:Bucket"]
         kv = sum(r["type"] == "vault:kv/secretV2:SecretV2" for r in owned)
         delivered = sum(r["type"].endswith(":ExternalSecret") for r in owned)
-        rows.append({
-            "tenant": name,
-            "lifecycle": (lifecycles or {}).get(name, "-"),
-            "namespace": namespaces[0]["inputs"]["metadata"]["name"] if namespaces else "-",
-            "region": buckets[0]["provider"].rsplit("::", 1)[-1].removeprefix("aws-") if buckets else "-",
-            "bucket": buckets[0]["inputs"].get("bucket", "-") if buckets else "-",
-            "kv/eso": f"{kv}/{delivered}",
-            "resources": len(owned),
-        })
+        rows.append(
+            {
+                "tenant": name,
+                "lifecycle": (lifecycles or {}).get(name, "-"),
+                "namespace": namespaces[0]["inputs"]["metadata"]["name"] if namespaces else "-",
+                "region": buckets[0]["provider"].rsplit("::", 1)[-1].removeprefix("aws-") if buckets else "-",
+                "bucket": buckets[0]["inputs"].get("bucket", "-") if buckets else "-",
+                "kv/eso": f"{kv}/{delivered}",
+                "resources": len(owned),
+            }
+        )
     return rows
 
 
@@ -534,10 +587,22 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     lines = ["  ".join(h.upper().ljust(widths[h]) for h in headers).rstrip()]
     lines += ["  ".join(str(r[h]).ljust(widths[h]) for h in headers).rstrip() for r in rows]
     if max(map(len, lines)) > WIDTH:
-        lines = [line for r in rows for line in textwrap.wrap(
-            "  ".join([str(r[headers[0]])] + [f"{h}={r[h]}" for h in headers[1:]]), WIDTH, subsequent_indent="    ",
-            break_on_hyphens=False)]
+        lines = [
+            line
+            for r in rows
+            for line in textwrap.wrap(
+                "  ".join([str(r[headers[0]])] + [f"{h}={r[h]}" for h in headers[1:]]),
+                WIDTH,
+                subsequent_indent="    ",
+                break_on_hyphens=False,
+            )
+        ]
     key_width = max(len(h) for h in headers)
-    lines += [""] + [line for h in headers for line in textwrap.wrap(
-        f"  {h.upper().ljust(key_width)}  {SUMMARY_COLUMNS[h]}", WIDTH, subsequent_indent=" " * (key_width + 4))]
+    lines += [""] + [
+        line
+        for h in headers
+        for line in textwrap.wrap(
+            f"  {h.upper().ljust(key_width)}  {SUMMARY_COLUMNS[h]}", WIDTH, subsequent_indent=" " * (key_width + 4)
+        )
+    ]
     return "\n".join(lines)

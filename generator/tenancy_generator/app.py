@@ -20,8 +20,18 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from .params import (GENERATED, Answerable, BadRequest, Incomplete, LabelFilter, answerable, generate,
-                     json_depth_exceeds, named, parse_request)
+from .params import (
+    GENERATED,
+    Answerable,
+    BadRequest,
+    Incomplete,
+    LabelFilter,
+    answerable,
+    generate,
+    json_depth_exceeds,
+    named,
+    parse_request,
+)
 from .registry import Registry, RegistryUnavailable, Snapshots
 
 PLUGIN_PATH = "/api/v1/getparams.execute"
@@ -30,8 +40,14 @@ MAX_BODY_BYTES = 64 * 1024
 # would recurse on it (a RecursionError, i.e. a 500) long before the body cap stops it.
 MAX_JSON_DEPTH = 32
 # Every reason the service refuses to answer; the label set of generator_refusals_total is fixed.
-REFUSAL_REASONS = ("registry_unavailable", "undecodable_row", "expected_unreadable", "duplicate_tenant",
-                   "missing_tenant", "empty")
+REFUSAL_REASONS = (
+    "registry_unavailable",
+    "undecodable_row",
+    "expected_unreadable",
+    "duplicate_tenant",
+    "missing_tenant",
+    "empty",
+)
 log = logging.getLogger("tenancy_generator")
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -40,8 +56,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 def escape_control(text: str) -> str:
     """Control characters (newlines included) as visible escapes: one log record stays one line, and
     nothing a caller or a registry row sends can forge a log line or drive a terminal."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
-                        text)
+    return _CONTROL.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
+    )
 
 
 class EscapingFormatter(logging.Formatter):
@@ -166,7 +183,8 @@ class ExpectedTenants:
         if stamp != self._stamp:
             expected = json.loads(self._path.read_bytes())
             if not isinstance(expected, dict) or not all(
-                    isinstance(k, str) and k and v in GENERATED for k, v in expected.items()):
+                isinstance(k, str) and k and v in GENERATED for k, v in expected.items()
+            ):
                 raise ValueError("expected tenants file is not a JSON object of tenant id to active or suspended")
             self._expected, self._stamp = expected, stamp
         return self._expected
@@ -184,24 +202,42 @@ class Metrics:
     def __init__(self) -> None:
         # A registry per app keeps two apps in one process (tests) from colliding on metric names.
         self.registry = CollectorRegistry()
-        self.requests = Counter("generator_requests_total", "HTTP requests by path and status code.",
-                                ["path", "status"], registry=self.registry)
-        self.latency = Histogram("generator_request_duration_seconds", "HTTP request latency by path.",
-                                 ["path"], registry=self.registry,
-                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
-        self.parameters = Counter("generator_parameter_sets_returned_total",
-                                  "Tenant parameter maps returned to Argo CD.", registry=self.registry)
-        self.registry_rows = Gauge("generator_registry_rows", "Rows read from the registry at the last refresh.",
-                                   registry=self.registry)
-        self.backend_errors = Counter("generator_backend_errors_total", "Failed registry reads.",
-                                      registry=self.registry)
+        self.requests = Counter(
+            "generator_requests_total",
+            "HTTP requests by path and status code.",
+            ["path", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "generator_request_duration_seconds",
+            "HTTP request latency by path.",
+            ["path"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.parameters = Counter(
+            "generator_parameter_sets_returned_total",
+            "Tenant parameter maps returned to Argo CD.",
+            registry=self.registry,
+        )
+        self.registry_rows = Gauge(
+            "generator_registry_rows", "Rows read from the registry at the last refresh.", registry=self.registry
+        )
+        self.backend_errors = Counter(
+            "generator_backend_errors_total", "Failed registry reads.", registry=self.registry
+        )
         self.unexpected_rows = Gauge(
             "generator_unexpected_rows",
             "Active or suspended registry rows of tenants tenancy does not expect (left out of every answer), "
-            "at the last check.", registry=self.registry)
-        self.refusals = Counter("generator_refusals_total",
-                                "Plugin requests refused (non-2xx) rather than answered without a tenant, by reason.",
-                                ["reason"], registry=self.registry)
+            "at the last check.",
+            registry=self.registry,
+        )
+        self.refusals = Counter(
+            "generator_refusals_total",
+            "Plugin requests refused (non-2xx) rather than answered without a tenant, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
         for reason in REFUSAL_REASONS:
             self.refusals.labels(reason)  # every series exists at 0, so an alert can compare against it
 
@@ -301,8 +337,9 @@ class _BodyDeadline:
         except _BodyOverdue:
             if state["started"]:
                 raise
-            await _error(408, f"request body not received within {self.seconds:g} s",
-                         {"Connection": "close"})(scope, receive, send)
+            await _error(408, f"request body not received within {self.seconds:g} s", {"Connection": "close"})(
+                scope, receive, send
+            )
 
 
 def _error(status: int, message: str, headers: Optional[dict[str, str]] = None) -> JSONResponse:
@@ -323,8 +360,14 @@ async def read_capped(request: Request, cap: int) -> Optional[bytes]:
     return bytes(body)
 
 
-def create_app(registry: Snapshots, token: TokenFile, expected: ExpectedTenants, allow_empty: bool = False,
-               metrics: Optional[Metrics] = None, body_timeout: float = Config.body_timeout_seconds) -> FastAPI:
+def create_app(
+    registry: Snapshots,
+    token: TokenFile,
+    expected: ExpectedTenants,
+    allow_empty: bool = False,
+    metrics: Optional[Metrics] = None,
+    body_timeout: float = Config.body_timeout_seconds,
+) -> FastAPI:
     """The service around `registry` (already cached by the caller); `token` guards the plugin endpoint, and
     `expected` lists the tenants every answer must contain and the only ones it may contain."""
     metrics = metrics or Metrics()
@@ -333,8 +376,7 @@ def create_app(registry: Snapshots, token: TokenFile, expected: ExpectedTenants,
     # refreshes, so the check runs once per snapshot rather than once per request. References, not ids: holding
     # them means a new snapshot can never be mistaken for a checked one.
     checked: list[tuple[object, object, Optional[Answerable]]] = [(None, None, None)]
-    app = FastAPI(title="tenancy ApplicationSet plugin generator", docs_url=None, redoc_url=None,
-                  openapi_url=None)
+    app = FastAPI(title="tenancy ApplicationSet plugin generator", docs_url=None, redoc_url=None, openapi_url=None)
     # Starlette answers `/path/` with a redirect to `/path` built from the request's Host header: a caller
     # could make the service point Argo (or a browser) anywhere. Unknown paths are plain 404s instead.
     app.router.redirect_slashes = False
@@ -373,8 +415,11 @@ def create_app(registry: Snapshots, token: TokenFile, expected: ExpectedTenants,
             checked[0] = (rows, wanted, answer)
             metrics.unexpected_rows.set(len(answer.unexpected))
             if answer.unexpected:
-                log.warning("left out %d registry row(s) no tenant expects: %s", len(answer.unexpected),
-                            named(answer.unexpected))
+                log.warning(
+                    "left out %d registry row(s) no tenant expects: %s",
+                    len(answer.unexpected),
+                    named(answer.unexpected),
+                )
         return rows, answer
 
     def unauthorized(request: Request) -> Optional[JSONResponse]:
@@ -439,8 +484,9 @@ def create_app(registry: Snapshots, token: TokenFile, expected: ExpectedTenants,
 
     # Inside the metrics middleware, so a 408 is counted as one.
     app.add_middleware(_BodyDeadline, seconds=body_timeout)
-    app.add_middleware(_MetricsMiddleware, metrics=metrics,
-                       known_paths=frozenset({PLUGIN_PATH, "/healthz", "/readyz", "/metrics"}))
+    app.add_middleware(
+        _MetricsMiddleware, metrics=metrics, known_paths=frozenset({PLUGIN_PATH, "/healthz", "/readyz", "/metrics"})
+    )
     app.state.metrics = metrics
     return app
 
@@ -454,14 +500,32 @@ def build(config: Config, connect: Optional[Callable[[], Any]] = None) -> FastAP
         inner: Registry = MemoryRegistry(config.registry_file)
     else:
         inner = LazyKeyspacesRegistry(
-            connect or (lambda: keyspaces_session(config.region, config.root_cert, config.username, config.password,
-                                                  config.endpoint, config.endpoint_port)),
-            config.keyspace, config.table, config.fetch_size)
+            connect
+            or (
+                lambda: keyspaces_session(
+                    config.region,
+                    config.root_cert,
+                    config.username,
+                    config.password,
+                    config.endpoint,
+                    config.endpoint_port,
+                )
+            ),
+            config.keyspace,
+            config.table,
+            config.fetch_size,
+        )
     if config.expected_tenants_file is None:
         raise ValueError("expected_tenants_file is required: without it an emptied table could not be told apart")
     cached = CachedRegistry(inner, config.cache_ttl_seconds, on_refresh=metrics.registry_rows.set)
-    return create_app(cached, TokenFile(config.token_file), ExpectedTenants(config.expected_tenants_file),
-                      config.allow_empty, metrics, config.body_timeout_seconds)
+    return create_app(
+        cached,
+        TokenFile(config.token_file),
+        ExpectedTenants(config.expected_tenants_file),
+        config.allow_empty,
+        metrics,
+        config.body_timeout_seconds,
+    )
 
 
 def _head_deadline_protocol() -> type:
@@ -523,7 +587,15 @@ def main() -> None:
     protocol = functools.partial(_head_deadline_protocol(), header_timeout=config.header_timeout_seconds)
     # An idle kept-alive connection is closed by the head deadline too; uvicorn's own keep-alive timer is set to
     # the same value so neither outlives the other. Heads are capped at h11's default 16 KiB, stated here.
-    uvicorn.run(build(config), host=config.host, port=config.port, access_log=False, server_header=False,
-                proxy_headers=False, log_config=None, http=protocol,
-                timeout_keep_alive=max(1, round(config.header_timeout_seconds)),
-                h11_max_incomplete_event_size=16 * 1024)
+    uvicorn.run(
+        build(config),
+        host=config.host,
+        port=config.port,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        log_config=None,
+        http=protocol,
+        timeout_keep_alive=max(1, round(config.header_timeout_seconds)),
+        h11_max_incomplete_event_size=16 * 1024,
+    )

@@ -101,8 +101,14 @@ class KeyspacesRegistry:
         return decode(raw, TenantRow.from_values)
 
 
-def keyspaces_session(region: str, root_cert: Optional[str], username: Optional[str],
-                     password: Optional[str], endpoint: Optional[str] = None, port: int = 9142) -> Any:
+def keyspaces_session(
+    region: str,
+    root_cert: Optional[str],
+    username: Optional[str],
+    password: Optional[str],
+    endpoint: Optional[str] = None,
+    port: int = 9142,
+) -> Any:
     """A driver session to Amazon Keyspaces in `region` over TLS (port 9142), or to `endpoint`:`port`.
 
     Service-specific credentials when a username is given, otherwise SigV4 with the default AWS credential
@@ -128,13 +134,20 @@ def keyspaces_session(region: str, root_cert: Optional[str], username: Optional[
         # The constructor already resolves the contact point, so a DNS failure surfaces here.
         # The driver dials the resolved IP and would check the certificate against it; Keyspaces' certificate
         # names only the endpoint, so the name to verify is given explicitly (as the registry provider does).
-        cluster = Cluster([host], port=port, ssl_context=context, ssl_options={"server_hostname": host},
-                          auth_provider=auth, load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=region),
-                          # A node marked down is retried every second, for ever: the driver's default
-                          # (ExponentialReconnectionPolicy, 1 s doubling up to 10 min) kept every answer refused
-                          # for 20-30 s after the registry was back (tests/e2e/test_registry_cassandra.py).
-                          reconnection_policy=ConstantReconnectionPolicy(delay=1.0, max_attempts=None),
-                          protocol_version=4, connect_timeout=10)
+        cluster = Cluster(
+            [host],
+            port=port,
+            ssl_context=context,
+            ssl_options={"server_hostname": host},
+            auth_provider=auth,
+            load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=region),
+            # A node marked down is retried every second, for ever: the driver's default
+            # (ExponentialReconnectionPolicy, 1 s doubling up to 10 min) kept every answer refused
+            # for 20-30 s after the registry was back (tests/e2e/test_registry_cassandra.py).
+            reconnection_policy=ConstantReconnectionPolicy(delay=1.0, max_attempts=None),
+            protocol_version=4,
+            connect_timeout=10,
+        )
         return cluster.connect()
     except Exception as exc:
         if cluster is not None:
@@ -165,8 +178,13 @@ class CachedRegistry:
     Neither are rows the service refused to answer with (`refused`): the next caller reads again, so a fixed
     row is answered at once rather than after the TTL."""
 
-    def __init__(self, inner: Registry, ttl: float, clock: Callable[[], float] = time.monotonic,
-                 on_refresh: Optional[Callable[[int], None]] = None):
+    def __init__(
+        self,
+        inner: Registry,
+        ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+        on_refresh: Optional[Callable[[int], None]] = None,
+    ):
         self._inner, self._ttl, self._clock = inner, ttl, clock
         self._on_refresh = on_refresh
         self._rows: Optional[list[TenantRow]] = None
