@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STACK  ?= dev
 OUT    ?= out/$(STACK)
 
-.PHONY: synth validate test e2e crds engines-cache engines schema bench clean clean-engines
+.PHONY: synth validate test e2e e2e-engine crds engines-cache engines schema bench bench-engine clean clean-engines
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,12 +50,20 @@ engines: crds
 e2e: $(VENV)/.dev engines
 	$(BIN)/python -m pytest -q tests/e2e
 
+# Only the Pulumi engine's module (`pulumi up`/preview/refresh/destroy of every stack through the real CLI).
+e2e-engine: $(VENV)/.dev engines
+	$(BIN)/python -m pytest -q -m pulumi_engine tests/e2e
+
 schema: $(VENV)/.runtime
 	$(BIN)/python -m tenancy schema
 
 bench: $(VENV)/.dev
 	$(BIN)/python bench/targets.py
 	$(BIN)/python bench/synth_scale.py
+
+# The real engine's wall time and peak memory for up/preview/destroy (needs the e2e engines).
+bench-engine: $(VENV)/.dev engines
+	$(BIN)/python bench/engine.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis

@@ -11,14 +11,15 @@ AWS, Vault and Amazon Keyspaces).
 The issue's scenario, in order, each step observed in the engines themselves:
 1. `up` from an empty stack creates what the stack declares (tenant namespaces in the cluster, Vault policies,
    buckets in moto, the registry keyspace and rows in Cassandra); then `preview` plans no change and `refresh`
-   finds no drift (`expect_no_changes`: the CLI fails otherwise, pulumi/pkg/v3 `backend/display` "no changes").
+   finds no drift (`expect_no_changes`: otherwise the CLI fails, pulumi/pulumi pkg/v3 backend/backenderr/backenderr.go
+   "no changes were expected but changes were proposed").
 2. No secret value (generated passwords, the IAM secret key's copy in Vault, the generator token, the configured
    registry password) is in the exported checkpoint in plain text or base64.
 3. Offboarding (`lifecycle: offboarded` in the copy's catalogue, then `up`): the tenant's access objects go, its
    bucket and namespace stay, its registry row says `offboarded`; where the stack protects data, the generated
    Vault values (retainOnDelete) stay in OpenBao although the program no longer declares them.
-4. `destroy`: where the stack protects data, the engine refuses (pulumi/pkg/v3 `resource/deploy/step_generator.go`:
-   "resource ... cannot be deleted because it is protected") and every protected resource stays in state and in
+4. `destroy`: where the stack protects data, the engine refuses (pulumi/pulumi pkg/v3 `resource/deploy/step.go`:
+   `deleteProtectedError`, "... cannot be deleted because it is protected") and every protected resource stays in state and in
    the engines; elsewhere nothing the stack made is left in any engine (namespaces, Vault policies and mounts,
    buckets and IAM users, the Cassandra keyspace).
 """
@@ -27,76 +28,20 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from components import catalogue, naming, settings
+from components import naming
 from components.naming import TenantNames
-from tests.e2e import eso
-from tests.e2e.cassandra import Cassandra, cassandra  # noqa: F401 - the module-scoped Cassandra fixture
-from tests.e2e.kube import PROJECT, Cluster
-from tests.e2e.moto_server import Moto, moto_server
-from tests.e2e.pulumi_engine import EngineFailed, EngineStack, PulumiHome, engine_home
-from tests.e2e import standin
+from tests.e2e.cassandra import cassandra  # noqa: F401 - the module-scoped Cassandra fixture
+from tests.e2e.engine_world import STACKS, World, engine_world, grant_registry_role
+from tests.e2e.pulumi_engine import EngineFailed, engine_home
 
 pytestmark = pytest.mark.pulumi_engine
 
-STACKS = ("dev", "staging", "prod")
-KUBE_CONTEXT = "e2e"
 # The tenant offboarded in step 3: in every stack, with a MiniCluster (generated Vault values).
 OFFBOARDED = "research"
-
-
-@dataclass
-class World:
-    stack: str
-    folder: Path
-    project: Path
-    cluster: Cluster
-    bao: eso.OpenBao
-    moto: Moto
-    cassandra: Cassandra
-    engine: EngineStack
-    settings: settings.StackSettings
-
-    def tenants(self) -> dict[str, TenantNames]:
-        """The stack's tenants in the copy's catalogue, by name."""
-        cat = catalogue.load(self.project / "tenants.yaml", stacks=STACKS)
-        return {spec.name: names for spec, names in cat.for_stack(self.settings)}
-
-    def lifecycle(self, tenant: str, value: str) -> None:
-        path = self.project / "tenants.yaml"
-        doc = yaml.safe_load(path.read_text())
-        (entry,) = [t for t in doc["tenants"] if t["name"] == tenant]
-        entry["lifecycle"] = value
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
-
-
-def _e2e_settings(cassandra: Cassandra):
-    def change(config: dict[str, Any]) -> None:
-        config["tenancy:kubernetes"]["context"] = KUBE_CONTEXT
-        registry = config["tenancy:registry"]
-        registry.update({"auth": "service-specific", "username": cassandra.username,
-                         "endpoint": {"host": cassandra.host, "port": cassandra.port,
-                                      "caCertFile": "e2e-certs/cassandra-ca.pem"}})
-    return change
-
-
-def _platform_prerequisites(cluster: Cluster, bao: eso.OpenBao, stack_settings: settings.StackSettings) -> None:
-    """What the platform team provides before tenancy's first `up`: the Argo CD namespace (Argo CD installs into
-    it), and in stacks that adopt them (`create: false`) the kv-v2 mount and the Kubernetes auth backend."""
-    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": stack_settings.argocd.namespace}})
-    vault = stack_settings.vault
-    if not vault.kv_mount.create:
-        bao.client.sys.enable_secrets_engine("kv", path=vault.kv_mount.path, options={"version": "2"})
-    if not vault.kubernetes_auth.create:
-        bao.client.sys.enable_auth_method("kubernetes", path=vault.kubernetes_auth.path)
-        bao.client.write(f"auth/{vault.kubernetes_auth.path}/config", kubernetes_host=cluster.url,
-                         kubernetes_ca_cert=cluster.ca_file.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -106,34 +51,16 @@ def home(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def registry_role(cassandra):  # noqa: F811 - the fixture imported above
-    """The registry's service-specific credential may manage rows of any keyspace the stacks create, as the
-    deployer's IAM policy allows on Amazon Keyspaces."""
-    cassandra.admin_execute(f"GRANT MODIFY ON ALL KEYSPACES TO {cassandra.username}",
-                            f"GRANT SELECT ON ALL KEYSPACES TO {cassandra.username}")
+def registry_cassandra(cassandra):  # noqa: F811 - the fixture imported above
+    grant_registry_role(cassandra)
     return cassandra
 
 
 @pytest.fixture(scope="module", params=STACKS)
-def world(request, start_cluster, tmp_path_factory, home: PulumiHome, registry_role: Cassandra):
+def world(request, engines, tmp_path_factory, home, registry_cassandra):
     stack = request.param
-    folder = tmp_path_factory.mktemp(f"pulumi-{stack}")
-    with start_cluster(logs_name=f"pulumi-{stack}") as cluster, eso.openbao_tls(folder) as bao, \
-            moto_server(folder) as moto:
-        project = eso.project_for(folder, stack, vault_url=bao.url, vault_ca=bao.ca_file, kube_url=cluster.url,
-                                  kube_ca=cluster.ca_file, settings=_e2e_settings(registry_role))
-        (project / "e2e-certs" / "cassandra-ca.pem").write_text(registry_role.ca_file.read_text())
-        stack_settings = settings.load_stack(project, stack)
-        _platform_prerequisites(cluster, bao, stack_settings)
-        provider_env = standin.install(home.folder, home.cli, moto=moto.url, vault=bao.url, vault_ca=bao.ca_file,
-                                       vault_token=eso.ROOT_TOKEN, cassandra=registry_role)
-        engine = EngineStack.open(project, stack, home, folder / "backend", env={
-            "KUBECONFIG": str(cluster.admin_kubeconfig), **provider_env})
-        engine.set_secret(settings.REGISTRY_PASSWORD_KEY, registry_role.password)
-        try:
-            yield World(stack, folder, project, cluster, bao, moto, registry_role, engine, stack_settings)
-        finally:
-            engine.stop()
+    with engine_world(stack, tmp_path_factory.mktemp(f"pulumi-{stack}"), home, registry_cassandra, engines) as w:
+        yield w
 
 
 # --- what the engines hold --------------------------------------------------------------------------------------
@@ -232,7 +159,7 @@ def test_offboarding_keeps_what_retain_on_delete_keeps(world: World):
     names = world.tenants()[OFFBOARDED]
     retained = kv_entry(world, names.vault_minicluster_path)
     assert retained, f"{OFFBOARDED}'s generated values are in Vault before offboarding"
-    world.lifecycle(OFFBOARDED, "offboarded")
+    world.set_lifecycle(OFFBOARDED, "offboarded")
     world.engine.up()
 
     assert names.vault_policy not in vault_policies(world), "offboarding removes the tenant's Vault policy"
