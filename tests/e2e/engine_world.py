@@ -18,10 +18,12 @@ import yaml
 
 from components import catalogue, settings
 from components.naming import TenantNames
+from components.registry_provider import COLUMN_TYPES, PARTITION_KEY
 from tests.e2e import eso, standin
 from tests.e2e.cassandra import Cassandra
 from tests.e2e.kube import Cluster, Engines, running_cluster
 from tests.e2e.moto_server import Moto, moto_server
+from tests.e2e.registry import create_table_cql
 from tests.e2e.pulumi_engine import LOGS, EngineStack, PulumiHome, cli
 
 STACKS = ("dev", "staging", "prod")
@@ -67,10 +69,20 @@ def e2e_settings(cassandra: Cassandra) -> Callable[[dict[str, Any]], None]:
     return change
 
 
-def platform_prerequisites(cluster: Cluster, bao: eso.OpenBao, stack_settings: settings.StackSettings) -> None:
+def platform_prerequisites(cluster: Cluster, bao: eso.OpenBao, cassandra: Cassandra,
+                           stack_settings: settings.StackSettings) -> None:
     """What the platform team provides before tenancy's first `up`: the Argo CD namespace (Argo CD installs into
-    it), and where the stack adopts them (`create: false`) the kv-v2 mount and the Kubernetes auth backend."""
+    it); the registry's keyspace and table on the endpoint (`tenancy:registry.endpoint`: tenancy creates no
+    Keyspaces resources there), with the columns and key the program writes; and where the stack adopts them
+    (`create: false`) the kv-v2 mount and the Kubernetes auth backend."""
     cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": stack_settings.argocd.namespace}})
+    registry = stack_settings.registry
+    schema = {"columns": [{"name": n, "type": t} for n, t in COLUMN_TYPES], "partitionKeys": [{"name": PARTITION_KEY}]}
+    cassandra.admin_execute(
+        # Keyspaces' SingleRegionStrategy replicates three times in the region; one node has one replica.
+        f"CREATE KEYSPACE \"{registry.keyspace}\" WITH replication = "
+        f"{{'class': 'NetworkTopologyStrategy', '{cassandra.datacenter}': 1}}",
+        create_table_cql({"keyspaceName": registry.keyspace, "tableName": registry.table, "schemaDefinition": schema}))
     vault = stack_settings.vault
     if not vault.kv_mount.create:
         bao.client.sys.enable_secrets_engine("kv", path=vault.kv_mount.path, options={"version": "2"})
@@ -97,11 +109,17 @@ def engine_world(stack: str, folder: Path, home: PulumiHome, cassandra: Cassandr
                                   kube_ca=cluster.ca_file, settings=e2e_settings(cassandra))
         (project / "e2e-certs" / "cassandra-ca.pem").write_text(cassandra.ca_file.read_text())
         stack_settings = settings.load_stack(project, stack)
-        platform_prerequisites(cluster, bao, stack_settings)
-        provider_env = standin.install(home.folder, cli(), moto=moto.url, vault=bao.url, vault_ca=bao.ca_file,
-                                       vault_token=eso.ROOT_TOKEN, cassandra=cassandra)
-        engine = EngineStack.open(project, stack, home, folder / "backend",
-                                  env={"KUBECONFIG": str(cluster.admin_kubeconfig), **provider_env})
+        platform_prerequisites(cluster, bao, cassandra, stack_settings)
+        # The stand-ins carry their backends' addresses in their launcher, so each stack installs them afresh.
+        standin.install(home.folder, cli(), standin.Backends(
+            aws_endpoint=moto.url, vault_address=bao.url, vault_token=eso.ROOT_TOKEN, cql_host=cassandra.host,
+            cql_port=cassandra.port, cql_ca_file=cassandra.ca_file, cql_username=cassandra.username,
+            cql_password=cassandra.password))
+        engine = EngineStack.open(project, stack, home, folder / "backend", env={
+            "KUBECONFIG": str(cluster.admin_kubeconfig),
+            # OpenBao's CA for the vault stand-in's HTTPS client (Python's default context reads SSL_CERT_FILE);
+            # the other TLS peers are named with their own CA (kubeconfig, the registry's caCertFile).
+            "SSL_CERT_FILE": str(bao.ca_file)})
         engine.set_secret(settings.REGISTRY_PASSWORD_KEY, cassandra.password)
         world = World(stack, folder, project, cluster, bao, moto, cassandra, engine, stack_settings)
         if keep_tenants is not None:
