@@ -70,7 +70,8 @@ def measure(world, name: str, operation) -> dict:
 def run(stack: str, keep_tenants, label: str, folder: Path, home, cassandra, engines) -> list[dict]:
     own = folder / label.replace(" ", "-")
     own.mkdir()
-    with engine_world(stack, own, home, cassandra, engines, keep_tenants=keep_tenants) as world:
+    with engine_world(stack, own, home, cassandra, engines, keep_tenants=keep_tenants,
+                      logs_name=f"bench-{own.name}") as world:
         rows = [measure(world, "up (empty stack)", world.engine.up)]
         resources = len(world.engine.export().get("resources", []))
         rows.append(measure(world, "preview (no change)", lambda: world.engine.preview(expect_no_changes=True)))

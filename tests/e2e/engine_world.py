@@ -101,9 +101,11 @@ def grant_registry_role(cassandra: Cassandra) -> None:
 
 @contextlib.contextmanager
 def engine_world(stack: str, folder: Path, home: PulumiHome, cassandra: Cassandra, engines: Engines, *,
-                 keep_tenants: Optional[set[str]] = None) -> Iterator[World]:
-    """One stack's world; `keep_tenants` leaves only those tenants in the copy's catalogue."""
-    with running_cluster(engines, keep_logs=LOGS / f"pulumi-{stack}" / "cluster") as cluster, \
+                 keep_tenants: Optional[set[str]] = None, logs_name: Optional[str] = None) -> Iterator[World]:
+    """One stack's world; `keep_tenants` leaves only those tenants in the copy's catalogue. The engine's and the
+    cluster's logs are kept in `.engines/e2e-logs/<logs_name>/` (default `pulumi-<stack>`)."""
+    logs = LOGS / (logs_name or f"pulumi-{stack}")
+    with running_cluster(engines, keep_logs=logs / "cluster") as cluster, \
             eso.openbao_tls(folder) as bao, moto_server(folder) as moto:
         project = eso.project_for(folder, stack, vault_url=bao.url, vault_ca=bao.ca_file, kube_url=cluster.url,
                                   kube_ca=cluster.ca_file, settings=e2e_settings(cassandra))
@@ -115,7 +117,7 @@ def engine_world(stack: str, folder: Path, home: PulumiHome, cassandra: Cassandr
             aws_endpoint=moto.url, vault_address=bao.url, vault_token=eso.ROOT_TOKEN, cql_host=cassandra.host,
             cql_port=cassandra.port, cql_ca_file=cassandra.ca_file, cql_username=cassandra.username,
             cql_password=cassandra.password))
-        engine = EngineStack.open(project, stack, home, folder / "backend", env={
+        engine = EngineStack.open(project, stack, home, folder / "backend", logs / "engine", env={
             "KUBECONFIG": str(cluster.admin_kubeconfig),
             # OpenBao's CA for the vault stand-in's HTTPS client (Python's default context reads SSL_CERT_FILE);
             # the other TLS peers are named with their own CA (kubeconfig, the registry's caCertFile).

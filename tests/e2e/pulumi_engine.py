@@ -5,8 +5,9 @@ and the test-only stand-ins for the aws, vault and random providers (tests/e2e/s
 - `PulumiHome.create(folder)`: a Pulumi home of the test's own (never ~/.pulumi) with the Kubernetes provider
   installed at the version the Python SDK requests; the stand-ins install into it too.
 - `EngineStack.open(...)`: an Automation API stack of a project copy on a local file backend: `up`, `preview`,
-  `refresh`, `destroy`, `export` (each bounded by a timeout, its output and engine events kept under
-  `.engines/e2e-logs/pulumi-<stack>/`), and `stop()` (every process the engine left behind, by its id).
+  `refresh`, `destroy`, `export` (each bounded by a timeout, its output and engine events kept in a log folder,
+  `.engines/e2e-logs/pulumi-<stack>/engine/` for the tests), and `stop()` (every process the engine left behind,
+  by its id).
 
 Why an inline program: the Python language host (`pulumi-language-python`) is served by no registry. The Automation
 API serves the program itself (pulumi/automation/_server.py `LanguageServer`, `Run` resets the runtime with the
@@ -27,6 +28,7 @@ import functools
 import json
 import os
 import runpy
+import shutil
 import signal
 import subprocess
 import sys
@@ -205,9 +207,10 @@ class EngineStack:
         self.count = 0
 
     @classmethod
-    def open(cls, project: Path, stack_name: str, home: PulumiHome, backend: Path,
+    def open(cls, project: Path, stack_name: str, home: PulumiHome, backend: Path, logs: Path,
              env: Optional[dict[str, str]] = None) -> "EngineStack":
-        """Create (or select) `stack_name` of the copy at `project`; config comes from its Pulumi.<stack>.yaml."""
+        """Create (or select) `stack_name` of the copy at `project`; config comes from its Pulumi.<stack>.yaml.
+        Each operation's output and events go to `logs` (emptied first: it holds this run's only)."""
         from pulumi import automation as auto
 
         backend.mkdir(parents=True, exist_ok=True)
@@ -218,8 +221,8 @@ class EngineStack:
             pulumi_command=auto.PulumiCommand(root=str(PULUMI_ROOT), skip_version_check=True))
         stack = auto.create_or_select_stack(stack_name, project_name="tenancy", program=composition_root(project),
                                             opts=opts)
-        logs = LOGS / f"pulumi-{stack_name}"
-        logs.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(logs, ignore_errors=True)
+        logs.mkdir(parents=True)
         return cls(stack, home, logs)
 
     @property

@@ -52,7 +52,7 @@ def world(engines, tmp_path_factory, cassandra):  # noqa: F811 - the fixture imp
     grant_registry_role(cassandra)
     folder = tmp_path_factory.mktemp("pulumi-plan")
     with engine_home(folder / "pulumi") as home, \
-            engine_world(STACK, folder, home, cassandra, engines) as deployed:
+            engine_world(STACK, folder, home, cassandra, engines, logs_name="pulumi-plan-dev") as deployed:
         _git(deployed, "init", "-q")
         deployed.engine.up()
         _commit(deployed, "deployed")

@@ -142,12 +142,18 @@ def _secret_values(world: World) -> set[str]:
     return {v for v in values if len(v) >= 8}
 
 
-def test_state_holds_no_secret_in_plain_text(world: World):
+def _leaked(values: set[str], text: str) -> list[str]:
+    return [v[:4] + "…" for v in values if v in text or base64.b64encode(v.encode()).decode() in text]
+
+
+def test_state_and_engine_output_hold_no_secret_in_plain_text(world: World):
     values = _secret_values(world)
     assert len(values) >= 2, "the stack holds generated secrets to look for"
-    state = json.dumps(world.engine.export())
-    leaked = [v[:4] + "…" for v in values if v in state or base64.b64encode(v.encode()).decode() in state]
-    assert not leaked, f"secret values in the exported state: {leaked}"
+    assert not _leaked(values, json.dumps(world.engine.export())), "secret values in the exported state"
+    # What the CLI printed and the engine events of every operation so far (kept as the run's logs).
+    for log in sorted(world.engine.logs.iterdir()):
+        if log.is_file():
+            assert not _leaked(values, log.read_text(errors="replace")), f"secret values in {log}"
 
 
 def test_offboarding_keeps_what_retain_on_delete_keeps(world: World):
