@@ -26,8 +26,8 @@ def _config_map() -> dict:
     return {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
 
 
-def _load() -> tuple[settings.StackSettings, list, list, tuple["str | None", "str | None"]]:
-    """Settings, the environment's tenants (the platform serves them all), this stack's tenants, Vault CAs."""
+def _load() -> tuple[settings.StackSettings, list, list, settings.StackPems]:
+    """Settings, the environment's tenants (the platform serves them all), this stack's tenants, the PEMs."""
     stack = pulumi.get_stack()
     environment, shard = sharding.parse_stack(stack)
     config = _config_map()
@@ -46,29 +46,33 @@ def _load() -> tuple[settings.StackSettings, list, list, tuple["str | None", "st
     environment_tenants = cat.for_stack(stack_settings)
     tenants = [(spec, names) for spec, names in environment_tenants
                if sharding.stack_of(environment, spec.name, stack_settings.shards) == stack]
-    return stack_settings, environment_tenants, tenants, settings.read_vault_pems(PROJECT_DIR, stack_settings)
+    return stack_settings, environment_tenants, tenants, settings.read_pems(PROJECT_DIR, stack_settings)
 
 
 try:
-    stack_settings, environment_tenants, tenants, (vault_kubernetes_ca_cert, vault_server_ca_cert) = _load()
+    stack_settings, environment_tenants, tenants, pems = _load()
 except InvalidInput as invalid:
     # RunError is reported without a traceback: the user sees only the list of problems.
     raise pulumi.RunError(f"invalid input, nothing was changed:\n{invalid}") from None
 
 holds_platform = pulumi.get_stack() == stack_settings.environment
+# The registry's region needs a provider only where tenancy creates the Keyspaces table (and the generator's
+# SigV4 role); with `tenancy:registry.endpoint` the "region" names the endpoint's data centre.
 stack_providers = providers.build(
-    stack_settings, {*([registry_region(stack_settings)] if holds_platform else []), *(spec.region for spec, _ in tenants)})
+    stack_settings, {*([registry_region(stack_settings)] if holds_platform and stack_settings.registry.in_keyspaces
+                       else []), *(spec.region for spec, _ in tenants)})
 if holds_platform:
     platform = Platform("platform", PlatformArgs(
         stack_settings, stack_providers,
-        vault_kubernetes_ca_cert=vault_kubernetes_ca_cert, vault_server_ca_cert=vault_server_ca_cert,
-        tenants=environment_tenants,
+        vault_kubernetes_ca_cert=pems.vault_kubernetes_ca, vault_server_ca_cert=pems.vault_server_ca,
+        registry_ca_cert=pems.registry_ca, tenants=environment_tenants,
         registry_password=pulumi.Config(settings.NAMESPACE).get_secret(settings.REGISTRY_PASSWORD_KEY.partition(":")[2])))
     if stack_settings.shards > 1:
         export_platform(platform)
 else:
     platform = PlatformReference("platform", PlatformReferenceArgs(
-        stack_settings, platform_stack_name(stack_settings.environment), vault_server_ca_cert=vault_server_ca_cert))
+        stack_settings, platform_stack_name(stack_settings.environment), vault_server_ca_cert=pems.vault_server_ca,
+        registry_ca_cert=pems.registry_ca))
 for spec, names in tenants:
     Tenant(spec.name, TenantArgs(spec, names, stack_settings, stack_providers, platform))
 

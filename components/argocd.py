@@ -42,6 +42,7 @@ PORT = 4355
 UID = 10001
 TOKEN_DIR = "/var/run/secrets/tenancy-generator"
 EXPECTED_DIR = "/etc/tenancy-generator/expected"
+REGISTRY_CA_DIR = "/etc/tenancy-generator/registry-ca"
 # Argo CD only resolves `$<secret>:<key>` references to Secrets carrying this label.
 ARGOCD_SECRET_LABEL = {"app.kubernetes.io/part-of": "argocd"}
 
@@ -52,6 +53,19 @@ def _labels() -> dict[str, str]:
 
 def _metadata(name: str, namespace: str, labels: Optional[dict[str, str]] = None) -> dict[str, Any]:
     return {"name": name, "namespace": namespace, "labels": {**_labels(), **(labels or {})}}
+
+
+# pulumi-kubernetes (v4.25.0: provider/pkg/metadata/overrides.go `SkipAwaitLogic`, provider/pkg/await/await.go)
+# reports a Deployment or Service as created without waiting for its rollout or endpoints when this is "true".
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
+
+
+def _rollout_metadata(settings: StackSettings) -> dict[str, Any]:
+    """Metadata of the objects whose readiness `pulumi up` awaits: the Deployment and its Service."""
+    meta = _metadata(naming.GENERATOR, settings.argocd.namespace)
+    if not settings.argocd.await_rollout:
+        meta["annotations"] = dict(SKIP_AWAIT)
+    return meta
 
 
 def service_account(settings: StackSettings, role_arn: Any = None) -> dict[str, Any]:
@@ -78,6 +92,18 @@ def registry_secret(namespace: str, password: Any) -> dict[str, Any]:
             "stringData": {naming.GENERATOR_REGISTRY_PASSWORD_KEY: password}}
 
 
+def registry_ca_configmap(namespace: str, pem: str) -> dict[str, Any]:
+    """The CA behind `tenancy:registry.endpoint`'s certificate (public: a ConfigMap, not a Secret)."""
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": _metadata(naming.GENERATOR_REGISTRY_CA_CONFIGMAP, namespace),
+            "data": {naming.GENERATOR_REGISTRY_CA_KEY: pem}}
+
+
+def _registry_port(settings: StackSettings) -> int:
+    endpoint = settings.registry.endpoint
+    return endpoint.port if endpoint else REGISTRY_PORT
+
+
 def _environment(settings: StackSettings) -> list[dict[str, Any]]:
     registry = settings.registry
     env = [
@@ -90,6 +116,11 @@ def _environment(settings: StackSettings) -> list[dict[str, Any]]:
         {"name": "EXPECTED_TENANTS_FILE", "value": f"{EXPECTED_DIR}/{naming.GENERATOR_EXPECTED_KEY}"},
         {"name": "ALLOW_EMPTY", "value": "true" if settings.argocd.allow_empty else "false"},
     ]
+    if registry.endpoint is not None:
+        env += [{"name": "KEYSPACES_ENDPOINT", "value": registry.endpoint.host},
+                {"name": "KEYSPACES_PORT", "value": str(registry.endpoint.port)}]
+        if registry.endpoint.ca_cert_file is not None:
+            env.append({"name": "KEYSPACES_ROOT_CERT", "value": f"{REGISTRY_CA_DIR}/{naming.GENERATOR_REGISTRY_CA_KEY}"})
     if registry.auth == "service-specific":
         env += [
             {"name": "KEYSPACES_USERNAME", "value": registry.username},
@@ -143,9 +174,14 @@ def deployment(settings: StackSettings) -> dict[str, Any]:
                 "items": [{"key": naming.GENERATOR_EXPECTED_KEY, "path": naming.GENERATOR_EXPECTED_KEY}]}},
         ],
     }
+    if settings.registry.endpoint is not None and settings.registry.endpoint.ca_cert_file is not None:
+        container["volumeMounts"].append({"name": "registry-ca", "mountPath": REGISTRY_CA_DIR, "readOnly": True})
+        pod["volumes"].append({"name": "registry-ca", "configMap": {
+            "name": naming.GENERATOR_REGISTRY_CA_CONFIGMAP, "defaultMode": 0o444,
+            "items": [{"key": naming.GENERATOR_REGISTRY_CA_KEY, "path": naming.GENERATOR_REGISTRY_CA_KEY}]}})
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": _metadata(naming.GENERATOR, argocd.namespace),
+        "metadata": _rollout_metadata(settings),
         "spec": {
             "replicas": argocd.generator_replicas,
             "selector": {"matchLabels": {"app.kubernetes.io/name": naming.GENERATOR}},
@@ -157,7 +193,7 @@ def deployment(settings: StackSettings) -> dict[str, Any]:
 def service(settings: StackSettings) -> dict[str, Any]:
     return {
         "apiVersion": "v1", "kind": "Service",
-        "metadata": _metadata(naming.GENERATOR, settings.argocd.namespace),
+        "metadata": _rollout_metadata(settings),
         "spec": {"type": "ClusterIP", "selector": {"app.kubernetes.io/name": naming.GENERATOR},
                  "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}]},
     }
@@ -196,9 +232,9 @@ def expected_configmap(settings: StackSettings, expected: Mapping[str, str]) -> 
 
 def network_policy(settings: StackSettings) -> dict[str, Any]:
     """Ingress only from the ApplicationSet controller; egress only to cluster DNS and the registry endpoint
-    (Keyspaces on 9142, and STS on 443 where SigV4 exchanges the IRSA token)."""
+    (Keyspaces on 9142 or `tenancy:registry.endpoint`'s port, and STS on 443 where SigV4 exchanges the IRSA token)."""
     argocd = settings.argocd
-    registry_ports = [{"protocol": "TCP", "port": REGISTRY_PORT}]
+    registry_ports = [{"protocol": "TCP", "port": _registry_port(settings)}]
     if settings.registry.auth == "sigv4":
         registry_ports.append({"protocol": "TCP", "port": 443})
     return {
@@ -360,6 +396,8 @@ class ArgoCdGeneratorArgs:
     registry_table_arn: Optional[pulumi.Output[str]] = None
     # Registry keys (with their lifecycle) every answer must contain: expected_tenants().
     expected: Mapping[str, str] = field(default_factory=dict)
+    # PEM named by `tenancy:registry.endpoint.caCertFile`, read by the composition root.
+    registry_ca_cert: Optional[str] = None
 
 
 class ArgoCdGenerator(pulumi.ComponentResource):
@@ -376,6 +414,8 @@ class ArgoCdGenerator(pulumi.ComponentResource):
         objects = [service_account(settings, self._registry_identity(name, args)), token_secret(namespace, pulumi.Output.secret(token.result))]
         if settings.registry.auth == "service-specific":
             objects.append(registry_secret(namespace, pulumi.Output.secret(args.registry_password)))
+        if args.registry_ca_cert is not None:
+            objects.append(registry_ca_configmap(namespace, args.registry_ca_cert))
         configmap = plugin_configmap(settings)
         objects += [expected_configmap(settings, args.expected), network_policy(settings), deployment(settings),
                     service(settings), configmap]

@@ -57,6 +57,9 @@ GENERATOR_TOKEN_SECRET = "tenancy-generator-token"
 GENERATOR_TOKEN_KEY = "token"
 GENERATOR_REGISTRY_SECRET = "tenancy-generator-keyspaces"
 GENERATOR_REGISTRY_PASSWORD_KEY = "password"
+# The CA of `tenancy:registry.endpoint`, for the generator to trust.
+GENERATOR_REGISTRY_CA_CONFIGMAP = "tenancy-generator-registry-ca"
+GENERATOR_REGISTRY_CA_KEY = "ca.crt"
 APPLICATION_SET = "tenancy-tenants"
 # The ConfigMap (and its key) through which tenancy tells the generator which tenants every answer must contain.
 GENERATOR_EXPECTED_CONFIGMAP = "tenancy-generator-expected"

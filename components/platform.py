@@ -27,6 +27,8 @@ class PlatformArgs:
     vault_server_ca_cert: Optional[str] = None
     # Secret `tenancy:registryPassword`, read by the composition root (service-specific registry credentials).
     registry_password: Optional[pulumi.Output[str]] = None
+    # PEM named by `tenancy:registry.endpoint.caCertFile`, read by the composition root.
+    registry_ca_cert: Optional[str] = None
     # The stack's tenants: the generator is told which of them every answer must contain; their node mode and
     # allow-lists are the admission policies' parameters.
     tenants: Sequence[tuple[TenantSpec, TenantNames]] = ()
@@ -42,12 +44,14 @@ class Platform(pulumi.ComponentResource):
                               args.vault_kubernetes_ca_cert, args.vault_server_ca_cert),
             child(self),
         )
-        self.registry = Registry(f"{name}-registry", RegistryArgs(args.settings, args.providers, args.registry_password),
+        self.registry = Registry(f"{name}-registry", RegistryArgs(args.settings, args.providers, args.registry_password,
+                                                                  args.registry_ca_cert),
                                  child(self))
         if args.settings.argocd.enabled:
             ArgoCdGenerator(f"{name}-argocd", ArgoCdGeneratorArgs(args.settings, args.providers, args.registry_password,
                                                                 self.registry.table_arn,
-                                                                expected_tenants(args.tenants)),
+                                                                expected_tenants(args.tenants),
+                                                                args.registry_ca_cert),
                             child(self, depends_on=[self.registry]))
         Admission(f"{name}-admission", AdmissionArgs(args.settings, args.providers, [spec for spec, _ in args.tenants]), child(self))
         self.register_outputs({})

@@ -50,12 +50,13 @@ class VaultView:
 class RegistryView(pulumi.ComponentResource):
     """The registry table the platform stack manages, and this stack's own provider for the tenants' records."""
 
-    def __init__(self, name: str, settings: StackSettings, password: Optional[pulumi.Output[str]], opts: pulumi.ResourceOptions):
+    def __init__(self, name: str, settings: StackSettings, password: Optional[pulumi.Output[str]],
+                 ca_cert: Optional[str], opts: pulumi.ResourceOptions):
         # The Registry's type and name: the records' provider then has the URN it had in the environment's stack,
         # and records moved here by `pulumi state move` (which keeps type chains) keep their provider.
         super().__init__("tenancy:registry:Registry", name, None, opts)
         # The shard reads the environment's settings, so the table is named as the platform stack names it.
-        self.target = registry_target(settings, password)
+        self.target = registry_target(settings, password, ca_cert)
         # The table lives in the platform stack, which every pipeline updates before the shards.
         self.records_depend_on: list[pulumi.Resource] = []
         self.record_provider = pulumi.ProviderResource("pulumi-python", f"{name}-records", {}, child(self))
@@ -69,6 +70,8 @@ class PlatformReferenceArgs:
     platform_stack: str
     # PEM named by `tenancy:vault.caCertFile`, read by the composition root from the environment's settings.
     vault_server_ca_cert: Optional[str] = None
+    # PEM named by `tenancy:registry.endpoint.caCertFile`, likewise.
+    registry_ca_cert: Optional[str] = None
 
 
 class PlatformReference(pulumi.ComponentResource):
@@ -83,5 +86,5 @@ class PlatformReference(pulumi.ComponentResource):
                                server_ca_cert=args.vault_server_ca_cert)
         password = (reference.require_output(REGISTRY_PASSWORD_OUTPUT)
                     if args.settings.registry.auth == "service-specific" else None)
-        self.registry = RegistryView(f"{name}-registry", args.settings, password, child(self))
+        self.registry = RegistryView(f"{name}-registry", args.settings, password, args.registry_ca_cert, child(self))
         self.register_outputs({})

@@ -1,4 +1,5 @@
-"""The tenant registry in Amazon Keyspaces: the platform's keyspace and table, and one row per tenant.
+"""The tenant registry: one row per tenant in a table of Amazon Keyspaces (whose keyspace and table tenancy
+creates) or of another Cassandra-compatible endpoint (`tenancy:registry.endpoint`, whose table is the platform's).
 
 The Argo CD plugin generator reads this table, so a row is how a tenant's repository reaches the cluster.
 """
@@ -53,9 +54,12 @@ class RegistryArgs:
     providers: Providers
     # Service-specific credential password, a secret read from config by the composition root.
     password: Optional[pulumi.Output[str]] = None
+    # PEM named by `tenancy:registry.endpoint.caCertFile`, read by the composition root.
+    ca_cert: Optional[str] = None
 
 
-def registry_target(settings: StackSettings, password: Optional[pulumi.Input[str]]) -> dict[str, Any]:
+def registry_target(settings: StackSettings, password: Optional[pulumi.Input[str]],
+                    ca_cert: Optional[str] = None) -> dict[str, Any]:
     """What each tenant's RegistryRecord needs to reach the table, in the platform's stack or a shard's.
 
     Plain settings rather than the table's outputs, so that `pulumi preview` already knows them and a record can
@@ -71,35 +75,44 @@ def registry_target(settings: StackSettings, password: Optional[pulumi.Input[str
     }
     if settings.registry.auth == "service-specific":
         target["password"] = pulumi.Output.secret(password)
+    endpoint = settings.registry.endpoint
+    if endpoint is not None:  # absent otherwise, so a Keyspaces stack's records keep their inputs
+        target.update(endpoint=endpoint.host, port=endpoint.port, ca_cert=ca_cert)
     return target
 
 
 class Registry(pulumi.ComponentResource):
-    """Keyspace and table; `target` is what each tenant's RegistryRecord needs to reach them."""
+    """The Keyspaces keyspace and table (none with `tenancy:registry.endpoint`, whose table is the platform's);
+    `target` is what each tenant's RegistryRecord needs to reach the table."""
 
     def __init__(self, name: str, args: RegistryArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("tenancy:registry:Registry", name, None, opts)
         settings = args.settings
-        region = registry_region(settings)
-        # Platform resources carry environment/org/managed-by through the provider's default tags.
-        data_opts = child(self, args.providers.aws(region), protect=settings.protect_data,
-                          retain_on_delete=settings.protect_data)
-        keyspace = sdk.register(aws.keyspaces.Keyspace, f"{name}-keyspace", data_opts, name=settings.registry.keyspace)
-        table = sdk.register(
-            aws.keyspaces.Table, f"{name}-table", data_opts, ["arn"], keyspace_name=keyspace.name,
-            table_name=settings.registry.table,
-            schema_definition=schema_definition(),
-            capacity_specification={"throughput_mode": "PAY_PER_REQUEST"},
-            encryption_specification={"type": "AWS_OWNED_KMS_KEY"},
-            point_in_time_recovery={"status": "ENABLED"})
-        self.target = registry_target(settings, args.password)
+        self.table_arn: Optional[pulumi.Output[str]] = None
+        self.records_depend_on: list[pulumi.Resource] = []
+        outputs: dict[str, Any] = {}
+        if settings.registry.in_keyspaces:
+            # Platform resources carry environment/org/managed-by through the provider's default tags.
+            data_opts = child(self, args.providers.aws(registry_region(settings)), protect=settings.protect_data,
+                              retain_on_delete=settings.protect_data)
+            keyspace = sdk.register(aws.keyspaces.Keyspace, f"{name}-keyspace", data_opts,
+                                    name=settings.registry.keyspace)
+            table = sdk.register(
+                aws.keyspaces.Table, f"{name}-table", data_opts, ["arn"], keyspace_name=keyspace.name,
+                table_name=settings.registry.table,
+                schema_definition=schema_definition(),
+                capacity_specification={"throughput_mode": "PAY_PER_REQUEST"},
+                encryption_specification={"type": "AWS_OWNED_KMS_KEY"},
+                point_in_time_recovery={"status": "ENABLED"})
+            self.table_arn = table.arn
+            # Records are written once the table exists (a new table is created asynchronously by Keyspaces).
+            self.records_depend_on = [table]
+            outputs = {"keyspace": table.keyspace_name, "table": table.table_name, "tableArn": table.arn}
+        self.target = registry_target(settings, args.password, args.ca_cert)
         # Default providers are disabled for every package but `pulumi`, the dynamic provider's included, so the
         # records get an explicit one (the same plugin the engine would otherwise start as a default).
         self.record_provider = pulumi.ProviderResource("pulumi-python", f"{name}-records", {}, child(self))
-        self.table_arn = table.arn
-        # Records are written once the table exists (a new table is created asynchronously by Keyspaces).
-        self.records_depend_on: list[pulumi.Resource] = [table]
-        self.register_outputs({"keyspace": table.keyspace_name, "table": table.table_name, "tableArn": table.arn})
+        self.register_outputs(outputs)
 
 
 @functools.lru_cache(maxsize=1)

@@ -6,14 +6,22 @@ consistency Keyspaces accepts), prepared statements only, so no catalogue value 
 Create and update are the same upsert (a CQL INSERT overwrites), so retries and re-runs are harmless. Read
 (`pulumi refresh`) selects the row by key, so a row edited or removed by hand shows as drift.
 The session factory is injectable: tests pass a fake session, the engine uses `connect`.
-Optional props `endpoint`, `port` and `ca_file` point the same code at another CQL endpoint (the e2e suite's
-Cassandra); the stack never sets them, so `pulumi up` always dials Keyspaces and trusts the system CA bundle.
+Optional props `endpoint`, `port` and `ca_cert` (PEM) point the same code at another Cassandra-compatible
+endpoint: a stack sets them with `tenancy:registry.endpoint`; without them it dials Keyspaces and trusts the system
+CA bundle.
+
+Errors reach the user as one line. The `pulumi-python` plugin answers any exception from a provider method with
+`context.abort(UNKNOWN, traceback.format_exc())` (pulumi/dynamic/__main__.py, `_abort_with_traceback`), and the
+engine prints that text; so each failure is raised as a RegistryError whose message is the whole story, and
+`configure` (called once when the plugin unpickles the provider, `get_provider`) sets `sys.tracebacklimit = 0`,
+with which `traceback.format_exc` prints the exception's type and message without any frame.
 """
 
 from __future__ import annotations
 
 import re
 import ssl
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Iterator, Mapping, Optional
@@ -62,10 +70,10 @@ class Target:
     username: Optional[str] = None
     # Kept out of repr so a logged or printed Target never shows it.
     password: Optional[str] = field(default=None, repr=False)
-    # Another CQL endpoint than the region's Keyspaces one, and a CA file to trust instead of the system bundle.
+    # Another CQL endpoint than the region's Keyspaces one, and the PEM CA(s) to trust instead of the system bundle.
     endpoint: Optional[str] = None
     port: int = PORT
-    ca_file: Optional[str] = None
+    ca_cert: Optional[str] = None
 
     @property
     def host(self) -> str:
@@ -106,7 +114,7 @@ def connect(target: Target) -> Iterator[Any]:
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import DCAwareRoundRobinPolicy
 
-    context = ssl.create_default_context(cafile=target.ca_file)
+    context = ssl.create_default_context(cadata=target.ca_cert)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if target.auth == "sigv4":
         import boto3
@@ -132,7 +140,17 @@ def connect(target: Target) -> Iterator[Any]:
 def _target(props: Mapping[str, Any]) -> Target:
     return Target(region=props["region"], keyspace=props["keyspace"], table=props["table"], auth=props["auth"],
                   username=props.get("username"), password=props.get("password"), endpoint=props.get("endpoint"),
-                  port=int(props.get("port") or PORT), ca_file=props.get("ca_file"))
+                  port=int(props.get("port") or PORT), ca_cert=props.get("ca_cert"))
+
+
+# Where the dialled endpoint comes from, for a report that says what to change.
+_WHICH_ENDPOINT = ("tenancy:registry.endpoint (unset: Amazon Keyspaces in tenancy:registry.region, default "
+                   "aws:region)")
+
+
+def _one_line(exc: BaseException) -> str:
+    """The driver's error as `Type: message` on one line (its messages embed reprs of per-host errors)."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
 def row_values(props: Mapping[str, Any]) -> list[Any]:
@@ -158,15 +176,23 @@ class RegistryProvider(dynamic.ResourceProvider):
                     prepared = session.prepare(cql)
                     prepared.consistency_level = ConsistencyLevel.LOCAL_QUORUM
                     rows = list(session.execute(prepared, values) or ())
-        except (NoHostAvailable, UnresolvableContactPoints, OperationTimedOut, AuthenticationFailed, OSError) as exc:
+        except UnresolvableContactPoints:
             raise RegistryUnavailable(
-                f"tenant registry unreachable: {where} ({type(exc).__name__}: {exc}). Check network access to "
-                f"port {target.port} and the {target.auth} credentials; nothing was "
+                f"tenant registry unreachable: {where}: the host name {target.host!r} does not resolve. Check "
+                f"{_WHICH_ENDPOINT}; nothing was {'read' if reading else 'written'}.") from None
+        except (NoHostAvailable, OperationTimedOut, AuthenticationFailed, OSError) as exc:
+            raise RegistryUnavailable(
+                f"tenant registry unreachable: {where} ({_one_line(exc)}). Check network access to port "
+                f"{target.port}, the {target.auth} credentials and {_WHICH_ENDPOINT}; nothing was "
                 f"{'read' if reading else 'written'}.") from None
         except DriverException as exc:
             raise RegistryError(f"tenant registry {'read from' if reading else 'write to'} {where} failed: "
-                                f"{type(exc).__name__}: {exc}") from None
+                                f"{_one_line(exc)}") from None
         return rows
+
+    def configure(self, req: dynamic.ConfigureRequest) -> None:
+        # The plugin process serves only this provider: its error reports are our one-line messages (module doc).
+        sys.tracebacklimit = 0
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
         """Refuses to move a row to another keyspace or table unless `migrate_from` names where it lives now.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional
+from typing import Any, Literal, Mapping, NamedTuple, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -128,14 +128,46 @@ class VaultSettings(_Model):
         return value
 
 
+class RegistryEndpointSettings(_Model):
+    """A Cassandra-compatible registry other than Amazon Keyspaces (Apache Cassandra, ScyllaDB, ...)."""
+
+    host: str = Field(description="DNS name or IP address the registry provider and the generator dial over TLS; "
+                                  "the server's certificate is checked against it.")
+    port: int = Field(9142, ge=1, le=65535)
+    ca_cert_file: Optional[str] = Field(
+        None, description="PEM of the CA(s) behind the endpoint's TLS certificate, relative to the project; "
+                          "without it the system roots are trusted.")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(value)
+            return value
+        except ValueError:
+            pass
+        if not naming.is_dns1123_subdomain(value):
+            raise ValueError(f"{value!r} is not a host name or IP address: give the host alone, without scheme, "
+                             "port or path (the port is endpoint.port)")
+        return value
+
+
 class RegistrySettings(_Model):
     enabled: bool = True
     keyspace: str = "tenant_ops"
     table: str = "tenant_configs"
-    region: Optional[str] = Field(None, description="Keyspaces region; default aws:region.")
+    region: Optional[str] = Field(None, description="Keyspaces region; default aws:region. It is also the data "
+                                                     "centre the driver routes to (Keyspaces names its one after the "
+                                                     "region), so with `endpoint` it names the endpoint's local one.")
     auth: Literal["sigv4", "service-specific"] = "sigv4"
     username: Optional[str] = None
     target_cluster: str = "https://kubernetes.default.svc"
+    endpoint: Optional[RegistryEndpointSettings] = Field(
+        None, description="Another Cassandra-compatible endpoint than Amazon Keyspaces: its keyspace and table are "
+                          "the platform's (tenancy creates no Keyspaces resources), reached with service-specific "
+                          "credentials.")
     migrate_from: Optional[str] = Field(
         None, description="<keyspace>.<table> the rows live in now: confirms a change of keyspace or table (a new "
                           "table starts empty). Without it tenancy refuses to move the rows.")
@@ -157,6 +189,11 @@ class RegistrySettings(_Model):
         if not re.match(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$", value):
             raise ValueError(f"{value!r} is not a Keyspaces name (letter first, letters, digits, '_', at most 48)")
         return value
+
+    @property
+    def in_keyspaces(self) -> bool:
+        """tenancy creates the registry's keyspace and table in Amazon Keyspaces."""
+        return self.endpoint is None
 
 
 class ArtifactSettings(_Model):
@@ -216,6 +253,10 @@ class ArgoCdSettings(_Model):
         None, description="sha256:<64 hex> pins the generator image by digest (the tag then only documents it).")
     requeue_after_seconds: int = Field(180, ge=10, le=86400)
     generator_replicas: int = Field(2, ge=1, le=10)
+    await_rollout: bool = Field(
+        True, description="`pulumi up` waits for the generator Deployment to be ready and its Service to have "
+                          "endpoints (pulumi-kubernetes' await logic); false skips that wait, for clusters "
+                          "without nodes or platforms that roll the image out separately.")
     generator_resources: GeneratorResources = Field(default_factory=GeneratorResources)
     cache_ttl_seconds: int = Field(30, ge=0, le=3600, description="How long the generator reuses a registry read.")
     request_timeout_seconds: int = Field(30, ge=1, le=300, description="Argo CD's timeout for one generator call.")
@@ -354,6 +395,9 @@ class StackSettings(_Model):
             raise ValueError("tenancy:artifacts.forceDestroy cannot be on in a stack with tenancy:protectData")
         if self.registry.auth == "service-specific" and not self.registry.username:
             raise ValueError("tenancy:registry.username is required with service-specific credentials")
+        if self.registry.endpoint is not None and self.registry.auth == "sigv4":
+            raise ValueError("tenancy:registry.endpoint needs tenancy:registry.auth: service-specific (SigV4 "
+                             "authenticates to Amazon Keyspaces only)")
         if self.argocd.enabled and not self.registry.enabled:
             raise ValueError("tenancy:argocd.enabled needs tenancy:registry.enabled: the generator reads the registry")
         if self.argocd.enabled and self.registry.auth == "sigv4" and not (self.irsa or self.argocd.generator_role_arn):
@@ -484,18 +528,33 @@ def read_vault_server_ca(project_dir: Path, settings: StackSettings) -> Optional
     return _read_pem(project_dir, settings, settings.vault.ca_cert_file, "tenancy:vault.caCertFile")
 
 
-def read_vault_pems(project_dir: Path, settings: StackSettings) -> tuple[Optional[str], Optional[str]]:
-    """(cluster CA for Vault, Vault's server CA), InvalidInput listing the problems of both files together."""
+def read_registry_ca(project_dir: Path, settings: StackSettings) -> Optional[str]:
+    """The PEM named by `tenancy:registry.endpoint.caCertFile` (the CA of the registry endpoint's certificate)."""
+    endpoint = settings.registry.endpoint
+    return _read_pem(project_dir, settings, endpoint.ca_cert_file if endpoint else None,
+                     "tenancy:registry.endpoint.caCertFile")
+
+
+class StackPems(NamedTuple):
+    """The PEM files the settings name, read at the edge so components never read files."""
+
+    vault_kubernetes_ca: Optional[str]
+    vault_server_ca: Optional[str]
+    registry_ca: Optional[str]
+
+
+def read_pems(project_dir: Path, settings: StackSettings) -> StackPems:
+    """Every PEM the settings name; InvalidInput listing the problems of all the files together."""
     pems: list[Optional[str]] = []
     problems: list[Problem] = []
-    for read in (read_vault_ca_cert, read_vault_server_ca):
+    for read in (read_vault_ca_cert, read_vault_server_ca, read_registry_ca):
         try:
             pems.append(read(project_dir, settings))
         except InvalidInput as invalid:
             problems.extend(invalid.problems)
     if problems:
         raise InvalidInput(problems)
-    return pems[0], pems[1]
+    return StackPems(*pems)
 
 
 def known_stacks(project_dir: Path) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ def load_inputs(project_dir: Path, stack: str, tenants: Optional[Path], parsed_d
         problems.extend(invalid.problems)
     try:
         if stack_settings is not None:
-            settings.read_vault_pems(project_dir, stack_settings)
+            settings.read_pems(project_dir, stack_settings)
     except InvalidInput as invalid:
         problems.extend(invalid.problems)
     path = tenants or project_dir / (stack_settings.catalogue if stack_settings else "tenants.yaml")

@@ -94,7 +94,7 @@ def settings_fingerprint(project_dir: Path, stack: str, stack_settings: settings
     config.pop(f"{settings_module.NAMESPACE}:catalogue", None)
     own, own_secret_keys = settings_module.shard_config(project_dir, stack) \
         if sharding.is_shard_stack(stack) else ({}, frozenset())
-    pems = settings_module.read_vault_pems(project_dir, stack_settings)
+    pems = settings_module.read_pems(project_dir, stack_settings)
     return _sha(stack, json.dumps(config, sort_keys=True), json.dumps(sorted(secret_keys)),
                 json.dumps(own, sort_keys=True), json.dumps(sorted(own_secret_keys)), json.dumps(pems),
                 json.dumps(platform_outputs, sort_keys=True, default=str))

@@ -524,3 +524,37 @@ def test_empty_platform_is_a_setting():
                      argocd.deployment(s)["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env(stack_settings())["ALLOW_EMPTY"] == "false"
     assert env(stack_settings(allow_empty=True))["ALLOW_EMPTY"] == "true"
+
+
+# --- waiting for the generator's rollout ----------------------------------------------------------------------------
+
+def _skips_await(manifest: dict) -> bool:
+    """pulumi-kubernetes v4.25.0 `metadata.SkipAwaitLogic` (provider/pkg/metadata/overrides.go): the annotation
+    `pulumi.com/skipAwait` (provider/pkg/metadata/annotations.go) is exactly "true" (`IsAnnotationTrue`)."""
+    return (manifest["metadata"].get("annotations") or {}).get("pulumi.com/skipAwait") == "true"
+
+
+def test_await_rollout_false_skips_the_providers_wait_for_the_generator(dev, monkeypatch):
+    """With `tenancy:argocd.awaitRollout: false` the provider creates the generator Deployment and Service without
+    awaiting them: provider/pkg/await/await.go (v4.25.0) skips the awaiter of a kind (`awaiters.go`: the
+    Deployment's readiness, the Service's endpoints) when `metadata.SkipAwaitLogic(inputs)` holds, in Read and in
+    `newLegacyReadyCondition` (create and update). The default keeps awaiting, on every shipped stack."""
+    read = settings_module.read_stack_file
+
+    def without_waiting(project_dir: Path, stack: str):
+        config, secret = read(project_dir, stack)
+        argo = json.loads(config["tenancy:argocd"])
+        return {**config, "tenancy:argocd": json.dumps({**argo, "awaitRollout": False})}, secret
+
+    awaited = {k: r["inputs"] for k, r in generator_objects(dev).items()}
+    assert not any(_skips_await(m) for m in awaited.values())
+    for stack in ("staging", "prod"):
+        assert settings_module.load_stack(PROJECT, stack).argocd.await_rollout is True
+    monkeypatch.setattr(settings_module, "read_stack_file", without_waiting)
+    objects = {k: r["inputs"] for k, r in generator_objects(render("dev")).items()}
+    assert {kind for kind, manifest in objects.items() if _skips_await(manifest)} == {"Deployment", "Service"}
+    # Nothing else about them changes.
+    for kind in ("Deployment", "Service"):
+        without = {**objects[kind], "metadata": {k: v for k, v in objects[kind]["metadata"].items()
+                                                 if k != "annotations"}}
+        assert without == awaited[kind]

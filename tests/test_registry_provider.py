@@ -12,6 +12,8 @@ from cassandra.cluster import NoHostAvailable
 
 from components import registry_provider
 from components.registry_provider import RegistryError, RegistryProvider, RegistryUnavailable
+# The `pulumi-python` provider plugin process, as `pulumi up` starts it: no engine build needed.
+from tests.e2e.registry import plugin  # noqa: F401 - a fixture
 
 PROJECT = Path(__file__).resolve().parent.parent
 HOSTILE = "x'); DROP TABLE tenant_configs; --"
@@ -275,14 +277,46 @@ def test_records_know_their_table_at_preview(dev):
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 def test_stack_records_dial_keyspaces(stack):
-    """The endpoint/port/CA props exist for the e2e suite only: every record a stack registers dials the region's
+    """No shipped stack sets `tenancy:registry.endpoint`: every record a stack registers dials the region's
     Keyspaces endpoint on 9142 and trusts the system CA bundle."""
     from tests.conftest import sample
 
     records = sample(stack).of_type("pulumi-python:dynamic:Resource")
     assert records
     for record in records:
-        assert not {"endpoint", "port", "ca_file"} & set(record["inputs"])
+        assert not {"endpoint", "port", "ca_cert"} & set(record["inputs"])
         target = registry_provider._target(record["inputs"])  # noqa: SLF001 - how the provider reads its props
-        assert (target.host, target.port, target.ca_file) == (
+        assert (target.host, target.port, target.ca_cert) == (
             f"cassandra.{record['inputs']['region']}.amazonaws.com", 9142, None)
+
+
+def _one_line_failure(call) -> str:
+    import grpc
+
+    with pytest.raises(grpc.RpcError) as raised:
+        call()
+    return raised.value.details()
+
+
+@pytest.mark.parametrize("endpoint, why", [
+    ("registry.invalid", "the host name 'registry.invalid' does not resolve"),
+    ("127.0.0.1", "NoHostAvailable: ('Unable to connect to any servers'"),
+])
+def test_an_unreachable_registry_is_one_readable_line_from_the_plugin(plugin, endpoint, why):
+    """What the engine prints for a failed create or update is the `details` of the plugin's gRPC error, which
+    pulumi/dynamic/__main__.py (`_abort_with_traceback`) fills with `traceback.format_exc()`: it must be the
+    provider's one-line report, naming where it dialled, why it failed and which setting says where, without
+    traceback frames."""
+    from tests.e2e.cassandra import free_port
+
+    port = free_port()  # nothing listens there
+    news = props(auth="service-specific", username="svc", password="pw", endpoint=endpoint, port=port)
+    urn = "urn:pulumi:dev::tenancy::pulumi-python:dynamic:Resource::research-registry-record"
+    for call in (lambda: plugin.create(urn, news), lambda: plugin.update(urn, "calypr-research", news, news)):
+        details = _one_line_failure(call)
+        assert "Traceback" not in details and 'File "' not in details
+        assert len(details.strip().splitlines()) == 1, details
+        assert details.startswith("components.registry_provider.RegistryUnavailable: tenant registry unreachable: "
+                                  f"tenant_ops.tenant_configs at {endpoint}:{port}")
+        assert why in details and "tenancy:registry.endpoint" in details and "nothing was written" in details
+        assert "pw" not in details.split()

@@ -178,7 +178,7 @@ def plugin() -> Iterator[ProviderPlugin]:
 def pointed_at(cassandra: Cassandra, props: dict[str, Any]) -> dict[str, Any]:
     """Record props aimed at this Cassandra with service-specific credentials (what the e2e settings add)."""
     return {**props, "auth": "service-specific", "username": cassandra.username, "password": cassandra.password,
-            "endpoint": cassandra.host, "port": cassandra.port, "ca_file": str(cassandra.ca_file)}
+            "endpoint": cassandra.host, "port": cassandra.port, "ca_cert": cassandra.ca_file.read_text()}
 
 
 
