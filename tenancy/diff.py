@@ -31,6 +31,7 @@ from typing import Any, Optional
 from . import render_cache, revision
 from components import settings as settings_module
 from components.registry_provider import _REPLACING as _REGISTRY_ROW_REPLACING
+from .replacements import REPLACEMENTS
 from .synth import SynthResult
 
 SHARED = "(shared)"
@@ -57,32 +58,18 @@ class DataKind:
 # ["provider"]), and a changed `metadata.name` or `metadata.namespace` replaces any Kubernetes object
 # (pulumi-kubernetes provider/pkg/provider/forcenew.go, `metadataForceNewProperties`).
 DATA_KINDS: dict[str, DataKind] = {
-    "aws:s3/bucket:Bucket": DataKind(
-        "S3 bucket", ("bucket", "bucketPrefix", "objectLockEnabled"),
-        "terraform-provider-aws internal/service/s3/bucket.go: bucket, bucket_prefix, object_lock_enabled ForceNew"),
-    "aws:kms/key:Key": DataKind(
-        "KMS key", ("customerMasterKeySpec", "keyUsage", "multiRegion", "customKeyStoreId", "xksKeyId"),
-        "terraform-provider-aws internal/service/kms/key.go: customer_master_key_spec, key_usage, multi_region, "
-        "custom_key_store_id, xks_key_id ForceNew"),
-    "aws:keyspaces/keyspace:Keyspace": DataKind(
-        "registry keyspace", ("name",), "terraform-provider-aws internal/service/keyspaces/keyspace.go: name ForceNew"),
-    "aws:keyspaces/table:Table": DataKind(
-        "registry table", ("keyspaceName", "tableName"),
-        "terraform-provider-aws internal/service/keyspaces/table.go: keyspace_name, table_name ForceNew"),
+    **{typ: DataKind(label, REPLACEMENTS[typ].replaced_when, REPLACEMENTS[typ].source) for typ, label in (
+        ("aws:s3/bucket:Bucket", "S3 bucket"),
+        ("aws:kms/key:Key", "KMS key"),
+        ("aws:keyspaces/keyspace:Keyspace", "registry keyspace"),
+        ("aws:keyspaces/table:Table", "registry table"),
+        ("vault:index/mount:Mount", "Vault KV mount"),
+        ("vault:kv/secretV2:SecretV2", "Vault KV data"),
+        ("random:index/randomPassword:RandomPassword", "generated password"),
+    )},
     "kubernetes:core/v1:Namespace": DataKind(
         "namespace", ("metadata.name",),
         "pulumi-kubernetes provider/pkg/provider/forcenew.go: .metadata.name (every kind)"),
-    # `path` is not here: terraform-provider-vault vault/resource_mount.go updates it in place (sys/remount moves
-    # the data along); `type` is ForceNew there.
-    "vault:index/mount:Mount": DataKind(
-        "Vault KV mount", ("type",), "terraform-provider-vault vault/resource_mount.go: type ForceNew"),
-    "vault:kv/secretV2:SecretV2": DataKind(
-        "Vault KV data", ("mount", "name"),
-        "terraform-provider-vault vault/resource_kv_secret_v2.go: mount, name ForceNew"),
-    "random:index/randomPassword:RandomPassword": DataKind(
-        "generated password", ("",),
-        "terraform-provider-random internal/provider/resource_password.go passwordSchemaV3: every argument "
-        "RequiresReplace"),
     # tenancy's only dynamic resource is the tenant's registry row (tests/test_diff.py holds it to that).
     "pulumi-python:dynamic:Resource": DataKind(
         "registry row", _REGISTRY_ROW_REPLACING,
