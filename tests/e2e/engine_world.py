@@ -121,6 +121,9 @@ def engine_world(stack: str, folder: Path, home: PulumiHome, cassandra: Cassandr
             cql_password=cassandra.password))
         engine = EngineStack.open(project, stack, home, folder / "backend", logs / "engine", env={
             "KUBECONFIG": str(cluster.admin_kubeconfig),
+            # The registry rows' provider is pickled by reference (dill): the dynamic provider plugin imports
+            # components.registry_provider from the project, as the language host's plugin would.
+            "PYTHONPATH": str(project),
             # OpenBao's CA for the vault stand-in's HTTPS client (Python's default context reads SSL_CERT_FILE);
             # the other TLS peers are named with their own CA (kubeconfig, the registry's caCertFile).
             "SSL_CERT_FILE": str(bao.ca_file)})
