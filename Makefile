@@ -5,20 +5,26 @@ BIN    := $(VENV)/bin
 STACK  ?= dev
 OUT    ?= out/$(STACK)
 
-.PHONY: synth validate test e2e e2e-engine crds engines-cache engines schema bench bench-engine clean clean-engines
+.PHONY: synth validate test e2e lock crds engines-cache engines schema bench clean clean-engines
 
-$(BIN)/python:
+UV_VERSION := $(shell sed -n 's/^required-version = "==\(.*\)"$$/\1/p' pyproject.toml)
+UV         := $(BIN)/uv
+# uv installs into venv/ (what Pulumi.yaml names), from uv.lock only: --locked refuses a lock that no longer
+# matches pyproject.toml, --inexact leaves uv itself (installed by pip) in place.
+SYNC       := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --inexact --quiet
+
+$(UV):
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q uv==$(UV_VERSION)
 
-# Stamps record what was installed, so repeated runs skip pip until a requirements file changes.
-$(VENV)/.runtime: requirements.txt | $(BIN)/python
-	$(BIN)/python -m pip install -q -r requirements.txt
+# Stamps record what was installed, so repeated runs skip uv until the lock changes.
+$(VENV)/.runtime: pyproject.toml uv.lock | $(UV)
+	$(SYNC)
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt generator/requirements.txt | $(BIN)/python
-	$(BIN)/python -m pip install -q -r requirements-dev.txt
-	touch $@
+$(VENV)/.dev: pyproject.toml uv.lock | $(UV)
+	$(SYNC) --group dev
+	touch $@ $(VENV)/.runtime
 
 synth: $(VENV)/.runtime
 	$(BIN)/python -m tenancy synth --stack $(STACK) --out $(OUT)
@@ -50,9 +56,11 @@ engines: crds
 e2e: $(VENV)/.dev engines
 	$(BIN)/python -m pytest -q tests/e2e
 
-# Only the Pulumi engine's module (`pulumi up`/preview/refresh/destroy of every stack through the real CLI).
-e2e-engine: $(VENV)/.dev engines
-	$(BIN)/python -m pytest -q -m pulumi_engine tests/e2e
+# After editing pyproject.toml: re-resolve uv.lock, and export the generator image's requirements from it with
+# hashes (generator/Dockerfile installs exactly the locked versions; a test holds the export to the lock).
+lock: | $(UV)
+	$(UV) lock --quiet
+	$(UV) export --locked --only-group generator --no-emit-project --quiet --output-file generator/requirements.txt
 
 schema: $(VENV)/.runtime
 	$(BIN)/python -m tenancy schema
@@ -60,10 +68,6 @@ schema: $(VENV)/.runtime
 bench: $(VENV)/.dev
 	$(BIN)/python bench/targets.py
 	$(BIN)/python bench/synth_scale.py
-
-# The real engine's wall time and peak memory for up/preview/destroy (needs the e2e engines).
-bench-engine: $(VENV)/.dev engines
-	$(BIN)/python bench/engine.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis

@@ -44,10 +44,11 @@ class Platform(pulumi.ComponentResource):
                               args.vault_kubernetes_ca_cert, args.vault_server_ca_cert),
             child(self),
         )
+        # A disabled registry has no table, no rows and no record provider (tenants write no row).
         self.registry = Registry(f"{name}-registry", RegistryArgs(args.settings, args.providers, args.registry_password,
                                                                   args.registry_ca_cert),
-                                 child(self))
-        if args.settings.argocd.enabled:
+                                 child(self)) if args.settings.registry.enabled else None
+        if args.settings.argocd.enabled:  # only with a registry: settings refuse Argo CD without one
             ArgoCdGenerator(f"{name}-argocd", ArgoCdGeneratorArgs(args.settings, args.providers, args.registry_password,
                                                                 self.registry.table_arn,
                                                                 expected_tenants(args.tenants),

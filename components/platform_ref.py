@@ -31,7 +31,7 @@ def platform_outputs(platform: Any) -> dict[str, Any]:
 
 def export_platform(platform: Any) -> None:
     pulumi.export(PLATFORM_OUTPUT, platform_outputs(platform))
-    if "password" in platform.registry.target:
+    if platform.registry is not None and "password" in platform.registry.target:
         pulumi.export(REGISTRY_PASSWORD_OUTPUT, platform.registry.target["password"])
 
 
@@ -84,7 +84,10 @@ class PlatformReference(pulumi.ComponentResource):
         self.vault = VaultView(kv_mount_path=outputs.apply(lambda o: o["kvMountPath"]),
                                kubernetes_auth_path=outputs.apply(lambda o: o["kubernetesAuthPath"]),
                                server_ca_cert=args.vault_server_ca_cert)
-        password = (reference.require_output(REGISTRY_PASSWORD_OUTPUT)
-                    if args.settings.registry.auth == "service-specific" else None)
-        self.registry = RegistryView(f"{name}-registry", args.settings, password, args.registry_ca_cert, child(self))
+        self.registry = None
+        if args.settings.registry.enabled:
+            password = (reference.require_output(REGISTRY_PASSWORD_OUTPUT)
+                        if args.settings.registry.auth == "service-specific" else None)
+            self.registry = RegistryView(f"{name}-registry", args.settings, password, args.registry_ca_cert,
+                                         child(self))
         self.register_outputs({})

@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 from typing import Any, Literal, Mapping, NamedTuple, Optional
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -110,8 +111,16 @@ class VaultKubernetesAuthSettings(_Model):
     audience: str = "vault"
 
 
+# Names of the API server that resolve only inside the cluster (the `kubernetes` Service in `default`).
+IN_CLUSTER_API_HOSTS = frozenset({"kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                                  "kubernetes.default.svc.cluster.local"})
+
+
 class VaultSettings(_Model):
     address: str = Field(description="Vault (or OpenBao) address, e.g. https://vault.example.com:8200.")
+    placement: Literal["in-cluster", "external"] = Field(
+        "in-cluster", description="Where Vault runs: as pods of the tenants' cluster (it then calls the API server "
+                                  "with its pod's service-account CA and token) or outside it.")
     ca_cert_file: Optional[str] = Field(
         None, description="PEM of the CA(s) that issued Vault's TLS certificate, relative to the project; External "
                           "Secrets trusts it (SecretStore caBundle) instead of only the system roots.")
@@ -193,7 +202,7 @@ class RegistrySettings(_Model):
     @property
     def in_keyspaces(self) -> bool:
         """tenancy creates the registry's keyspace and table in Amazon Keyspaces."""
-        return self.endpoint is None
+        return self.enabled and self.endpoint is None
 
 
 class ArtifactSettings(_Model):
@@ -448,11 +457,39 @@ def from_config(config: Mapping[str, Any], *, stack: str, secret_keys: frozenset
                 message = "unknown config key" + did_you_mean(key, _config_keys())
             problems.append(Problem(source, join_path(key, *loc[1:]), message))
         raise InvalidInput(problems) from None
+    problems += _vault_placement_problems(settings, source)
     if settings.registry.enabled and settings.registry.auth == "service-specific" and REGISTRY_PASSWORD_KEY not in config:
         problems.append(Problem(source, REGISTRY_PASSWORD_KEY, "required with service-specific registry credentials"))
     if problems:
         raise InvalidInput(problems)
     return settings
+
+
+def _vault_placement_problems(settings: StackSettings, source: str) -> list[Problem]:
+    """A Kubernetes auth config a Vault outside the cluster cannot use.
+
+    With `kubernetes_ca_cert` empty (and `disable_local_ca_jwt` false, its default, which tenancy keeps), Vault
+    reads the API server's CA from its own pod's /var/run/secrets/kubernetes.io/serviceaccount/ca.crt when the
+    config is written (hashicorp/vault-plugin-auth-kubernetes v0.24.1 path_config.go `pathConfigWrite` ->
+    backend.go `updateTLSConfig`; OpenBao's builtin copy alike), so outside a pod the write fails; and the
+    in-cluster Service name resolves only inside the cluster. Only a backend tenancy creates is configured here.
+    """
+    vault = settings.vault
+    auth = vault.kubernetes_auth
+    if vault.placement != "external" or not auth.create:
+        return []
+    problems = []
+    key = f"{NAMESPACE}:vault.kubernetesAuth"
+    if auth.ca_cert_file is None:
+        problems.append(Problem(source, f"{key}.caCertFile", "required with tenancy:vault.placement: external: "
+                                "without the API server's CA Vault reads its pod's service-account CA file, which "
+                                "a Vault outside the cluster does not have"))
+    # kubernetes_host is a URL, a host:port pair or a host (path_config.go's field description).
+    host = (urlsplit(auth.host if "://" in auth.host else f"//{auth.host}").hostname or "").rstrip(".")
+    if host in IN_CLUSTER_API_HOSTS:
+        problems.append(Problem(source, f"{key}.host", f"{auth.host!r} resolves only inside the cluster; with "
+                                "tenancy:vault.placement: external give the API server's address Vault reaches"))
+    return problems
 
 
 def _config_keys() -> list[str]:

@@ -10,7 +10,7 @@ import pulumi_pulumiservice as service
 TENANCY_PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TENANCY_PROJECT))
 
-from delivery_plan import plan, pre_run_commands, shard_counts, watched_paths  # noqa: E402
+from delivery_plan import plan, pre_run_commands, shard_counts, uv_version, watched_paths  # noqa: E402
 
 config = pulumi.Config()
 environments = config.require_object("stacks")
@@ -19,6 +19,7 @@ delivery = plan({
     "repository": config.require("repository"), "branch": config.require("branch"), "repoDir": config.get("repoDir"),
     "autoPromote": config.get_bool("autoPromote"), "stacks": environments,
 }, shard_counts(TENANCY_PROJECT, [e["name"] for e in environments]))
+uv = uv_version(TENANCY_PROJECT)
 cloud = service.Provider("pulumi-cloud")
 opts = pulumi.ResourceOptions(provider=cloud)
 
@@ -32,7 +33,7 @@ for stack in delivery.stacks:
             repository=delivery.repository, deploy_commits=stack.deploy_commits, preview_pull_requests=True,
             pull_request_template=stack.review_stacks, paths=watched_paths(delivery.repo_dir, stack.environment)),
         operation_context=service.DeploymentSettingsOperationContextArgs(
-            pre_run_commands=pre_run_commands(stack.name),
+            pre_run_commands=pre_run_commands(stack.name, uv),
             options=service.OperationContextOptionsArgs(skip_install_dependencies=True),
             oidc=service.OperationContextOIDCArgs(aws=service.AWSOIDCConfigurationArgs(
                 role_arn=stack.aws_role_arn, session_name=f"tenancy-{stack.name}-deployment"))),

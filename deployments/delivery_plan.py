@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 from components import sharding  # stdlib only: the tenancy program's rule for naming an environment's stacks
 
 # Files whose change can alter every stack's resources; each stack also watches its own Pulumi.<stack>.yaml.
-SHARED_INPUTS = ("tenants.yaml", "Pulumi.yaml", "__main__.py", "requirements.txt", "components/**", "certs/**")
+SHARED_INPUTS = ("tenants.yaml", "Pulumi.yaml", "__main__.py", "pyproject.toml", "uv.lock", "components/**", "certs/**")
 
 
 @dataclass(frozen=True)
@@ -75,10 +77,17 @@ def shard_counts(project_dir: Any, environments: list[str]) -> dict[str, int]:
     return counts
 
 
-def pre_run_commands(stack: str) -> list[str]:
-    # Dependencies go into the venv Pulumi.yaml names, and bad input stops the run before Pulumi starts.
+def uv_version(project_dir: Path) -> str:
+    """The uv release pyproject.toml pins (`[tool.uv] required-version = "==X"`), which make installs too."""
+    pinned = tomllib.loads((project_dir / "pyproject.toml").read_text())["tool"]["uv"]["required-version"]
+    return pinned.removeprefix("==")
+
+
+def pre_run_commands(stack: str, uv: str) -> list[str]:
+    # The locked dependencies go into the venv Pulumi.yaml names, and bad input stops the run before Pulumi starts.
     return [
         "python -m venv venv",
-        "venv/bin/pip install -q -r requirements.txt",
+        f"venv/bin/pip install -q uv=={uv}",
+        "UV_PROJECT_ENVIRONMENT=venv venv/bin/uv sync --locked --inexact",
         f"venv/bin/python -m tenancy validate --stack {stack}",
     ]

@@ -26,7 +26,7 @@ from components.problems import InvalidInput, Problem
 # Paths that are not the Pulumi program nor its inputs: changing them touches no stack. The offline tooling
 # (tenancy/) and the e2e engine recipes (tools/) change what a review sees, never what `pulumi up` deploys.
 NOT_PROGRAM = ("docs/", "tests/", ".github/", "deployments/", "bench/", "generator/", "tenancy/", "tools/")
-NOT_PROGRAM_FILES = ("README.md", "pytest.ini", "requirements-dev.txt", "Makefile", ".gitignore",
+NOT_PROGRAM_FILES = ("README.md", "pytest.ini", "Makefile", ".gitignore",
                      "tenants.schema.json")
 
 @dataclass
@@ -60,7 +60,7 @@ def changed_files(project_dir: Path, rev: str) -> list[str]:
 
 
 def program_changes(files: list[str], catalogue_path: str) -> list[str]:
-    """The changed files that are the program (code, project file, requirements, certificates, policy pack)."""
+    """The changed files that are the program (code, project file, pyproject.toml and uv.lock, certificates, policy pack)."""
     return [f for f in files
             if not f.startswith(NOT_PROGRAM) and f not in NOT_PROGRAM_FILES and f != catalogue_path
             and not (f.startswith("Pulumi.") and f.endswith(".yaml") and f != "Pulumi.yaml")

@@ -1,6 +1,6 @@
 """The upstream CRDs of the custom kinds tenancy emits, as `tools/engines/crds.sh` fetched them.
 
-`make crds` downloads each project's published Go module at the version the README names and copies its CRD
+`make crds` downloads each project's published Go module at the version docs/compatibility.md names and copies its CRD
 YAML into `.engines/crds/<project>-<version>/` (never into the repository); the MiniCluster CRD, whose Go module
 the proxy refuses, is derived from the Flux Operator's PyPI SDK into `flux-operator-sdk-<version>/`
 (tools/engines/minicluster_crd.py). Both the fast suite (`tests/schema_check.py`) and the e2e cluster

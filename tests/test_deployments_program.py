@@ -59,7 +59,9 @@ def test_every_stack_deploys_from_the_repository(records):
         assert not [p for p in github["paths"] if p.startswith("Pulumi.") and p not in (f"Pulumi.{stack}.yaml",
                                                                                         "Pulumi.yaml")]
         commands = s["operationContext"]["preRunCommands"]
-        assert commands.index("venv/bin/pip install -q -r requirements.txt") < commands.index(
+        # The locked dependencies, with the uv release pyproject.toml pins, before anything runs the program.
+        assert commands.index("venv/bin/pip install -q uv==0.13.10") < commands.index(
+            "UV_PROJECT_ENVIRONMENT=venv venv/bin/uv sync --locked --inexact") < commands.index(
             f"venv/bin/python -m tenancy validate --stack {stack}")
         assert s["operationContext"]["oidc"]["aws"]["roleARN"].endswith(f"role/tenancy-deploy-{stack}")
 

@@ -184,3 +184,28 @@ def test_kubernetes_auth_backend_and_rendered_roles_read_back(bao, stack, tenant
         assert role["token_policies"] == [names.vault_policy]
         assert role["token_no_default_policy"] is True
         assert role["token_ttl"] == role["token_max_ttl"] == stack.vault.token_ttl_seconds
+
+
+def test_a_vault_outside_the_cluster_refuses_the_auth_config_validation_refuses(bao):
+    """This OpenBao runs outside any pod, as an external Vault does. Writing a Kubernetes auth config without
+    `kubernetes_ca_cert` (and `disable_local_ca_jwt` false, tenancy's setting) makes it read its pod's
+    service-account CA file (vault-plugin-auth-kubernetes path_config.go `pathConfigWrite` -> backend.go
+    `updateTLSConfig`, `localCACertPath`; OpenBao's builtin copy alike), and the write fails: the combination
+    `tenancy:vault.placement: external` refuses, while the CA tenancy then requires is accepted."""
+    import json
+
+    from components.problems import InvalidInput
+
+    path = "kubernetes-placement"
+    bao.sys.enable_auth_method("kubernetes", path=path)
+    with pytest.raises(hvac.exceptions.VaultError, match="/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"):
+        bao.auth.kubernetes.configure(kubernetes_host="https://kubernetes.default.svc", mount_point=path)
+    config, secret = settings.read_stack_file(PROJECT, STACK)
+    vault = json.loads(config["tenancy:vault"])
+    config["tenancy:vault"] = json.dumps({**vault, "placement": "external"})
+    with pytest.raises(InvalidInput, match=r"tenancy:vault\.kubernetesAuth\.caCertFile: required"):
+        settings.from_config(config, stack=STACK, secret_keys=secret)
+    ca_cert = (PROJECT / "certs" / "compliance-root-ca.pem").read_text()
+    bao.auth.kubernetes.configure(kubernetes_host="https://api.cluster.example:6443", kubernetes_ca_cert=ca_cert,
+                                  mount_point=path)
+    assert bao.auth.kubernetes.read_config(mount_point=path)["kubernetes_host"] == "https://api.cluster.example:6443"

@@ -3,7 +3,7 @@
 The engine receives a RegisterResourceRequest per resource; `register` must not change one field of it (type
 token, inputs and their secrecy, aliases, additional secret outputs, plugin version, dependencies, options),
 whichever class and stack. The typed classes are pulumi_aws 7.x, pulumi_vault 7.x and pulumi_random 4.x as
-installed (requirements.txt); each class's `_internal_init` is the reference for its argument names.
+installed (uv.lock); each class's `_internal_init` is the reference for its argument names.
 """
 
 from __future__ import annotations

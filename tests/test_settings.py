@@ -119,3 +119,33 @@ def test_admission_settings_refuse_unusable_lists_and_exempting_tenant_namespace
     ok = settings.from_config({**BASE, "tenancy:admission": '{"allowed": {"registries": ["registry.local:5000/a"]}}'},
                               stack="dev")
     assert ok.admission.allowed.registries == ["registry.local:5000/a"] and ok.admission.namespace == "tenancy-system"
+
+
+def _vault(placement: str, create: bool = True, **auth) -> dict:
+    import json
+
+    return {**BASE, "tenancy:vault": json.dumps({"address": "https://vault.example:8200", "placement": placement,
+                                                 "kubernetesAuth": {"create": create, **auth}})}
+
+
+def test_a_vault_outside_the_cluster_needs_the_api_servers_ca_and_address():
+    """Outside a pod Vault has no service-account CA to fall back on when kubernetes_ca_cert is empty
+    (hashicorp/vault-plugin-auth-kubernetes path_config.go, backend.go `updateTLSConfig`), and the in-cluster
+    name does not resolve there: both are refused at validation, naming the key to set."""
+    assert messages(_vault("external", host="https://kubernetes.default.svc")) == [
+        "Pulumi.dev.yaml: tenancy:vault.kubernetesAuth.caCertFile: required with tenancy:vault.placement: external: "
+        "without the API server's CA Vault reads its pod's service-account CA file, which a Vault outside the "
+        "cluster does not have",
+        "Pulumi.dev.yaml: tenancy:vault.kubernetesAuth.host: 'https://kubernetes.default.svc' resolves only inside "
+        "the cluster; with tenancy:vault.placement: external give the API server's address Vault reaches"]
+    assert [m.split(": ")[1] for m in messages(_vault("external", host="kubernetes.default.svc.cluster.local:443",
+                                                      caCertFile="certs/api.pem"))] == [
+        "tenancy:vault.kubernetesAuth.host"]
+    # What can work: an external Vault with the API server's address and CA; an in-cluster Vault as shipped; an
+    # adopted backend, which tenancy does not configure.
+    settings.from_config(_vault("external", host="https://api.cluster.example:6443", caCertFile="certs/api.pem"),
+                         stack="dev")
+    settings.from_config(_vault("in-cluster", host="https://kubernetes.default.svc"), stack="dev")
+    settings.from_config(_vault("external", create=False, host="https://kubernetes.default.svc"), stack="dev")
+    assert messages({**BASE, "tenancy:vault": '{"address": "https://v:8200", "placement": "outside"}'}) == [
+        "Pulumi.dev.yaml: tenancy:vault.placement: Input should be 'in-cluster' or 'external', got 'outside'"]

@@ -222,9 +222,13 @@ def test_irsa_without_oidc_provider_is_refused(tmp_path):
     assert "tenancy:irsa" in text
 
 
-def test_registry_rows_off_when_disabled(tmp_path, monkeypatch):
-    # A stack with `registry.enabled: false` keeps the table but writes no rows.
+def test_a_disabled_registry_creates_no_keyspaces_resources(tmp_path, monkeypatch):
+    """A stack with `registry.enabled: false` registers no keyspace, no table and no row (nor the records'
+    provider), and an enabled stack keeps every URN it had (tests/sample_dev_urns.txt, rendered before)."""
     import components.settings as settings_module
+    from tests.conftest import sample
+
+    assert [r["urn"] for r in sample("dev").resources] == (PROJECT / "tests/sample_dev_urns.txt").read_text().split()
 
     original = settings_module.read_stack_file
 
@@ -239,4 +243,5 @@ def test_registry_rows_off_when_disabled(tmp_path, monkeypatch):
     monkeypatch.setattr(settings_module, "read_stack_file", without_registry)
     result = render("dev")
     assert result.of_type(DYNAMIC) == []
-    assert len(result.of_type("aws:keyspaces/table:Table")) == 1
+    assert [r["type"] for r in result.resources if r["type"].startswith("aws:keyspaces/")] == []
+    assert [r["name"] for r in result.resources if "registry" in r["name"]] == []

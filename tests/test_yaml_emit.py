@@ -1,6 +1,6 @@
 """yaml_emit.dump writes the bytes yaml.safe_dump(sort_keys=False) writes, whichever emitter it used.
 
-PyYAML 6.0 (requirements.txt) with libyaml: its `emitter.py` and libyaml's `emitter.c` pick scalar styles alike and
+PyYAML 6.0 (uv.lock) with libyaml: its `emitter.py` and libyaml's `emitter.c` pick scalar styles alike and
 differ in folding double-quoted scalars and in the simple-key length limit; the data below is drawn to reach both.
 """
 

@@ -101,11 +101,12 @@ def project_for(tmp: Path, stack: str, *, vault_url: str, vault_ca: Path, kube_u
     and the tenants in `suspend` set to `lifecycle: suspended` in its catalogue; `settings` changes the stack's
     other settings (the e2e engine's kube context, the registry's endpoint).
 
-    Only inputs change (the address and the two CA files): every manifest and Vault record is rendered by the
-    unchanged program from them."""
+    Only inputs change (the address, the two CA files and OpenBao's placement outside the cluster): every
+    manifest and Vault record is rendered by the unchanged program from them."""
     def name_test_servers(config: dict[str, Any]) -> None:
         vault = config["tenancy:vault"]
         vault["address"] = vault_url
+        vault["placement"] = "external"
         vault["caCertFile"] = "e2e-certs/vault-ca.pem"
         vault["kubernetesAuth"] = {**vault["kubernetesAuth"], "host": kube_url,
                                    "caCertFile": "e2e-certs/kube-ca.pem"}

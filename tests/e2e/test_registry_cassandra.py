@@ -101,7 +101,7 @@ def test_provider_creates_updates_and_deletes_the_stacks_rows(cassandra, table, 
 def test_provider_refuses_an_untrusted_certificate_and_wrong_credentials(cassandra, table, plugin):
     """TLS is verified and credentials are checked; the failure names the endpoint but never the password."""
     props = pointed_at(cassandra, {**next(iter(records().values())), "tenant_id": "never-written"})
-    untrusted = {k: v for k, v in props.items() if k != "ca_file"}  # the system bundle does not know our CA
+    untrusted = {k: v for k, v in props.items() if k != "ca_cert"}  # the system bundle does not know our CA
     wrong_password = {**props, "password": "not-the-password"}
     for case in (untrusted, wrong_password):
         with pytest.raises(grpc.RpcError) as failure:

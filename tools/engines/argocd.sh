@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Argo CD ApplicationSet controller (github.com/argoproj/argo-cd/v3, the version the README names) from
+# Builds the Argo CD ApplicationSet controller (github.com/argoproj/argo-cd/v3, the version docs/compatibility.md names) from
 # the Go module proxy only, into .engines/argo-cd-<version>/bin/argocd-applicationset-controller (cached: a second
 # run returns at once). The e2e suite runs it against the test kube-apiserver and the real generator service on
 # Cassandra (tests/e2e/test_applicationset.py).
@@ -20,7 +20,7 @@
 set -euo pipefail
 source "$(dirname "$0")/wrapper.sh"
 
-ARGOCD_VERSION=${ARGOCD_VERSION:-v3.5.7}   # keep in step with README
+ARGOCD_VERSION=${ARGOCD_VERSION:-v3.5.7}   # keep in step with docs/compatibility.md and docs/testing.md
 GITOPS_ENGINE_VERSION=${GITOPS_ENGINE_VERSION:-v0.0.0-20260914071520-c9c369efcc5b}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dest="$root/.engines/argo-cd-$ARGOCD_VERSION"

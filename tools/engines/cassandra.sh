@@ -5,7 +5,7 @@
 # with a configuration it generates per run.
 set -euo pipefail
 
-CASSANDRA_VERSION=${CASSANDRA_VERSION:-5.0.9}   # keep in step with the README "Testing" section
+CASSANDRA_VERSION=${CASSANDRA_VERSION:-5.0.9}   # keep in step with docs/testing.md
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dest="$root/.engines/cassandra-$CASSANDRA_VERSION"
 

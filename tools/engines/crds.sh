@@ -3,7 +3,7 @@
 # Go module proxy is the registry; nothing is copied into the repository) into
 # .engines/crds/<project>-<version>/*.yaml. Cached per project and version.
 #
-# The versions are the README's tested prerequisites ("Kubernetes prerequisites"); tests/crds.py reads the
+# The versions are the tested prerequisites of docs/compatibility.md; tests/crds.py reads the
 # folders this writes. A project whose module the proxy does not serve is recorded in
 # .engines/crds/unavailable.txt instead of failing the whole run, and the tests that need it say so.
 # The one exception is the Flux Operator (refused by the proxy): its CRD is derived from its PyPI SDK (below).
@@ -31,7 +31,7 @@ SOURCES=(
 # derived from the operator's Python SDK on PyPI instead (tools/engines/minicluster_crd.py reads the wheel's
 # openapi-generator models). fluxoperator 0.2.0 is API v1alpha2 (operator 0.2.x), 0.1.1 is v1alpha1 (0.1.x);
 # the sha256 pins the wheels whose fields were compared with the operator's CRDs at tags 0.2.0, 0.2.1, 0.1.0
-# and 0.1.1 (README "CRD versions").
+# and 0.1.1 (docs/compatibility.md).
 # sdk-version   wheel sha256
 FLUX_SDK=(
     "0.2.0 79a0ca8a43481583bcadd0b691a8683593266f9087262e8da4dda0f518e6cee8"

@@ -7,11 +7,11 @@
 # Its go.mod replaces github.com/Masterminds/sprig/v3 with a fork, and a dependency's replace directives do not
 # apply to a module that requires it, so `go install ...@version` refuses: the module itself is copied out of
 # the module cache (read-only there) and built as the main module. main.go links every provider
-# (pkg/provider/register), so the first build downloads many cloud SDKs (README "Testing": time and size).
+# (pkg/provider/register), so the first build downloads many cloud SDKs (docs/testing.md: time and size).
 set -euo pipefail
 source "$(dirname "$0")/wrapper.sh"
 
-ESO_VERSION=${ESO_VERSION:-v0.17.0}   # keep in step with README
+ESO_VERSION=${ESO_VERSION:-v0.17.0}   # keep in step with docs/compatibility.md and docs/testing.md
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dest="$root/.engines/external-secrets-$ESO_VERSION"
 

@@ -8,7 +8,7 @@
 # matching published v0.<minor>.<patch>.
 set -euo pipefail
 
-KUBE_VERSION=${KUBE_VERSION:-v1.34.4}   # EKS-supported minor; keep in step with README "Testing"
+KUBE_VERSION=${KUBE_VERSION:-v1.34.4}   # EKS-supported minor; keep in step with docs/testing.md
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dest="$root/.engines/kubernetes-$KUBE_VERSION"
 cmds=(kube-apiserver kube-controller-manager)

@@ -30,8 +30,7 @@ cd "$work"
 go mod edit -dropreplace github.com/pulumi/pulumi-kubernetes/sdk/v4 \
     -require "github.com/pulumi/pulumi-kubernetes/sdk/v4@$K8S_SDK_VERSION"
 time go mod tidy
-# generate.go stamps the schema with $VERSION and exits "version not found" without it (upstream's Makefile sets it).
-(cd cmd/pulumi-resource-kubernetes && time VERSION="$K8S_PROVIDER_VERSION" go run generate.go)
+(cd cmd/pulumi-resource-kubernetes && time VERSION=$K8S_PROVIDER_VERSION go run generate.go)  # stamps the schema with the version
 time go build -p 2 -trimpath \
     -ldflags "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$K8S_PROVIDER_VERSION" \
     -o "$dest/bin/pulumi-resource-kubernetes" ./cmd/pulumi-resource-kubernetes

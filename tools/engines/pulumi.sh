@@ -9,7 +9,7 @@
 # v3.270.0-v3.273.0 are refused by the proxy; v3.274.0 is the oldest served release above the Python SDK (3.272).
 set -euo pipefail
 
-PULUMI_VERSION=${PULUMI_VERSION:-v3.274.0}   # keep in step with README and tests/e2e/pulumi_engine.py
+PULUMI_VERSION=${PULUMI_VERSION:-v3.274.0}   # keep in step with docs/compatibility.md and tests/e2e/pulumi_engine.py
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dest="$root/.engines/pulumi-$PULUMI_VERSION"
 
