@@ -29,13 +29,13 @@ the keyspace replicates to) and `defaultTags`, the vault provider's `namespace`.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import stat
 import subprocess
 import sys
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Optional
 
@@ -67,8 +67,13 @@ class Backends:
 
 
 def sdk_version(package: str) -> str:
-    """The plugin version the installed Python SDK `pulumi_<package>` asks the engine for."""
-    return json.loads(resources.files(f"pulumi_{package}").joinpath("pulumi-plugin.json").read_text())["version"]
+    """The plugin version the installed Python SDK `pulumi_<package>` asks the engine for (read without importing
+    the SDK, which takes seconds)."""
+    spec = importlib.util.find_spec(f"pulumi_{package}")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"the pulumi_{package} SDK is not installed")
+    manifest = Path(spec.submodule_search_locations[0]) / "pulumi-plugin.json"
+    return json.loads(manifest.read_text())["version"]
 
 
 def script(package: str, version: str, backends: Backends, python: str = sys.executable) -> str:

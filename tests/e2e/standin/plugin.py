@@ -277,16 +277,17 @@ def _auth_update(pkg: VaultPackage, id_: str, state: dict, i: dict) -> dict:
     return {"path": path, "accessor": _auth_accessor(pkg, path)}
 
 
-def _vault_path(path_of: Callable[[dict], str], *skip: str, id_is_path: bool = True) -> Kind:
+def _vault_path(path_of: Callable[[dict], str], *skip: str, id_is_path: bool = True, deletes: bool = True) -> Kind:
     """A resource that is one Vault path written with its inputs (policies, roles, auth config). Its id is the
-    path (the Terraform resources' ids), or the name for vault_policy (resource_policy.go sets the name)."""
+    path (the Terraform resources' ids), or the name for vault_policy (resource_policy.go sets the name).
+    `deletes=False`: deleting only forgets it (resource_kubernetes_auth_backend_config.go's delete is a no-op)."""
 
     def create(pkg: VaultPackage, i: dict) -> tuple[str, dict]:
         pkg.api("POST", path_of(i), _vault_body(i, *skip))
         return path_of(i) if id_is_path else i["name"], {}
 
     return Kind(create=create, update=lambda pkg, id_, state, i: create(pkg, i)[1],
-                delete=lambda pkg, id_, state: pkg.api("DELETE", path_of(state)),
+                delete=lambda pkg, id_, state: pkg.api("DELETE", path_of(state)) if deletes else None,
                 read=lambda pkg, id_, state: (pkg.read_or_gone(path_of(state)), {})[1],
                 defaults={} if not id_is_path else {"backend": "kubernetes"})
 
@@ -314,16 +315,19 @@ def _kv_delete(pkg: VaultPackage, id_: str, state: dict) -> None:
 
 VaultPackage.KINDS = {
     "vault:index/mount:Mount": Kind(
-        create=_mount_create, update=_mount_update, delete=lambda pkg, id_, s: pkg.api("DELETE", f"sys/mounts/{id_}"),
-        read=lambda pkg, id_, s: {"accessor": pkg.read_or_gone(f"sys/mounts/{id_}")["accessor"]},
+        # Addressed by the path in state: a remount moves it, and Pulumi keeps the id it was created with.
+        create=_mount_create, update=_mount_update,
+        delete=lambda pkg, id_, s: pkg.api("DELETE", f"sys/mounts/{s['path']}"),
+        read=lambda pkg, id_, s: {"accessor": pkg.read_or_gone(f"sys/mounts/{s['path']}")["accessor"]},
         computed=("accessor",)),
     "vault:index/authBackend:AuthBackend": Kind(
-        create=_auth_create, update=_auth_update, delete=lambda pkg, id_, s: pkg.api("DELETE", f"sys/auth/{id_}"),
-        read=lambda pkg, id_, s: {"accessor": _auth_accessor(pkg, id_)}, computed=("accessor", "path")),
+        create=_auth_create, update=_auth_update,
+        delete=lambda pkg, id_, s: pkg.api("DELETE", f"sys/auth/{s['path']}"),
+        read=lambda pkg, id_, s: {"accessor": _auth_accessor(pkg, s["path"])}, computed=("accessor", "path")),
     "vault:index/policy:Policy": _vault_path(lambda i: f"sys/policies/acl/{i['name']}", "name", id_is_path=False),
     # Both default `backend` to "kubernetes" in their Terraform schemas.
     "vault:kubernetes/authBackendConfig:AuthBackendConfig": _vault_path(
-        lambda i: f"auth/{i['backend']}/config", "backend"),
+        lambda i: f"auth/{i['backend']}/config", "backend", deletes=False),
     "vault:kubernetes/authBackendRole:AuthBackendRole": _vault_path(
         lambda i: f"auth/{i['backend']}/role/{i['roleName']}", "backend", "roleName"),
     "vault:kv/secretV2:SecretV2": Kind(
