@@ -112,8 +112,6 @@ def engine_world(stack: str, folder: Path, home: PulumiHome, cassandra: Cassandr
         project = eso.project_for(folder, stack, vault_url=bao.url, vault_ca=bao.ca_file, kube_url=cluster.url,
                                   kube_ca=cluster.ca_file, settings=e2e_settings(cassandra))
         (project / "e2e-certs" / "cassandra-ca.pem").write_text(cassandra.ca_file.read_text())
-        stack_settings = settings.load_stack(project, stack)
-        platform_prerequisites(cluster, bao, cassandra, stack_settings)
         # The stand-ins carry their backends' addresses in their launcher, so each stack installs them afresh.
         standin.install(home.folder, cli(), standin.Backends(
             aws_endpoint=moto.url, vault_address=bao.url, vault_token=eso.ROOT_TOKEN, cql_host=cassandra.host,
@@ -128,6 +126,8 @@ def engine_world(stack: str, folder: Path, home: PulumiHome, cassandra: Cassandr
             # the other TLS peers are named with their own CA (kubeconfig, the registry's caCertFile).
             "SSL_CERT_FILE": str(bao.ca_file)})
         engine.set_secret(settings.REGISTRY_PASSWORD_KEY, cassandra.password)
+        stack_settings = settings.load_stack(project, stack)
+        platform_prerequisites(cluster, bao, cassandra, stack_settings)
         world = World(stack, folder, project, cluster, bao, moto, cassandra, engine, stack_settings)
         if keep_tenants is not None:
             world.edit_catalogue(lambda doc: doc.update(tenants=[t for t in doc["tenants"]

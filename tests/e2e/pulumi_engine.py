@@ -285,8 +285,14 @@ class EngineStack:
         return self._call("destroy", self.stack.destroy, timeout, **kwargs)[1]
 
     def export(self) -> dict[str, Any]:
-        """The stack's checkpoint as `pulumi stack export` prints it (secrets stay encrypted)."""
-        return self.stack.export_stack().deployment
+        """The stack's checkpoint as `pulumi stack export` prints it, secrets encrypted. Not the Automation API's
+        `export_stack()`: that passes `--show-secrets` (pulumi/automation/_local_workspace.py), so it decrypts."""
+        workspace = self.stack.workspace
+        done = subprocess.run([str(cli()), "stack", "export", "--stack", self.name], cwd=workspace.work_dir,
+                              env={**os.environ, **workspace.env_vars}, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise RuntimeError(f"pulumi stack export failed:\n{done.stderr}")
+        return json.loads(done.stdout)["deployment"]
 
     def stop(self) -> list[int]:
         return self.home.stop_strays()
