@@ -112,12 +112,15 @@ def engine_world(stack: str, folder: Path, home: PulumiHome, cassandra: Cassandr
         project = eso.project_for(folder, stack, vault_url=bao.url, vault_ca=bao.ca_file, kube_url=cluster.url,
                                   kube_ca=cluster.ca_file, settings=e2e_settings(cassandra))
         (project / "e2e-certs" / "cassandra-ca.pem").write_text(cassandra.ca_file.read_text())
-        # The stand-ins carry their backends' addresses in their launcher, so each stack installs them afresh.
-        standin.install(home.folder, cli(), standin.Backends(
+        backends = standin.Backends(
             aws_endpoint=moto.url, vault_address=bao.url, vault_token=eso.ROOT_TOKEN, cql_host=cassandra.host,
             cql_port=cassandra.port, cql_ca_file=cassandra.ca_file, cql_username=cassandra.username,
-            cql_password=cassandra.password))
+            cql_password=cassandra.password)
+        # `pulumi plugin install` keeps a version already installed, so the launcher of the home's first stack
+        # stays: each stack's backends reach the stand-ins through the engine's environment, which wins.
+        standin.install(home.folder, cli(), backends)
         engine = EngineStack.open(project, stack, home, folder / "backend", logs / "engine", env={
+            **backends.environment(),
             "KUBECONFIG": str(cluster.admin_kubeconfig),
             # The registry rows' provider is pickled by reference (dill): the dynamic provider plugin imports
             # components.registry_provider from the project, as the language host's plugin would.
