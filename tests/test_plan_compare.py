@@ -7,7 +7,7 @@ Step operations as pulumi/pulumi pkg/v3 resource/deploy/step.go names them (`OpR
 
 from __future__ import annotations
 
-from tests.e2e.plan_compare import compare, engine_plan
+from tests.e2e.plan_compare import compare, engine_plan, resource_key
 
 PREFIX = "urn:pulumi:prod::tenancy::"
 BUCKET = "tenancy:index:Tenant$tenancy:storage:TenantStorage$aws:s3/bucket:Bucket::research-storage-bucket"
@@ -34,24 +34,32 @@ def test_agreement_is_no_problem():
 
 def test_replacement_halves_count_as_one_replace():
     assert engine_plan([step("create-replacement", BUCKET), step("delete-replaced", BUCKET)]) == {
-        BUCKET: ("replace", "aws:s3/bucket:Bucket")}
+        resource_key(BUCKET): ("replace", "aws:s3/bucket:Bucket")}
+
+
+def test_synth_and_engine_type_chains_name_the_same_resource():
+    """The engine's URN carries every ancestor's type, synth's mocks only the parent's (and the root Stack's)."""
+    engine_urn = PREFIX + BUCKET
+    synth_key = "tenancy:storage:TenantStorage$aws:s3/bucket:Bucket::research-storage-bucket"
+    assert resource_key(engine_urn) == resource_key(synth_key) == "aws:s3/bucket:Bucket::research-storage-bucket"
+    assert compare(diff(deleted=[synth_key], destructive=[(synth_key, "delete")]), [step("delete", BUCKET)]) == []
 
 
 def test_an_engine_delete_the_diff_misses_is_reported():
-    assert compare(diff(), [step("delete", ROLE)]) == [f"engine plans delete of {ROLE}; diff says nothing"]
+    assert compare(diff(), [step("delete", ROLE)]) == [f"engine plans delete of {resource_key(ROLE)}; diff says nothing"]
 
 
 def test_a_replace_the_diff_calls_an_update_is_reported():
     problems = compare(diff(changed=[QUOTA]), [step("replace", QUOTA)])
-    assert problems == [f"engine plans replace of {QUOTA}; diff says update"]
+    assert problems == [f"engine plans replace of {resource_key(QUOTA)}; diff says update"]
 
 
 def test_a_data_replace_missing_from_destructive_is_reported():
     problems = compare(diff(replaced=[BUCKET]), [step("replace", BUCKET)])
-    assert problems == [f"engine plans replace of data resource {BUCKET}; diff's destructive list says nothing"]
+    assert problems == [f"engine plans replace of data resource {resource_key(BUCKET)}; diff's destructive list says nothing"]
 
 
 def test_a_diff_deletion_the_engine_does_not_plan_is_reported():
     problems = compare(diff(deleted=[ROLE], destructive=[(BUCKET, "delete")]), [step("same", ROLE)])
-    assert problems == [f"diff says delete of {ROLE}; engine plans nothing",
-                        f"diff lists {BUCKET} as destructive (delete); engine plans nothing"]
+    assert problems == [f"diff says delete of {resource_key(ROLE)}; engine plans nothing",
+                        f"diff lists {resource_key(BUCKET)} as destructive (delete); engine plans nothing"]

@@ -6,8 +6,7 @@ each step a `preview` announced (engine events, `ResourcePreEvent.metadata`). It
 - each data-holding resource (tenancy/diff.py DATA_KINDS) the engine deletes or replaces is in the diff's
   `destructive` list with that action;
 - each resource the diff adds, deletes or replaces, the engine plans to add, delete or replace.
-Resources match by URN without its stack and project (tenancy/diff.py `_key`); the engine's root Stack resource,
-which synth does not record, takes no part.
+Resources match by their own type and logical name (`resource_key`); the root Stack resource takes no part.
 
 Engine operations (pulumi/pulumi pkg/v3 resource/deploy/step.go, `OpCreate`...): a replacement shows as `replace`
 or as its halves `create-replacement` / `delete-replaced`; a retainOnDelete resource's deletion is still a
@@ -26,9 +25,12 @@ ENGINE_OP = {"create": "create", "delete": "delete", "replace": "replace", "crea
              "delete-replaced": "replace", "update": "update"}
 
 
-def resource_key(urn: str) -> str:
-    """The URN without `urn:pulumi:<stack>::<project>::`, as the diff names resources."""
-    return urn.split("::", 2)[2]
+def resource_key(urn_or_key: str) -> str:
+    """`<type>::<name>`: a resource's own type and logical name. The parent type chain is left out because the
+    engine's URNs carry every ancestor's type (pulumi/pulumi sdk/go/common/resource/urn.go `NewURN` with the
+    parent's qualified type) while synth's mocks record only the parent's own, and the root Stack's in front."""
+    chain, _, name = urn_or_key.rpartition("::")
+    return f"{chain.rsplit('$', 1)[-1].rsplit('::', 1)[-1]}::{name}"
 
 
 def engine_plan(steps: Iterable[tuple[str, str, str]]) -> dict[str, tuple[str, str]]:
@@ -47,11 +49,11 @@ def diff_plan(diff: dict[str, Any]) -> dict[str, str]:
     """resource key -> operation the diff reports (create, delete, replace, update)."""
     plan: dict[str, str] = {}
     for tenant in diff.get("tenants", []):
-        plan.update({key: "create" for key in tenant.get("onlyRight", [])})
-        plan.update({key: "delete" for key in tenant.get("onlyLeft", [])})
-        plan.update({key: "update" for key in tenant.get("changed", {}) if key not in tenant.get("replaced", {})})
-        plan.update({key: "replace" for key in tenant.get("replaced", {})})
-    return plan
+        plan.update({resource_key(k): "create" for k in tenant.get("onlyRight", [])})
+        plan.update({resource_key(k): "delete" for k in tenant.get("onlyLeft", [])})
+        plan.update({resource_key(k): "update" for k in tenant.get("changed", {}) if k not in tenant.get("replaced", {})})
+        plan.update({resource_key(k): "replace" for k in tenant.get("replaced", {})})
+    return {k: op for k, op in plan.items() if not k.startswith(STACK_TYPE + "::")}
 
 
 def compare(diff: dict[str, Any], steps: Iterable[tuple[str, str, str]]) -> list[str]:
