@@ -82,9 +82,10 @@ def platform_prerequisites(cluster: Cluster, bao: eso.OpenBao, cassandra: Cassan
     schema = {"columns": [{"name": n, "type": t} for n, t in COLUMN_TYPES], "partitionKeys": [{"name": PARTITION_KEY}]}
     cassandra.admin_execute(
         # Keyspaces' SingleRegionStrategy replicates three times in the region; one node has one replica.
-        f"CREATE KEYSPACE \"{registry.keyspace}\" WITH replication = "
+        f"CREATE KEYSPACE IF NOT EXISTS \"{registry.keyspace}\" WITH replication = "
         f"{{'class': 'NetworkTopologyStrategy', '{cassandra.datacenter}': 1}}",
-        create_table_cql({"keyspaceName": registry.keyspace, "tableName": registry.table, "schemaDefinition": schema}))
+        create_table_cql({"keyspaceName": registry.keyspace, "tableName": registry.table, "schemaDefinition": schema}
+                         ).replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
     vault = stack_settings.vault
     if not vault.kv_mount.create:
         bao.client.sys.enable_secrets_engine("kv", path=vault.kv_mount.path, options={"version": "2"})
