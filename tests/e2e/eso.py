@@ -18,7 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 import hvac
 
@@ -96,9 +96,10 @@ def openbao_tls(folder: Path) -> Iterator[OpenBao]:
 
 
 def project_for(tmp: Path, stack: str, *, vault_url: str, vault_ca: Path, kube_url: str, kube_ca: Path,
-                suspend: tuple[str, ...] = ()) -> Path:
+                suspend: tuple[str, ...] = (), settings: Optional[Callable[[dict[str, Any]], None]] = None) -> Path:
     """A project folder identical to this one but for `stack`'s Vault settings, which name the test servers,
-    and the tenants in `suspend` set to `lifecycle: suspended` in its catalogue.
+    and the tenants in `suspend` set to `lifecycle: suspended` in its catalogue; `settings` changes the stack's
+    other settings (the e2e engine's kube context, the registry's endpoint).
 
     Only inputs change (the address, the two CA files and OpenBao's placement outside the cluster): every
     manifest and Vault record is rendered by the unchanged program from them."""
@@ -109,6 +110,8 @@ def project_for(tmp: Path, stack: str, *, vault_url: str, vault_ca: Path, kube_u
         vault["caCertFile"] = "e2e-certs/vault-ca.pem"
         vault["kubernetesAuth"] = {**vault["kubernetesAuth"], "host": kube_url,
                                    "caCertFile": "e2e-certs/kube-ca.pem"}
+        if settings is not None:
+            settings(config)
 
     project = project_copy(tmp, stack, settings=name_test_servers, lifecycles={n: "suspended" for n in suspend})
     certs = project / "e2e-certs"
