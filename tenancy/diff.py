@@ -34,7 +34,7 @@ from components import settings as settings_module
 from components.registry_provider import _REPLACING as _REGISTRY_ROW_REPLACING
 
 from . import render_cache, revision
-from .replacements import REPLACEMENTS
+from .replacements import REPLACEMENTS, kubernetes_replaced_when
 from .synth import SynthResult, after_apply
 
 SHARED = "(shared)"
@@ -88,7 +88,6 @@ DATA_KINDS: dict[str, DataKind] = {
     ),
 }
 PROVIDER_FIELD = "[provider]"
-_KUBERNETES_REPLACED_WHEN = ("metadata.name", "metadata.namespace")
 
 
 @dataclass
@@ -289,9 +288,12 @@ def replacement_reasons(typ: str, custom: bool, fields: dict[str, list[Any]]) ->
     if PROVIDER_FIELD in fields:
         old, new = fields[PROVIDER_FIELD]
         reasons.append(f"provider changes from {_provider_name(old)} to {_provider_name(new)}")
-    replaced_when = DATA_KINDS[typ].replaced_when if typ in DATA_KINDS else ()
     if typ.startswith("kubernetes:"):
-        replaced_when += _KUBERNETES_REPLACED_WHEN
+        replaced_when = kubernetes_replaced_when(typ)
+    elif typ in REPLACEMENTS:
+        replaced_when = REPLACEMENTS[typ].replaced_when
+    else:  # the registry row, whose dynamic provider says itself what replaces it
+        replaced_when = DATA_KINDS[typ].replaced_when if typ in DATA_KINDS else ()
     for path, (old, new) in fields.items():
         # `[protect]`, `[retainOnDelete]` (and `[provider]`, handled above) are resource options, not inputs: the
         # engine records them in its state and never asks the provider to diff them (pulumi/pulumi

@@ -136,6 +136,38 @@ REPLACEMENTS: dict[str, Replacement] = {
 }
 
 
+# pulumi-kubernetes v4.25.0 provider/pkg/provider/diff.go `forceNewProperties`, for the kinds tenancy renders (the
+# provider is built without enableConfigMapMutable / enableSecretMutable, components/providers.py): every kind's
+# `.metadata.name` and `.metadata.namespace` (`metadataForceNewProperties`), and per kind below. Keys are type tokens
+# without the `kubernetes:` prefix and the version, which the table does not vary by for these kinds.
+KUBERNETES_METADATA = ("metadata.name", "metadata.namespace")
+KUBERNETES_REPLACEMENTS: dict[str, tuple[str, ...]] = {
+    "core:ConfigMap": ("binaryData", "data"),  # unless the provider enables mutable ConfigMaps
+    "core:Secret": ("type", "stringData", "data"),  # unless the provider enables mutable Secrets
+    "core:Service": ("spec.clusterIP",),
+    "core:ResourceQuota": ("spec.scopes",),
+    "apps:Deployment": ("spec.selector",),
+    "apps:DaemonSet": ("spec.selector",),
+    "apps:StatefulSet": (
+        "spec.podManagementPolicy",
+        "spec.revisionHistoryLimit",
+        "spec.selector",
+        "spec.serviceName",
+        "spec.volumeClaimTemplates",
+    ),
+    "batch:Job": ("spec.completions", "spec.parallelism", "spec.selector", "spec.template"),
+    "rbac.authorization.k8s.io:RoleBinding": ("roleRef",),
+    "rbac.authorization.k8s.io:ClusterRoleBinding": ("roleRef",),
+    "storage.k8s.io:StorageClass": ("parameters", "provisioner"),
+}
+
+
+def kubernetes_replaced_when(typ: str) -> tuple[str, ...]:
+    """The inputs of a `kubernetes:<group>/<version>:<Kind>` resource whose change makes the provider replace it."""
+    group = typ.split(":")[1].split("/")[0]
+    return KUBERNETES_METADATA + KUBERNETES_REPLACEMENTS.get(f"{group}:{typ.rsplit(':', 1)[1]}", ())
+
+
 def replaces(typ: str, path: str) -> bool:
     """Whether a change of input `path` (dotted camelCase, list items as `[i]`) replaces a resource of `typ`.
 

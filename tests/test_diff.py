@@ -501,3 +501,28 @@ def test_the_org_in_vault_paths_shows_as_a_replacement_of_the_kv_entries(monkeyp
         assert re.search(rf"!!! REPLACE SecretV2 {tenant}-secrets-kv-{suffix} \({tenant}\).*\bname\b", out), out
     # Policies and roles are replaced too, but hold no data: they are not among the destructive lines.
     assert "!!! REPLACE Policy" not in out and "!!! REPLACE AuthBackendRole" not in out
+
+
+@pytest.mark.parametrize(
+    ("typ", "field", "replaced"),
+    [
+        ("kubernetes:core/v1:ConfigMap", "data.default-v1", True),
+        ("kubernetes:core/v1:Secret", "stringData.token", True),
+        ("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "roleRef.name", True),
+        ("kubernetes:apps/v1:Deployment", "spec.selector.matchLabels.app", True),
+        ("kubernetes:core/v1:Service", "spec.clusterIP", True),
+        ("kubernetes:core/v1:Namespace", "metadata.name", True),
+        ("kubernetes:core/v1:ConfigMap", "metadata.labels.team", False),
+        ("kubernetes:apps/v1:Deployment", "spec.replicas", False),
+        ("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "subjects[0].name", False),
+        ("kubernetes:core/v1:Namespace", "metadata.labels.team", False),
+    ],
+)
+def test_kubernetes_objects_are_replaced_where_the_provider_replaces_them(typ, field, replaced):
+    """pulumi-kubernetes v4.25.0 provider/pkg/provider/diff.go `forceNewProperties`: `.metadata.name/.namespace` of
+    every kind; a ConfigMap's `.data`/`.binaryData` and a Secret's `.type`/`.stringData`/`.data` unless the provider
+    enables mutable ConfigMaps/Secrets (tenancy's does not); a (Cluster)RoleBinding's `.roleRef`; a Deployment's
+    `.spec.selector`; a Service's `.spec.clusterIP`. The real engine replaced the generator's expected-tenants
+    ConfigMap on every catalogue edit while `diff` called it an update (tests/e2e/test_pulumi_plan_matches_diff.py)."""
+    reasons = diff.replacement_reasons(typ, True, {field: ["old", "new"]})
+    assert bool(reasons) is replaced, reasons
