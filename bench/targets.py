@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import synth_scale  # noqa: E402  (the catalogue generator and the floor children)
 
-COPIED = shutil.ignore_patterns(".git", "venv", "out", ".cache", ".hypothesis", ".pytest_cache", "__pycache__",
+COPIED = shutil.ignore_patterns(".git", "venv", "out", ".cache", ".engines", ".mypy_cache", ".hypothesis", ".pytest_cache", "__pycache__",
                                 "bench", "generator", "tests", "docs")
 
 

@@ -8,7 +8,6 @@ each write replacing the last.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,13 @@ import yaml
 
 from tenancy import cli
 from tests.conftest import PROJECT
+from tests.project_copy import copy_project
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     copy = tmp_path / "project"
-    shutil.copytree(PROJECT, copy, ignore=shutil.ignore_patterns(
-        ".git", "venv", "out", ".cache", ".engines", ".hypothesis", ".pytest_cache", "__pycache__", "bench",
-        "generator", "tests"))
+    copy_project(copy)
     return copy
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -77,8 +76,7 @@ def test_json_format_is_parseable(capsys):
 def repo(tmp_path: Path) -> Path:
     """A throw-away git repository holding a copy of the project, with the sample committed."""
     project = tmp_path / "project"
-    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(
-        ".git", "venv", "out", ".hypothesis", ".pytest_cache", "__pycache__", "bench", "generator", "tests"))
+    copy_project(project, keep=(".cache",))
     git = ["git", "-C", str(project), "-c", "user.email=t@example.com", "-c", "user.name=t"]
     subprocess.run(git + ["init", "-q"], check=True)
     subprocess.run(git + ["add", "-A"], check=True)
@@ -478,6 +476,7 @@ def _legacy_vault_names(org: str, environment: str, tenant: str, bucket=None):
 
 
 from components import naming as _naming  # noqa: E402
+from tests.project_copy import copy_project
 
 _DERIVE = _naming.derive
 

@@ -24,7 +24,6 @@ base side renders once per base, and a catalogue edit renders only the tenants i
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from collections import Counter
@@ -36,6 +35,7 @@ import pytest
 import yaml
 
 from tenancy import cli
+from tests.project_copy import copy_project
 
 PROJECT = Path(__file__).resolve().parent.parent
 GIT = ["-c", "user.email=t@example.com", "-c", "user.name=t"]
@@ -48,8 +48,7 @@ def _git(project: Path, *args: str) -> None:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     project = tmp_path_factory.mktemp("edits") / "project"
-    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(
-        ".git", "venv", "out", ".cache", ".hypothesis", ".pytest_cache", "__pycache__", "bench", "generator", "tests"))
+    copy_project(project)
     _git(project, "init", "-q")
     _git(project, "add", "-A")
     _git(project, "commit", "-qm", "sample")

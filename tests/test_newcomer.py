@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 import yaml
 
 from tenancy import cli, render
+from tests.project_copy import copy_project
 
 from .conftest import PROJECT
 
@@ -29,9 +29,7 @@ GIT = ["-c", "user.email=t@example.com", "-c", "user.name=t"]
 def project(tmp_path: Path) -> Path:
     """A committed git copy of the program, the sample catalogue and the stack files."""
     root = tmp_path / "project"
-    shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns(
-        ".git", "venv", "out", ".cache", ".hypothesis", ".pytest_cache", "__pycache__", "bench", "generator", "tests",
-        "docs", "deployments", "tools", ".engines"))
+    copy_project(root, skip=("deployments", "docs", "tools",))
     subprocess.run(["git", "-C", str(root), "init", "-q"], check=True)
     subprocess.run(["git", "-C", str(root), *GIT, "add", "-A"], check=True)
     subprocess.run(["git", "-C", str(root), *GIT, "commit", "-qm", "base"], check=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from tenancy import cli
+from tests.project_copy import copy_project
 
 PROJECT = Path(__file__).resolve().parent.parent
 README = (PROJECT / "README.md").read_text()
@@ -69,8 +69,7 @@ def test_your_first_tenant_steps_work_as_written(tmp_path):
     entry = re.search(r"```yaml\n(.+?)```", section, re.S).group(1)
     promised = re.search(r"prints `(dev: .+?)`", section.replace("\n   ", " ")).group(1)
     project = tmp_path / "project"
-    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(
-        "venv", ".git", ".cache", ".engines", "out", "__pycache__", ".hypothesis"))
+    copy_project(project)
     catalogue = project / "tenants.yaml"
     catalogue.write_text(catalogue.read_text() + "\n" + "\n".join(l[3:] for l in entry.splitlines()) + "\n")
     command = section.split("Check it: `", 1)[1].split("`", 1)[0]

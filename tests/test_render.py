@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import yaml
 
 from components import sharding
 from tenancy import cli, diff, environment, inputs, render, render_cache, synth
+from tests.project_copy import copy_project
 
 from .conftest import PROJECT
 
@@ -154,8 +154,7 @@ def test_code_key_follows_the_tooling_that_records(repo_copy: Path, monkeypatch)
 def repo_copy(tmp_path: Path) -> Path:
     """A throw-away git repository holding a copy of the project (program, stacks, sample), committed."""
     project = tmp_path / "project"
-    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(
-        ".git", "venv", "out", ".cache", ".hypothesis", ".pytest_cache", "__pycache__", "bench", "generator", "tests"))
+    copy_project(project)
     git = ["git", "-C", str(project), "-c", "user.email=t@example.com", "-c", "user.name=t"]
     subprocess.run(git + ["init", "-q"], check=True)
     subprocess.run(git + ["add", "-A"], check=True)
