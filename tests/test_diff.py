@@ -317,9 +317,11 @@ def test_across_stacks_nothing_is_destructive(capsys):
 def test_markdown_fits_a_comment_without_losing_summaries():
     """GitHub rejects comments over 65,536 characters; a big change must still post its destructive table."""
     many = [_record("dev", "research", "tenancy:index:Tenant", {})]
-    many += [_record("dev", f"research-cm-{i}", "kubernetes:core/v1:ConfigMap", {"data": {"k": "x" * 200}},
-                     parent=many[0]["urn"]) for i in range(300)]
-    changed = [dict(r, inputs={"data": {"k": "y" * 200}}) if r["type"] != "tenancy:index:Tenant" else r for r in many]
+    # Annotations change in place (a ConfigMap's data would replace it: pulumi-kubernetes forceNewProperties).
+    many += [_record("dev", f"research-cm-{i}", "kubernetes:core/v1:ConfigMap",
+                     {"metadata": {"annotations": {"k": "x" * 200}}}, parent=many[0]["urn"]) for i in range(300)]
+    changed = [dict(r, inputs={"metadata": {"annotations": {"k": "y" * 200}}}) if r["type"] != "tenancy:index:Tenant"
+               else r for r in many]
     bucket = _record("dev", "research-bucket", "aws:s3/bucket:Bucket", {"bucket": "a"}, parent=many[0]["urn"])
     result = diff.compare(SynthResult("dev", many + [bucket]), SynthResult("dev", changed), set(), set(), False,
                           over_time=True)
