@@ -19,6 +19,7 @@ import pulumi_aws as aws
 from . import iam_policies, naming, sdk
 from .providers import Providers, child
 from .settings import StackSettings
+from .storage import own_and_close
 
 LOGGING_SERVICE = "logging.s3.amazonaws.com"
 
@@ -76,23 +77,7 @@ class AccessLogs(pulumi.ComponentResource):
                 bucket=log_bucket,
                 force_destroy=settings.artifacts.force_destroy,
             )
-            sdk.register(
-                aws.s3.BucketOwnershipControls,
-                f"{prefix}-ownership",
-                opts_,
-                bucket=bucket.id,
-                rule={"object_ownership": "BucketOwnerEnforced"},
-            )
-            sdk.register(
-                aws.s3.BucketPublicAccessBlock,
-                f"{prefix}-public-access-block",
-                opts_,
-                bucket=bucket.id,
-                block_public_acls=True,
-                block_public_policy=True,
-                ignore_public_acls=True,
-                restrict_public_buckets=True,
-            )
+            own_and_close(prefix, opts_, bucket)
             sdk.register(
                 aws.s3.BucketServerSideEncryptionConfiguration,
                 f"{prefix}-sse",

@@ -52,6 +52,27 @@ def resource_tags(spec: TenantSpec, names: TenantNames, settings: StackSettings)
     }
 
 
+def own_and_close(name: str, opts: pulumi.ResourceOptions, bucket: aws.s3.Bucket) -> None:
+    """Every bucket tenancy makes: objects owned by the bucket's account (no ACLs) and no public access at all."""
+    sdk.register(
+        aws.s3.BucketOwnershipControls,
+        f"{name}-ownership",
+        opts,
+        bucket=bucket.id,
+        rule={"object_ownership": "BucketOwnerEnforced"},
+    )
+    sdk.register(
+        aws.s3.BucketPublicAccessBlock,
+        f"{name}-public-access-block",
+        opts,
+        bucket=bucket.id,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+    )
+
+
 @dataclass(frozen=True)
 class TenantStorageArgs:
     spec: TenantSpec
@@ -85,23 +106,7 @@ class TenantStorage(pulumi.ComponentResource):
             force_destroy=settings.artifacts.force_destroy,
             tags=tags,
         )
-        sdk.register(
-            aws.s3.BucketOwnershipControls,
-            f"{name}-ownership",
-            opts_,
-            bucket=bucket.id,
-            rule={"object_ownership": "BucketOwnerEnforced"},
-        )
-        sdk.register(
-            aws.s3.BucketPublicAccessBlock,
-            f"{name}-public-access-block",
-            opts_,
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-        )
+        own_and_close(name, opts_, bucket)
 
         kms_key = None
         sse_default: dict = {"sse_algorithm": "AES256"}
