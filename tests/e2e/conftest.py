@@ -149,5 +149,7 @@ def two_orgs(start_cluster, rendered, tmp_path_factory):
     key = lambda m: (m["kind"], m["metadata"].get("namespace"), m["metadata"]["name"])  # noqa: E731
     assert {key(m) for m in ours} & {key(m) for m in theirs} == set()
     with start_cluster(logs_name="two-orgs") as cluster:
+        # Both orgs' stacks share the one platform (Argo CD's namespace, kube-system): made once, as a platform would.
+        install_platform_prerequisites(cluster, settings.load_stack(PROJECT, "dev"))
         cluster.apply_all(ours + theirs)
         yield Org(cluster, ours), Org(cluster, theirs)
